@@ -1,0 +1,68 @@
+//! What a hosted toolchain would supply and a freestanding kernel must define itself.
+//!
+//! The host `compiler_builtins` has no `mem*` functions, and the prebuilt `core` was compiled
+//! with unwinding, so it references the unwinder's symbols even though `panic=abort` never
+//! calls them. The copies use `rep movsb`/`rep stosb` so LLVM cannot turn them back into calls.
+
+use core::arch::asm;
+
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    asm!("rep movsb", inout("rcx") n => _, inout("rdi") dest => _, inout("rsi") src => _,
+         options(nostack, preserves_flags));
+    dest
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dest as usize).wrapping_sub(src as usize) >= n {
+        return memcpy(dest, src, n);
+    }
+    // Overlapping with dest above src: copy backwards.
+    asm!("std", "rep movsb", "cld",
+         inout("rcx") n => _, inout("rdi") dest.add(n).wrapping_sub(1) => _,
+         inout("rsi") src.add(n).wrapping_sub(1) => _, options(nostack));
+    dest
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memset(dest: *mut u8, value: i32, n: usize) -> *mut u8 {
+    asm!("rep stosb", inout("rcx") n => _, inout("rdi") dest => _, in("al") value as u8,
+         options(nostack, preserves_flags));
+    dest
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    while i < n {
+        let (x, y) = (*a.add(i), *b.add(i));
+        if x != y {
+            return x as i32 - y as i32;
+        }
+        i += 1;
+    }
+    0
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    memcmp(a, b, n)
+}
+
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    loop {}
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
+    let mut n = 0;
+    while *s.add(n) != 0 {
+        n += 1;
+    }
+    n
+}
