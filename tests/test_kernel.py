@@ -1,0 +1,28 @@
+"""In-kernel tests (kernel/src/ktest.rs), one QEMU boot each, listed from the kernel ELF."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import SETTINGS, assert_clean_exit
+from workbench.kernel_image import KernelImage
+
+
+def pytest_generate_tests(metafunc):
+    if "kernel_test" in metafunc.fixturenames:
+        with KernelImage(SETTINGS.kernel_elf) as image:
+            metafunc.parametrize("kernel_test", image.tests())
+
+
+def test_kernel(kernel_test, boot):
+    outcome = boot(append=f"test={kernel_test}", timeout=60)
+    expected = re.search(rf"^ktest {kernel_test}: expecting fault: (.+)$", outcome.serial, re.M)
+    if expected is None:
+        assert_clean_exit(outcome)
+        assert f"ktest {kernel_test}: ok" in outcome.serial
+    else:
+        # A fault test passes when the kernel reports exactly that fault, by name, and fails.
+        report = outcome.serial[expected.end():]
+        assert outcome.status == "failure", f"{outcome.describe()}\n{outcome.serial}"
+        assert expected.group(1) in report, outcome.serial
+        assert f"ktest {kernel_test}: ok" not in outcome.serial

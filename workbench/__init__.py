@@ -1,0 +1,1 @@
+"""kwast-bench: build, boot, debug and test the Kwast kernel."""

@@ -1,0 +1,70 @@
+"""The `kwast-bench` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from . import build, config, settings as settings_module
+from .kernel_image import KernelImage, KernelImageError
+from .qemu import QemuError, boot
+from .settings import SettingsError
+from .yamlmodel import ConfigError
+
+# Exit statuses of `kwast-bench boot`, beside 0 for a clean kernel shutdown.
+EXIT_KERNEL_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 124
+
+
+def _cmd_build(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    try:
+        build.build_all(settings, on_line=print)
+    except build.BuildError as error:
+        print(f"\nkwast-bench: {error}", file=sys.stderr)
+        return EXIT_KERNEL_FAILED
+    return 0
+
+
+def _cmd_boot(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    hardware = config.load(args.config or settings.default_config)
+    timeout = args.timeout if args.timeout is not None else settings.boot_timeout
+    with KernelImage(settings.kernel_elf) as image:
+        outcome = asyncio.run(boot(settings, hardware, image, timeout, args.append,
+                                   on_serial=lambda text: print(text, end="", flush=True)))
+    if outcome.serial and not outcome.serial.endswith("\n"):
+        print()
+    print(f"kwast-bench: {outcome.describe()}", file=sys.stderr)
+    return {"success": 0, "timeout": EXIT_TIMEOUT}.get(outcome.status, EXIT_KERNEL_FAILED)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="kwast-bench", description="Build, boot, debug and test the Kwast kernel.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("build", help="build the kernel and the wasm servers (incremental)")
+
+    boot_parser = commands.add_parser("boot", help="boot a hardware config in QEMU, stream the serial console")
+    boot_parser.add_argument("--config", type=Path, help="hardware config YAML (default: from workbench.toml)")
+    boot_parser.add_argument("--timeout", type=float, help="seconds before the guest is stopped (default: from workbench.toml)")
+    boot_parser.add_argument("--append", default="", help="extra kernel command-line words, e.g. test=NAME")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = settings_module.load()
+        return {"build": _cmd_build, "boot": _cmd_boot}[args.command](args, settings)
+    except (ConfigError, SettingsError, KernelImageError, QemuError) as error:
+        print(f"kwast-bench: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nkwast-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Hardware configs (`configs/*.yaml`): the one model the CLI, the TUI and pytest all use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from . import yamlmodel
+from .yamlmodel import check, parser
+
+# CPU models we know how to describe to the wasm precompiler (its target features).
+CPU_MODELS = ("qemu64", "Nehalem", "Westmere", "SandyBridge", "IvyBridge", "Haswell",
+              "Broadwell", "Skylake-Client", "max")
+
+MIN_MEMORY = 16 << 20
+# The kernel identity-maps the first 4 GiB, and QEMU's pc machine puts a PCI hole below 4 GiB.
+MAX_MEMORY = 3 << 30
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+
+
+def memory_size(raw: object) -> int:
+    """`128M`, `1G`, `65536K` or a plain number of bytes."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    match = _SIZE.match(str(raw))
+    if not match:
+        raise ValueError(f"{raw!r} is not a size (write e.g. 128M or 1G)")
+    number, unit = match.groups()
+    return int(number) << {"": 0, "K": 10, "M": 20, "G": 30}[unit.upper()]
+
+
+@dataclass(frozen=True)
+class Cpu:
+    model: Literal[CPU_MODELS] = "qemu64"  # type: ignore[valid-type]
+    count: int = field(default=1, metadata=check(lambda n: 1 <= n <= 64, "must be between 1 and 64"))
+
+
+@dataclass(frozen=True)
+class Server:
+    """A wasm server passed to the kernel as a Multiboot module."""
+
+    name: str = field(metadata=check(lambda s: re.fullmatch(r"[a-z0-9_-]+", s) is not None,
+                                     "must be a server directory name under servers/ (a-z, 0-9, _ and -)"))
+    args: list[str] = field(default_factory=list, metadata=check(
+        lambda args: all("," not in a and a.strip() == a and a for a in args),
+        "arguments must be non-empty, without commas or surrounding spaces (QEMU splits modules on commas)"))
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    description: str = ""
+    memory: int = field(default=128 << 20, metadata={
+        **parser(memory_size),
+        **check(lambda m: MIN_MEMORY <= m <= MAX_MEMORY, "must be between 16M and 3G"),
+    })
+    cpu: Cpu = field(default_factory=Cpu)
+    serial: bool = True
+    isa_debug_exit: bool = True
+    ps2_keyboard: bool = True
+    display: Literal["none", "vga"] = "none"
+    cmdline: str = ""
+    servers: list[Server] = field(default_factory=list)
+    path: Path | None = field(default=None, init=False, compare=False)
+
+
+def load(path: Path | str) -> HardwareConfig:
+    """Reads and validates a hardware config; raises `ConfigError` naming file, line and field."""
+    config = yamlmodel.load(Path(path), HardwareConfig)
+    object.__setattr__(config, "path", Path(path))
+    return config

@@ -1,0 +1,71 @@
+"""What the workbench learns from the kernel ELF itself: symbols and DWARF-declared constants.
+
+The kernel declares things once (exit codes, tests, later its debug-state layout); the host
+reads them from the binary instead of keeping copies that could drift.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+TEST_SYMBOL_PREFIX = "kwast_test_"
+
+
+class KernelImageError(Exception):
+    pass
+
+
+class KernelImage:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise KernelImageError(f"{self.path}: no kernel image (run `kwast-bench build`)")
+        self._file = self.path.open("rb")
+        self.elf = ELFFile(self._file)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> KernelImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @cached_property
+    def symbols(self) -> dict[str, int]:
+        table = self.elf.get_section_by_name(".symtab")
+        if table is None:
+            raise KernelImageError(f"{self.path}: no symbol table (was the kernel stripped?)")
+        return {s.name: s["st_value"] for s in table.iter_symbols() if s.name}
+
+    def tests(self) -> list[str]:
+        """Names of the in-kernel tests (see kernel/src/ktest.rs)."""
+        return sorted(n[len(TEST_SYMBOL_PREFIX):] for n in self.symbols if n.startswith(TEST_SYMBOL_PREFIX))
+
+    def enum(self, name: str) -> dict[str, int]:
+        """The enumerators of the kernel's enum type `name`, from DWARF."""
+        for die in self._named_dies("DW_TAG_enumeration_type", name):
+            values = {child.attributes["DW_AT_name"].value.decode(): child.attributes["DW_AT_const_value"].value
+                      for child in die.iter_children() if child.tag == "DW_TAG_enumerator"}
+            if values:
+                return values
+        raise KernelImageError(f"{self.path}: no enum {name!r} in the DWARF (is debug info on?)")
+
+    def _named_dies(self, tag: str, name: str):
+        if not self.elf.has_dwarf_info():
+            raise KernelImageError(f"{self.path}: no DWARF debug info")
+        wanted = name.encode()
+        for unit in self.elf.get_dwarf_info().iter_CUs():
+            for die in unit.iter_DIEs():
+                if die.tag == tag and die.attributes.get("DW_AT_name") is not None \
+                        and die.attributes["DW_AT_name"].value == wanted:
+                    yield die
+
+    @cached_property
+    def exit_codes(self) -> dict[str, int]:
+        """isa-debug-exit codes the kernel writes, as QEMU's process exit status: (code << 1) | 1."""
+        return {name: (value << 1) | 1 for name, value in self.enum("ExitCode").items()}

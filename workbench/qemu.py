@@ -1,0 +1,264 @@
+"""One QEMU running the Kwast kernel, driven through QMP.
+
+A `Machine` owns everything it starts: the QEMU process, a private temp dir holding its unix
+sockets (QMP, serial), and the tasks reading them. Leaving `async with Machine(...)` ends all of
+it on every path: normal exit, error, timeout, cancellation (Ctrl-C). QEMU also gets
+PR_SET_PDEATHSIG, so even a workbench killed with SIGKILL leaves no QEMU behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ctypes
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+from qemu.qmp import QMPClient
+
+from .config import HardwareConfig
+from .kernel_image import KernelImage
+from .settings import Settings
+
+QEMU = "qemu-system-x86_64"
+_PR_SET_PDEATHSIG = 1
+
+
+class QemuError(Exception):
+    pass
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class BootOutcome:
+    """How a boot ended. `status` is one of:
+    success / failure: the kernel left through isa-debug-exit with that code;
+    reset: the guest reset (a triple fault, with -no-reboot);
+    timeout: the guest was still running when the time was up;
+    exited: QEMU ended some other way (see `qemu_exit` and `stderr`)."""
+
+    status: Literal["success", "failure", "reset", "timeout", "exited"]
+    qemu_exit: int | None
+    serial: str
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    def describe(self) -> str:
+        return {
+            "success": "kernel shut down cleanly",
+            "failure": "kernel reported failure",
+            "reset": "guest reset (triple fault?)",
+            "timeout": "timed out: the guest was still running",
+            "exited": f"QEMU exited with status {self.qemu_exit}" + (f": {self.stderr.strip()}" if self.stderr.strip() else ""),
+        }[self.status]
+
+
+@dataclass
+class Machine:
+    settings: Settings
+    config: HardwareConfig
+    image: KernelImage
+    extra_cmdline: str = ""
+    on_serial: Callable[[str], None] | None = None
+    serial_lines: list[str] = field(default_factory=list, init=False)
+    events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000), init=False)
+
+    def __post_init__(self) -> None:
+        self.qmp = QMPClient("kwast-bench")
+        self.process: asyncio.subprocess.Process | None = None
+        self.socket_dir: Path | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._stream_tasks: list[asyncio.Task] = []
+        self._partial = ""
+        self._shutdown_reason: str | None = None
+        self._stderr = bytearray()
+        self.serial_writer: asyncio.StreamWriter | None = None
+
+    # --- command line -------------------------------------------------------------------
+
+    def modules(self) -> list[str]:
+        """One `path args...` string per server, in the order the config lists them."""
+        modules = []
+        for server in self.config.servers:
+            path = self.settings.server_module(server.name)
+            if not path.is_file():
+                raise QemuError(f"server module {path} does not exist (run `kwast-bench build`; "
+                                f"is there a servers/{server.name}/ directory?)")
+            modules.append(" ".join([str(path), *server.args]))
+        return modules
+
+    def argv(self) -> list[str]:
+        assert self.socket_dir is not None
+        c = self.config
+        cmdline = " ".join(word for word in (c.cmdline, self.extra_cmdline) if word)
+        argv = [
+            QEMU, "-accel", "tcg", "-nodefaults", "-no-reboot", "-S",
+            "-machine", f"pc,i8042={'on' if c.ps2_keyboard else 'off'}",
+            "-m", f"{c.memory >> 20}M", "-cpu", c.cpu.model, "-smp", str(c.cpu.count),
+            "-display", "none",
+            "-qmp", f"unix:{self.socket_dir / 'qmp.sock'},server=on,wait=off",
+            "-kernel", str(self.image.path), "-append", cmdline,
+        ]
+        if c.display == "vga":
+            argv += ["-vga", "std"]
+        if c.serial:
+            argv += ["-chardev", f"socket,id=com1,path={self.socket_dir / 'serial.sock'},server=on,wait=off",
+                     "-serial", "chardev:com1"]
+        if c.isa_debug_exit:
+            argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+        modules = self.modules()
+        if modules:
+            argv += ["-initrd", ",".join(modules)]
+        return argv
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Machine:
+        try:
+            await self.start()
+        except BaseException:
+            await self.shutdown()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    async def start(self) -> None:
+        """Starts QEMU with the CPU held (-S); `cont()` lets the kernel run."""
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="kwast-"))
+        argv = self.argv()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent, start_new_session=True)
+        except FileNotFoundError:
+            raise QemuError(f"{QEMU} is not installed (run `make setup`)") from None
+        self._stream_tasks.append(asyncio.create_task(self._read_stderr()))
+        await self._connect_qmp()
+        self._tasks.append(asyncio.create_task(self._read_events()))
+        if self.config.serial:
+            # Keep the writer: dropping it closes the connection.
+            reader, self.serial_writer = await asyncio.open_unix_connection(str(self.socket_dir / "serial.sock"))
+            self._stream_tasks.append(asyncio.create_task(self._read_serial(reader)))
+
+    async def _connect_qmp(self) -> None:
+        assert self.process is not None and self.socket_dir is not None
+        path = self.socket_dir / "qmp.sock"
+        deadline = time.monotonic() + self.settings.qmp_connect_timeout
+        while True:
+            if self.process.returncode is not None:
+                await asyncio.sleep(0.05)  # let stderr arrive
+                raise QemuError(f"QEMU exited at start (status {self.process.returncode}): "
+                                f"{self._stderr.decode(errors='replace').strip()}")
+            if path.exists():
+                try:
+                    await self.qmp.connect(str(path))
+                    return
+                except (ConnectionError, OSError):
+                    pass
+            if time.monotonic() > deadline:
+                raise QemuError(f"QEMU did not open its QMP socket within {self.settings.qmp_connect_timeout} s")
+            await asyncio.sleep(0.02)
+
+    async def command(self, name: str, arguments: dict | None = None, timeout: float = 10) -> object:
+        """One QMP command; qemu.qmp has no timeout of its own."""
+        return await asyncio.wait_for(self.qmp.execute(name, arguments), timeout)
+
+    async def cont(self) -> None:
+        await self.command("cont")
+
+    async def wait_exit(self, timeout: float) -> BootOutcome:
+        """Waits for QEMU to end by itself and says how; `timeout` if it is still running."""
+        assert self.process is not None
+        try:
+            code = await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout)
+        except asyncio.TimeoutError:
+            return BootOutcome("timeout", None, self.serial_text, self._stderr.decode(errors="replace"))
+        # QEMU is gone: the serial and stderr readers reach end-of-file promptly; let them finish.
+        await asyncio.wait(self._stream_tasks, timeout=2)
+        return self._outcome(code)
+
+    def _outcome(self, code: int) -> BootOutcome:
+        codes = self.image.exit_codes
+        status: str
+        if code == codes["Success"]:
+            status = "success"
+        elif code == codes["Failure"]:
+            status = "failure"
+        elif self._shutdown_reason == "guest-reset":
+            status = "reset"
+        else:
+            status = "exited"
+        return BootOutcome(status, code, self.serial_text, self._stderr.decode(errors="replace"))  # type: ignore[arg-type]
+
+    async def shutdown(self) -> None:
+        """Ends QEMU (politely through QMP, then by force) and removes everything it used."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.qmp.execute("quit"), 1)
+            try:
+                await asyncio.wait_for(asyncio.shield(process.wait()), self.settings.quit_timeout)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                process.kill()
+                await process.wait()
+        with contextlib.suppress(Exception):
+            await self.qmp.disconnect()
+        if self.serial_writer is not None:
+            self.serial_writer.close()
+        tasks = self._tasks + self._stream_tasks
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._stream_tasks.clear()
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.socket_dir = None
+
+    # --- readers ------------------------------------------------------------------------
+
+    @property
+    def serial_text(self) -> str:
+        return "\n".join(self.serial_lines + ([self._partial] if self._partial else []))
+
+    async def _read_serial(self, reader: asyncio.StreamReader) -> None:
+        while chunk := await reader.read(4096):
+            text = chunk.decode(errors="replace").replace("\r", "")
+            if self.on_serial is not None:
+                self.on_serial(text)
+            *complete, self._partial = (self._partial + text).split("\n")
+            self.serial_lines.extend(complete)
+
+    async def _read_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        while chunk := await self.process.stderr.read(4096):
+            self._stderr += chunk
+
+    async def _read_events(self) -> None:
+        # Drained continuously: qemu.qmp's listener would otherwise keep every event forever.
+        async for event in self.qmp.events:
+            self.events.append(event)
+            if event["event"] == "SHUTDOWN":
+                self._shutdown_reason = event.get("data", {}).get("reason")
+
+
+async def boot(settings: Settings, config: HardwareConfig, image: KernelImage, timeout: float,
+               extra_cmdline: str = "", on_serial: Callable[[str], None] | None = None) -> BootOutcome:
+    """Boots the kernel until it exits (or `timeout` seconds pass) and says how it ended."""
+    async with Machine(settings, config, image, extra_cmdline, on_serial) as machine:
+        await machine.cont()
+        return await machine.wait_exit(timeout)
