@@ -5,6 +5,7 @@
 
 mod arch;
 mod boot;
+mod debug;
 #[macro_use]
 mod console;
 mod ktest;
@@ -38,8 +39,20 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
         kprintln!("  module {} ({} bytes) at {:#x}: {:?}", module.name(), module.bytes().len(), module.start, module.cmdline);
     }
 
+    debug::state::update(|state| {
+        state.cpu_count = 1;
+        state.cpus[0].online = 1;
+    });
+
     if let Some(name) = cmdline_value(boot.cmdline(), "test") {
         ktest::run(name);
+    }
+    if boot.cmdline().split_whitespace().any(|word| word == "hold") {
+        // Keep the machine up for a debugger or the state reader.
+        kprintln!("holding: the machine stays up");
+        loop {
+            unsafe { core::arch::asm!("hlt") };
+        }
     }
     // Nothing runs servers yet: the system is idle, so it shuts down cleanly.
     kprintln!("nothing left to run: shutting down");

@@ -1,0 +1,3 @@
+//! What the kernel shows the workbench.
+
+pub mod state;

@@ -1,0 +1,163 @@
+//! The debug-state block: one `#[repr(C)]` structure at the symbol `KWAST_DEBUG_STATE` that the
+//! workbench reads from guest memory while the guest runs, with its layout taken from this
+//! file's DWARF. It is declared here and nowhere else.
+//!
+//! Consistency: writers make `sequence` odd, update, then make it even again; a reader that sees
+//! an odd or changed sequence reads again. Capacities are fixed; what did not fit is counted.
+
+use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
+
+pub const MAGIC: u64 = u64::from_le_bytes(*b"KWASTDBG");
+/// Raised when a change breaks readers that go by field names (renames, changed meanings).
+/// Adding a field does not need it: readers find fields by name in the DWARF.
+pub const LAYOUT_VERSION: u32 = 1;
+
+pub const MAX_CPUS: usize = 8;
+pub const MAX_THREADS: usize = 64;
+pub const MAX_ENDPOINTS: usize = 32;
+pub const MAX_IRQS: usize = 24;
+pub const EVENT_RING: usize = 128;
+pub const NAME_LEN: usize = 24;
+
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ThreadRunState {
+    Free = 0,
+    Ready = 1,
+    Running = 2,
+    Blocked = 3,
+    Sleeping = 4,
+    Dead = 5,
+}
+
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EventKind {
+    None = 0,
+    Switch = 1,
+    ThreadStart = 2,
+    ThreadExit = 3,
+    Wake = 4,
+    IpcCall = 5,
+    IpcReply = 6,
+    Trap = 7,
+    Restart = 8,
+    Irq = 9,
+}
+
+#[repr(C)]
+pub struct CpuState {
+    pub online: u32,
+    pub current_thread: u32,
+    pub ticks: u64,
+    pub idle_ticks: u64,
+}
+
+#[repr(C)]
+pub struct ThreadState {
+    pub id: u32,
+    pub process: u32,
+    pub name: [u8; NAME_LEN],
+    pub state: ThreadRunState,
+    pub priority: u8,
+    pub cpu: u8,
+    pub wait_object: u32,
+    pub run_ticks: u64,
+    pub switches: u64,
+}
+
+#[repr(C)]
+pub struct EndpointState {
+    pub id: u32,
+    pub owner: u32,
+    pub waiters: u32,
+    pub messages: u64,
+    pub bytes: u64,
+    pub errors: u64,
+}
+
+#[repr(C)]
+pub struct Event {
+    /// Time stamp counter when it happened.
+    pub tsc: u64,
+    pub kind: EventKind,
+    pub thread: u32,
+    pub a: u64,
+    pub b: u64,
+}
+
+#[repr(C)]
+pub struct DebugState {
+    pub magic: u64,
+    pub layout_version: u32,
+    pub cpu_count: u32,
+    pub sequence: AtomicU64,
+    /// Time stamp counter ticks per microsecond, to turn event stamps into time.
+    pub tsc_per_us: u64,
+    pub cpus: [CpuState; MAX_CPUS],
+    pub thread_count: u32,
+    pub threads_dropped: u32,
+    pub threads: [ThreadState; MAX_THREADS],
+    pub endpoint_count: u32,
+    pub endpoints_dropped: u32,
+    pub endpoints: [EndpointState; MAX_ENDPOINTS],
+    pub irq_counts: [u64; MAX_IRQS],
+    /// Events ever recorded; the newest is at `(events_written - 1) % EVENT_RING`.
+    pub events_written: u64,
+    pub events: [Event; EVENT_RING],
+}
+
+const EMPTY_CPU: CpuState = CpuState { online: 0, current_thread: 0, ticks: 0, idle_ticks: 0 };
+const EMPTY_THREAD: ThreadState = ThreadState {
+    id: 0, process: 0, name: [0; NAME_LEN], state: ThreadRunState::Free, priority: 0, cpu: 0,
+    wait_object: 0, run_ticks: 0, switches: 0,
+};
+const EMPTY_ENDPOINT: EndpointState = EndpointState { id: 0, owner: 0, waiters: 0, messages: 0, bytes: 0, errors: 0 };
+const EMPTY_EVENT: Event = Event { tsc: 0, kind: EventKind::None, thread: 0, a: 0, b: 0 };
+
+#[no_mangle]
+#[used]
+pub static mut KWAST_DEBUG_STATE: DebugState = DebugState {
+    magic: MAGIC,
+    layout_version: LAYOUT_VERSION,
+    cpu_count: 0,
+    sequence: AtomicU64::new(0),
+    tsc_per_us: 0,
+    cpus: [EMPTY_CPU; MAX_CPUS],
+    thread_count: 0,
+    threads_dropped: 0,
+    threads: [EMPTY_THREAD; MAX_THREADS],
+    endpoint_count: 0,
+    endpoints_dropped: 0,
+    endpoints: [EMPTY_ENDPOINT; MAX_ENDPOINTS],
+    irq_counts: [0; MAX_IRQS],
+    events_written: 0,
+    events: [EMPTY_EVENT; EVENT_RING],
+};
+
+/// Runs `f` on the block as one update the host sees whole or not at all.
+/// Callers hold interrupts off (writers are the scheduler and interrupt paths).
+pub fn update<R>(f: impl FnOnce(&mut DebugState) -> R) -> R {
+    let state = unsafe { &mut *core::ptr::addr_of_mut!(KWAST_DEBUG_STATE) };
+    state.sequence.fetch_add(1, Ordering::AcqRel);
+    compiler_fence(Ordering::SeqCst);
+    let result = f(state);
+    compiler_fence(Ordering::SeqCst);
+    state.sequence.fetch_add(1, Ordering::AcqRel);
+    result
+}
+
+pub fn copy_name(name: &str) -> [u8; NAME_LEN] {
+    let mut out = [0; NAME_LEN];
+    let n = name.len().min(NAME_LEN - 1);
+    out[..n].copy_from_slice(&name.as_bytes()[..n]);
+    out
+}
+
+impl DebugState {
+    pub fn record(&mut self, tsc: u64, kind: EventKind, thread: u32, a: u64, b: u64) {
+        let slot = (self.events_written % EVENT_RING as u64) as usize;
+        self.events[slot] = Event { tsc, kind, thread, a, b };
+        self.events_written += 1;
+    }
+}
