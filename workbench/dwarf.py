@@ -1,0 +1,417 @@
+"""Layouts of `#[repr(C)]` types read from an ELF's DWARF, and a decoder from bytes to plain objects.
+
+Nothing here knows a Kwast type: members are found by name, offsets and sizes come from the
+DWARF, so adding a field to a kernel struct changes nothing on the host. Walking DWARF with
+pyelftools is slow, so a parsed layout is cached per ELF (keyed on path, inode, size, mtime).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Union
+
+from elftools.elf.elffile import ELFFile
+
+
+class LayoutError(Exception):
+    pass
+
+
+# --- the layout model -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Base:
+    name: str
+    size: int
+    kind: str  # "uint", "int", "float", "bool", "char"
+
+
+@dataclass(frozen=True)
+class Enum:
+    name: str
+    size: int
+    signed: bool
+    names: tuple[tuple[int, str], ...]  # (value, enumerator name)
+
+
+@dataclass(frozen=True)
+class Pointer:
+    size: int
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A type the decoder does not take apart (unions, data-carrying Rust enums): raw bytes."""
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Array:
+    element: "Type"
+    count: int
+
+    @property
+    def size(self) -> int:
+        return self.element.size * self.count
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    offset: int
+    type: "Type"
+
+
+@dataclass(frozen=True)
+class Struct:
+    name: str
+    size: int
+    members: tuple[Member, ...]
+
+    def member(self, name: str) -> Member:
+        for member in self.members:
+            if member.name == name:
+                return member
+        raise LayoutError(f"struct {self.name} has no field {name!r} (fields: {', '.join(m.name for m in self.members)})")
+
+    def offset_of(self, path: str) -> int:
+        """Byte offset of a dotted field path, e.g. `sequence` or `cpus.ticks` (first element)."""
+        offset, here = 0, self
+        for part in path.split("."):
+            while isinstance(here, Array):
+                here = here.element
+            if not isinstance(here, Struct):
+                raise LayoutError(f"{path}: {part!r} is not inside a struct")
+            member = here.member(part)
+            offset += member.offset
+            here = member.type
+        return offset
+
+
+Type = Union[Base, Enum, Pointer, Opaque, Array, Struct]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A global variable: where it is, its type, and the bytes the ELF initialises it with."""
+    name: str
+    address: int
+    type: Type
+    initial: bytes
+
+
+# --- reading DWARF --------------------------------------------------------------------
+
+_ENCODINGS = {2: "bool", 4: "float", 5: "int", 6: "int", 7: "uint", 8: "uint", 0x10: "char"}
+_DW_OP_PLUS_UCONST = 0x23
+
+
+def _name(die) -> str:
+    attr = die.attributes.get("DW_AT_name")
+    return attr.value.decode(errors="replace") if attr else ""
+
+
+def _uleb(data: list[int]) -> int:
+    value = shift = 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return value
+
+
+def _member_offset(die) -> int:
+    attr = die.attributes.get("DW_AT_data_member_location")
+    if attr is None:
+        return 0  # union members and some single-field structs omit it
+    if isinstance(attr.value, int):
+        return attr.value
+    if attr.value and attr.value[0] == _DW_OP_PLUS_UCONST:  # DWARF 2 style location expression
+        return _uleb(attr.value[1:])
+    raise LayoutError(f"member {_name(die)!r}: unsupported location expression {attr.value}")
+
+
+class _TypeReader:
+    def __init__(self) -> None:
+        self._memo: dict[int, Type] = {}
+
+    def read(self, die) -> Type:
+        if die.offset not in self._memo:
+            self._memo[die.offset] = self._read(die)
+        return self._memo[die.offset]
+
+    def _target(self, die):
+        if "DW_AT_type" not in die.attributes:
+            raise LayoutError(f"{die.tag} {_name(die)!r} has no type")
+        return die.get_DIE_from_attribute("DW_AT_type")
+
+    def _read(self, die) -> Type:
+        tag = die.tag
+        size = die.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in die.attributes else None
+        if tag in ("DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type", "DW_TAG_atomic_type"):
+            return self.read(self._target(die))
+        if tag == "DW_TAG_base_type":
+            encoding = die.attributes["DW_AT_encoding"].value
+            return Base(_name(die), size, _ENCODINGS.get(encoding, "uint"))
+        if tag in ("DW_TAG_pointer_type", "DW_TAG_reference_type"):
+            return Pointer(size or 8)
+        if tag == "DW_TAG_enumeration_type":
+            underlying = self.read(self._target(die)) if "DW_AT_type" in die.attributes else None
+            signed = isinstance(underlying, Base) and underlying.kind == "int"
+            names = tuple((child.attributes["DW_AT_const_value"].value, _name(child))
+                          for child in die.iter_children() if child.tag == "DW_TAG_enumerator")
+            return Enum(_name(die), size, signed, names)
+        if tag == "DW_TAG_array_type":
+            element = self.read(self._target(die))
+            counts = [self._count(child) for child in die.iter_children() if child.tag == "DW_TAG_subrange_type"]
+            for count in reversed(counts):  # int a[2][3] is an array of 2 arrays of 3
+                element = Array(element, count)
+            return element
+        if tag in ("DW_TAG_structure_type", "DW_TAG_class_type"):
+            if "DW_AT_declaration" in die.attributes:
+                raise LayoutError(f"struct {_name(die)} is only declared in this unit")
+            children = list(die.iter_children())
+            if any(child.tag == "DW_TAG_variant_part" for child in children):
+                return Opaque(_name(die), size)
+            members = []
+            for child in children:
+                if child.tag != "DW_TAG_member" or "DW_AT_external" in child.attributes:
+                    continue  # skip static members
+                if "DW_AT_bit_size" in child.attributes:
+                    raise LayoutError(f"struct {_name(die)}: bit-field {_name(child)!r} is not supported")
+                members.append(Member(_name(child), _member_offset(child), self.read(self._target(child))))
+            return Struct(_name(die), size, tuple(members))
+        if tag == "DW_TAG_union_type":
+            return Opaque(_name(die), size)
+        raise LayoutError(f"unsupported DWARF type {tag} {_name(die)!r}")
+
+    @staticmethod
+    def _count(subrange) -> int:
+        attrs = subrange.attributes
+        if "DW_AT_count" in attrs:
+            return attrs["DW_AT_count"].value
+        if "DW_AT_upper_bound" in attrs:
+            lower = attrs["DW_AT_lower_bound"].value if "DW_AT_lower_bound" in attrs else 0
+            return attrs["DW_AT_upper_bound"].value - lower + 1
+        return 0  # a flexible array member
+
+
+def _cache_key(path: Path) -> tuple:
+    st = os.stat(path)
+    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def variable(elf_path: Path | str, name: str) -> Variable:
+    """The global `name` in the ELF: address from .symtab, type from DWARF, initial bytes from
+    its section. Parsed once per ELF version."""
+    path = Path(elf_path)
+    if not path.is_file():
+        raise LayoutError(f"{path}: no such ELF file (run `kwast-bench build`)")
+    return _variable(_cache_key(path), name)
+
+
+@lru_cache(maxsize=32)
+def _variable(key: tuple, name: str) -> Variable:
+    path = key[0]
+    with open(path, "rb") as file:
+        elf = ELFFile(file)
+        symtab = elf.get_section_by_name(".symtab")
+        symbols = symtab.get_symbol_by_name(name) if symtab is not None else None
+        if not symbols:
+            raise LayoutError(f"{path}: no symbol {name!r} (is it #[no_mangle]? was the ELF stripped?)")
+        symbol = symbols[0]
+        address = symbol["st_value"]
+        if not elf.has_dwarf_info():
+            raise LayoutError(f"{path}: no DWARF debug info (build with debug = true)")
+        die = _find_variable(elf, name)
+        if die is None:
+            raise LayoutError(f"{path}: no DWARF for variable {name!r}")
+        type_ = _TypeReader().read(die.get_DIE_from_attribute("DW_AT_type"))
+        return Variable(name, address, type_, _initial_bytes(elf, symbol, type_.size))
+
+
+def _find_variable(elf, name: str):
+    wanted = name.encode()
+    for unit in elf.get_dwarf_info().iter_CUs():
+        for die in unit.iter_DIEs():
+            if die.tag == "DW_TAG_variable" and "DW_AT_type" in die.attributes \
+                    and "DW_AT_declaration" not in die.attributes:
+                attr = die.attributes.get("DW_AT_name")
+                if attr is not None and attr.value == wanted:
+                    return die
+    return None
+
+
+def _initial_bytes(elf, symbol, size: int) -> bytes:
+    """What the ELF declares the variable holds before the program runs (e.g. a magic)."""
+    index = symbol["st_shndx"]
+    if not isinstance(index, int):
+        raise LayoutError(f"symbol {symbol.name} is in no section ({index})")
+    section = elf.get_section(index)
+    if section["sh_type"] == "SHT_NOBITS":
+        return bytes(size)  # .bss: zeros
+    # Executables: st_value is an address; relocatable objects: an offset in the section (sh_addr 0).
+    start = symbol["st_value"] - section["sh_addr"]
+    return section.data()[start:start + size]
+
+
+def struct_layout(elf_path: Path | str, name: str) -> Struct:
+    """The struct type named `name` (first complete definition), for types without a variable."""
+    path = Path(elf_path)
+    with open(path, "rb") as file:
+        elf = ELFFile(file)
+        wanted = name.encode()
+        for unit in elf.get_dwarf_info().iter_CUs():
+            for die in unit.iter_DIEs():
+                if die.tag == "DW_TAG_structure_type" and "DW_AT_declaration" not in die.attributes:
+                    attr = die.attributes.get("DW_AT_name")
+                    if attr is not None and attr.value == wanted:
+                        type_ = _TypeReader().read(die)
+                        assert isinstance(type_, Struct)
+                        return type_
+    raise LayoutError(f"{path}: no struct {name!r} in the DWARF")
+
+
+# --- decoding -------------------------------------------------------------------------
+
+class Record(dict):
+    """A decoded struct: a dict whose fields are also attributes (`cpu.ticks`)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def is_text_field(name: str) -> bool:
+    """[u8; N] fields decoded as NUL-terminated UTF-8 text rather than bytes."""
+    return name == "name" or name.endswith("_name")
+
+
+_INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
+Decoder = Callable[[object, int], object]
+
+
+def _scalar(type_: Type) -> Type | None:
+    """The scalar a type boils down to: wrappers like AtomicU64{v: UnsafeCell<u64>{value}} are one u64."""
+    while isinstance(type_, Struct) and len(type_.members) == 1 and type_.members[0].offset == 0 \
+            and type_.members[0].type.size == type_.size:
+        type_ = type_.members[0].type
+    return type_ if isinstance(type_, (Base, Enum, Pointer)) else None
+
+
+def _code(scalar: Type) -> str:
+    if isinstance(scalar, Base) and scalar.kind == "float":
+        return {4: "f", 8: "d"}[scalar.size]
+    if isinstance(scalar, Base) and scalar.kind == "bool":
+        return "?"
+    code = _INT_CODES.get(scalar.size)
+    if code is None:
+        raise LayoutError(f"no decoding for a {scalar.size}-byte scalar")
+    signed = (isinstance(scalar, Base) and scalar.kind == "int") or (isinstance(scalar, Enum) and scalar.signed)
+    return code.lower() if signed else code
+
+
+def _enum_post(enum: Enum) -> Callable[[int], object]:
+    names = dict(enum.names)
+    return lambda value: names.get(value, value)  # an unknown value stays a number
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
+class _FlatStruct:
+    """A struct of scalars and byte arrays, decoded with one precompiled `struct.Struct`."""
+
+    def __init__(self, st: Struct, fields: list[tuple[str, int, str, Callable | None]]):
+        fmt, position = "<", 0
+        self.names, self.post = [], []
+        for index, (name, offset, code, post) in enumerate(sorted(fields, key=lambda f: f[1])):
+            if offset < position:
+                raise LayoutError(f"struct {st.name}: overlapping field {name!r}")
+            fmt += "x" * (offset - position) + code
+            position = offset + struct.calcsize("<" + code)
+            self.names.append(name)
+            if post is not None:
+                self.post.append((index, post))
+        fmt += "x" * (st.size - position)
+        self.struct = struct.Struct(fmt)
+
+    def _record(self, values: tuple) -> Record:
+        if self.post:
+            values = list(values)
+            for index, post in self.post:
+                values[index] = post(values[index])
+        return Record(zip(self.names, values))
+
+    def __call__(self, buffer, offset: int) -> Record:
+        return self._record(self.struct.unpack_from(buffer, offset))
+
+    def many(self, buffer, offset: int, count: int) -> list[Record]:
+        view = memoryview(buffer)[offset:offset + count * self.struct.size]
+        return [self._record(values) for values in self.struct.iter_unpack(view)]
+
+
+def _flat(st: Struct) -> _FlatStruct | None:
+    fields = []
+    for member in st.members:
+        scalar = _scalar(member.type)
+        if scalar is not None:
+            post = _enum_post(scalar) if isinstance(scalar, Enum) else None
+            fields.append((member.name, member.offset, _code(scalar), post))
+        elif isinstance(member.type, Array) and isinstance(_scalar(member.type.element), Base) \
+                and member.type.element.size == 1 and _scalar(member.type.element).kind in ("uint", "int"):
+            post = _text if is_text_field(member.name) else None
+            fields.append((member.name, member.offset, f"{member.type.count}s", post))
+        else:
+            return None
+    return _FlatStruct(st, fields)
+
+
+def decoder(type_: Type) -> Decoder:
+    """A function (buffer, offset) -> plain Python value for `type_`: Record for structs,
+    list for arrays, enumerator name for enums, int/float/bool for scalars."""
+    scalar = _scalar(type_)
+    if scalar is not None:
+        unpack = struct.Struct("<" + _code(scalar)).unpack_from
+        if isinstance(scalar, Enum):
+            post = _enum_post(scalar)
+            return lambda buffer, offset: post(unpack(buffer, offset)[0])
+        return lambda buffer, offset: unpack(buffer, offset)[0]
+    if isinstance(type_, Struct):
+        flat = _flat(type_)
+        if flat is not None:
+            return flat
+        parts = [(m.name, m.offset, decoder(m.type)) for m in type_.members]
+        return lambda buffer, offset: Record((name, decode(buffer, offset + at)) for name, at, decode in parts)
+    if isinstance(type_, Array):
+        return _array_decoder(type_)
+    if isinstance(type_, Opaque):
+        return lambda buffer, offset: bytes(buffer[offset:offset + type_.size])
+    raise LayoutError(f"cannot decode {type_}")
+
+
+def _array_decoder(array: Array) -> Decoder:
+    element, count, stride = array.element, array.count, array.element.size
+    scalar = _scalar(element)
+    if isinstance(scalar, Base) and scalar.size == element.size:
+        many = struct.Struct(f"<{count}{_code(scalar)}")
+        return lambda buffer, offset: list(many.unpack_from(buffer, offset))
+    decode = decoder(element)
+    if isinstance(decode, _FlatStruct) and decode.struct.size == stride:
+        return lambda buffer, offset: decode.many(buffer, offset, count)
+    return lambda buffer, offset: [decode(buffer, offset + i * stride) for i in range(count)]
+
+
+def decode(type_: Type, data: bytes, offset: int = 0) -> object:
+    if len(data) - offset < type_.size:
+        raise LayoutError(f"{len(data) - offset} bytes given, {type_.size} needed to decode {getattr(type_, 'name', type_)}")
+    return decoder(type_)(data, offset)
