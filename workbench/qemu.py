@@ -121,7 +121,22 @@ class Machine:
         modules = self.modules()
         if modules:
             argv += ["-initrd", ",".join(modules)]
+        # For debuggers and `kwast-bench state --session`: a second QMP monitor (the first is
+        # ours, and QEMU serves one client per socket) and the gdbstub, both unix sockets here.
+        argv += ["-qmp", f"unix:{self.attach_socket},server=on,wait=off",
+                 "-chardev", f"socket,id=gdb0,path={self.gdb_socket},server=on,wait=off",
+                 "-gdb", "chardev:gdb0"]
         return argv
+
+    @property
+    def attach_socket(self) -> Path:
+        assert self.socket_dir is not None
+        return self.socket_dir / "attach.sock"
+
+    @property
+    def gdb_socket(self) -> Path:
+        assert self.socket_dir is not None
+        return self.socket_dir / "gdb.sock"
 
     # --- lifecycle ----------------------------------------------------------------------
 
