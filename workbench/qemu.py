@@ -72,6 +72,8 @@ class Machine:
     image: KernelImage
     extra_cmdline: str = ""
     on_serial: Callable[[str], None] | None = None
+    # Guest RAM in a file (socket_dir/ram) the host can mmap: reads without any QEMU round trip.
+    ram_file: bool = False
     serial_lines: list[str] = field(default_factory=list, init=False)
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000), init=False)
 
@@ -121,6 +123,9 @@ class Machine:
         modules = self.modules()
         if modules:
             argv += ["-initrd", ",".join(modules)]
+        if self.ram_file:
+            argv += ["-object", f"memory-backend-file,id=ram,size={c.memory >> 20}M,mem-path={self.ram_path},share=on",
+                     "-machine", "memory-backend=ram"]
         # For debuggers and `kwast-bench state --session`: a second QMP monitor (the first is
         # ours, and QEMU serves one client per socket) and the gdbstub, both unix sockets here.
         argv += ["-qmp", f"unix:{self.attach_socket},server=on,wait=off",
@@ -132,6 +137,11 @@ class Machine:
     def attach_socket(self) -> Path:
         assert self.socket_dir is not None
         return self.socket_dir / "attach.sock"
+
+    @property
+    def ram_path(self) -> Path:
+        assert self.socket_dir is not None
+        return self.socket_dir / "ram"
 
     @property
     def gdb_socket(self) -> Path:
