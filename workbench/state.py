@@ -1,0 +1,188 @@
+"""Snapshots of the kernel's debug-state block (`KWAST_DEBUG_STATE`, kernel/src/debug/state.rs),
+read from guest memory while the guest runs.
+
+Where the block is and how it is laid out come from the kernel ELF (see `dwarf`); so do the
+magic and layout version it must carry (the static's initial bytes in .data). Guest memory is
+read through QMP `pmemsave`, or through the machine's RAM file when it has one (much faster):
+the kernel is identity-mapped, so its addresses are physical.
+
+Consistency (the kernel's seqlock): a snapshot is taken as read the sequence S1, read the
+block (which holds the sequence S2), read the sequence S3. It is consistent when
+S1 == S2 == S3 and they are even (no update in flight, none completed in between). Otherwise
+read again, up to `attempts` times, reusing S3 as the next S1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from . import dwarf
+from .dwarf import Record
+
+SYMBOL = "KWAST_DEBUG_STATE"
+
+
+class DebugStateError(Exception):
+    pass
+
+
+class QmpMemory:
+    """Guest physical memory through QMP `pmemsave` into a file in the machine's private dir."""
+
+    def __init__(self, command: Callable[..., Awaitable[object]], directory: Path):
+        self._command = command
+        self._path = Path(directory) / "pmemsave.bin"
+
+    async def read(self, address: int, size: int) -> bytes:
+        await self._command("pmemsave", {"val": address, "size": size, "filename": str(self._path)})
+        data = self._path.read_bytes()
+        if len(data) != size:
+            raise DebugStateError(f"pmemsave gave {len(data)} bytes for {size} at {address:#x}")
+        return data
+
+    @classmethod
+    def of(cls, machine) -> QmpMemory:
+        """For a `qemu.Machine` or a `session.Attached`: anything with `command` and `socket_dir`."""
+        return cls(machine.command, machine.socket_dir)
+
+
+class MmapMemory:
+    """Guest physical memory through the machine's RAM file (`Machine(ram_file=True)`), mapped
+    into this process: no QEMU round trip, the guest never stops. On the `pc` machine the file
+    offset is the physical address below the PCI hole (3 GiB here is a safe bound)."""
+
+    LOW_MEMORY = 3 << 30
+
+    def __init__(self, path: Path):
+        import mmap
+
+        with open(path, "rb") as file:
+            self._map = mmap.mmap(file.fileno(), 0, prot=mmap.PROT_READ)
+        self._limit = min(len(self._map), self.LOW_MEMORY)
+
+    async def read(self, address: int, size: int) -> bytes:
+        if address + size > self._limit:
+            raise DebugStateError(f"{address:#x}+{size} is beyond the RAM file's low memory ({self._limit:#x})")
+        return self._map[address:address + size]
+
+    def close(self) -> None:
+        self._map.close()
+
+
+def memory_of(machine) -> QmpMemory | MmapMemory:
+    """The fastest way into this machine's memory: its RAM file if it has one, else pmemsave."""
+    ram = getattr(machine, "ram_path", None) if getattr(machine, "ram_file", False) else None
+    return MmapMemory(ram) if ram is not None else QmpMemory.of(machine)
+
+
+@dataclass
+class Snapshot:
+    sequence: int
+    cpu_count: int
+    tsc_per_us: int
+    cpus: list[Record]        # online CPUs only, each with its `index`
+    threads: list[Record]     # the `thread_count` valid entries
+    threads_dropped: int
+    endpoints: list[Record]
+    endpoints_dropped: int
+    irq_counts: list[int]
+    events: list[Record]      # oldest to newest
+    events_written: int
+    events_dropped: int       # overwritten in the ring before this read
+    raw: Record               # every field of the block as decoded, including ones added later
+    read_ms: float = 0.0      # time to read and decode
+
+
+class StateReader:
+    def __init__(self, elf_path: Path | str, attempts: int = 50):
+        variable = dwarf.variable(elf_path, SYMBOL)
+        if not isinstance(variable.type, dwarf.Struct):
+            raise DebugStateError(f"{SYMBOL} in {elf_path} is not a struct")
+        self.elf_path = Path(elf_path)
+        self.address, self.layout, self.attempts = variable.address, variable.type, attempts
+        self.size = self.layout.size
+        self._decode = dwarf.decoder(self.layout)
+        self._seq_offset = self.layout.offset_of("sequence")
+        self._seq = struct.Struct("<Q")
+        self._magic = self._field("magic")
+        self._version = self._field("layout_version")
+        # What the kernel declares the block starts with: its MAGIC and LAYOUT_VERSION.
+        self.expected_magic = self._magic(variable.initial)
+        self.expected_version = self._version(variable.initial)
+
+    def _field(self, name: str) -> Callable[[bytes], int]:
+        member = self.layout.member(name)
+        decode = dwarf.decoder(member.type)
+        return lambda data: decode(data, member.offset)
+
+    async def snapshot(self, memory) -> Snapshot:
+        started = time.perf_counter()
+        seq_address = self.address + self._seq_offset
+        before = self._seq.unpack(await memory.read(seq_address, 8))[0]
+        for _ in range(self.attempts):
+            data = await memory.read(self.address, self.size)
+            after = self._seq.unpack(await memory.read(seq_address, 8))[0]
+            self.check(data)
+            inside = self._seq.unpack_from(data, self._seq_offset)[0]
+            if before % 2 == 0 and before == inside == after:
+                snap = self.parse(data)
+                snap.read_ms = (time.perf_counter() - started) * 1000
+                return snap
+            before = after
+        raise DebugStateError(
+            f"kernel debug-state sequence was odd or changing in {self.attempts} reads in a row "
+            f"(last {before:#x}): the kernel may have stopped inside an update (a fault?) or updates "
+            f"without pause; look at the serial console, or stop the guest and read again")
+
+    def check(self, data: bytes) -> None:
+        magic, version = self._magic(data), self._version(data)
+        if magic != self.expected_magic:
+            raise DebugStateError(
+                f"kernel debug-state magic is {magic:#x} expected {self.expected_magic:#x} "
+                f"(at {self.address:#x}): not a Kwast kernel, not booted yet, a different build than "
+                f"{self.elf_path}, or memory corrupted")
+        if version != self.expected_version:
+            raise DebugStateError(
+                f"kernel debug-state layout version is {version}, expected {self.expected_version} "
+                f"(from {self.elf_path}): the running kernel is not this build (rebuild and reboot), "
+                f"or memory corrupted")
+
+    def parse(self, data: bytes) -> Snapshot:
+        raw = self._decode(data, 0)
+        cpus = [Record(index=i, **cpu) for i, cpu in enumerate(raw.cpus) if cpu.online]
+        threads = raw.threads[:min(raw.thread_count, len(raw.threads))]
+        endpoints = raw.endpoints[:min(raw.endpoint_count, len(raw.endpoints))]
+        ring, written = raw.events, raw.events_written
+        if written <= len(ring):
+            events = ring[:written]
+        else:  # wrapped: the oldest is the slot the next event will overwrite
+            start = written % len(ring)
+            events = ring[start:] + ring[:start]
+        return Snapshot(
+            sequence=raw.sequence, cpu_count=raw.cpu_count, tsc_per_us=raw.tsc_per_us,
+            cpus=cpus, threads=threads, threads_dropped=raw.threads_dropped,
+            endpoints=endpoints, endpoints_dropped=raw.endpoints_dropped,
+            irq_counts=raw.irq_counts, events=events, events_written=written,
+            events_dropped=max(0, written - len(ring)), raw=raw)
+
+
+async def wait_published(reader: StateReader, memory, timeout: float = 30, interval: float = 0.02) -> Snapshot:
+    """The first snapshot after the kernel has published its CPUs. Until the boot loader has
+    copied the kernel in, the block's memory holds zeros: that is expected, not an error yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            snap = await reader.snapshot(memory)
+            if snap.cpu_count > 0:
+                return snap
+            error = DebugStateError("the kernel has not published its CPUs (cpu_count is 0)")
+        except DebugStateError as failure:
+            error = failure
+        if time.monotonic() > deadline:
+            raise DebugStateError(f"no usable debug state within {timeout} s: {error}")
+        await asyncio.sleep(interval)
