@@ -1,0 +1,202 @@
+"""GDB on QEMU's gdbstub, driven over GDB/MI with pygdbmi, fast.
+
+pygdbmi's `write()` waits 0.2 s for more output after every answer. Here each command carries
+a numeric token, and we wait on GDB's stdout with select() until the `result` record with
+that token arrives (about a millisecond). Everything else that arrives meanwhile (`*stopped`,
+`=breakpoint-modified`, console text) is kept in `events` for the caller.
+
+`with Gdb(elf, socket) as gdb:` ends GDB on every path: `-gdb-exit`, then SIGKILL if it lingers.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import select
+import subprocess
+import time
+from pathlib import Path
+
+from pygdbmi.gdbcontroller import GdbController
+
+GDB = "gdb"
+
+
+class GdbError(Exception):
+    pass
+
+
+class Gdb:
+    def __init__(self, elf: Path | str, socket: Path | str, timeout: float = 10):
+        self.elf, self.socket, self.timeout = Path(elf), Path(socket), timeout
+        self.events: collections.deque[dict] = collections.deque(maxlen=10_000)
+        self._token = 0
+        self._controller: GdbController | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Gdb:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        try:
+            self._controller = GdbController(
+                command=[GDB, "--nx", "--quiet", "--interpreter=mi3", str(self.elf)],
+                time_to_check_for_additional_output_sec=0)
+        except ValueError:
+            raise GdbError(f"{GDB} is not installed (run `make setup`)") from None
+        self.command("-gdb-set pagination off")
+        self.command("-gdb-set confirm off")
+        self.command("-gdb-set mi-async on")  # `-exec-interrupt` works while the target runs
+        if not self.socket.exists():
+            raise GdbError(f"no gdbstub socket at {self.socket}: is that QEMU session still running?")
+        self.command(f"-target-select remote {self.socket}")
+
+    @property
+    def pid(self) -> int | None:
+        process = self._controller.gdb_process if self._controller else None
+        return process.pid if process else None
+
+    def close(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is None or controller.gdb_process is None:
+            return
+        process = controller.gdb_process
+        try:
+            if process.poll() is None:
+                # Detach first so QEMU's guest goes on as it was; then leave.
+                token = self._send(controller, "-target-detach")
+                self._wait_result(controller, token, 1, check=False)
+                self._send(controller, "-gdb-exit")
+                process.wait(timeout=1)
+        except (GdbError, OSError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream:
+                    stream.close()
+
+    # --- MI commands --------------------------------------------------------------------
+
+    def _send(self, controller: GdbController, mi: str) -> int:
+        self._token += 1
+        controller.write(f"{self._token}{mi}", read_response=False)
+        return self._token
+
+    def _wait_result(self, controller: GdbController, token: int, timeout: float, check: bool = True) -> dict:
+        process = controller.gdb_process
+        streams = [process.stdout, process.stderr]
+        deadline = time.monotonic() + timeout
+        while True:
+            for record in controller.get_gdb_response(timeout_sec=0, raise_error_on_timeout=False):
+                if record.get("type") == "result" and record.get("token") == token:
+                    if check and record["message"] == "error":
+                        raise GdbError((record.get("payload") or {}).get("msg", "GDB error"))
+                    return record
+                self.events.append(record)
+            if process.poll() is not None:
+                raise GdbError(f"GDB exited (status {process.returncode})")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GdbError(f"GDB did not answer within {timeout} s")
+            select.select(streams, [], [], left)
+
+    def command(self, mi: str, timeout: float | None = None) -> dict:
+        """One MI command; returns its result record's payload (`{}` if none)."""
+        if self._controller is None:
+            raise GdbError("GDB is not running")
+        token = self._send(self._controller, mi)
+        record = self._wait_result(self._controller, token, timeout or self.timeout)
+        return record.get("payload") or {}
+
+    def console(self, cli: str) -> str:
+        """A GDB CLI command (as typed at the (gdb) prompt); returns what it printed."""
+        before = len(self.events)
+        self.command(f"-interpreter-exec console {_quote(cli)}")
+        return "".join(e["payload"] for e in list(self.events)[before:]
+                       if e.get("type") in ("console", "output") and isinstance(e.get("payload"), str))
+
+    # --- execution ----------------------------------------------------------------------
+
+    def break_at(self, location: str) -> int:
+        """A breakpoint at a symbol (`kmain`) or `file:line`; returns its number."""
+        return int(self.command(f"-break-insert {_quote(location)}")["bkpt"]["number"])
+
+    def cont(self) -> None:
+        self.command("-exec-continue")
+
+    def step(self) -> dict:
+        return self._run_until_stopped("-exec-step")
+
+    def next(self) -> dict:
+        return self._run_until_stopped("-exec-next")
+
+    def finish(self) -> dict:
+        return self._run_until_stopped("-exec-finish")
+
+    def interrupt(self) -> dict:
+        return self._run_until_stopped("-exec-interrupt")
+
+    def _run_until_stopped(self, mi: str) -> dict:
+        mark = len(self.events)
+        self.command(mi)
+        return self.wait_stopped(after=mark)
+
+    def wait_stopped(self, timeout: float | None = None, after: int = 0) -> dict:
+        """The payload of the first `*stopped` record at or after event index `after`."""
+        if self._controller is None:
+            raise GdbError("GDB is not running")
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            for record in list(self.events)[after:]:
+                if record.get("type") == "notify" and record.get("message") == "stopped":
+                    return record.get("payload") or {}
+            after = len(self.events)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GdbError(f"the target did not stop within {timeout or self.timeout} s")
+            process = self._controller.gdb_process
+            select.select([process.stdout, process.stderr], [], [], left)
+            self.events.extend(self._controller.get_gdb_response(timeout_sec=0, raise_error_on_timeout=False))
+
+    # --- inspection ---------------------------------------------------------------------
+
+    def registers(self) -> dict[str, int]:
+        names = self.command("-data-list-register-names")["register-names"]
+        values = self.command("-data-list-register-values x")["register-values"]
+        out = {}
+        for value in values:
+            name = names[int(value["number"])]
+            if name and re.fullmatch(r"0x[0-9a-f]+", value["value"]):
+                out[name] = int(value["value"], 16)
+        return out
+
+    def backtrace(self) -> list[dict]:
+        """Frames innermost first: level, func, addr, and file/line where known."""
+        return self.command("-stack-list-frames")["stack"]
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        blocks = self.command(f"-data-read-memory-bytes {address:#x} {size}")["memory"]
+        return b"".join(bytes.fromhex(block["contents"]) for block in blocks)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self.command(f"-data-write-memory-bytes {address:#x} {data.hex()}")
+
+    def evaluate(self, expression: str) -> str:
+        """A C/Rust expression's value as GDB prints it; assignments work too."""
+        return self.command(f"-data-evaluate-expression {_quote(expression)}")["value"]
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
