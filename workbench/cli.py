@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from . import build, config, settings as settings_module
+from . import build, config, debug_cli, settings as settings_module
 from .kernel_image import KernelImage, KernelImageError
 from .qemu import QemuError, boot
 from .settings import SettingsError
@@ -32,8 +32,11 @@ def _cmd_boot(args: argparse.Namespace, settings: settings_module.Settings) -> i
     hardware = config.load(args.config or settings.default_config)
     timeout = args.timeout if args.timeout is not None else settings.boot_timeout
     with KernelImage(settings.kernel_elf) as image:
-        outcome = asyncio.run(boot(settings, hardware, image, timeout, args.append,
-                                   on_serial=lambda text: print(text, end="", flush=True)))
+        on_serial = lambda text: print(text, end="", flush=True)  # noqa: E731
+        if args.name:
+            outcome = asyncio.run(debug_cli.boot_named(settings, hardware, image, timeout, args.append, on_serial, args.name))
+        else:
+            outcome = asyncio.run(boot(settings, hardware, image, timeout, args.append, on_serial=on_serial))
     if outcome.serial and not outcome.serial.endswith("\n"):
         print()
     print(f"kwast-bench: {outcome.describe()}", file=sys.stderr)
@@ -50,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     boot_parser.add_argument("--config", type=Path, help="hardware config YAML (default: from workbench.toml)")
     boot_parser.add_argument("--timeout", type=float, help="seconds before the guest is stopped (default: from workbench.toml)")
     boot_parser.add_argument("--append", default="", help="extra kernel command-line words, e.g. test=NAME")
+    debug_cli.add_boot_options(boot_parser)
+    debug_cli.add_parsers(commands)
     return top
 
 
@@ -57,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = settings_module.load()
-        return {"build": _cmd_build, "boot": _cmd_boot}[args.command](args, settings)
-    except (ConfigError, SettingsError, KernelImageError, QemuError) as error:
+        return {"build": _cmd_build, "boot": _cmd_boot, **debug_cli.COMMANDS}[args.command](args, settings)
+    except (ConfigError, SettingsError, KernelImageError, QemuError, *debug_cli.ERRORS) as error:
         print(f"kwast-bench: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

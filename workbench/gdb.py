@@ -114,18 +114,23 @@ class Gdb:
 
     def command(self, mi: str, timeout: float | None = None) -> dict:
         """One MI command; returns its result record's payload (`{}` if none)."""
+        return self.record(mi, timeout).get("payload") or {}
+
+    def record(self, mi: str, timeout: float | None = None) -> dict:
+        """One MI command; returns its whole result record (`message` is done, running, ...)."""
         if self._controller is None:
             raise GdbError("GDB is not running")
         token = self._send(self._controller, mi)
-        record = self._wait_result(self._controller, token, timeout or self.timeout)
-        return record.get("payload") or {}
+        return self._wait_result(self._controller, token, timeout or self.timeout)
 
-    def console(self, cli: str) -> str:
-        """A GDB CLI command (as typed at the (gdb) prompt); returns what it printed."""
+    def console(self, cli: str, stop_timeout: float | None = None) -> str:
+        """A GDB CLI command (as typed at the (gdb) prompt); returns what it printed. A command
+        that resumes the target (continue, step) returns once it has stopped again."""
         before = len(self.events)
-        self.command(f"-interpreter-exec console {_quote(cli)}")
+        if self.record(f"-interpreter-exec console {_quote(cli)}")["message"] == "running":
+            self.wait_stopped(stop_timeout, after=before)
         return "".join(e["payload"] for e in list(self.events)[before:]
-                       if e.get("type") in ("console", "output") and isinstance(e.get("payload"), str))
+                       if e.get("type") in ("console", "output", "target") and isinstance(e.get("payload"), str))
 
     # --- execution ----------------------------------------------------------------------
 

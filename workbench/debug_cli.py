@@ -1,0 +1,144 @@
+"""`kwast-bench state`, `gdb`, `bench`, and `boot --name`: the workbench's eyes on a running kernel.
+
+`state` and `gdb` attach to a running `kwast-bench boot --name N` with `--session N`; without it
+they boot their own machine (with `hold`, so it stays up) and end it when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from . import bench, config, session
+from .gdb import GDB, Gdb, GdbError
+from .kernel_image import KernelImage
+from .qemu import BootOutcome, Machine
+from .state import DebugStateError, StateReader, memory_of, wait_published
+from .state_view import render
+from .dwarf import LayoutError
+
+# Errors that are the user's to fix: printed as one line, exit status 2.
+ERRORS = (DebugStateError, GdbError, LayoutError, session.SessionError)
+
+
+def add_parsers(commands) -> None:
+    state = commands.add_parser("state", help="print the running kernel's threads, CPUs, IPC and events")
+    _machine_options(state)
+    state.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    state.add_argument("--interval", type=float, default=0.5, help="seconds between refreshes with --watch")
+    state.add_argument("--events", type=int, default=16, help="how many recent events to show")
+    state.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+
+    gdb = commands.add_parser("gdb", help="GDB on the kernel, with its symbols, attached to QEMU's gdbstub")
+    _machine_options(gdb)
+    gdb.add_argument("--ex", action="append", default=[], metavar="CMD",
+                     help="run this GDB command (repeatable) and print its output, then leave; "
+                          "without --ex an interactive GDB starts")
+
+    measure = commands.add_parser("bench", help="measure state-snapshot and GDB round-trip latency")
+    measure.add_argument("--config", type=Path, help="hardware config YAML (default: from workbench.toml)")
+    measure.add_argument("-n", type=int, default=200, help="samples per figure")
+
+
+def add_boot_options(boot) -> None:
+    boot.add_argument("--name", help="register this machine as a session that `state`/`gdb --session NAME` attach to")
+
+
+def _machine_options(parser) -> None:
+    parser.add_argument("--session", metavar="NAME", help="attach to `kwast-bench boot --name NAME` instead of booting")
+    parser.add_argument("--config", type=Path, help="hardware config YAML when booting (default: from workbench.toml)")
+    parser.add_argument("--append", default="", help="extra kernel command-line words when booting")
+
+
+async def boot_named(settings, hardware, image, timeout: float, append: str, on_serial, name: str) -> BootOutcome:
+    """Like `qemu.boot`, but registered under `name` (with guest RAM in a file, for fast `state`)."""
+    async with Machine(settings, hardware, image, append, on_serial, ram_file=True) as machine:
+        registered = session.register(name, machine)
+        try:
+            await machine.cont()
+            return await machine.wait_exit(timeout)
+        finally:
+            registered.unlink(missing_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def _target(args, settings, run: bool):
+    """(machine-like, kernel ELF path) for a named session, or for a machine booted here with `hold`."""
+    if args.session:
+        found = session.lookup(args.session)
+        async with session.Attached(found) as attached:
+            yield attached, Path(found.kernel)
+        return
+    hardware = config.load(args.config or settings.default_config)
+    with KernelImage(settings.kernel_elf) as image:
+        words = " ".join(w for w in ("hold", args.append) if w)
+        async with Machine(settings, hardware, image, words, ram_file=True) as machine:
+            if run:
+                await machine.cont()
+            yield machine, image.path
+
+
+def cmd_state(args: argparse.Namespace, settings) -> int:
+    async def run() -> None:
+        async with _target(args, settings, run=True) as (machine, elf):
+            reader, memory = StateReader(elf), memory_of(machine)
+            await wait_published(reader, memory)
+            while True:
+                snap = await reader.snapshot(memory)
+                if args.json:
+                    print(json.dumps({"sequence": snap.sequence, "cpus": snap.cpus, "threads": snap.threads,
+                                      "endpoints": snap.endpoints, "irq_counts": snap.irq_counts,
+                                      "events": snap.events, "events_dropped": snap.events_dropped}))
+                else:
+                    print(("\x1b[H\x1b[2J" if args.watch and sys.stdout.isatty() else "") + render(snap, args.events),
+                          flush=True)
+                if not args.watch:
+                    return
+                await asyncio.sleep(args.interval)
+                if not sys.stdout.isatty():
+                    print()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_gdb(args: argparse.Namespace, settings) -> int:
+    async def run() -> int:
+        # Our own machine stays held at reset (-S): break where you like, then `continue`.
+        async with _target(args, settings, run=False) as (machine, elf):
+            if not args.ex:
+                # Interactive: the real GDB CLI on the terminal; QEMU lives until it quits.
+                gdb = await asyncio.create_subprocess_exec(GDB, "--nx", "-q", str(elf), "-ex", f"target remote {machine.gdb_socket}")
+                return await gdb.wait()
+            return await asyncio.to_thread(_scripted, elf, machine.gdb_socket, args.ex)
+
+    return asyncio.run(run())
+
+
+def _scripted(elf: Path, socket: Path, commands: list[str]) -> int:
+    with Gdb(elf, socket) as gdb:
+        for command in commands:
+            print(f"(gdb) {command}")
+            try:
+                print(gdb.console(command), end="", flush=True)
+            except GdbError as error:
+                print(f"error: {error}", flush=True)
+                return 1
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings) -> int:
+    hardware = config.load(args.config or settings.default_config)
+    with KernelImage(settings.kernel_elf) as image:
+        figures = asyncio.run(bench.measure(settings, hardware, image, args.n))
+    for figure in figures:
+        print(figure.line())
+    return 0
+
+
+COMMANDS = {"state": cmd_state, "gdb": cmd_gdb, "bench": cmd_bench}

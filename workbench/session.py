@@ -1,0 +1,123 @@
+"""Named QEMU sessions: `kwast-bench boot --name N` registers its machine so `state` and `gdb`
+can attach to it by name.
+
+A session is a JSON file `N.json` in `$XDG_RUNTIME_DIR/kwast-bench/` (or
+`/tmp/kwast-sessions-$UID/`), naming the machine's private socket dir and the kernel ELF. It is
+removed when the boot ends; a file whose workbench process is gone is stale and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from qemu.qmp import QMPClient
+
+
+class SessionError(Exception):
+    pass
+
+
+def registry_dir() -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    path = Path(runtime) / "kwast-bench" if runtime else Path(f"/tmp/kwast-sessions-{os.getuid()}")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class Session:
+    name: str
+    pid: int            # the `kwast-bench boot` process
+    socket_dir: str
+    kernel: str         # the ELF the guest runs
+    ram_file: bool
+
+    @property
+    def attach_socket(self) -> Path:
+        return Path(self.socket_dir) / "attach.sock"
+
+    @property
+    def gdb_socket(self) -> Path:
+        return Path(self.socket_dir) / "gdb.sock"
+
+    @property
+    def ram_path(self) -> Path:
+        return Path(self.socket_dir) / "ram"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running() -> list[Session]:
+    sessions = []
+    for path in sorted(registry_dir().glob("*.json")):
+        try:
+            session = Session(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if _alive(session.pid) and Path(session.socket_dir).is_dir():
+            sessions.append(session)
+    return sessions
+
+
+def register(name: str, machine) -> Path:
+    if not name or "/" in name or name.startswith("."):
+        raise SessionError(f"bad session name {name!r}: use letters, digits, - and _")
+    path = registry_dir() / f"{name}.json"
+    if any(s.name == name for s in running()):
+        raise SessionError(f"a session named {name!r} is already running: pick another --name")
+    session = Session(name, os.getpid(), str(machine.socket_dir), str(machine.image.path), machine.ram_file)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(session)))
+    temporary.replace(path)  # readers never see half a file
+    return path
+
+
+def lookup(name: str) -> Session:
+    sessions = running()
+    for session in sessions:
+        if session.name == name:
+            return session
+    names = ", ".join(s.name for s in sessions) or "none"
+    raise SessionError(f"no running session named {name!r} (running: {names}); start one with "
+                       f"`kwast-bench boot --name {name} --append hold`")
+
+
+class Attached:
+    """A QMP connection to a named session's second monitor: `command()` and `socket_dir` like a Machine."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.socket_dir = Path(session.socket_dir)
+        self.ram_file, self.ram_path = session.ram_file, session.ram_path
+        self.gdb_socket = session.gdb_socket
+        self.qmp = QMPClient("kwast-bench-attach")
+
+    async def __aenter__(self) -> Attached:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                await self.qmp.connect(str(self.session.attach_socket))
+                return self
+            except (ConnectionError, OSError) as error:
+                if time.monotonic() > deadline:
+                    raise SessionError(f"cannot attach to session {self.session.name!r}: {error}") from None
+                await asyncio.sleep(0.05)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.qmp.disconnect()
+
+    async def command(self, name: str, arguments: dict | None = None, timeout: float = 10) -> object:
+        return await asyncio.wait_for(self.qmp.execute(name, arguments), timeout)
