@@ -59,8 +59,8 @@ def assert_clean_exit(outcome: BootOutcome) -> None:
     assert outcome.ok, f"{outcome.describe()}\n--- serial console ---\n{outcome.serial}"
 
 
-def qemu_children() -> list[int]:
-    """QEMU processes whose parent is this test process."""
+def qemu_children(prefix: str = "qemu-system") -> list[int]:
+    """QEMU processes (or others named `prefix`...) whose parent is this test process."""
     me, found = os.getpid(), []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -71,7 +71,7 @@ def qemu_children() -> list[int]:
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == me and name.startswith("qemu-system"):
+        if ppid == me and name.startswith(prefix):
             found.append(int(entry.name))
     return found
 
@@ -80,3 +80,9 @@ def qemu_children() -> list[int]:
 def no_qemu_left_behind():
     yield
     assert qemu_children() == [], "a QEMU process outlived its test"
+
+
+@pytest.fixture(autouse=True)
+def no_gdb_left_behind():
+    yield
+    assert qemu_children("gdb") == [], "a GDB process outlived its test"

@@ -25,7 +25,7 @@ class Figure:
         p90 = sorted(self.samples)[int(len(self.samples) * 0.9) - 1]
         target = f"  (target <= {self.target_ms:g} ms: {'met' if self.median <= self.target_ms else 'MISSED'})" \
             if self.target_ms is not None else ""
-        return f"{self.name:<44} median {self.median:7.3f} ms  p90 {p90:7.3f} ms  n={len(self.samples)}{target}"
+        return f"{self.name:<46} median {self.median:7.3f} ms  p90 {p90:7.3f} ms  n={len(self.samples)}{target}"
 
 
 async def measure(settings, hardware, image, count: int = 200) -> list[Figure]:

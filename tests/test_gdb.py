@@ -1,0 +1,127 @@
+"""GDB on the real kernel in real QEMU: breakpoints by symbol and file:line are hit from reset,
+stepping works, async stops arrive as events, and each command answers in milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import time
+
+import pytest
+
+from conftest import SETTINGS
+from live import held_machine
+from workbench.gdb import Gdb, GdbError
+
+
+def in_held_machine(body, run: bool = False):
+    """Runs `body(gdb, reader)` with GDB attached to a machine still held at reset (-S)."""
+    async def scenario():
+        async with held_machine(run=run) as (machine, reader, _):
+            with Gdb(reader.elf_path, machine.gdb_socket) as gdb:
+                return await asyncio.to_thread(body, gdb, reader)
+
+    return asyncio.run(scenario())
+
+
+def run_to_kmain(gdb: Gdb) -> dict:
+    number = gdb.break_at("kmain")
+    mark = len(gdb.events)
+    gdb.cont()
+    stopped = gdb.wait_stopped(timeout=30, after=mark)
+    assert stopped["reason"] == "breakpoint-hit" and stopped["bkptno"] == str(number), stopped
+    return stopped
+
+
+def test_breakpoint_on_kmain_is_hit_and_named_in_the_backtrace():
+    def body(gdb, reader):
+        stopped = run_to_kmain(gdb)
+        frames = gdb.backtrace()
+        registers = gdb.registers()
+        magic = gdb.evaluate("magic")  # kmain's first argument: the Multiboot loader's magic
+        # The async record reached us as an event too, not only through wait_stopped.
+        assert any(e.get("message") == "stopped" for e in gdb.events)
+        return stopped, frames, registers, magic
+
+    stopped, frames, registers, magic = in_held_machine(body)
+    assert frames[0]["func"].endswith("kmain"), frames
+    assert frames[0]["file"].endswith("main.rs")
+    assert registers["rip"] == int(stopped["frame"]["addr"], 16) == int(frames[0]["addr"], 16)
+    assert int(magic) == 0x2BADB002  # the Multiboot specification's value, as the loader passed it
+
+
+def test_file_line_breakpoint_step_next_and_finish():
+    source = (SETTINGS.kernel_dir / "src/main.rs").read_text().splitlines()
+    # A line kmain reaches after its first one (where `break kmain` stops), found by its text.
+    line = next(i for i, text in enumerate(source, 1) if '"command line:' in text)
+
+    def body(gdb, reader):
+        run_to_kmain(gdb)
+        gdb.break_at(f"main.rs:{line}")
+        mark = len(gdb.events)
+        gdb.cont()
+        at_line = gdb.wait_stopped(timeout=30, after=mark)
+        nexted = gdb.next()
+        # Step until we are inside some function kmain calls, then finish back to its caller.
+        for _ in range(200):
+            stepped = gdb.step()
+            frames = gdb.backtrace()
+            if len(frames) > 1 and not frames[0]["func"].endswith("kmain"):
+                break
+        caller = frames[1]["func"]
+        finished = gdb.finish()
+        return at_line, nexted, stepped, caller, finished
+
+    at_line, nexted, stepped, caller, finished = in_held_machine(body)
+    assert at_line["reason"] == "breakpoint-hit" and at_line["frame"]["line"] == str(line), at_line
+    assert nexted["reason"] == "end-stepping-range" and nexted["frame"]["func"].endswith("kmain")
+    assert stepped["reason"] == "end-stepping-range"
+    assert finished["reason"] == "function-finished" and finished["frame"]["func"] == caller, finished
+
+
+def test_interrupt_a_running_kernel_and_read_its_state_block():
+    def body(gdb, reader):
+        gdb.cont()
+        time.sleep(0.3)
+        stopped = gdb.interrupt()
+        seq = gdb.read_memory(reader.address + reader.layout.offset_of("sequence"), 8)
+        magic = gdb.read_memory(reader.address, 8)
+        return stopped, seq, magic
+
+    stopped, seq, magic = in_held_machine(body, run=True)
+    assert stopped["reason"] == "signal-received" and stopped["signal-name"] == "SIGINT"
+    assert magic == b"KWASTDBG"
+    assert int.from_bytes(seq, "little") % 2 == 0
+
+
+def test_command_round_trip_is_fast_and_errors_are_clear():
+    def body(gdb, reader):
+        times = []
+        for _ in range(100):
+            started = time.perf_counter()
+            gdb.command("-data-evaluate-expression 1")
+            times.append((time.perf_counter() - started) * 1000)
+        with pytest.raises(GdbError, match=r"No symbol .*no_such_thing"):
+            gdb.evaluate("no_such_thing")
+        return statistics.median(times)
+
+    median = in_held_machine(body)
+    assert median <= 3.0, f"GDB/MI round trip median {median:.2f} ms > 3 ms"
+
+
+def test_missing_gdbstub_socket_is_a_clear_error(tmp_path):
+    with pytest.raises(GdbError, match=r"no gdbstub socket at .*still running"):
+        with Gdb(SETTINGS.kernel_elf, tmp_path / "gdb.sock"):
+            pass
+
+
+def test_console_commands_for_scripting():
+    def body(gdb, reader):
+        gdb.console("break kmain")
+        output = gdb.console("continue")  # returns once stopped
+        return output, gdb.console("bt")
+
+    output, backtrace = in_held_machine(body)
+    assert "Breakpoint 1" in output
+    assert re.search(r"#0 .*kmain", backtrace), backtrace

@@ -1,0 +1,115 @@
+"""The debug-state block read from the running kernel: real values, clear errors when the block
+is wrong, the seqlock honoured, the event ring in order. Offsets come from the layout only."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import struct
+
+import pytest
+
+from live import held_machine
+from workbench.gdb import Gdb
+from workbench.state import DebugStateError, QmpMemory
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_live_state_from_the_running_kernel():
+    async def scenario():
+        async with held_machine() as (machine, reader, memory):
+            mapped = await reader.snapshot(memory)
+            dumped = await reader.snapshot(QmpMemory.of(machine))  # the pmemsave path agrees
+            ticks = [mapped.cpus[0].ticks]
+            for _ in range(20):  # the kernel's timer, if it has one, moves these
+                await asyncio.sleep(0.1)
+                ticks.append((await reader.snapshot(memory)).cpus[0].ticks)
+            times = [(await reader.snapshot(memory)).read_ms for _ in range(50)]
+            return mapped, dumped, ticks, times, reader
+
+    mapped, dumped, ticks, times, reader = run(scenario())
+    for snap in (mapped, dumped):
+        assert snap.raw.magic == reader.expected_magic
+        assert snap.raw.magic.to_bytes(8, "little") == b"KWASTDBG"
+        assert snap.raw.layout_version == reader.expected_version
+        assert snap.cpu_count == 1
+        assert [cpu.index for cpu in snap.cpus] == [0] and snap.cpus[0].online == 1
+        assert snap.sequence % 2 == 0 and snap.sequence > 0
+        assert len(snap.threads) == min(snap.raw.thread_count, len(snap.raw.threads))
+        assert len(snap.events) == min(snap.events_written, len(snap.raw.events))
+    assert ticks == sorted(ticks), f"cpu 0 ticks went backwards: {ticks}"
+    if any(ticks):  # once the scheduler's timer counts ticks, they must keep rising while the guest runs
+        assert ticks[-1] > ticks[0], ticks
+    assert statistics.median(times) <= 5.0, f"snapshot read+decode median {statistics.median(times):.2f} ms > 5 ms"
+
+
+async def _corrupt_and_read(field: str, value: int):
+    """Writes `value` into `field` of the live block through GDB, then takes a snapshot."""
+    async with held_machine() as (machine, reader, memory):
+        member = reader.layout.member(field)
+        address = reader.address + member.offset
+        raw = value.to_bytes(member.type.size, "little")
+        reader.attempts = 5
+        # Attaching stops the guest; read while it is stopped, so the kernel cannot repair the field.
+        with Gdb(reader.elf_path, machine.gdb_socket) as gdb:
+            gdb.write_memory(address, raw)
+            assert gdb.read_memory(address, len(raw)) == raw
+            return await reader.snapshot(memory)
+
+
+def test_corrupted_magic_is_a_clear_error():
+    with pytest.raises(DebugStateError, match=r"magic is 0x0 expected 0x474244545341574b .*memory corrupted"):
+        run(_corrupt_and_read("magic", 0))
+
+
+def test_corrupted_layout_version_is_a_clear_error():
+    with pytest.raises(DebugStateError, match=r"layout version is 4242, expected \d+ .*not this build"):
+        run(_corrupt_and_read("layout_version", 4242))
+
+
+def test_sequence_left_odd_is_a_clear_error_after_bounded_retries():
+    with pytest.raises(DebugStateError, match=r"sequence was odd or changing in 5 reads .*stopped inside an update"):
+        run(_corrupt_and_read("sequence", 7))
+
+
+def test_block_before_the_kernel_is_loaded_is_reported_not_decoded():
+    async def scenario():
+        async with held_machine(run=False) as (machine, reader, memory):  # held at reset: RAM still empty
+            return await reader.snapshot(memory)
+
+    with pytest.raises(DebugStateError, match="magic is 0x0 expected"):
+        run(scenario())
+
+
+def test_event_ring_wraps_oldest_to_newest():
+    async def scenario():
+        async with held_machine() as (machine, reader, memory):
+            layout = reader.layout
+            ring = layout.member("events").type
+            event = ring.element
+            kinds = {name: value for value, name in event.member("kind").type.names}
+            base = layout.member("events").offset
+
+            def fill(block: bytearray) -> None:
+                for slot in range(ring.count):  # slot i holds stamp 1000 + i
+                    at = base + slot * event.size
+                    struct.pack_into("<Q", block, at + event.member("tsc").offset, 1000 + slot)
+                    kind = event.member("kind")
+                    block[at + kind.offset:at + kind.offset + kind.type.size] = kinds["Switch"].to_bytes(kind.type.size, "little")
+                written = layout.member("events_written")
+                struct.pack_into("<Q", block, written.offset, ring.count + 3)  # three overwritten
+
+            with Gdb(reader.elf_path, machine.gdb_socket) as gdb:  # the guest stays stopped meanwhile
+                block = bytearray(await memory.read(reader.address, reader.size))
+                fill(block)
+                gdb.write_memory(reader.address, bytes(block))
+                return await reader.snapshot(memory), ring.count
+
+    snap, capacity = run(scenario())
+    stamps = [e.tsc for e in snap.events]
+    assert stamps == [1000 + i for i in range(3, capacity)] + [1000, 1001, 1002]
+    assert snap.events_dropped == 3 and snap.events_written == capacity + 3
+    assert {e.kind for e in snap.events} == {"Switch"}
