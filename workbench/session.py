@@ -69,6 +69,8 @@ def running() -> list[Session]:
             continue
         if _alive(session.pid) and Path(session.socket_dir).is_dir():
             sessions.append(session)
+        else:  # its boot was killed before it could clean up
+            path.unlink(missing_ok=True)
     return sessions
 
 

@@ -1,0 +1,68 @@
+"""`kwast-bench state`, `gdb` and `bench` as a user runs them, on their own machine and attached
+to a named `boot --name` session."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+import uuid
+
+from conftest import SETTINGS
+from test_boot import KWAST_BENCH, run_cli, wait_gone
+from workbench import session
+
+
+def test_state_boots_its_own_machine_and_prints_tables():
+    done = run_cli("state")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^sequence \d+\s+cpus 1\s+read\+decode [\d.]+ ms$", done.stdout, re.M), done.stdout
+    cpus = done.stdout.split("cpus:\n", 1)[1].splitlines()
+    assert cpus[0].split()[:2] == ["index", "online"]
+    assert cpus[1].split()[:2] == ["0", "1"]
+    assert "threads (" in done.stdout and "events (" in done.stdout
+
+
+def test_gdb_script_on_its_own_machine_held_at_reset():
+    done = run_cli("gdb", "--ex", "break kmain", "--ex", "continue", "--ex", "bt")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert re.search(r"#0 .*kmain .*main\.rs:\d+", done.stdout), done.stdout
+
+
+def test_state_and_gdb_attach_to_a_named_boot_session():
+    name = f"t{uuid.uuid4().hex[:8]}"
+    marker = f"marker={name}"
+    boot = subprocess.Popen([*KWAST_BENCH, "boot", "--name", name, "--append", f"hold {marker}", "--timeout", "120"],
+                            cwd=SETTINGS.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        registered = session.registry_dir() / f"{name}.json"
+        deadline = time.monotonic() + 30
+        while not registered.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert registered.exists(), "boot --name did not register its session"
+        state = run_cli("state", "--session", name)
+        assert state.returncode == 0, state.stderr
+        assert re.search(r"cpus 1 ", state.stdout)
+        gdb = run_cli("gdb", "--session", name, "--ex", "bt", "--ex", "info registers rip")
+        assert gdb.returncode == 0, gdb.stderr + gdb.stdout
+        assert re.search(r"#0 .* in \S+", gdb.stdout) and "rip" in gdb.stdout
+        again = run_cli("state", "--session", name)  # GDB detached: the session lives on
+        assert again.returncode == 0, again.stderr
+    finally:
+        boot.send_signal(signal.SIGINT)  # Ctrl-C, as a user ends it
+        boot.communicate(timeout=30)
+    assert wait_gone(marker) == []
+    assert not registered.exists(), "the session file outlived its boot"
+    missing = run_cli("state", "--session", name)
+    assert missing.returncode == 2
+    assert f"no running session named '{name}'" in missing.stderr and "boot --name" in missing.stderr
+
+
+def test_bench_prints_both_latency_figures():
+    done = run_cli("bench", "-n", "30")
+    assert done.returncode == 0, done.stderr
+    figures = dict(re.findall(r"^(.+?)\s+median\s+([\d.]+) ms", done.stdout, re.M))
+    assert float(figures["state snapshot read+decode (RAM file mmap)"]) <= 5.0, done.stdout
+    assert float(figures["GDB/MI round trip (-data-evaluate-expression)"]) <= 3.0, done.stdout
+    assert "state snapshot read+decode (QMP pmemsave)" in figures
