@@ -2,9 +2,9 @@
 
 use crate::arch::serial::Serial;
 use core::fmt::Write;
-use spin::Mutex;
+use crate::sync::IrqMutex;
 
-static CONSOLE: Mutex<Option<Serial>> = Mutex::new(None);
+static CONSOLE: IrqMutex<Option<Serial>> = IrqMutex::new(None);
 
 pub fn init() {
     *CONSOLE.lock() = Some(Serial::init());

@@ -3,14 +3,20 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+#[macro_use]
+mod console;
 mod arch;
 mod boot;
 mod debug;
-#[macro_use]
-mod console;
 mod ktest;
+mod mm;
 mod panic;
 mod rt;
+mod sched;
+mod sync;
+mod time;
 
 use arch::qemu_exit::{exit, ExitCode};
 use boot::multiboot::BootInfo;
@@ -39,10 +45,22 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
         kprintln!("  module {} ({} bytes) at {:#x}: {:?}", module.name(), module.bytes().len(), module.start, module.cmdline);
     }
 
+    let tsc_per_us = arch::init();
+    time::init(tsc_per_us);
+    mm::frame::init(&boot);
+    mm::paging::init();
+    let heap = mm::heap::init();
+    let (free, _) = mm::frame::counts();
+    kprintln!("memory: {} KiB free after a {} KiB heap; TSC {} MHz, APIC timer {} ticks/ms",
+              free as u64 * 4, heap >> 10, tsc_per_us, arch::apic::timer_ticks_per_ms());
     debug::state::update(|state| {
         state.cpu_count = 1;
         state.cpus[0].online = 1;
+        state.tsc_per_us = tsc_per_us;
     });
+    sched::init();
+    arch::apic::start_timer(time::TICK_HZ);
+    arch::cpu::enable_interrupts();
 
     if let Some(name) = cmdline_value(boot.cmdline(), "test") {
         ktest::run(name);
@@ -51,7 +69,7 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
         // Keep the machine up for a debugger or the state reader.
         kprintln!("holding: the machine stays up");
         loop {
-            unsafe { core::arch::asm!("hlt") };
+            sched::sleep_ms(1000);
         }
     }
     // Nothing runs servers yet: the system is idle, so it shuts down cleanly.

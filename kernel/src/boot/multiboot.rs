@@ -86,6 +86,25 @@ impl BootInfo {
         unsafe { c_str(self.info.cmdline) }
     }
 
+    /// The end of everything the loader handed us: info block, command lines, modules, memory
+    /// map. The frame allocator keeps all of it.
+    pub fn highest_address(&self) -> u64 {
+        let info = self.info as *const RawInfo as u64 + core::mem::size_of::<RawInfo>() as u64;
+        let string_end = |s: &str| s.as_ptr() as u64 + s.len() as u64 + 1;
+        let mut end = info.max(string_end(self.cmdline()));
+        if self.info.flags & FLAG_MODS != 0 {
+            let table = self.info.mods_addr as u64 + self.info.mods_count as u64 * core::mem::size_of::<RawModule>() as u64;
+            end = end.max(table);
+        }
+        if self.info.flags & FLAG_MMAP != 0 {
+            end = end.max(self.info.mmap_addr as u64 + self.info.mmap_length as u64);
+        }
+        for module in self.modules() {
+            end = end.max(module.end as u64).max(string_end(module.cmdline));
+        }
+        end
+    }
+
     pub fn modules(&self) -> impl Iterator<Item = Module> + '_ {
         let count = if self.info.flags & FLAG_MODS != 0 { self.info.mods_count } else { 0 };
         let table = self.info.mods_addr as usize as *const RawModule;

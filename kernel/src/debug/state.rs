@@ -30,6 +30,9 @@ pub enum ThreadRunState {
     Dead = 5,
 }
 
+/// Declared whole for the host's decoder; IPC, trap, restart and IRQ events are recorded as
+/// those subsystems arrive.
+#[allow(dead_code)]
 #[repr(u32)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum EventKind {
@@ -136,8 +139,9 @@ pub static mut KWAST_DEBUG_STATE: DebugState = DebugState {
 };
 
 /// Runs `f` on the block as one update the host sees whole or not at all.
-/// Callers hold interrupts off (writers are the scheduler and interrupt paths).
+/// Interrupts are off meanwhile, so an interrupt cannot update it half-way through ours.
 pub fn update<R>(f: impl FnOnce(&mut DebugState) -> R) -> R {
+    let _irq = crate::arch::cpu::InterruptGuard::new();
     let state = unsafe { &mut *core::ptr::addr_of_mut!(KWAST_DEBUG_STATE) };
     state.sequence.fetch_add(1, Ordering::AcqRel);
     compiler_fence(Ordering::SeqCst);

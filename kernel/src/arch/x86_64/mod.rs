@@ -1,6 +1,26 @@
 //! Everything specific to x86_64.
 
+pub mod apic;
 mod boot;
+pub mod cpu;
+mod exception;
+pub mod gdt;
+mod idt;
+pub mod ioapic;
+pub mod percpu;
+mod pic;
+mod pit;
 pub mod port;
 pub mod qemu_exit;
 pub mod serial;
+pub mod trap;
+
+/// Descriptor tables, per-CPU data, interrupt controllers. Returns TSC ticks per microsecond.
+pub fn init() -> u64 {
+    gdt::init();
+    idt::init();
+    percpu::init_boot_cpu();
+    pic::disable();
+    ioapic::init();
+    apic::init()
+}

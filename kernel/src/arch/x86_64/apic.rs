@@ -1,0 +1,69 @@
+//! The local APIC (xAPIC, memory-mapped at its default base, inside the identity map): its
+//! timer drives preemption, calibrated once against the PIT.
+
+use super::pit;
+use super::trap::{SPURIOUS_VECTOR, TIMER_VECTOR};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+const BASE: usize = 0xFEE0_0000;
+const ID: usize = 0x20;
+const EOI: usize = 0xB0;
+const SPURIOUS: usize = 0xF0;
+const LVT_TIMER: usize = 0x320;
+const TIMER_INITIAL: usize = 0x380;
+const TIMER_CURRENT: usize = 0x390;
+const TIMER_DIVIDE: usize = 0x3E0;
+
+const ENABLE: u32 = 1 << 8;
+const TIMER_PERIODIC: u32 = 1 << 17;
+const TIMER_MASKED: u32 = 1 << 16;
+const DIVIDE_BY_16: u32 = 0b0011;
+
+static TIMER_TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
+
+fn read(register: usize) -> u32 {
+    unsafe { core::ptr::read_volatile((BASE + register) as *const u32) }
+}
+
+fn write(register: usize, value: u32) {
+    unsafe { core::ptr::write_volatile((BASE + register) as *mut u32, value) }
+}
+
+pub fn id() -> u32 {
+    read(ID) >> 24
+}
+
+pub fn end_of_interrupt() {
+    write(EOI, 0);
+}
+
+/// Enables the APIC and measures its timer and the TSC over 10 ms of PIT time.
+/// Returns TSC ticks per microsecond.
+pub fn init() -> u64 {
+    write(SPURIOUS, ENABLE | SPURIOUS_VECTOR as u32);
+    write(TIMER_DIVIDE, DIVIDE_BY_16);
+    write(LVT_TIMER, TIMER_MASKED);
+
+    const CALIBRATION_MS: u64 = 10;
+    let pit_ticks = (pit::FREQUENCY_HZ * CALIBRATION_MS / 1000) as u16;
+    write(TIMER_INITIAL, u32::MAX);
+    let tsc_before = super::cpu::rdtsc();
+    pit::wait_ticks(pit_ticks);
+    let tsc_after = super::cpu::rdtsc();
+    let elapsed = u32::MAX - read(TIMER_CURRENT);
+    write(TIMER_INITIAL, 0);
+
+    TIMER_TICKS_PER_MS.store(elapsed as u64 / CALIBRATION_MS, Ordering::Relaxed);
+    (tsc_after - tsc_before) / (CALIBRATION_MS * 1000)
+}
+
+/// Starts the periodic timer interrupt at `hz`.
+pub fn start_timer(hz: u64) {
+    let count = TIMER_TICKS_PER_MS.load(Ordering::Relaxed) * 1000 / hz;
+    write(LVT_TIMER, TIMER_PERIODIC | TIMER_VECTOR as u32);
+    write(TIMER_INITIAL, count.max(1) as u32);
+}
+
+pub fn timer_ticks_per_ms() -> u64 {
+    TIMER_TICKS_PER_MS.load(Ordering::Relaxed)
+}

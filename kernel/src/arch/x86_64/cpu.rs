@@ -1,0 +1,37 @@
+//! Small CPU facilities: the time stamp counter and interrupt masking.
+
+use x86_64::instructions::interrupts;
+
+pub fn rdtsc() -> u64 {
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Interrupts off until dropped, then back to what they were.
+pub struct InterruptGuard {
+    were_enabled: bool,
+}
+
+impl InterruptGuard {
+    pub fn new() -> InterruptGuard {
+        let were_enabled = interrupts::are_enabled();
+        interrupts::disable();
+        InterruptGuard { were_enabled }
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        if self.were_enabled {
+            interrupts::enable();
+        }
+    }
+}
+
+pub fn enable_interrupts() {
+    interrupts::enable();
+}
+
+/// Halts until the next interrupt, with interrupts on (the idle loop).
+pub fn wait_for_interrupt() {
+    interrupts::enable_and_hlt();
+}

@@ -1,0 +1,166 @@
+//! Interrupt and exception entry. Every vector has a 16-byte stub that pushes its number (and a
+//! zero where the CPU pushes no error code) and joins `trap_common`, which saves the full
+//! register file and the SSE state into a `TrapFrame` on the IST stack before any Rust code
+//! runs. A thread switch is then just replacing that frame with another thread's saved one.
+
+use core::arch::global_asm;
+
+pub const TIMER_VECTOR: u64 = 0x20;
+/// ISA IRQs routed through the I/O APIC land at IRQ_BASE + irq.
+pub const IRQ_BASE: u64 = 0x30;
+pub const IRQ_COUNT: u64 = 16;
+/// `int 0x81`: a thread gives up the CPU (yield, block, sleep, exit).
+pub const YIELD_VECTOR: u64 = 0x81;
+pub const SPURIOUS_VECTOR: u64 = 0xFF;
+
+/// The FXSAVE image: x87, MXCSR and the 16 XMM registers.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct FxArea(pub [u8; 512]);
+
+impl FxArea {
+    /// The state a new thread starts with: x87 control word 0x37F, MXCSR 0x1F80 (all masked).
+    pub const INITIAL: FxArea = {
+        let mut area = [0u8; 512];
+        area[0] = 0x7F;
+        area[1] = 0x03;
+        area[24] = 0x80;
+        area[25] = 0x1F;
+        FxArea(area)
+    };
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TrapFrame {
+    pub fx: FxArea,
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+pub const RFLAGS_IF: u64 = 1 << 9;
+
+impl TrapFrame {
+    /// The first frame of a new kernel thread: it "returns" into `entry(arg)` on `stack_top`.
+    pub fn new_thread(entry: extern "C" fn(usize) -> !, arg: usize, stack_top: u64) -> TrapFrame {
+        let (code, data) = super::gdt::kernel_selectors();
+        let mut frame: TrapFrame = unsafe { core::mem::zeroed() };
+        frame.fx = FxArea::INITIAL;
+        frame.rip = entry as usize as u64;
+        frame.rdi = arg as u64;
+        frame.cs = code as u64;
+        frame.ss = data as u64;
+        frame.rflags = RFLAGS_IF | 0x2;
+        // As if called: the return-address slot makes rsp ≡ 8 (mod 16) at entry.
+        frame.rsp = stack_top - 8;
+        frame
+    }
+}
+
+extern "C" {
+    static trap_stubs: u8;
+}
+
+/// The entry stub of `vector`: stubs are 16 bytes apart.
+pub fn stub_address(vector: usize) -> u64 {
+    (&raw const trap_stubs) as u64 + 16 * vector as u64
+}
+
+global_asm!(
+    r#"
+.section .text
+.balign 16
+.global trap_stubs
+trap_stubs:
+.set vector, 0
+.rept 256
+    .balign 16
+    .if (vector == 8) || (vector == 10) || (vector == 11) || (vector == 12) || (vector == 13) || (vector == 14) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
+    .else
+        push 0
+    .endif
+    push vector
+    jmp trap_common
+    .set vector, vector + 1
+.endr
+
+trap_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 512
+    fxsave64 [rsp]
+    mov rdi, rsp
+    cld
+    call {dispatch}
+    fxrstor64 [rsp]
+    add rsp, 512
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+"#,
+    dispatch = sym dispatch,
+);
+
+extern "C" fn dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        0..=31 => super::exception::handle(frame),
+        TIMER_VECTOR => {
+            super::apic::end_of_interrupt();
+            crate::sched::on_timer_tick(frame);
+        }
+        YIELD_VECTOR => crate::sched::on_yield(frame),
+        v if (IRQ_BASE..IRQ_BASE + IRQ_COUNT).contains(&v) => {
+            crate::debug::state::update(|s| s.irq_counts[(v - IRQ_BASE) as usize] += 1);
+            super::apic::end_of_interrupt();
+        }
+        SPURIOUS_VECTOR => {}
+        _ => super::exception::unexpected(frame),
+    }
+}

@@ -1,0 +1,189 @@
+//! Threads and the scheduler: priorities with round-robin inside a priority, preemption by the
+//! timer, blocking and waking, sleeping, exit and reaping.
+//!
+//! Every switch happens in an interrupt (the timer, or `int 0x81` for a thread giving up the
+//! CPU): the trap entry has saved the whole register file and SSE state in a `TrapFrame`, and
+//! switching is replacing that frame with the next thread's saved one.
+
+mod scheduler;
+mod tests;
+mod thread;
+mod wait;
+
+pub use thread::{Name, Priority, ThreadId};
+pub use wait::WaitQueue;
+
+use crate::arch::cpu::InterruptGuard;
+use crate::arch::percpu::this_cpu;
+use crate::arch::trap::{TrapFrame, YIELD_VECTOR};
+use crate::debug::state::ThreadRunState;
+use crate::sync::IrqMutex;
+use alloc::boxed::Box;
+use scheduler::Scheduler;
+
+pub const DEFAULT_STACK: u64 = 64 << 10;
+
+static SCHEDULER: IrqMutex<Option<Scheduler>> = IrqMutex::new(None);
+/// Woken whenever a thread exits: `join` waits here.
+static EXITED: WaitQueue = WaitQueue::new();
+
+fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
+    f(SCHEDULER.lock().as_mut().expect("scheduler not started"))
+}
+
+/// Makes the running boot code the thread "kmain" and creates the idle thread.
+pub fn init() {
+    let scheduler = Scheduler::new(idle_thread_stack(), idle_loop);
+    *SCHEDULER.lock() = Some(scheduler);
+}
+
+fn idle_thread_stack() -> crate::mm::stacks::Stack {
+    crate::mm::stacks::allocate(DEFAULT_STACK).expect("no stack for the idle thread")
+}
+
+extern "C" fn idle_loop(_: usize) -> ! {
+    loop {
+        crate::arch::cpu::wait_for_interrupt();
+    }
+}
+
+#[derive(Debug)]
+pub enum SpawnError {
+    Stack(#[allow(dead_code)] crate::mm::stacks::StackError), // read through Debug
+}
+
+/// Starts a kernel thread running `f` on a stack of `stack_size` bytes.
+pub fn spawn_with_stack(name: &str, priority: Priority, stack_size: u64, f: impl FnOnce() + Send + 'static)
+    -> Result<ThreadId, SpawnError> {
+    let stack = crate::mm::stacks::allocate(stack_size).map_err(SpawnError::Stack)?;
+    let frame = Box::new(TrapFrame::new_thread(thread_start, 0, stack.top()));
+    let id = with(|s| s.add(Name::new(name), priority, frame, Some(stack), Some(Box::new(f))));
+    preempt_if_outranked();
+    Ok(id)
+}
+
+pub fn spawn(name: &str, priority: Priority, f: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
+    spawn_with_stack(name, priority, DEFAULT_STACK, f)
+}
+
+extern "C" fn thread_start(_: usize) -> ! {
+    let entry = with(|s| s.current_mut().entry.take());
+    if let Some(entry) = entry {
+        entry();
+    }
+    exit()
+}
+
+pub fn current_id() -> ThreadId {
+    with(|s| s.current)
+}
+
+/// The running thread's name, for fault reports: never waits for the scheduler lock.
+pub fn current_name() -> Name {
+    SCHEDULER.try_lock().and_then(|s| s.as_ref().map(|s| s.current().name)).unwrap_or(Name::new("<unknown>"))
+}
+
+/// The thread whose stack guard page holds `address`.
+pub fn stack_overflow_victim(address: u64) -> Option<Name> {
+    let slot = crate::mm::stacks::guard_slot(address)?;
+    let scheduler = SCHEDULER.try_lock()?;
+    scheduler.as_ref()?.thread_with_stack(slot).map(|t| t.name)
+}
+
+pub fn state_of(id: ThreadId) -> Option<ThreadRunState> {
+    with(|s| s.get(id).map(|t| t.state))
+}
+
+fn give_up_cpu() {
+    unsafe { core::arch::asm!("int {}", const YIELD_VECTOR) };
+}
+
+pub fn yield_now() {
+    give_up_cpu();
+}
+
+/// Blocks the calling thread until `wake`; the caller has interrupts off (see `WaitQueue`).
+pub(crate) fn block_current(wait_object: u32) {
+    with(|s| s.set_current_state(ThreadRunState::Blocked, wait_object));
+    give_up_cpu();
+}
+
+pub fn sleep_ms(ms: u64) {
+    let _irq = InterruptGuard::new();
+    let wake_at = crate::time::ticks() + crate::time::ms_to_ticks(ms);
+    with(|s| s.sleep_current(wake_at));
+    give_up_cpu();
+}
+
+/// Ends the calling thread; the scheduler frees its stack once it has switched away.
+pub fn exit() -> ! {
+    let _irq = InterruptGuard::new();
+    with(|s| s.set_current_state(ThreadRunState::Dead, 0));
+    EXITED.wake_all();
+    give_up_cpu();
+    unreachable!("a dead thread was scheduled");
+}
+
+/// Waits until thread `id` has exited.
+pub fn join(id: ThreadId) {
+    EXITED.wait_until(|| with(|s| s.get(id).is_none_or(|t| t.state == ThreadRunState::Dead)));
+}
+
+pub(crate) fn wake(id: ThreadId) {
+    with(|s| s.wake(id));
+}
+
+/// Yields if a thread of higher priority than the caller is ready (after a wake or spawn).
+pub fn preempt_if_outranked() {
+    if with(|s| s.outranked()) {
+        give_up_cpu();
+    }
+}
+
+/// Preemption off until dropped. Timer ticks still count; a switch they ask for is deferred
+/// to the moment preemption is enabled again, not lost.
+pub struct PreemptGuard(());
+
+impl PreemptGuard {
+    pub fn new() -> PreemptGuard {
+        let cpu = this_cpu();
+        cpu.preempt_disabled.set(cpu.preempt_disabled.get() + 1);
+        PreemptGuard(())
+    }
+}
+
+impl Drop for PreemptGuard {
+    fn drop(&mut self) {
+        let cpu = this_cpu();
+        let depth = cpu.preempt_disabled.get() - 1;
+        cpu.preempt_disabled.set(depth);
+        if depth == 0 && cpu.switch_deferred.get() {
+            give_up_cpu();
+        }
+    }
+}
+
+pub fn on_timer_tick(frame: &mut TrapFrame) {
+    let now = crate::time::tick();
+    let mut guard = SCHEDULER.lock();
+    let Some(s) = guard.as_mut() else { return };
+    if !s.tick(now) {
+        return;
+    }
+    let cpu = this_cpu();
+    if cpu.preempt_disabled.get() > 0 {
+        cpu.switch_deferred.set(true);
+        return;
+    }
+    let dead = s.switch(frame);
+    drop(guard);
+    drop(dead);
+}
+
+pub fn on_yield(frame: &mut TrapFrame) {
+    this_cpu().switch_deferred.set(false);
+    let dead = with(|s| s.switch(frame));
+    // Freeing a stack takes the frame and page-table locks: do it outside the scheduler's.
+    drop(dead);
+}
+

@@ -1,0 +1,234 @@
+//! The scheduler's state and decisions; `sched/mod.rs` is its interface to threads and traps.
+
+use super::thread::{Name, Priority, Thread, ThreadId};
+use crate::arch::trap::TrapFrame;
+use crate::debug::state::{self, EventKind, ThreadRunState, MAX_THREADS};
+use crate::mm::stacks::Stack;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+/// Timer ticks a thread runs before others of its priority get a turn.
+const QUANTUM_TICKS: u32 = 10;
+const BOOT_THREAD: ThreadId = 1;
+
+pub struct Scheduler {
+    threads: BTreeMap<ThreadId, Thread>,
+    ready: [VecDeque<ThreadId>; Priority::LEVELS],
+    sleeping: Vec<ThreadId>,
+    pub current: ThreadId,
+    idle: ThreadId,
+    next_id: ThreadId,
+}
+
+impl Scheduler {
+    /// The code running now becomes the boot thread "kmain"; its context is saved at its first switch.
+    pub fn new(idle_stack: Stack, idle_entry: extern "C" fn(usize) -> !) -> Scheduler {
+        let mut scheduler = Scheduler {
+            threads: BTreeMap::new(),
+            ready: Default::default(),
+            sleeping: Vec::new(),
+            current: BOOT_THREAD,
+            idle: 0,
+            next_id: BOOT_THREAD,
+        };
+        let boot_frame = Box::new(unsafe { core::mem::zeroed() });
+        let boot = scheduler.add(Name::new("kmain"), Priority::NORMAL, boot_frame, None, None);
+        scheduler.ready[Priority::NORMAL.0 as usize].retain(|&t| t != boot);
+        scheduler.set_state(boot, ThreadRunState::Running);
+        let idle_frame = Box::new(TrapFrame::new_thread(idle_entry, 0, idle_stack.top()));
+        scheduler.idle = scheduler.add(Name::new("idle"), Priority::IDLE, idle_frame, Some(idle_stack), None);
+        scheduler.ready[Priority::IDLE.0 as usize].clear();
+        state::update(|s| s.cpus[0].current_thread = BOOT_THREAD);
+        scheduler
+    }
+
+    pub fn add(&mut self, name: Name, priority: Priority, context: Box<TrapFrame>, stack: Option<Stack>,
+               entry: Option<Box<dyn FnOnce() + Send>>) -> ThreadId {
+        let id = self.next_id;
+        self.next_id += 1;
+        let debug_slot = self.free_debug_slot();
+        let thread = Thread {
+            id, name, priority, state: ThreadRunState::Ready, context, stack, entry,
+            wake_at: 0, wait_object: 0, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_slot,
+        };
+        // Room for every thread in every queue now, so interrupt paths never allocate.
+        let count = self.threads.len() + 1;
+        for queue in self.ready.iter_mut() {
+            queue.reserve(count.saturating_sub(queue.len()));
+        }
+        self.sleeping.reserve(count.saturating_sub(self.sleeping.len()));
+        self.threads.insert(id, thread);
+        self.ready[priority.0 as usize].push_back(id);
+        self.publish(id);
+        self.event(EventKind::ThreadStart, id, priority.0 as u64, 0);
+        id
+    }
+
+    pub fn get(&self, id: ThreadId) -> Option<&Thread> {
+        self.threads.get(&id)
+    }
+
+    pub fn current(&self) -> &Thread {
+        &self.threads[&self.current]
+    }
+
+    pub fn current_mut(&mut self) -> &mut Thread {
+        self.threads.get_mut(&self.current).expect("current thread missing")
+    }
+
+    pub fn thread_with_stack(&self, slot: usize) -> Option<&Thread> {
+        self.threads.values().find(|t| t.stack.as_ref().is_some_and(|s| s.slot == slot))
+    }
+
+    fn set_state(&mut self, id: ThreadId, run_state: ThreadRunState) {
+        if let Some(thread) = self.threads.get_mut(&id) {
+            thread.state = run_state;
+            self.publish(id);
+        }
+    }
+
+    pub fn set_current_state(&mut self, run_state: ThreadRunState, wait_object: u32) {
+        self.current_mut().wait_object = wait_object;
+        self.set_state(self.current, run_state);
+    }
+
+    pub fn sleep_current(&mut self, wake_at: u64) {
+        self.current_mut().wake_at = wake_at;
+        self.sleeping.push(self.current);
+        self.set_current_state(ThreadRunState::Sleeping, 0);
+    }
+
+    pub fn wake(&mut self, id: ThreadId) {
+        let Some(thread) = self.threads.get_mut(&id) else { return };
+        if !matches!(thread.state, ThreadRunState::Blocked | ThreadRunState::Sleeping) {
+            return;
+        }
+        thread.wait_object = 0;
+        let priority = thread.priority;
+        self.sleeping.retain(|&t| t != id);
+        self.ready[priority.0 as usize].push_back(id);
+        self.set_state(id, ThreadRunState::Ready);
+        self.event(EventKind::Wake, id, 0, 0);
+    }
+
+    fn highest_ready(&self) -> Option<Priority> {
+        (0..Priority::LEVELS).rev().find(|&p| !self.ready[p].is_empty()).map(|p| Priority(p as u8))
+    }
+
+    /// A ready thread outranks the running one.
+    pub fn outranked(&self) -> bool {
+        self.highest_ready().is_some_and(|p| p > self.current().priority)
+    }
+
+    /// Accounts one timer tick; says whether the running thread should make way.
+    pub fn tick(&mut self, now: u64) -> bool {
+        let idle = self.current == self.idle;
+        let current = self.current_mut();
+        current.run_ticks += 1;
+        current.quantum_left = current.quantum_left.saturating_sub(1);
+        let expired = current.quantum_left == 0;
+        let (run_ticks, slot) = (current.run_ticks, current.debug_slot);
+        state::update(|s| {
+            s.cpus[0].ticks = now;
+            if idle {
+                s.cpus[0].idle_ticks += 1;
+            }
+            if let Some(slot) = slot {
+                s.threads[slot].run_ticks = run_ticks;
+            }
+        });
+        let mut i = 0;
+        while i < self.sleeping.len() {
+            let id = self.sleeping[i];
+            if self.threads[&id].wake_at <= now {
+                self.wake(id);
+            } else {
+                i += 1;
+            }
+        }
+        let competition = self.highest_ready();
+        let own = self.current().priority;
+        competition.is_some_and(|p| p > own || (p == own && expired) || idle)
+    }
+
+    /// Switches `frame` from the running thread to the next one. Returns a thread that died
+    /// and is now off the CPU, for the caller to free outside this lock.
+    pub fn switch(&mut self, frame: &mut TrapFrame) -> Option<Thread> {
+        let from = self.current;
+        let idle = self.idle;
+        let thread = self.current_mut();
+        *thread.context = *frame;
+        if thread.state == ThreadRunState::Running {
+            thread.state = ThreadRunState::Ready;
+            let priority = thread.priority;
+            if from != idle {
+                self.ready[priority.0 as usize].push_back(from);
+            }
+        }
+        let to = self.highest_ready().and_then(|p| self.ready[p.0 as usize].pop_front()).unwrap_or(idle);
+        let dead = if self.threads[&from].state == ThreadRunState::Dead {
+            self.event(EventKind::ThreadExit, from, 0, 0);
+            self.unpublish(from);
+            self.threads.remove(&from)
+        } else {
+            self.publish(from);
+            None
+        };
+        let next = self.threads.get_mut(&to).expect("next thread missing");
+        next.state = ThreadRunState::Running;
+        next.quantum_left = QUANTUM_TICKS;
+        if to != from {
+            next.switches += 1;
+        }
+        *frame = *next.context;
+        self.current = to;
+        self.publish(to);
+        if to != from {
+            self.event(EventKind::Switch, from, to as u64, 0);
+            state::update(|s| s.cpus[0].current_thread = to);
+        }
+        dead
+    }
+
+    // --- the debug-state block ----------------------------------------------------------
+
+    fn free_debug_slot(&self) -> Option<usize> {
+        let taken = |slot: usize| self.threads.values().any(|t| t.debug_slot == Some(slot));
+        let slot = (0..MAX_THREADS).find(|&slot| !taken(slot));
+        if slot.is_none() {
+            state::update(|s| s.threads_dropped += 1);
+        }
+        slot
+    }
+
+    fn publish(&self, id: ThreadId) {
+        let Some(t) = self.threads.get(&id) else { return };
+        let Some(slot) = t.debug_slot else { return };
+        state::update(|s| {
+            s.threads[slot] = state::ThreadState {
+                id: t.id,
+                process: 0,
+                name: t.name.0,
+                state: t.state,
+                priority: t.priority.0,
+                cpu: 0,
+                wait_object: t.wait_object,
+                run_ticks: t.run_ticks,
+                switches: t.switches,
+            };
+            s.thread_count = s.thread_count.max(slot as u32 + 1);
+        });
+    }
+
+    fn unpublish(&self, id: ThreadId) {
+        if let Some(slot) = self.threads.get(&id).and_then(|t| t.debug_slot) {
+            state::update(|s| s.threads[slot].state = ThreadRunState::Free);
+        }
+    }
+
+    fn event(&self, kind: EventKind, thread: ThreadId, a: u64, b: u64) {
+        let tsc = crate::arch::cpu::rdtsc();
+        state::update(|s| s.record(tsc, kind, thread, a, b));
+    }
+}

@@ -1,0 +1,63 @@
+//! A kernel thread: its saved context (full register file and SSE state), its stack, and what
+//! the scheduler and the debug-state block need to know about it.
+
+use crate::arch::trap::TrapFrame;
+use crate::debug::state::{copy_name, ThreadRunState, NAME_LEN};
+use crate::mm::stacks::Stack;
+use alloc::boxed::Box;
+
+pub type ThreadId = u32;
+
+/// Higher runs first; round-robin among equals.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct Priority(pub u8);
+
+impl Priority {
+    pub const IDLE: Priority = Priority(0);
+    pub const LOW: Priority = Priority(1);
+    pub const NORMAL: Priority = Priority(4);
+    pub const HIGH: Priority = Priority(6);
+    pub const LEVELS: usize = 8;
+}
+
+/// A thread name, fixed-size so fault reports can print it without allocating.
+#[derive(Clone, Copy)]
+pub struct Name(pub [u8; NAME_LEN]);
+
+impl Name {
+    pub fn new(name: &str) -> Name {
+        Name(copy_name(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+        core::str::from_utf8(&self.0[..len]).unwrap_or("?")
+    }
+}
+
+impl core::fmt::Debug for Name {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+pub struct Thread {
+    pub id: ThreadId,
+    pub name: Name,
+    pub priority: Priority,
+    pub state: ThreadRunState,
+    pub context: Box<TrapFrame>,
+    /// None for the boot thread, which runs on the boot stack.
+    pub stack: Option<Stack>,
+    /// What it runs first; taken when it starts.
+    pub entry: Option<Box<dyn FnOnce() + Send>>,
+    /// Tick at which a sleeping thread wakes.
+    pub wake_at: u64,
+    /// Identifies what a blocked thread waits on (for the debug view).
+    pub wait_object: u32,
+    pub quantum_left: u32,
+    pub run_ticks: u64,
+    pub switches: u64,
+    /// Index in the debug-state thread table, if it fit.
+    pub debug_slot: Option<usize>,
+}

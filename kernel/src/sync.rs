@@ -1,0 +1,51 @@
+//! Locking rule of this kernel: every spin lock is held with interrupts off. An interrupt
+//! handler may then take any lock (its holder cannot be the code it interrupted), and a
+//! preempted thread never holds a lock another thread spins on.
+
+use crate::arch::cpu::InterruptGuard;
+use core::ops::{Deref, DerefMut};
+
+pub struct IrqMutex<T> {
+    inner: spin::Mutex<T>,
+}
+
+pub struct IrqMutexGuard<'a, T> {
+    // Field order matters: the lock is released before interrupts come back on.
+    guard: spin::MutexGuard<'a, T>,
+    _irq: InterruptGuard,
+}
+
+impl<T> IrqMutex<T> {
+    pub const fn new(value: T) -> IrqMutex<T> {
+        IrqMutex { inner: spin::Mutex::new(value) }
+    }
+
+    pub fn lock(&self) -> IrqMutexGuard<'_, T> {
+        let irq = InterruptGuard::new();
+        IrqMutexGuard { guard: self.inner.lock(), _irq: irq }
+    }
+
+    /// For fault reports: never waits.
+    pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
+        let irq = InterruptGuard::new();
+        Some(IrqMutexGuard { guard: self.inner.try_lock()?, _irq: irq })
+    }
+
+    /// For the panic path only: the holder will never run again.
+    pub unsafe fn force_unlock(&self) {
+        self.inner.force_unlock();
+    }
+}
+
+impl<T> Deref for IrqMutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for IrqMutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
