@@ -99,12 +99,18 @@ class Gdb:
         streams = [process.stdout, process.stderr]
         deadline = time.monotonic() + timeout
         while True:
+            result = None
+            # Keep every other record of the batch, also those after the result (a quick
+            # `*stopped` can arrive in the same read as `^running`).
             for record in controller.get_gdb_response(timeout_sec=0, raise_error_on_timeout=False):
                 if record.get("type") == "result" and record.get("token") == token:
-                    if check and record["message"] == "error":
-                        raise GdbError((record.get("payload") or {}).get("msg", "GDB error"))
-                    return record
-                self.events.append(record)
+                    result = record
+                else:
+                    self.events.append(record)
+            if result is not None:
+                if check and result["message"] == "error":
+                    raise GdbError((result.get("payload") or {}).get("msg", "GDB error"))
+                return result
             if process.poll() is not None:
                 raise GdbError(f"GDB exited (status {process.returncode})")
             left = deadline - time.monotonic()
