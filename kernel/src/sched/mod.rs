@@ -17,6 +17,7 @@ use crate::arch::cpu::InterruptGuard;
 use crate::arch::percpu::this_cpu;
 use crate::arch::trap::{TrapFrame, YIELD_VECTOR};
 use crate::debug::state::ThreadRunState;
+use crate::process::ProcessId;
 use crate::sync::IrqMutex;
 use alloc::boxed::Box;
 use scheduler::Scheduler;
@@ -52,18 +53,19 @@ pub enum SpawnError {
     Stack(#[allow(dead_code)] crate::mm::stacks::StackError), // read through Debug
 }
 
-/// Starts a kernel thread running `f` on a stack of `stack_size` bytes.
-pub fn spawn_with_stack(name: &str, priority: Priority, stack_size: u64, f: impl FnOnce() + Send + 'static)
-    -> Result<ThreadId, SpawnError> {
+/// Starts a thread of `process` (None: a kernel thread) running `f` on a stack of `stack_size` bytes.
+pub fn spawn_in(process: Option<ProcessId>, name: &str, priority: Priority, stack_size: u64,
+                f: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
     let stack = crate::mm::stacks::allocate(stack_size).map_err(SpawnError::Stack)?;
     let frame = Box::new(TrapFrame::new_thread(thread_start, 0, stack.top()));
-    let id = with(|s| s.add(Name::new(name), priority, frame, Some(stack), Some(Box::new(f))));
+    let id = with(|s| s.add(Name::new(name), priority, frame, Some(stack), Some(Box::new(f)), process));
     preempt_if_outranked();
     Ok(id)
 }
 
+/// Starts a kernel thread.
 pub fn spawn(name: &str, priority: Priority, f: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
-    spawn_with_stack(name, priority, DEFAULT_STACK, f)
+    spawn_in(None, name, priority, DEFAULT_STACK, f)
 }
 
 extern "C" fn thread_start(_: usize) -> ! {
@@ -102,10 +104,16 @@ pub fn yield_now() {
     give_up_cpu();
 }
 
-/// Blocks the calling thread until `wake`; the caller has interrupts off (see `WaitQueue`).
-pub(crate) fn block_current(wait_object: u32) {
-    with(|s| s.set_current_state(ThreadRunState::Blocked, wait_object));
+/// Blocks the calling thread until `wake` or tick `deadline`; false if the deadline woke it.
+/// The caller has interrupts off (see `WaitQueue`), so a wake cannot slip in before the block.
+pub(crate) fn block_current(wait_object: u32, deadline: Option<u64>) -> bool {
+    with(|s| s.block_current(wait_object, deadline));
     give_up_cpu();
+    !with(|s| s.current_timed_out())
+}
+
+pub fn current_process() -> Option<ProcessId> {
+    with(|s| s.current().process)
 }
 
 pub fn sleep_ms(ms: u64) {
@@ -131,6 +139,12 @@ pub fn join(id: ThreadId) {
 
 pub(crate) fn wake(id: ThreadId) {
     with(|s| s.wake(id));
+}
+
+/// The next switch away from the calling thread goes to `id` if it is ready and no thread of
+/// higher priority is: the IPC fast path, skipping the run queue's order.
+pub fn hand_off_to(id: ThreadId) {
+    with(|s| s.hand_off_to(id));
 }
 
 /// Yields if a thread of higher priority than the caller is ready (after a wake or spawn).

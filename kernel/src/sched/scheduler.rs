@@ -4,6 +4,7 @@ use super::thread::{Name, Priority, Thread, ThreadId};
 use crate::arch::trap::TrapFrame;
 use crate::debug::state::{self, EventKind, ThreadRunState, MAX_THREADS};
 use crate::mm::stacks::Stack;
+use crate::process::ProcessId;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -18,6 +19,8 @@ pub struct Scheduler {
     sleeping: Vec<ThreadId>,
     pub current: ThreadId,
     idle: ThreadId,
+    /// Where the next switch should go, if still ready (see `hand_off_to`).
+    hand_off: Option<ThreadId>,
     next_id: ThreadId,
 }
 
@@ -30,27 +33,28 @@ impl Scheduler {
             sleeping: Vec::new(),
             current: BOOT_THREAD,
             idle: 0,
+            hand_off: None,
             next_id: BOOT_THREAD,
         };
         let boot_frame = Box::new(unsafe { core::mem::zeroed() });
-        let boot = scheduler.add(Name::new("kmain"), Priority::NORMAL, boot_frame, None, None);
+        let boot = scheduler.add(Name::new("kmain"), Priority::NORMAL, boot_frame, None, None, None);
         scheduler.ready[Priority::NORMAL.0 as usize].retain(|&t| t != boot);
         scheduler.set_state(boot, ThreadRunState::Running);
         let idle_frame = Box::new(TrapFrame::new_thread(idle_entry, 0, idle_stack.top()));
-        scheduler.idle = scheduler.add(Name::new("idle"), Priority::IDLE, idle_frame, Some(idle_stack), None);
+        scheduler.idle = scheduler.add(Name::new("idle"), Priority::IDLE, idle_frame, Some(idle_stack), None, None);
         scheduler.ready[Priority::IDLE.0 as usize].clear();
         state::update(|s| s.cpus[0].current_thread = BOOT_THREAD);
         scheduler
     }
 
     pub fn add(&mut self, name: Name, priority: Priority, context: Box<TrapFrame>, stack: Option<Stack>,
-               entry: Option<Box<dyn FnOnce() + Send>>) -> ThreadId {
+               entry: Option<Box<dyn FnOnce() + Send>>, process: Option<ProcessId>) -> ThreadId {
         let id = self.next_id;
         self.next_id += 1;
         let debug_slot = self.free_debug_slot();
         let thread = Thread {
             id, name, priority, state: ThreadRunState::Ready, context, stack, entry,
-            wake_at: 0, wait_object: 0, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_slot,
+            wake_at: 0, timed_out: false, process, wait_object: 0, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_slot,
         };
         // Room for every thread in every queue now, so interrupt paths never allocate.
         let count = self.threads.len() + 1;
@@ -93,6 +97,21 @@ impl Scheduler {
         self.set_state(self.current, run_state);
     }
 
+    /// Blocks the running thread on `wait_object`, giving up at tick `deadline` if given.
+    pub fn block_current(&mut self, wait_object: u32, deadline: Option<u64>) {
+        let current = self.current_mut();
+        current.timed_out = false;
+        if let Some(deadline) = deadline {
+            current.wake_at = deadline;
+            self.sleeping.push(self.current);
+        }
+        self.set_current_state(ThreadRunState::Blocked, wait_object);
+    }
+
+    pub fn current_timed_out(&self) -> bool {
+        self.current().timed_out
+    }
+
     pub fn sleep_current(&mut self, wake_at: u64) {
         self.current_mut().wake_at = wake_at;
         self.sleeping.push(self.current);
@@ -110,6 +129,28 @@ impl Scheduler {
         self.ready[priority.0 as usize].push_back(id);
         self.set_state(id, ThreadRunState::Ready);
         self.event(EventKind::Wake, id, 0, 0);
+    }
+
+    pub fn hand_off_to(&mut self, id: ThreadId) {
+        self.hand_off = Some(id);
+    }
+
+    /// The next thread to run: the hand-off target if it is ready and not outranked, else the
+    /// first of the highest non-empty priority, else idle.
+    fn pick_next(&mut self) -> ThreadId {
+        let best = self.highest_ready();
+        if let Some(target) = self.hand_off.take() {
+            if let Some(thread) = self.threads.get(&target) {
+                let queue = &mut self.ready[thread.priority.0 as usize];
+                if best.is_none_or(|p| thread.priority >= p) {
+                    if let Some(position) = queue.iter().position(|&t| t == target) {
+                        queue.remove(position);
+                        return target;
+                    }
+                }
+            }
+        }
+        best.and_then(|p| self.ready[p.0 as usize].pop_front()).unwrap_or(self.idle)
     }
 
     fn highest_ready(&self) -> Option<Priority> {
@@ -142,6 +183,8 @@ impl Scheduler {
         while i < self.sleeping.len() {
             let id = self.sleeping[i];
             if self.threads[&id].wake_at <= now {
+                let thread = self.threads.get_mut(&id).expect("sleeping thread missing");
+                thread.timed_out = thread.state == ThreadRunState::Blocked;
                 self.wake(id);
             } else {
                 i += 1;
@@ -166,7 +209,7 @@ impl Scheduler {
                 self.ready[priority.0 as usize].push_back(from);
             }
         }
-        let to = self.highest_ready().and_then(|p| self.ready[p.0 as usize].pop_front()).unwrap_or(idle);
+        let to = self.pick_next();
         let dead = if self.threads[&from].state == ThreadRunState::Dead {
             self.event(EventKind::ThreadExit, from, 0, 0);
             self.unpublish(from);
@@ -208,7 +251,7 @@ impl Scheduler {
         state::update(|s| {
             s.threads[slot] = state::ThreadState {
                 id: t.id,
-                process: 0,
+                process: t.process.unwrap_or(0),
                 name: t.name.0,
                 state: t.state,
                 priority: t.priority.0,

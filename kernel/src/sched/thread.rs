@@ -51,8 +51,12 @@ pub struct Thread {
     pub stack: Option<Stack>,
     /// What it runs first; taken when it starts.
     pub entry: Option<Box<dyn FnOnce() + Send>>,
-    /// Tick at which a sleeping thread wakes.
+    /// Tick at which a sleeping thread wakes, or a blocked one gives up waiting.
     pub wake_at: u64,
+    /// Set when a blocked thread was woken by its deadline rather than by `wake`.
+    pub timed_out: bool,
+    /// The process it belongs to; None for kernel threads.
+    pub process: Option<crate::process::ProcessId>,
     /// Identifies what a blocked thread waits on (for the debug view).
     pub wait_object: u32,
     pub quantum_left: u32,

@@ -16,22 +16,31 @@ impl WaitQueue {
 
     /// Blocks the calling thread until `condition` holds. The condition is checked with
     /// interrupts off and the thread queued before it sleeps, so a wake-up cannot be lost.
-    pub fn wait_until(&self, mut condition: impl FnMut() -> bool) {
+    pub fn wait_until(&self, condition: impl FnMut() -> bool) {
+        self.wait_until_deadline(condition, None);
+    }
+
+    /// As `wait_until`, giving up at tick `deadline`: returns whether the condition holds.
+    pub fn wait_until_deadline(&self, mut condition: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
         loop {
             let _irq = InterruptGuard::new();
             if condition() {
-                return;
+                return true;
             }
-            self.waiters.lock().push_back(super::current_id());
-            super::block_current(self as *const WaitQueue as u32);
+            let me = super::current_id();
+            self.waiters.lock().push_back(me);
+            if !super::block_current(self as *const WaitQueue as u32, deadline) {
+                self.waiters.lock().retain(|&t| t != me);
+                return condition();
+            }
         }
     }
 
-    /// Wakes the longest waiter; false if nobody waited.
-    pub fn wake_one(&self) -> bool {
+    /// Wakes the longest waiter and says which it was.
+    pub fn wake_one(&self) -> Option<ThreadId> {
         let _irq = InterruptGuard::new();
         let waiter = self.waiters.lock().pop_front();
-        waiter.map(super::wake).is_some()
+        waiter.inspect(|&t| super::wake(t))
     }
 
     pub fn wake_all(&self) -> usize {

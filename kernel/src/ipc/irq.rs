@@ -1,0 +1,60 @@
+//! IRQ objects: a hardware IRQ bound to a notification bit. The interrupt masks the line and
+//! signals; the driver server handles the device and acknowledges, which unmasks it again.
+
+use super::error::{Error, Result};
+use super::notification::Notification;
+use crate::arch::{apic, ioapic};
+use crate::sync::IrqMutex;
+use alloc::sync::Arc;
+
+const ISA_IRQS: usize = 16;
+
+static BOUND: IrqMutex<[Option<Arc<IrqLine>>; ISA_IRQS]> = IrqMutex::new([const { None }; ISA_IRQS]);
+
+pub struct IrqLine {
+    pub irq: u8,
+    notification: Arc<Notification>,
+    bits: u64,
+}
+
+impl IrqLine {
+    /// Binds `irq` to signal `bits` on `notification`, and unmasks it.
+    pub fn bind(irq: u8, notification: Arc<Notification>, bits: u64) -> Result<Arc<IrqLine>> {
+        if irq as usize >= ISA_IRQS || bits == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let line = Arc::new(IrqLine { irq, notification, bits });
+        {
+            let mut bound = BOUND.lock();
+            if bound[irq as usize].is_some() {
+                return Err(Error::Busy);
+            }
+            bound[irq as usize] = Some(line.clone());
+        }
+        ioapic::route(irq, apic::id());
+        Ok(line)
+    }
+
+    /// The driver is done with the last interrupt: let the next one in.
+    pub fn acknowledge(&self) {
+        ioapic::route(self.irq, apic::id());
+    }
+
+    /// Frees the IRQ for another binding (its driver died).
+    pub fn unbind(&self) {
+        ioapic::mask(self.irq);
+        let mut bound = BOUND.lock();
+        if bound[self.irq as usize].as_ref().is_some_and(|l| core::ptr::eq(l.as_ref(), self)) {
+            bound[self.irq as usize] = None;
+        }
+    }
+}
+
+/// From the trap handler: mask the line until the driver acknowledges, and signal it.
+pub fn on_interrupt(irq: u8) {
+    let line = BOUND.lock().get(irq as usize).cloned().flatten();
+    if let Some(line) = line {
+        ioapic::mask(irq);
+        line.notification.signal(line.bits);
+    }
+}

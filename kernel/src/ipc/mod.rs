@@ -1,0 +1,169 @@
+//! IPC and capabilities: what a server can do, always through a handle of its own process.
+//! These functions are the kernel side of the `kwast` ABI (servers/include/kwast.h); a missing,
+//! stale or wrong-kind handle is an error code, never a panic.
+
+pub mod endpoint;
+pub mod error;
+pub mod handle;
+pub mod ioport;
+pub mod irq;
+pub mod notification;
+mod tests;
+
+use crate::process::{self, Process};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use endpoint::{Endpoint, Received};
+use error::{Error, Result};
+use handle::{Capability, Handle, Object, Rights};
+
+/// A timeout argument meaning "wait forever".
+pub const FOREVER: u64 = u64::MAX;
+
+fn deadline(timeout_ms: u64) -> Option<u64> {
+    (timeout_ms != FOREVER).then(|| crate::time::ticks() + crate::time::ms_to_ticks(timeout_ms))
+}
+
+fn me() -> Result<Arc<Process>> {
+    process::current().ok_or(Error::InvalidHandle)
+}
+
+/// The capability behind `handle`, checked for kind (by `pick`) before rights.
+fn lookup<T>(handle: Handle, rights: Rights, pick: impl FnOnce(&Object) -> Option<T>) -> Result<(T, u64)> {
+    let process = me()?;
+    let table = process.handles.lock();
+    let capability = table.get(handle)?;
+    let object = pick(&capability.object).ok_or(Error::WrongKind)?;
+    if !capability.rights.contains(rights) {
+        return Err(Error::NoRights);
+    }
+    Ok((object, capability.badge))
+}
+
+pub fn call(handle: Handle, request: &[u8], transfer: &[Handle], timeout_ms: u64) -> Result<Vec<u8>> {
+    let (endpoint, badge) = lookup(handle, Rights::CALL, |o| match o {
+        Object::Endpoint(e) => Some(e.clone()),
+        _ => None,
+    })?;
+    let transfers = {
+        let process = me()?;
+        let table = process.handles.lock();
+        transfer.iter().map(|&h| table.get_with(h, Rights::GRANT).cloned()).collect::<Result<Vec<_>>>()?
+    };
+    endpoint.call(badge, request, transfers, deadline(timeout_ms))
+}
+
+pub struct Message {
+    pub badge: u64,
+    pub data: Vec<u8>,
+    /// Answer with `reply(reply_handle, ...)`, once.
+    pub reply_handle: Handle,
+    pub transferred: Vec<Handle>,
+}
+
+pub enum Incoming {
+    Message(Message),
+    Signals(u64),
+}
+
+pub fn receive(handle: Handle, timeout_ms: u64) -> Result<Incoming> {
+    let (endpoint, _) = lookup(handle, Rights::RECEIVE, |o| match o {
+        Object::Endpoint(e) => Some(e.clone()),
+        _ => None,
+    })?;
+    let call = match endpoint.receive(deadline(timeout_ms))? {
+        Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
+        Received::Call(call) => call,
+    };
+    let process = me()?;
+    let mut table = process.handles.lock();
+    let inserted = core::iter::once(Capability { object: Object::Reply(call.clone()), rights: Rights(0), badge: 0 })
+        .chain(call.transfers.iter().cloned())
+        .map(|c| table.insert(c))
+        .collect::<Result<Vec<_>>>();
+    match inserted {
+        Ok(handles) => Ok(Incoming::Message(Message {
+            badge: call.badge,
+            data: call.request.clone(),
+            reply_handle: handles[0],
+            transferred: handles[1..].to_vec(),
+        })),
+        Err(error) => {
+            drop(table);
+            let _ = call.reply(Err(Error::NoSpace));
+            Err(error)
+        }
+    }
+}
+
+pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
+    let process = me()?;
+    let capability = {
+        let mut table = process.handles.lock();
+        match table.get(reply_handle)?.object {
+            Object::Reply(_) => table.remove(reply_handle)?,
+            _ => return Err(Error::WrongKind),
+        }
+    };
+    let Object::Reply(call) = capability.object else { unreachable!("checked above") };
+    call.answer(data)
+}
+
+pub fn signal(handle: Handle, bits: u64) -> Result<()> {
+    let (notification, _) = lookup(handle, Rights::SIGNAL, |o| match o {
+        Object::Notification(n) => Some(n.clone()),
+        _ => None,
+    })?;
+    notification.signal(bits);
+    Ok(())
+}
+
+pub fn wait(handle: Handle, timeout_ms: u64) -> Result<u64> {
+    let (notification, _) = lookup(handle, Rights::WAIT, |o| match o {
+        Object::Notification(n) => Some(n.clone()),
+        _ => None,
+    })?;
+    notification.wait(deadline(timeout_ms))
+}
+
+pub fn irq_acknowledge(handle: Handle) -> Result<()> {
+    let (line, _) = lookup(handle, Rights::ACK, |o| match o {
+        Object::Irq(l) => Some(l.clone()),
+        _ => None,
+    })?;
+    line.acknowledge();
+    Ok(())
+}
+
+pub fn port_read8(handle: Handle, port: u16) -> Result<u8> {
+    let (ports, _) = lookup(handle, Rights::IO, |o| match o {
+        Object::IoPorts(p) => Some(*p),
+        _ => None,
+    })?;
+    ports.read8(port)
+}
+
+pub fn port_write8(handle: Handle, port: u16, value: u8) -> Result<()> {
+    let (ports, _) = lookup(handle, Rights::IO, |o| match o {
+        Object::IoPorts(p) => Some(*p),
+        _ => None,
+    })?;
+    ports.write8(port, value)
+}
+
+pub fn close(handle: Handle) -> Result<()> {
+    me()?.handles.lock().remove(handle).map(drop)
+}
+
+/// A new endpoint served by `owner`, with a receive handle in its table.
+pub fn create_endpoint(owner: &Process) -> Result<(Arc<Endpoint>, Handle)> {
+    let endpoint = Endpoint::new(owner.id);
+    let capability = Capability { object: Object::Endpoint(endpoint.clone()), rights: Rights::RECEIVE.union(Rights::GRANT), badge: 0 };
+    let handle = owner.handles.lock().insert(capability)?;
+    Ok((endpoint, handle))
+}
+
+/// Gives `process` a capability (a boot grant from the manifest, or a test's set-up).
+pub fn grant(process: &Process, object: Object, rights: Rights, badge: u64) -> Result<Handle> {
+    process.handles.lock().insert(Capability { object, rights, badge })
+}

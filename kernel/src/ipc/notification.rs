@@ -1,0 +1,52 @@
+//! Notifications: a word of signal bits that senders OR in and a waiter takes all at once.
+//! Bound to an endpoint, a signal also wakes that endpoint's receivers, so a server can wait
+//! for calls and signals (IRQs, say) together.
+
+use super::endpoint::Endpoint;
+use super::error::{Error, Result};
+use crate::sched::WaitQueue;
+use crate::sync::IrqMutex;
+use alloc::sync::{Arc, Weak};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub struct Notification {
+    bits: AtomicU64,
+    waiters: WaitQueue,
+    bound: IrqMutex<Weak<Endpoint>>,
+}
+
+impl Notification {
+    pub fn new() -> Arc<Notification> {
+        Arc::new(Notification { bits: AtomicU64::new(0), waiters: WaitQueue::new(), bound: IrqMutex::new(Weak::new()) })
+    }
+
+    /// Safe from interrupt handlers: it only takes interrupt-safe locks.
+    pub fn signal(&self, bits: u64) {
+        self.bits.fetch_or(bits, Ordering::SeqCst);
+        self.waiters.wake_all();
+        if let Some(endpoint) = self.bound.lock().upgrade() {
+            endpoint.wake_receivers();
+        }
+    }
+
+    /// Takes every pending bit (0 if none).
+    pub fn take(&self) -> u64 {
+        self.bits.swap(0, Ordering::SeqCst)
+    }
+
+    pub fn pending(&self) -> bool {
+        self.bits.load(Ordering::SeqCst) != 0
+    }
+
+    pub fn wait(&self, deadline: Option<u64>) -> Result<u64> {
+        if self.waiters.wait_until_deadline(|| self.pending(), deadline) {
+            Ok(self.take())
+        } else {
+            Err(Error::TimedOut)
+        }
+    }
+
+    pub fn bind(&self, endpoint: &Arc<Endpoint>) {
+        *self.bound.lock() = Arc::downgrade(endpoint);
+    }
+}

@@ -1,0 +1,207 @@
+//! In-kernel tests of capabilities and IPC, with kernel threads standing in for servers.
+
+use super::*;
+use crate::kernel_test;
+use crate::process;
+use crate::sched::{self, Priority, DEFAULT_STACK};
+use alloc::string::String;
+use alloc::vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+fn in_process(process: &Process, name: &str, f: impl FnOnce() + Send + 'static) -> sched::ThreadId {
+    sched::spawn_in(Some(process.id), name, Priority::NORMAL, DEFAULT_STACK, f).unwrap()
+}
+
+/// A server process with an endpoint, a client process holding a call handle with `badge`.
+fn pair(badge: u64) -> (Arc<Process>, Handle, Arc<Process>, Handle) {
+    let server = process::create("server", vec![]);
+    let (endpoint, receive_handle) = create_endpoint(&server).unwrap();
+    let client = process::create("client", vec![]);
+    let call_handle = grant(&client, Object::Endpoint(endpoint), Rights::CALL, badge).unwrap();
+    (server, receive_handle, client, call_handle)
+}
+
+/// Serves `count` calls, replying with the request upper-cased and the badge appended.
+fn uppercase_server(server: &Process, handle: Handle, count: usize) -> sched::ThreadId {
+    in_process(server, "upper", move || {
+        for _ in 0..count {
+            let Ok(Incoming::Message(message)) = receive(handle, FOREVER) else { panic!("receive failed") };
+            let mut answer = message.data.to_ascii_uppercase();
+            answer.extend_from_slice(&message.badge.to_le_bytes());
+            reply(message.reply_handle, &answer).unwrap();
+        }
+    })
+}
+
+const BADGE: u64 = 0xB0D6E;
+/// The largest request whose answer (request + 8-byte badge) still fits a message.
+const LARGEST_ECHO: usize = endpoint::MAX_MESSAGE - 8;
+
+kernel_test!(ipc_call_reply, {
+    let (server, receive_handle, client, call_handle) = pair(BADGE);
+    let server_thread = uppercase_server(&server, receive_handle, 2);
+    let client_thread = in_process(&client, "client", move || {
+        for text in [&b"hello"[..], &[b'x'; LARGEST_ECHO][..]] {
+            let answer = call(call_handle, text, &[], 1000).expect("call");
+            assert_eq!(&answer[..text.len()], &text.to_ascii_uppercase()[..]);
+            assert_eq!(&answer[text.len()..], &(BADGE).to_le_bytes());
+        }
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
+});
+
+
+kernel_test!(ipc_errors_never_panic, {
+    let (server, receive_handle, client, call_handle) = pair(7);
+    let notification = notification::Notification::new();
+    let signal_handle = grant(&client, Object::Notification(notification), Rights::SIGNAL, 0).unwrap();
+    let results = Arc::new(crate::sync::IrqMutex::new(alloc::vec::Vec::new()));
+    let seen = results.clone();
+    let server_keep = server.clone();
+    let client_thread = in_process(&client, "client", move || {
+        let log = |what: &'static str, error: Error| seen.lock().push((what, error));
+        log("handle 0", call(0, b"x", &[], 10).unwrap_err());
+        log("forged handle", call(0x1234_0042, b"x", &[], 10).unwrap_err());
+        log("notification as endpoint", call(signal_handle, b"x", &[], 10).unwrap_err());
+        log("receive on a call-only handle", receive(call_handle, 10).err().unwrap());
+        log("too big", call(call_handle, &[0; endpoint::MAX_MESSAGE + 1], &[], 10).unwrap_err());
+        log("transfer without grant", call(call_handle, b"x", &[signal_handle], 10).unwrap_err());
+        log("timeout, nobody serving", call(call_handle, b"x", &[], 20).unwrap_err());
+        log("reply with a call handle", reply(call_handle, b"x").unwrap_err());
+        log("port without a grant", port_read8(call_handle, 0x60).unwrap_err());
+        close(signal_handle).unwrap();
+        log("stale handle", signal(signal_handle, 1).unwrap_err());
+        // The server dies while we wait on it.
+        log("peer died", call(call_handle, b"x", &[], FOREVER).unwrap_err());
+    });
+    // Let the client block in its last call, then end the server process.
+    while seen_len(&results) < 10 {
+        sched::sleep_ms(1);
+    }
+    sched::sleep_ms(5);
+    process::destroy(server_keep.id);
+    sched::join(client_thread);
+    let _ = receive_handle;
+    let got = results.lock().clone();
+    let expected = [
+        ("handle 0", Error::InvalidHandle),
+        ("forged handle", Error::InvalidHandle),
+        ("notification as endpoint", Error::WrongKind),
+        ("receive on a call-only handle", Error::NoRights),
+        ("too big", Error::TooBig),
+        ("transfer without grant", Error::NoRights),
+        ("timeout, nobody serving", Error::TimedOut),
+        ("reply with a call handle", Error::WrongKind),
+        ("port without a grant", Error::WrongKind),
+        ("stale handle", Error::InvalidHandle),
+        ("peer died", Error::PeerDied),
+    ];
+    assert_eq!(got.as_slice(), expected.as_slice());
+    // A kernel thread has no process, hence no handles.
+    assert_eq!(call(1, b"x", &[], 10).unwrap_err(), Error::InvalidHandle);
+});
+
+fn seen_len(results: &Arc<crate::sync::IrqMutex<alloc::vec::Vec<(&'static str, Error)>>>) -> usize {
+    results.lock().len()
+}
+
+kernel_test!(ipc_fast_path_hands_off_to_the_server, {
+    // A bystander is ready before the call; the waiting server must still run first.
+    static ORDER: crate::sync::IrqMutex<String> = crate::sync::IrqMutex::new(String::new());
+    let (server, receive_handle, client, call_handle) = pair(1);
+    let server_thread = in_process(&server, "server", move || {
+        let Ok(Incoming::Message(m)) = receive(receive_handle, FOREVER) else { panic!() };
+        ORDER.lock().push('S');
+        reply(m.reply_handle, b"").unwrap();
+    });
+    while sched::state_of(server_thread) != Some(crate::debug::state::ThreadRunState::Blocked) {
+        sched::yield_now();
+    }
+    let client_thread = in_process(&client, "client", move || {
+        let _no_preempt = sched::PreemptGuard::new();
+        let bystander = sched::spawn("bystander", Priority::NORMAL, || ORDER.lock().push('B')).unwrap();
+        call(call_handle, b"ping", &[], FOREVER).unwrap();
+        ORDER.lock().push('C');
+        drop(_no_preempt);
+        sched::join(bystander);
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
+    let order = ORDER.lock().clone();
+    assert!(order.starts_with('S'), "the server ran first: {}", order);
+});
+
+kernel_test!(ipc_handles_pass_in_messages, {
+    let (server, receive_handle, client, call_handle) = pair(3);
+    let notification = notification::Notification::new();
+    let waiter_handle = grant(&client, Object::Notification(notification.clone()), Rights::WAIT, 0).unwrap();
+    let given = grant(&client, Object::Notification(notification), Rights::SIGNAL.union(Rights::GRANT), 0).unwrap();
+    let server_thread = in_process(&server, "server", move || {
+        let Ok(Incoming::Message(m)) = receive(receive_handle, FOREVER) else { panic!() };
+        assert_eq!(m.transferred.len(), 1);
+        signal(m.transferred[0], 0b101).unwrap();
+        reply(m.reply_handle, b"signalled").unwrap();
+    });
+    let client_thread = in_process(&client, "client", move || {
+        assert_eq!(call(call_handle, b"take this", &[given], FOREVER).unwrap(), b"signalled");
+        assert_eq!(wait(waiter_handle, 100).unwrap(), 0b101);
+        assert_eq!(wait(waiter_handle, 10).unwrap_err(), Error::TimedOut, "bits were taken");
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
+});
+
+kernel_test!(irq_to_notification_to_receiver, {
+    // An endpoint with a bound notification that an IRQ line signals: the receiver gets the
+    // bits from the same `receive` that serves calls. The interrupt is raised with `int`.
+    let server = process::create("driver", vec![]);
+    let (endpoint, receive_handle) = create_endpoint(&server).unwrap();
+    let notification = notification::Notification::new();
+    endpoint.bind_notification(notification.clone());
+    let line = irq::IrqLine::bind(5, notification, 1 << 5).unwrap();
+    assert_eq!(irq::IrqLine::bind(5, notification::Notification::new(), 1).err(), Some(Error::Busy));
+    let irq_handle = grant(&server, Object::Irq(line.clone()), Rights::ACK, 0).unwrap();
+    static GOT: AtomicU64 = AtomicU64::new(0);
+    let driver = in_process(&server, "driver", move || {
+        let Ok(Incoming::Signals(bits)) = receive(receive_handle, 1000) else { panic!("no signal") };
+        GOT.store(bits, Ordering::SeqCst);
+        irq_acknowledge(irq_handle).unwrap();
+    });
+    sched::sleep_ms(2);
+    unsafe { core::arch::asm!("int {}", const crate::arch::trap::IRQ_BASE + 5) };
+    sched::join(driver);
+    assert_eq!(GOT.load(Ordering::SeqCst), 1 << 5);
+    line.unbind();
+});
+
+kernel_test!(ipc_round_trips_under_load, {
+    static DONE: AtomicU32 = AtomicU32::new(0);
+    let (server, receive_handle, client, call_handle) = pair(9);
+    let server_thread = uppercase_server(&server, receive_handle, 1000);
+    let client_thread = in_process(&client, "client", move || {
+        for i in 0..1000u32 {
+            let request = i.to_le_bytes();
+            let answer = call(call_handle, &request, &[], 1000).unwrap();
+            assert_eq!(&answer[..4], &request.to_ascii_uppercase());
+            DONE.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
+    assert_eq!(DONE.load(Ordering::Relaxed), 1000);
+});
+
+kernel_test!(io_port_grants_are_exact, {
+    // Port 0x80 (the POST diagnostic port) is harmless to write.
+    let driver = process::create("ports", vec![]);
+    let ports = grant(&driver, Object::IoPorts(ioport::IoPorts { base: 0x80, count: 1 }), Rights::IO, 0).unwrap();
+    let no_io = grant(&driver, Object::IoPorts(ioport::IoPorts { base: 0x80, count: 1 }), Rights(0), 0).unwrap();
+    let thread = in_process(&driver, "ports", move || {
+        assert_eq!(port_write8(ports, 0x80, 0x42), Ok(()));
+        assert_eq!(port_write8(ports, 0x81, 0), Err(Error::NoRights), "outside the grant");
+        assert_eq!(port_read8(ports, 0x7F), Err(Error::NoRights), "outside the grant");
+        assert_eq!(port_read8(no_io, 0x80), Err(Error::NoRights), "without the IO right");
+    });
+    sched::join(thread);
+});

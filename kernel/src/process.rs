@@ -1,0 +1,57 @@
+//! Processes: what a server is to the kernel. A process has a name, its arguments, a handle
+//! table of capabilities, and threads; when it dies its capabilities go, and partners blocked
+//! on its endpoints learn that their peer died.
+
+use crate::ipc::handle::{Capability, HandleTable, Object};
+use crate::sched::Name;
+use crate::sync::IrqMutex;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+pub type ProcessId = u32;
+
+pub struct Process {
+    pub id: ProcessId,
+    pub name: Name,
+    pub args: Vec<String>,
+    pub handles: IrqMutex<HandleTable>,
+}
+
+static PROCESSES: IrqMutex<BTreeMap<ProcessId, Arc<Process>>> = IrqMutex::new(BTreeMap::new());
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+pub fn create(name: &str, args: Vec<String>) -> Arc<Process> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let process = Arc::new(Process { id, name: Name::new(name), args, handles: IrqMutex::new(HandleTable::default()) });
+    PROCESSES.lock().insert(id, process.clone());
+    process
+}
+
+pub fn get(id: ProcessId) -> Option<Arc<Process>> {
+    PROCESSES.lock().get(&id).cloned()
+}
+
+/// The process of the calling thread.
+pub fn current() -> Option<Arc<Process>> {
+    get(crate::sched::current_process()?)
+}
+
+/// Ends a process's hold on the system: its capabilities are dropped, the endpoints it served
+/// closed (so their callers get `PeerDied`), its IRQs unbound.
+pub fn destroy(id: ProcessId) {
+    let Some(process) = PROCESSES.lock().remove(&id) else { return };
+    let capabilities: Vec<Capability> = process.handles.lock().clear();
+    for capability in capabilities {
+        match capability.object {
+            Object::Endpoint(endpoint) if endpoint.owner == id => endpoint.close(),
+            Object::Irq(line) => line.unbind(),
+            Object::Reply(call) => {
+                let _ = call.reply(Err(crate::ipc::error::Error::PeerDied));
+            }
+            _ => {}
+        }
+    }
+}
