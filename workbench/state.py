@@ -15,6 +15,7 @@ read again, up to `attempts` times, reusing S3 as the next S1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import time
 from dataclasses import dataclass
@@ -32,11 +33,31 @@ class DebugStateError(Exception):
 
 
 class QmpMemory:
-    """Guest physical memory through QMP `pmemsave` into a file in the machine's private dir."""
+    """Guest physical memory through QMP `pmemsave` into a file in the machine's private dir.
+
+    Each call is a QMP round trip (about 1-2 ms), while a kernel with a timer updates the block
+    every few hundred microseconds: the two reads a seqlock check needs rarely bracket a quiet
+    moment. So after `optimistic_attempts`, a snapshot pauses the guest (`paused()`) for its read."""
+
+    optimistic_attempts = 1
 
     def __init__(self, command: Callable[..., Awaitable[object]], directory: Path):
         self._command = command
         self._path = Path(directory) / "pmemsave.bin"
+
+    @contextlib.asynccontextmanager
+    async def paused(self):
+        """The guest stopped meanwhile, and resumed after only if it was running before
+        (a guest stopped by GDB or the user stays stopped)."""
+        status = await self._command("query-status")
+        running = isinstance(status, dict) and status.get("running")
+        if running:
+            await self._command("stop")
+        try:
+            yield
+        finally:
+            if running:
+                await self._command("cont")
 
     async def read(self, address: int, size: int) -> bytes:
         await self._command("pmemsave", {"val": address, "size": size, "filename": str(self._path)})
@@ -124,7 +145,7 @@ class StateReader:
         started = time.perf_counter()
         seq_address = self.address + self._seq_offset
         before = self._seq.unpack(await memory.read(seq_address, 8))[0]
-        for _ in range(self.attempts):
+        for _ in range(min(self.attempts, getattr(memory, "optimistic_attempts", self.attempts))):
             data = await memory.read(self.address, self.size)
             after = self._seq.unpack(await memory.read(seq_address, 8))[0]
             self.check(data)
@@ -134,10 +155,30 @@ class StateReader:
                 snap.read_ms = (time.perf_counter() - started) * 1000
                 return snap
             before = after
+        if hasattr(memory, "paused"):
+            return await self._paused_snapshot(memory, started)
         raise DebugStateError(
             f"kernel debug-state sequence was odd or changing in {self.attempts} reads in a row "
             f"(last {before:#x}): the kernel may have stopped inside an update (a fault?) or updates "
             f"without pause; look at the serial console, or stop the guest and read again")
+
+    async def _paused_snapshot(self, memory, started: float) -> Snapshot:
+        # With the guest stopped nothing moves: the block is consistent unless the guest was
+        # stopped inside an update (sequence odd); then let it run a moment and try again.
+        for _ in range(self.attempts):
+            async with memory.paused():
+                data = await memory.read(self.address, self.size)
+            self.check(data)
+            sequence = self._seq.unpack_from(data, self._seq_offset)[0]
+            if sequence % 2 == 0:
+                snap = self.parse(data)
+                snap.read_ms = (time.perf_counter() - started) * 1000
+                return snap
+            await asyncio.sleep(0.001)
+        raise DebugStateError(
+            f"kernel debug-state sequence was odd in {self.attempts} reads of the paused guest "
+            f"(last {sequence:#x}): the kernel may have stopped inside an update (a fault?); look at "
+            f"the serial console")
 
     def check(self, data: bytes) -> None:
         magic, version = self._magic(data), self._version(data)
