@@ -27,7 +27,7 @@ def test_state_boots_its_own_machine_and_prints_tables():
 def test_gdb_script_on_its_own_machine_held_at_reset():
     done = run_cli("gdb", "--ex", "break kmain", "--ex", "continue", "--ex", "bt")
     assert done.returncode == 0, done.stderr + done.stdout
-    assert re.search(r"#0 .*kmain .*main\.rs:\d+", done.stdout), done.stdout
+    assert re.search(r"^#\d+ .*kmain .*main\.rs:\d+", done.stdout, re.M), done.stdout
 
 
 def test_state_and_gdb_attach_to_a_named_boot_session():

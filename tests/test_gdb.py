@@ -39,14 +39,19 @@ def test_breakpoint_on_kmain_is_hit_and_named_in_the_backtrace():
         stopped = run_to_kmain(gdb)
         frames = gdb.backtrace()
         registers = gdb.registers()
+        # kmain's first instructions may belong to a function inlined into it (GDB then shows
+        # that one as frame 0): look kmain's frame up by name.
+        level = next(int(f["level"]) for f in frames if f["func"].endswith("kmain"))
+        gdb.select_frame(level)
         magic = gdb.evaluate("magic")  # kmain's first argument: the Multiboot loader's magic
         # The async record reached us as an event too, not only through wait_stopped.
         assert any(e.get("message") == "stopped" for e in gdb.events)
         return stopped, frames, registers, magic
 
     stopped, frames, registers, magic = in_held_machine(body)
-    assert frames[0]["func"].endswith("kmain"), frames
-    assert frames[0]["file"].endswith("main.rs")
+    kmain = [f for f in frames if f["func"].endswith("kmain")]
+    assert kmain and kmain[0]["file"].endswith("main.rs"), frames
+    assert all(f["func"] != "??" for f in frames[:int(kmain[0]["level"]) + 1]), frames  # symbols up to kmain
     assert registers["rip"] == int(stopped["frame"]["addr"], 16) == int(frames[0]["addr"], 16)
     assert int(magic) == 0x2BADB002  # the Multiboot specification's value, as the loader passed it
 
@@ -124,4 +129,4 @@ def test_console_commands_for_scripting():
 
     output, backtrace = in_held_machine(body)
     assert "Breakpoint 1" in output
-    assert re.search(r"#0 .*kmain", backtrace), backtrace
+    assert re.search(r"^#\d+ .*kmain", backtrace, re.M), backtrace

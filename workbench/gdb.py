@@ -197,6 +197,10 @@ class Gdb:
         """Frames innermost first: level, func, addr, and file/line where known."""
         return self.command("-stack-list-frames")["stack"]
 
+    def select_frame(self, level: int) -> None:
+        """Makes frame `level` of `backtrace()` the one `evaluate` sees (its locals and arguments)."""
+        self.command(f"-stack-select-frame {level}")
+
     def read_memory(self, address: int, size: int) -> bytes:
         blocks = self.command(f"-data-read-memory-bytes {address:#x} {size}")["memory"]
         return b"".join(bytes.fromhex(block["contents"]) for block in blocks)
