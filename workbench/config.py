@@ -62,6 +62,8 @@ class HardwareConfig:
     ps2_keyboard: bool = True
     display: Literal["none", "vga"] = "none"
     cmdline: str = ""
+    # A scratch qcow2 disk (attached to no device) that holds savevm/loadvm snapshots.
+    snapshots: bool = False
     servers: list[Server] = field(default_factory=list)
     path: Path | None = field(default=None, init=False, compare=False)
 

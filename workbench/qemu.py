@@ -123,6 +123,9 @@ class Machine:
         modules = self.modules()
         if modules:
             argv += ["-initrd", ",".join(modules)]
+        if c.snapshots:
+            argv += ["-blockdev", f"driver=qcow2,node-name={self.snapshot_node},file.driver=file,"
+                                  f"file.filename={self.socket_dir / 'snapshots.qcow2'}"]
         if self.ram_file:
             argv += ["-object", f"memory-backend-file,id=ram,size={c.memory >> 20}M,mem-path={self.ram_path},share=on",
                      "-machine", "memory-backend=ram"]
@@ -142,6 +145,11 @@ class Machine:
     def ram_path(self) -> Path:
         assert self.socket_dir is not None
         return self.socket_dir / "ram"
+
+    @property
+    def snapshot_node(self) -> str | None:
+        """The block node savevm/loadvm (`snapshot-save`/`snapshot-load`) use, if the config has one."""
+        return "snapshots" if self.config.snapshots else None
 
     @property
     def gdb_socket(self) -> Path:
@@ -164,6 +172,8 @@ class Machine:
     async def start(self) -> None:
         """Starts QEMU with the CPU held (-S); `cont()` lets the kernel run."""
         self.socket_dir = Path(tempfile.mkdtemp(prefix="kwast-"))
+        if self.config.snapshots:
+            await self._create_snapshot_disk()
         argv = self.argv()
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -178,6 +188,19 @@ class Machine:
             # Keep the writer: dropping it closes the connection.
             reader, self.serial_writer = await asyncio.open_unix_connection(str(self.socket_dir / "serial.sock"))
             self._stream_tasks.append(asyncio.create_task(self._read_serial(reader)))
+
+    async def _create_snapshot_disk(self) -> None:
+        assert self.socket_dir is not None
+        # Holds only device state and RAM, so its size is nominal.
+        try:
+            qemu_img = await asyncio.create_subprocess_exec(
+                "qemu-img", "create", "-q", "-f", "qcow2", str(self.socket_dir / "snapshots.qcow2"), "16M",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        except FileNotFoundError:
+            raise QemuError("qemu-img is not installed (run `make setup`)") from None
+        _, stderr = await qemu_img.communicate()
+        if qemu_img.returncode != 0:
+            raise QemuError(f"qemu-img could not create the snapshot disk: {stderr.decode(errors='replace').strip()}")
 
     async def _connect_qmp(self) -> None:
         assert self.process is not None and self.socket_dir is not None
