@@ -1,5 +1,5 @@
 # Kwast's two entry points. Both install what is missing first (scripts/setup, idempotent).
-#   make run   build, then boot the default config in QEMU
+#   make run   build, then open the workbench (TUI) on the default config
 #   make test  build, then run every test (kernel tests and scenarios in QEMU included)
 
 VENV := .venv/bin
@@ -14,7 +14,7 @@ build: setup
 	$(VENV)/kwast-bench build
 
 run: build
-	$(VENV)/kwast-bench boot
+	$(VENV)/kwast-bench
 
 test: build
 	$(VENV)/pytest -n $(JOBS)

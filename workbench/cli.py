@@ -43,11 +43,22 @@ def _cmd_boot(args: argparse.Namespace, settings: settings_module.Settings) -> i
     return {"success": 0, "timeout": EXIT_TIMEOUT}.get(outcome.status, EXIT_KERNEL_FAILED)
 
 
+def _cmd_tui(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    from .tui.app import run  # Textual loads only for the TUI
+
+    return run(settings, getattr(args, "config", None), getattr(args, "append", ""))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="kwast-bench", description="Build, boot, debug and test the Kwast kernel.")
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # No command opens the interactive workbench (`tui`) on the default config.
+    commands = top.add_subparsers(dest="command", metavar="COMMAND")
 
     commands.add_parser("build", help="build the kernel and the wasm servers (incremental)")
+
+    tui_parser = commands.add_parser("tui", help="the interactive workbench (also what `kwast-bench` alone opens)")
+    tui_parser.add_argument("--config", type=Path, help="hardware config YAML (default: from workbench.toml)")
+    tui_parser.add_argument("--append", default="", help="extra kernel command-line words for boots, e.g. hold")
 
     boot_parser = commands.add_parser("boot", help="boot a hardware config in QEMU, stream the serial console")
     boot_parser.add_argument("--config", type=Path, help="hardware config YAML (default: from workbench.toml)")
@@ -62,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = settings_module.load()
+        if args.command in (None, "tui"):
+            return _cmd_tui(args, settings)
         return {"build": _cmd_build, "boot": _cmd_boot, **debug_cli.COMMANDS}[args.command](args, settings)
     except (ConfigError, SettingsError, KernelImageError, QemuError, *debug_cli.ERRORS) as error:
         print(f"kwast-bench: {error}", file=sys.stderr)

@@ -1,0 +1,219 @@
+"""The Kwast workbench app: sidebar, panes, the VM status bar and the footer of key bindings.
+
+The app wires panes together: it turns their messages (a machine booted, serial text, a state
+snapshot, a config chosen) into calls on the panes that show them. Every binding is also a
+command-palette entry; F1 shows the keys and the focused pane's help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Iterable
+
+from qemu.qmp import QMPError
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, HelpPanel, TabbedContent, TabPane
+
+from .. import build, config
+from ..config import HardwareConfig
+from ..settings import Settings
+from ..yamlmodel import ConfigError
+from .build_pane import BuildPane
+from .console import SerialConsole
+from .debugger import DebuggerPane
+from .feed import StateFeed
+from .ipc import IpcView
+from .scheduler import SchedulerView
+from .sidebar import Sidebar
+from .vm import VmError, VmStatus
+
+PANES = [("console", "Console"), ("scheduler", "Scheduler"), ("ipc", "IPC"), ("build", "Build"),
+         ("debugger", "Debugger")]
+
+
+class KwastApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "kwast-bench"
+    BINDINGS = [
+        Binding("f1", "toggle_help", "Help"),
+        Binding("f2", "boot", "Boot"),
+        Binding("f3", "pause", "Pause/Cont"),
+        Binding("f4", "reset", "Reset"),
+        Binding("ctrl+o", "stop_vm", "Off"),
+        Binding("ctrl+b", "build", "Build"),
+        Binding("f10", "screendump", "Dump"),
+        Binding("f11", "savevm", "SaveVM"),
+        Binding("f12", "loadvm", "LoadVM"),
+        Binding("ctrl+n", "next_pane", "Pane"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, settings: Settings, config_path: Path | None = None, cmdline: str = "") -> None:
+        super().__init__()
+        self.settings = settings
+        self.cmdline = cmdline
+        self.config_path = Path(config_path or settings.default_config)
+        self.config: HardwareConfig | None = None
+
+    def compose(self) -> ComposeResult:
+        yield VmStatus(self.settings, id="vm")
+        with Horizontal(id="main"):
+            yield Sidebar(self.settings.configs_dir, self.settings.scenarios_dir, self.cmdline, id="sidebar")
+            with TabbedContent(id="panes"):
+                with TabPane("Console", id="console"):
+                    yield SerialConsole(id="serial")
+                with TabPane("Scheduler", id="scheduler"):
+                    yield SchedulerView(id="threads-view")
+                with TabPane("IPC", id="ipc"):
+                    yield IpcView(id="ipc-view")
+                with TabPane("Build", id="build"):
+                    yield BuildPane(build.steps(self.settings), id="build-pane")
+                with TabPane("Debugger", id="debugger"):
+                    yield DebuggerPane(id="debugger-pane")
+        yield StateFeed(id="feed")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._choose(self.config_path)
+
+    def _choose(self, path: Path) -> None:
+        try:
+            self._select(config.load(path))
+        except ConfigError as error:
+            self.notify(f"{error}\nfix it, or choose another config in the sidebar", severity="error", timeout=30)
+
+    def _select(self, chosen: HardwareConfig) -> None:
+        self.config = chosen
+        self.query_one(VmStatus).config_name = chosen.path.stem if chosen.path else "?"
+        if chosen.path is not None:
+            self.query_one(Sidebar).highlight(chosen.path)
+
+    # --- palette and help ---------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        # Every binding of the app and of the focused pane, by its footer name.
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if binding.show and binding.description and binding.action != "command_palette":
+                yield SystemCommand(binding.description, f"{key}: {binding.action}",
+                                    lambda node=active.node, action=binding.action: self.run_action(action, node))
+        for pane, title in PANES:
+            yield SystemCommand(f"Show {title}", f"switch to the {title} pane",
+                                lambda pane=pane: self._show_pane(pane))
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query(HelpPanel):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_next_pane(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        ids = [pane for pane, _ in PANES]
+        self._show_pane(ids[(ids.index(tabs.active) + 1) % len(ids)])
+
+    def _show_pane(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+
+    # --- machine ------------------------------------------------------------------------
+
+    async def action_boot(self) -> None:
+        if self.config is None:
+            self.notify("no usable config: choose one in the sidebar", severity="error")
+            return
+        self.query_one(SerialConsole).clear()
+        await self._vm_call(self.query_one(VmStatus).boot(self.config, self.query_one(Sidebar).cmdline))
+
+    async def action_pause(self) -> None:
+        await self._vm_call(self.query_one(VmStatus).pause_or_continue())
+
+    async def action_reset(self) -> None:
+        await self._vm_call(self.query_one(VmStatus).reset())
+
+    async def action_stop_vm(self) -> None:
+        await self.query_one(VmStatus).stop()
+
+    async def action_screendump(self) -> None:
+        path = await self._vm_call(self.query_one(VmStatus).screendump())
+        if path is not None:
+            self.notify(f"screendump saved to {path}")
+
+    async def action_savevm(self) -> None:
+        if await self._vm_call(self.query_one(VmStatus).savevm(), done=True):
+            self.notify("VM state saved: F12 loads it")
+
+    async def action_loadvm(self) -> None:
+        if await self._vm_call(self.query_one(VmStatus).loadvm(), done=True):
+            self.notify("VM state loaded")
+
+    async def _vm_call(self, call, done: object = None) -> object:
+        """Awaits a VmStatus call; a failure becomes a notification saying what to do."""
+        try:
+            result = await call
+        except VmError as error:
+            self.notify(str(error), severity="error")
+            return None
+        except (QMPError, asyncio.TimeoutError) as error:  # QEMU's own words are the useful part
+            self.notify(f"QEMU: {error or 'no answer'}", severity="error")
+            return None
+        return result if done is None else done
+
+    def on_vm_status_booted(self, event: VmStatus.Booted) -> None:
+        self.query_one(DebuggerPane).set_target(event.elf, event.machine.gdb_socket)
+        self.run_worker(self.query_one(StateFeed).follow(event.elf, event.machine.ram_path), group="feed")
+
+    def on_vm_status_serial(self, event: VmStatus.Serial) -> None:
+        self.query_one(SerialConsole).write(event.text)
+
+    def on_vm_status_ended(self, event: VmStatus.Ended) -> None:
+        self.query_one(StateFeed).stop()
+        self.query_one(DebuggerPane).machine_ended()
+        self.query_one(SchedulerView).waiting(f"machine off: {event.description}")
+        self.notify(f"machine off: {event.description}")
+
+    def on_state_feed_updated(self, event: StateFeed.Updated) -> None:
+        self.query_one(SchedulerView).show(event.snapshot)
+        self.query_one(IpcView).show(event.snapshot)
+
+    def on_state_feed_waiting(self, event: StateFeed.Waiting) -> None:
+        self.query_one(SchedulerView).waiting(event.reason)
+
+    async def on_serial_console_type_text(self, event: SerialConsole.TypeText) -> None:
+        sent = await self._vm_call(self.query_one(VmStatus).send_text(event.text))
+        if sent is not None:
+            self.notify(f"typed {sent} keys into the guest")
+
+    def on_sidebar_config_selected(self, event: Sidebar.ConfigSelected) -> None:
+        self._select(event.config)
+        self.notify(f"config {event.config.path.name} selected: F2 boots it")
+
+    # --- build --------------------------------------------------------------------------
+
+    def action_build(self) -> None:
+        self._show_pane("build")
+        if not self.query_one(BuildPane).start():
+            self.notify("a build is already running")
+
+    def on_build_pane_finished(self, event: BuildPane.Finished) -> None:
+        if event.ok:
+            self.notify("build done: F2 boots the new image")
+        else:
+            self.notify(f"build failed: {event.error}", severity="error", timeout=15)
+
+    # --- leaving ------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Ends GDB and QEMU, then the app."""
+        self.query_one(DebuggerPane).close_now()
+        await self.query_one(VmStatus).stop()
+        self.exit()
+
+
+def run(settings: Settings, config_path: Path | None = None, cmdline: str = "") -> int:
+    KwastApp(settings, config_path, cmdline).run()
+    return 0

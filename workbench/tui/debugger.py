@@ -1,0 +1,249 @@
+"""The debugger pane: GDB (workbench.gdb) on the machine's gdbstub, driven from thread workers
+because pygdbmi blocks. One lock serialises GDB commands; a continue waits for the stop in
+short slices, releasing the lock between them, so an interrupt can get in."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Label, Static
+
+from ..gdb import Gdb, GdbError
+
+SOURCE_CONTEXT = 6  # lines shown each side of the stop
+REGISTERS = ["rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "eflags", "cs", "ss"]
+_WAIT_SLICE = 0.2  # seconds a waiting continue holds GDB before letting other commands in
+
+
+class DebuggerPane(Vertical):
+    HELP = """\
+## Debugger
+GDB attached to QEMU's gdbstub (attaching stops the guest).
+
+- **ctrl+g** attaches, or detaches (the guest goes on as it was)
+- breakpoint: type `kmain` or `main.rs:40` in the box, **enter**
+- **F5** continue, **F6** interrupt, **F7** step, **F8** next, **F9** finish
+"""
+    BINDINGS = [
+        ("ctrl+g", "attach", "Attach/Detach"),
+        ("f5", "run('continue')", "Cont"),
+        ("f6", "interrupt", "Intr"),
+        ("f7", "run('step')", "Step"),
+        ("f8", "run('next')", "Next"),
+        ("f9", "run('finish')", "Finish"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._target: tuple[Path, Path] | None = None  # (kernel ELF, gdbstub socket)
+        self._gdb: Gdb | None = None
+        self._lock = threading.Lock()
+        self._waiting = threading.Event()  # set while a continue waits for the stop
+        self.breakpoints: dict[int, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("no machine: boot one (F2), then attach (ctrl+g)", id="gdb-status")
+        yield Input(placeholder="breakpoint: symbol or file:line, enter sets it", id="breakpoint")
+        yield Label("", id="breakpoints")
+        with Horizontal(id="gdb-views"):
+            yield Static("", id="source")
+            with Vertical(id="gdb-side"):
+                backtrace = DataTable(id="backtrace", cursor_type="row")
+                backtrace.add_columns("#", "function", "where")
+                yield backtrace
+                registers = DataTable(id="registers", cursor_type="none")
+                registers.add_columns("register", "value")
+                yield registers
+
+    # --- target -------------------------------------------------------------------------
+
+    def set_target(self, elf: Path, socket: Path) -> None:
+        self._target = (elf, socket)
+        self._status("machine up: attach GDB with ctrl+g")
+
+    def machine_ended(self) -> None:
+        self._target = None
+        self.breakpoints.clear()
+        self.query_one("#breakpoints", Label).update("")
+        self._stop_gdb()
+
+    def _status(self, text: str) -> None:
+        self.query_one("#gdb-status", Static).update(text)
+
+    # --- actions ------------------------------------------------------------------------
+
+    def action_attach(self) -> None:
+        if self._gdb is not None:
+            self._stop_gdb()
+        elif self._target is None:
+            self.notify("no machine is running: boot one first (F2)", severity="warning")
+        else:
+            self._status("attaching...")
+            self._start_gdb(*self._target)
+
+    def action_run(self, how: str) -> None:
+        if self._needs_gdb():
+            self._status(f"{how}...")
+            self._resume(how)
+
+    def action_interrupt(self) -> None:
+        if self._needs_gdb():
+            self._interrupt()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        location = event.value.strip()
+        if location and self._needs_gdb():
+            self._break(location)
+
+    def _needs_gdb(self) -> bool:
+        if self._gdb is None:
+            self.notify("GDB is not attached: attach with ctrl+g", severity="warning")
+            return False
+        return True
+
+    # --- GDB, in thread workers -----------------------------------------------------------
+
+    @work(thread=True, group="gdb")
+    def _start_gdb(self, elf: Path, socket: Path) -> None:
+        gdb = Gdb(elf, socket)
+        try:
+            with self._lock:
+                gdb.start()
+                frame = gdb.command("-stack-info-frame").get("frame", {})
+            self._gdb = gdb
+        except GdbError as error:
+            gdb.close()
+            self.app.call_from_thread(self._status, f"attach failed: {error}")
+            return
+        self._after_stop({"reason": "attached", "frame": frame})
+
+    def _stop_gdb(self) -> None:
+        gdb, self._gdb = self._gdb, None
+        self._waiting.clear()
+        if gdb is not None:
+            self._close(gdb)
+
+    @work(thread=True, group="gdb-close")
+    def _close(self, gdb: Gdb) -> None:
+        with self._lock:
+            gdb.close()
+        self.app.call_from_thread(self._status, "detached" if self._target else "no machine: boot one (F2)")
+
+    def close_now(self) -> None:
+        """Ends GDB before the app leaves (blocks briefly: waits out a continue's slice)."""
+        gdb, self._gdb = self._gdb, None
+        self._waiting.clear()
+        if gdb is not None:
+            with self._lock:
+                gdb.close()
+
+    @work(thread=True, group="gdb")
+    def _break(self, location: str) -> None:
+        gdb = self._gdb
+        try:
+            with self._lock:
+                number = gdb.break_at(location)
+        except GdbError as error:
+            self.app.call_from_thread(self._status, f"breakpoint {location}: {error} (try a symbol like kmain or file:line like main.rs:40)")
+            return
+        self.breakpoints[number] = location
+        listing = "  ".join(f"#{n} {where}" for n, where in self.breakpoints.items())
+        self.app.call_from_thread(self.query_one("#breakpoints", Label).update, f"breakpoints: {listing}")
+        self.app.call_from_thread(self._status, f"breakpoint {number} at {location}")
+
+    @work(thread=True, group="gdb")
+    def _resume(self, how: str) -> None:
+        gdb = self._gdb
+        try:
+            with self._lock:
+                mark = len(gdb.events)
+                gdb.command({"continue": "-exec-continue", "step": "-exec-step",
+                             "next": "-exec-next", "finish": "-exec-finish"}[how])
+                self._waiting.set()
+            self.app.call_from_thread(self._status, f"{how}: running (F6 interrupts)")
+            while self._waiting.is_set():
+                with self._lock:
+                    if not self._waiting.is_set():
+                        return
+                    try:
+                        payload = gdb.wait_stopped(timeout=_WAIT_SLICE, after=mark)
+                    except GdbError:
+                        continue  # not stopped yet
+                self._waiting.clear()
+                self._after_stop(payload)
+        except GdbError as error:
+            self._waiting.clear()
+            self.app.call_from_thread(self._status, f"{how} failed: {error}")
+
+    @work(thread=True, group="gdb")
+    def _interrupt(self) -> None:
+        with self._lock:
+            try:
+                self._gdb.command("-exec-interrupt")
+            except GdbError as error:
+                self.app.call_from_thread(self._status, f"interrupt failed: {error}")
+
+    def _after_stop(self, payload: dict) -> None:
+        """In the worker: gather what to show about the stop, then show it on the UI thread."""
+        gdb = self._gdb
+        if gdb is None:
+            return
+        with self._lock:
+            frames = gdb.backtrace()
+            registers = gdb.registers()
+        self.app.call_from_thread(self._show_stop, payload, frames, registers)
+
+    # --- display ------------------------------------------------------------------------
+
+    def _show_stop(self, payload: dict, frames: list[dict], registers: dict[str, int]) -> None:
+        frame = payload.get("frame") or {}
+        where = _where(frame)
+        reason = payload.get("reason", "stopped")
+        if reason == "breakpoint-hit":
+            reason = f"breakpoint {payload.get('bkptno')} hit"
+        self._status(f"stopped: {reason} in {frame.get('func', '??')} {where}")
+
+        backtrace = self.query_one("#backtrace", DataTable)
+        backtrace.clear()
+        for f in frames:
+            backtrace.add_row(f.get("level", ""), f.get("func", "??"), _where(f))
+
+        table = self.query_one("#registers", DataTable)
+        table.clear()
+        for name in REGISTERS:
+            if name in registers:
+                table.add_row(name, f"{registers[name]:#018x}")
+
+        self.query_one("#source", Static).update(_source(frame))
+
+    def on_unmount(self) -> None:
+        self.close_now()
+
+
+def _where(frame: dict) -> str:
+    if frame.get("file") and frame.get("line"):
+        return f"{frame['file']}:{frame['line']}"
+    return frame.get("addr", "")
+
+
+def _source(frame: dict) -> Text:
+    path, line = frame.get("fullname"), frame.get("line")
+    if not path or not line:
+        return Text("no source for this frame (no debug line info here)", style="italic")
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError as error:
+        return Text(f"cannot read {path}: {error.strerror}", style="italic")
+    stop = int(line)
+    text = Text(f"{path}\n", style="dim")
+    for number in range(max(1, stop - SOURCE_CONTEXT), min(len(lines), stop + SOURCE_CONTEXT) + 1):
+        marker = ">" if number == stop else " "
+        text.append(f"{marker}{number:5} {lines[number - 1]}\n", style="reverse" if number == stop else "")
+    return text
