@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from qemu.qmp import QMPClient
+from qemu.qmp.protocol import ConnectError
 
 from .config import HardwareConfig
 from .kernel_image import KernelImage
@@ -215,8 +216,8 @@ class Machine:
                 try:
                     await self.qmp.connect(str(path))
                     return
-                except (ConnectionError, OSError):
-                    pass
+                except (ConnectionError, OSError, ConnectError):
+                    pass  # the socket file exists a moment before QEMU listens on it
             if time.monotonic() > deadline:
                 raise QemuError(f"QEMU did not open its QMP socket within {self.settings.qmp_connect_timeout} s")
             await asyncio.sleep(0.02)
