@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qemu.qmp import QMPClient
+from qemu.qmp.protocol import ConnectError
 
 
 class SessionError(Exception):
@@ -113,7 +114,7 @@ class Attached:
             try:
                 await self.qmp.connect(str(self.session.attach_socket))
                 return self
-            except (ConnectionError, OSError) as error:
+            except (ConnectionError, OSError, ConnectError) as error:  # qemu.qmp's ConnectError is no OSError
                 if time.monotonic() > deadline:
                     raise SessionError(f"cannot attach to session {self.session.name!r}: {error}") from None
                 await asyncio.sleep(0.05)
