@@ -37,6 +37,54 @@ def parser(function: Callable[[Any], Any]) -> dict:
 _scalars = yaml.SafeLoader("")
 
 
+# --- tagged unions ----------------------------------------------------------------------
+# A field typed `A | B | C` where each is a dataclass with a class-level `TAG` is written in
+# YAML as a one-key mapping naming the variant (`expect: {pattern: ...}`), or as the bare tag
+# when the variant needs no values (`- boot`). A variant with `SHORTHAND = "field"` also takes
+# a single scalar for that field (`expect: "Kwast booting"`). A variant with a `line` field
+# declared `init=False` gets the line it was written on, for error reports later.
+
+def _is_tagged_union(options: list[Any]) -> bool:
+    return len(options) > 1 and all(dataclasses.is_dataclass(o) and isinstance(getattr(o, "TAG", None), str)
+                                    for o in options)
+
+
+def _tags(options: list[Any]) -> str:
+    return ", ".join(o.TAG for o in options)
+
+
+# --- partial schemas, for overrides -------------------------------------------------------
+
+def partial(schema: type) -> type:
+    """A dataclass with `schema`'s fields, each optional (None = not given), nested dataclasses
+    partial too: decode overrides with it, then `apply` them to a complete value."""
+    hints = typing.get_type_hints(schema)
+    fields = []
+    for spec in dataclasses.fields(schema):
+        if not spec.init:
+            continue
+        kind = hints[spec.name]
+        if dataclasses.is_dataclass(kind):
+            kind = partial(kind)
+        fields.append((spec.name, kind | None, dataclasses.field(default=None, metadata=spec.metadata)))
+    made = dataclasses.make_dataclass(f"Partial{schema.__name__}", fields, frozen=True)
+    made.SCHEMA = schema
+    return made
+
+
+def apply(base: Any, changes: Any) -> Any:
+    """`base` with every field `changes` gives (not None) replaced; nested partials merge."""
+    updates = {}
+    for spec in dataclasses.fields(changes):
+        value = getattr(changes, spec.name)
+        if value is None:
+            continue
+        if dataclasses.is_dataclass(value) and hasattr(type(value), "SCHEMA"):
+            value = apply(getattr(base, spec.name), value)
+        updates[spec.name] = value
+    return dataclasses.replace(base, **updates)
+
+
 def load(path: Path, schema: type) -> Any:
     """Parses `path` into an instance of the dataclass `schema`."""
     path = Path(path)
@@ -62,6 +110,10 @@ def _type_name(kind: Any) -> str:
         return f"a list of {_type_name(typing.get_args(kind)[0])}"
     if dataclasses.is_dataclass(kind):
         return "a mapping"
+    if origin in (typing.Union, types.UnionType):
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        if _is_tagged_union(options):
+            return f"one of: {_tags(options)}"
     return {int: "an integer", str: "a string", bool: "true or false", float: "a number"}.get(kind, str(kind))
 
 
@@ -78,6 +130,8 @@ class _Decoder:
             options = [k for k in typing.get_args(kind) if k is not type(None)]
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
                 return None
+            if _is_tagged_union(options):
+                return self.tagged(node, options, field)
             return self.value(node, options[0], field)
         if dataclasses.is_dataclass(kind):
             return self.mapping(node, kind, field)
@@ -103,7 +157,8 @@ class _Decoder:
     def mapping(self, node: yaml.Node, schema: type, prefix: str) -> Any:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, prefix or "(top level)", "expected a mapping")
-        fields = {f.name: f for f in dataclasses.fields(schema)}
+        # A field named like a Python keyword plus `_` (`break_`) is written without it (`break:`).
+        fields = {f.name.rstrip("_"): f for f in dataclasses.fields(schema)}
         hints = typing.get_type_hints(schema)
         values: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -116,12 +171,45 @@ class _Decoder:
             if spec.name in values:
                 raise self.error(key_node, name, "given twice")
             values[spec.name] = self.field(value_node, spec, hints[spec.name], name)
-        missing = [f.name for f in fields.values() if f.init and f.name not in values
+        missing = [k for k, f in fields.items() if f.init and f.name not in values
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             where = prefix or "(top level)"
             raise self.error(node, where, f"missing required key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
-        return schema(**values)
+        try:
+            made = schema(**values)
+        except ValueError as error:  # a rule across fields, checked in the dataclass's __post_init__
+            raise self.error(node, prefix or "(top level)", str(error)) from None
+        return self.located(made, node)
+
+    def located(self, value: Any, node: yaml.Node) -> Any:
+        if any(f.name == "line" and not f.init for f in dataclasses.fields(value)):
+            object.__setattr__(value, "line", node.start_mark.line + 1)
+        return value
+
+    def tagged(self, node: yaml.Node, options: list[Any], field: str) -> Any:
+        by_tag = {o.TAG: o for o in options}
+        if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str) and node.value in by_tag:
+            tag, body = node.value, None
+        elif isinstance(node, yaml.MappingNode) and len(node.value) == 1:
+            tag, body = node.value[0][0].value, node.value[0][1]
+        elif isinstance(node, yaml.MappingNode) and node.value:
+            keys = ", ".join(str(k.value) for k, _ in node.value)
+            raise self.error(node, field, f"expected one key naming the kind ({_tags(options)}), got {keys}: "
+                                          f"put the options under the kind, e.g. `kind: {{option: value}}`")
+        else:
+            raise self.error(node, field, f"expected one of: {_tags(options)}")
+        schema = by_tag.get(tag)
+        if schema is None:
+            raise self.error(node, field, f"unknown kind {tag!r} (known: {_tags(options)})")
+        name = f"{field}.{tag}"
+        if body is None or (isinstance(body, yaml.ScalarNode) and body.tag == "tag:yaml.org,2002:null"):
+            return self.mapping(yaml.MappingNode("tag:yaml.org,2002:map", [], node.start_mark, node.end_mark), schema, name)
+        shorthand = getattr(schema, "SHORTHAND", None)
+        if shorthand and not isinstance(body, yaml.MappingNode):
+            key = yaml.ScalarNode("tag:yaml.org,2002:str", shorthand, body.start_mark, body.end_mark)
+            body = yaml.MappingNode("tag:yaml.org,2002:map", [(key, body)], body.start_mark, body.end_mark)
+        return self.mapping(body, schema, name)
 
     def field(self, node: yaml.Node, spec: dataclasses.Field, kind: Any, name: str) -> Any:
         parse = spec.metadata.get("parse")
