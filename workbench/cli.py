@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import build, config, debug_cli, settings as settings_module
+from .scenario import command as scenario_command
 from .kernel_image import KernelImage, KernelImageError
 from .qemu import QemuError, boot
 from .settings import SettingsError
@@ -66,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     boot_parser.add_argument("--append", default="", help="extra kernel command-line words, e.g. test=NAME")
     debug_cli.add_boot_options(boot_parser)
     debug_cli.add_parsers(commands)
+    scenario_command.add_parser(commands)
     return top
 
 
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_module.load()
         if args.command in (None, "tui"):
             return _cmd_tui(args, settings)
-        return {"build": _cmd_build, "boot": _cmd_boot, **debug_cli.COMMANDS}[args.command](args, settings)
+        return {"build": _cmd_build, "boot": _cmd_boot, **debug_cli.COMMANDS, "run": scenario_command.cmd_run}[args.command](args, settings)
     except (ConfigError, SettingsError, KernelImageError, QemuError, *debug_cli.ERRORS) as error:
         print(f"kwast-bench: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,2 @@
+"""Scenarios: YAML descriptions of a machine and ordered steps, run headless (`kwast-bench run`,
+`pytest scenarios/`). See scenarios/README.md for the format."""

@@ -1,0 +1,40 @@
+"""Text and key names to QMP `send-key` qcodes (a US keyboard layout)."""
+
+from __future__ import annotations
+
+import string
+
+_PLAIN = {c: c for c in string.ascii_lowercase + string.digits}
+_PLAIN.update({" ": "spc", "\n": "ret", "\t": "tab", "-": "minus", "=": "equal", "[": "bracket_left",
+               "]": "bracket_right", ";": "semicolon", "'": "apostrophe", "`": "grave_accent",
+               "\\": "backslash", ",": "comma", ".": "dot", "/": "slash"})
+_SHIFTED = {c.upper(): c for c in string.ascii_lowercase}
+_SHIFTED.update(zip("!@#$%^&*()", "1234567890"))
+_SHIFTED.update({"_": "minus", "+": "equal", "{": "bracket_left", "}": "bracket_right", ":": "semicolon",
+                 '"': "apostrophe", "~": "grave_accent", "|": "backslash", "<": "comma", ">": "dot", "?": "slash"})
+# Short names people write for modifiers; anything else is passed to QEMU as a qcode.
+_ALIASES = {"ctrl": "ctrl", "control": "ctrl", "alt": "alt", "shift": "shift", "enter": "ret",
+            "return": "ret", "escape": "esc", "space": "spc", "backspace": "backspace"}
+
+
+class KeyNameError(ValueError):
+    pass
+
+
+def for_text(text: str) -> list[list[str]]:
+    """One qcode combination per character."""
+    presses = []
+    for char in text:
+        if char in _PLAIN:
+            presses.append([_PLAIN[char]])
+        elif char in _SHIFTED:
+            presses.append(["shift", _SHIFTED[char]])
+        else:
+            raise KeyNameError(f"cannot type {char!r} on a US keyboard: send it as a named key instead")
+    return presses
+
+
+def named(name: str) -> list[str]:
+    """`ctrl-c` -> [ctrl, c]; `ret` -> [ret]; `f1` -> [f1]."""
+    parts = name.lower().split("-") if name != "-" else ["-"]
+    return [_ALIASES.get(p, _PLAIN.get(p, p)) for p in parts]

@@ -1,0 +1,263 @@
+"""The scenario format (`scenarios/*.yaml`): a machine and the ordered steps to run on it.
+
+Every step kind is a dataclass with a `TAG` (its YAML key); `yamlmodel` decodes the `steps`
+list as a tagged union, so a mistake names file, line and field like a config mistake does.
+Strings in steps may use `${name}` for a value an earlier step captured or saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+from .. import yamlmodel
+from . import keys
+from ..config import HardwareConfig
+from ..yamlmodel import ConfigError, check, parser
+
+Overrides = yamlmodel.partial(HardwareConfig)
+
+
+def _regex(text: str) -> bool:
+    try:
+        re.compile(text)
+    except re.error:
+        return False
+    return True
+
+
+_REGEX = check(_regex, "not a valid regular expression")
+_POSITIVE = check(lambda n: n > 0, "must be more than 0")
+# Numbers compared after ${name} substitution: written as numbers or strings in YAML.
+_TEXT = parser(str)
+_NAME = check(lambda s: re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s) is not None,
+              "must be a name (letters, digits, _), usable later as ${name}")
+
+
+def _at(line: int) -> Any:
+    return field(default=line, init=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Boot:
+    """Lets the held CPU run (QMP `cont`, or GDB's continue when GDB is attached)."""
+    TAG: ClassVar[str] = "boot"
+    line: int = _at(0)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Waits for a serial-console match after the previous match; named groups become variables."""
+    TAG: ClassVar[str] = "expect"
+    SHORTHAND: ClassVar[str] = "pattern"
+    pattern: str = field(metadata=_REGEX)
+    timeout: float = field(default=10.0, metadata=_POSITIVE)
+    line: int = _at(0)
+
+
+@dataclass(frozen=True)
+class SendKeys:
+    """Types `text`, then presses `keys` (QMP qcodes such as ret, esc, ctrl-c, shift-a)."""
+    TAG: ClassVar[str] = "send_keys"
+    SHORTHAND: ClassVar[str] = "text"
+    text: str = ""
+    keys: list[str] = field(default_factory=list)
+    line: int = _at(0)
+
+    def __post_init__(self) -> None:
+        if not self.text and not self.keys:
+            raise ValueError("give `text`, `keys` or both")
+        keys.for_text(self.text)  # a character a US keyboard cannot type is an error here, not at run time
+
+
+@dataclass(frozen=True)
+class ThreadIs:
+    name: str
+    state: str | None = None  # Ready, Running, Blocked, Sleeping, Dead; None: exists
+
+
+@dataclass(frozen=True)
+class State:
+    """Predicates over the live kernel debug state (workbench/state.py); all must hold.
+    `thread` and `value` are polled until true or `timeout`."""
+    TAG: ClassVar[str] = "state"
+    thread: ThreadIs | None = None
+    rising: str | None = None          # a field path, e.g. cpus[0].ticks: must grow over `over` s
+    steady: str | None = None          # a field path that must not change over `over` s
+    over: float = field(default=0.5, metadata=_POSITIVE)
+    no_traps: bool = False             # no Trap event in the kernel's event ring
+    value: str | None = None           # a field path, compared and/or saved
+    equals: str | None = field(default=None, metadata=_TEXT)
+    at_least: str | None = field(default=None, metadata=_TEXT)
+    at_most: str | None = field(default=None, metadata=_TEXT)
+    save_as: str | None = field(default=None, metadata=_NAME)
+    fails_with: str | None = field(default=None, metadata=_REGEX)  # reading the state must fail so
+    timeout: float = field(default=5.0, metadata=_POSITIVE)
+    line: int = _at(0)
+
+    def __post_init__(self) -> None:
+        if (self.equals or self.at_least or self.at_most or self.save_as) and not self.value:
+            raise ValueError("equals, at_least, at_most and save_as need `value` (a field path)")
+        if not (self.thread or self.rising or self.steady or self.no_traps or self.value or self.fails_with):
+            raise ValueError("give a predicate: thread, rising, steady, no_traps, value or fails_with")
+
+
+@dataclass(frozen=True)
+class Gdb:
+    """One GDB action on the kernel (GDB attaches on first use, which stops the guest)."""
+    TAG: ClassVar[str] = "gdb"
+    break_: str | None = None          # a breakpoint at a symbol or file:line
+    continue_: bool = False            # resume the guest under GDB
+    expect_stop: str | None = field(default=None, metadata=_REGEX)  # regex on the function it stops in
+    print: str | None = None           # an expression's value
+    command: str | None = None         # a GDB CLI command; its output is checked like `print`
+    detach: bool = False               # leave GDB; the guest runs on
+    equals: str | None = field(default=None, metadata=_TEXT)
+    matches: str | None = field(default=None, metadata=_REGEX)
+    save_as: str | None = field(default=None, metadata=_NAME)
+    timeout: float = field(default=30.0, metadata=_POSITIVE)
+    line: int = _at(0)
+
+    ACTIONS: ClassVar[tuple[str, ...]] = ("break_", "continue_", "expect_stop", "print", "command", "detach")
+
+    def __post_init__(self) -> None:
+        given = [a.rstrip("_") for a in self.ACTIONS if getattr(self, a)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of break, continue, expect_stop, print, command, detach "
+                             f"(got {', '.join(given) or 'none'})")
+        if (self.equals or self.matches or self.save_as) and not (self.print or self.command):
+            raise ValueError("equals, matches and save_as need `print` or `command`")
+
+
+@dataclass(frozen=True)
+class Inject:
+    """Disturbs the machine: pause/resume (QMP stop/cont), an NMI, or bytes written over guest
+    memory at a kernel symbol (through GDB)."""
+    TAG: ClassVar[str] = "inject"
+    SHORTHAND: ClassVar[str] = "action"
+    action: Literal["pause", "resume", "nmi", "corrupt"]
+    symbol: str | None = None
+    offset: int = 0
+    bytes: str | None = field(default=None, metadata=check(
+        lambda s: re.fullmatch(r"([0-9a-fA-F]{2})+", s) is not None, "must be hex bytes, e.g. 00ff"))
+    line: int = _at(0)
+
+    def __post_init__(self) -> None:
+        if self.action == "corrupt" and not (self.symbol and self.bytes):
+            raise ValueError("corrupt needs `symbol` and `bytes`")
+        if self.action != "corrupt" and (self.symbol or self.bytes):
+            raise ValueError("symbol and bytes belong to action: corrupt")
+
+
+@dataclass(frozen=True)
+class Screendump:
+    """Saves the display as PPM in the artifact folder (needs `display: vga`)."""
+    TAG: ClassVar[str] = "screendump"
+    SHORTHAND: ClassVar[str] = "file"
+    file: str = field(default="screen.ppm", metadata=check(
+        lambda s: re.fullmatch(r"[\w.-]+\.ppm", s) is not None, "must be a file name ending in .ppm"))
+    width: int | None = None
+    height: int | None = None
+    line: int = _at(0)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Saves the whole VM (QMP snapshot-save into the scenario's qcow2 overlay)."""
+    TAG: ClassVar[str] = "snapshot"
+    SHORTHAND: ClassVar[str] = "name"
+    name: str = field(default="snap", metadata=_NAME)
+    line: int = _at(0)
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Goes back to a snapshot taken earlier in this scenario (QMP snapshot-load)."""
+    TAG: ClassVar[str] = "restore"
+    SHORTHAND: ClassVar[str] = "name"
+    name: str = field(default="snap", metadata=_NAME)
+    line: int = _at(0)
+
+
+@dataclass(frozen=True)
+class ExpectExit:
+    """Waits for QEMU to end and checks how: success/failure (isa-debug-exit), reset, exited."""
+    TAG: ClassVar[str] = "expect_exit"
+    SHORTHAND: ClassVar[str] = "status"
+    status: Literal["success", "failure", "reset", "exited"] = "success"
+    code: int | None = None            # QEMU's exit status, when it matters
+    timeout: float = field(default=30.0, metadata=_POSITIVE)
+    line: int = _at(0)
+
+
+@dataclass(frozen=True)
+class Call:
+    """Python only (fixtures): `function(context)`, sync or async, for what YAML cannot say."""
+    TAG: ClassVar[str] = "call"
+    function: Callable[..., Any]
+    label: str = ""
+    line: int = _at(0)
+
+
+Step = Boot | Expect | SendKeys | State | Gdb | Inject | Screendump | Snapshot | Restore | ExpectExit
+STEP_KINDS = [Boot, Expect, SendKeys, State, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    config: str                        # relative to the scenario file, else to the repository root
+    steps: list[Step] = field(default_factory=list)
+    description: str = ""
+    overrides: Overrides | None = None  # any hardware-config fields: memory, cpu, servers, cmdline, ...
+    append: str = ""                   # kernel command-line words after the config's
+    timeout: float = field(default=120.0, metadata=_POSITIVE)  # the whole scenario
+    expect_error: str | None = field(default=None, metadata=_REGEX)  # it must fail, with this text
+    path: Path | None = field(default=None, init=False, compare=False)
+    line: int = _at(1)
+
+    def __post_init__(self) -> None:
+        if not self.steps and not self.expect_error:
+            raise ValueError("missing steps (or expect_error, for a scenario that must fail)")
+        saved: set[str] = set()
+        for step in self.steps:
+            if isinstance(step, Snapshot):
+                saved.add(step.name)
+            elif isinstance(step, Restore) and step.name not in saved:
+                raise ValueError(f"steps: restore {step.name!r} (line {step.line}) comes before any snapshot of that name")
+
+    @property
+    def needs_snapshots(self) -> bool:
+        return any(isinstance(step, (Snapshot, Restore)) for step in self.steps)
+
+
+def load(path: Path | str) -> Scenario:
+    scenario = yamlmodel.load(Path(path), Scenario)
+    object.__setattr__(scenario, "path", Path(path))
+    return scenario
+
+
+def config_path(scenario: Scenario, root: Path) -> Path:
+    """The hardware config a scenario names: beside the scenario file first, then the repository root."""
+    assert scenario.path is not None
+    tried = [scenario.path.parent / scenario.config, root / scenario.config]
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    line = next((i for i, text in enumerate(scenario.path.read_text().splitlines(), 1)
+                 if text.startswith("config:")), 1)
+    raise ConfigError(scenario.path, line, "config",
+                      f"no such file: tried {', '.join(str(t) for t in tried)} (paths are relative to the "
+                      f"scenario file or the repository root)")
+
+
+def describe(step: Any) -> str:
+    """`expect 'Kwast booting'` and the like: a step as a report names it."""
+    shown = {f.name: getattr(step, f.name) for f in dataclasses.fields(step)
+             if f.init and getattr(step, f.name) not in (None, False, "", [], f.default)}
+    if isinstance(step, Call):
+        return f"call {step.label or getattr(step.function, '__name__', 'function')}"
+    return (f"{step.TAG} " + ", ".join(f"{k.rstrip('_')}={v!r}" for k, v in shown.items())).rstrip()

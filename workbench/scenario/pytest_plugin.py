@@ -1,0 +1,131 @@
+"""pytest integration (registered as the `kwast_scenarios` pytest11 plugin): every scenario YAML
+under a `scenarios/` directory (not in its `configs/`) is one test item, and a failure shows the
+runner's report: the failing step with file:line and why, the last serial lines, the kernel
+state. The `kwast_scenario` fixture runs the same steps written in Python. JUnit XML comes from
+pytest's own `--junitxml`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from .. import build, settings as settings_module
+from . import model, runner
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--scenario-artifacts", type=Path, metavar="DIR",
+                     help="scenario artifact folders go here (default: under pytest's temporary directory)")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Build once, in the controller, when this is a Kwast checkout; xdist workers share it.
+    if hasattr(session.config, "workerinput"):
+        return
+    try:
+        settings = settings_module.load(session.config.rootpath)
+    except settings_module.SettingsError:
+        return
+    if not any(_wants_scenarios(Path(arg), settings) for arg in session.config.args):
+        return
+    try:
+        build.build_all(settings)
+    except build.BuildError as error:
+        pytest.exit(f"{error}\n" + "\n".join(error.output[-60:]), returncode=1)
+
+
+def _wants_scenarios(arg: Path, settings) -> bool:
+    path = (arg if arg.is_absolute() else Path.cwd() / arg.as_posix().split("::")[0]).resolve()
+    scenarios = settings.scenarios_dir.resolve()
+    return path == scenarios or scenarios in path.parents or path in scenarios.parents
+
+
+def is_scenario_file(path: Path) -> bool:
+    if path.suffix not in (".yaml", ".yml") or "scenarios" not in path.parts[:-1]:
+        return False
+    parts = path.parts
+    last = len(parts) - 1 - parts[::-1].index("scenarios")
+    return "configs" not in parts[last + 1:-1]
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path):
+    if is_scenario_file(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self):
+        yield ScenarioItem.from_parent(self, name=self.path.stem)
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, result: runner.Result):
+        super().__init__(result.reason)
+        self.result = result
+
+
+def artifacts_root(config: pytest.Config) -> Path:
+    chosen = config.getoption("scenario_artifacts")
+    if chosen:
+        return chosen
+    # Per session and numbered by pytest: parallel or concurrent runs never share a folder.
+    return config._tmp_path_factory.getbasetemp() / "scenarios"  # type: ignore[attr-defined]
+
+
+class ScenarioItem(pytest.Item):
+    def runtest(self) -> None:
+        settings = settings_module.load(self.path.parent)
+        result = asyncio.run(runner.run(self.path, settings, artifacts_root(self.config) / self.path.stem))
+        self.user_properties.append(("artifacts", str(result.artifacts)))
+        assert_no_children_left()
+        if not result.passed:
+            raise ScenarioFailed(result)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ScenarioFailed):
+            return excinfo.value.result.report()
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, 0, f"scenario {self.path.name}"
+
+
+def assert_no_children_left() -> None:
+    """No QEMU or GDB started by this process may outlive its scenario."""
+    me, left = str(os.getpid()), []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                stat = (entry / "stat").read_text()
+                name, ppid = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()[1]
+                if ppid == me and (name.startswith("qemu-system") or name == "gdb"):
+                    left.append(f"{name} (pid {entry.name})")
+        except OSError:
+            continue
+    assert not left, f"outlived the scenario: {', '.join(left)}"
+
+
+@pytest.fixture
+def kwast_scenario(request: pytest.FixtureRequest):
+    """Runs steps written in Python (model.Boot(), model.Expect("..."), model.Call(function), ...)
+    like a YAML scenario; fails the test with the runner's report unless `must_pass=False`.
+    Returns the `runner.Result`."""
+    settings = settings_module.load(Path(request.path).parent)
+
+    def run(*steps, config: str = "configs/default.yaml", overrides: dict | None = None, append: str = "",
+            timeout: float = 120, must_pass: bool = True) -> runner.Result:
+        scenario = model.Scenario(name=request.node.name, config=config, steps=list(steps),
+                                  overrides=model.Overrides(**overrides) if overrides else None,
+                                  append=append, timeout=timeout)
+        object.__setattr__(scenario, "path", Path(request.path))  # configs resolve beside the test too
+        folder = artifacts_root(request.config) / request.node.name.replace("/", "_")
+        result = asyncio.run(runner.run(scenario, settings, folder))
+        if must_pass and not result.passed:
+            pytest.fail(result.report(), pytrace=False)
+        return result
+
+    return run

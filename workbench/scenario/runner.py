@@ -1,0 +1,217 @@
+"""Runs scenarios headless: each on its own Machine (own QEMU, sockets, artifact folder), several
+at once with `jobs`, and says for each one whether it passed and, if not, why and where.
+
+Every QEMU and GDB a scenario starts ends with it, on every path: a failed step, the scenario's
+timeout, Ctrl-C (asyncio cancels the tasks; `Machine` and `Context.close` clean up)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+from .. import config as config_module, yamlmodel
+from ..dwarf import LayoutError
+from ..gdb import GdbError
+from ..kernel_image import KernelImage, KernelImageError
+from ..qemu import Machine, QemuError
+from ..settings import Settings
+from ..state import DebugStateError
+from ..state_view import render
+from ..yamlmodel import ConfigError
+from . import model, steps as step_kinds
+from .steps import Context, StepFailed
+
+SERIAL_TAIL = 20
+# Failures of a step that are the guest's or the user's, reported as the step's reason.
+STEP_ERRORS = (StepFailed, GdbError, DebugStateError, QemuError, LayoutError)
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    path: Path | None
+    passed: bool
+    seconds: float
+    artifacts: Path
+    reason: str | None = None          # why it failed
+    where: str | None = None           # "step 3 at file:12: expect ..." or "setup"
+    log: list[str] = dataclasses.field(default_factory=list)
+    serial_tail: list[str] = dataclasses.field(default_factory=list)
+    state: str | None = None           # the kernel's debug state when it failed
+
+    def report(self, full: bool = False) -> str:
+        """One line for a pass; where, why, steps, console and state for a failure (or `full`)."""
+        head = f"{'PASS' if self.passed else 'FAIL'} {self.name}" + (f" ({self.path})" if self.path else "") \
+            + f" in {self.seconds:.1f} s"
+        lines = [head]
+        if self.where:
+            lines.append(f"  at {self.where}")
+        if self.reason:
+            lines.append(f"  why: {self.reason}")
+        if full or not self.passed:
+            if self.log:
+                lines += ["  steps:", *(f"    {entry}" for entry in self.log)]
+            if self.serial_tail:
+                lines += [f"  last {len(self.serial_tail)} serial lines:", *(f"    | {s}" for s in self.serial_tail)]
+            if self.state and not self.passed:
+                lines += ["  kernel state at failure:", *(f"    | {s}" for s in self.state.splitlines())]
+            lines.append(f"  artifacts: {self.artifacts}")
+        return "\n".join(lines)
+
+
+def hardware_for(scenario: model.Scenario, settings: Settings) -> config_module.HardwareConfig:
+    """The scenario's config file with its overrides applied."""
+    hardware = config_module.load(model.config_path(scenario, settings.root))
+    if scenario.overrides is not None:
+        hardware = yamlmodel.apply(hardware, scenario.overrides)
+    if scenario.needs_snapshots:
+        hardware = dataclasses.replace(hardware, snapshots=True)
+    return hardware
+
+
+async def run(scenario: model.Scenario | Path, settings: Settings, artifacts: Path) -> Result:
+    """One scenario, start to end. `artifacts` is its own folder (emptied first)."""
+    started = time.monotonic()
+    shutil.rmtree(artifacts, ignore_errors=True)
+    artifacts.mkdir(parents=True)
+    name = Path(scenario).stem if isinstance(scenario, Path) else scenario.name
+    result = Result(name, scenario if isinstance(scenario, Path) else scenario.path, False, 0.0, artifacts)
+    try:
+        if isinstance(scenario, Path):
+            scenario = model.load(scenario)
+            result.name = scenario.name
+        await _run(scenario, settings, result)
+    except (ConfigError, KernelImageError, QemuError) as error:  # before any step ran
+        result.where, result.reason = "setup", str(error)
+    result.seconds = time.monotonic() - started
+    if isinstance(scenario, model.Scenario) and scenario.expect_error:
+        _expected_failure(scenario.expect_error, result)
+    (artifacts / "report.txt").write_text(result.report(full=True) + "\n")
+    return result
+
+
+def _expected_failure(pattern: str, result: Result) -> None:
+    if result.passed:
+        result.passed, result.reason = False, f"expected it to fail with /{pattern}/, but every step passed"
+    elif re.search(pattern, result.reason or ""):
+        result.passed, result.reason = True, f"failed as expected: {result.reason}"
+    else:
+        result.reason = f"failed, but not with /{pattern}/: {result.reason}"
+
+
+async def _run(scenario: model.Scenario, settings: Settings, result: Result) -> None:
+    hardware = hardware_for(scenario, settings)
+    artifacts = result.artifacts
+    with KernelImage(settings.kernel_elf) as image, (artifacts / "serial.log").open("w") as serial_log:
+        context: Context | None = None
+
+        def on_serial(text: str) -> None:
+            serial_log.write(text)
+            serial_log.flush()
+            if context is not None:
+                context.serial_changed.set()
+
+        machine = Machine(settings, hardware, image, scenario.append, on_serial, ram_file=True)
+        async with machine:
+            context = Context(machine, image, artifacts)
+            current, began = 0, time.monotonic()
+            try:
+                try:
+                    async def all_steps() -> None:
+                        nonlocal current
+                        for current, step in enumerate(scenario.steps, 1):
+                            await _step(context, scenario, current, step, result)
+                    await asyncio.wait_for(all_steps(), scenario.timeout)
+                    result.passed = True
+                except TimeoutError:
+                    step = scenario.steps[current - 1]
+                    result.where = _where(scenario, current, step)
+                    if time.monotonic() - began >= scenario.timeout:
+                        result.reason = f"the scenario timed out after {scenario.timeout:g} s in this step"
+                    else:
+                        result.reason = "QEMU did not answer a QMP command in time"
+                except STEP_ERRORS as error:
+                    result.reason = str(error)
+                if not result.passed:
+                    await _collect_failure(context, result)
+            finally:
+                await context.close()
+                _write_events(machine, artifacts / "qmp-events.jsonl")
+
+
+async def _step(context: Context, scenario: model.Scenario, index: int, step, result: Result) -> None:
+    began = time.monotonic()
+    try:
+        concrete = step_kinds.substitute(step, context.variables)
+        said = await step_kinds.RUN[type(step)](context, concrete)
+    except STEP_ERRORS:
+        result.where = _where(scenario, index, step)
+        result.log.append(f"FAIL {index} {model.describe(step)} ({time.monotonic() - began:.2f} s)")
+        raise
+    result.log.append(f"ok   {index} {model.describe(step)}: {said} ({time.monotonic() - began:.2f} s)")
+
+
+def _where(scenario: model.Scenario, index: int, step) -> str:
+    at = f"{scenario.path}:{step.line}" if scenario.path and step.line else "(python)"
+    return f"step {index} at {at}: {model.describe(step)}"
+
+
+async def _collect_failure(context: Context, result: Result) -> None:
+    """What the user needs to see why: the console's last lines and the kernel's state."""
+    result.serial_tail = context.machine.serial_text.splitlines()[-SERIAL_TAIL:]
+    if not context.qemu_running():
+        return
+    try:
+        snap = await asyncio.wait_for(context.state(attempts=20), 5)
+        result.state = render(snap, events=8)
+    except (DebugStateError, LayoutError, asyncio.TimeoutError) as error:
+        result.state = f"(no readable kernel state: {error or 'timed out'})"
+    (result.artifacts / "state-at-failure.txt").write_text(result.state + "\n")
+
+
+def _write_events(machine: Machine, path: Path) -> None:
+    with path.open("w") as file:
+        for event in machine.events:
+            file.write(json.dumps(event, default=str) + "\n")
+
+
+# --- many at once -----------------------------------------------------------------------
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Scenario files: given files, and *.yaml under given directories except in `configs/`
+    folders (hardware configs kept beside scenarios)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml")
+                            and "configs" not in p.relative_to(path).parts[:-1])
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ConfigError(path, 0, "", "no such scenario file or directory")
+    return found
+
+
+def artifact_dirs(paths: list[Path], root: Path) -> list[Path]:
+    """One folder per scenario, by file name; a name seen twice gets its parent's name too."""
+    stems = [p.stem for p in paths]
+    return [root / (f"{p.parent.name}-{p.stem}" if stems.count(p.stem) > 1 else p.stem) for p in paths]
+
+
+async def run_all(paths: list[Path], settings: Settings, artifacts: Path, jobs: int = 1,
+                  on_result=None) -> list[Result]:
+    slots = asyncio.Semaphore(max(1, jobs))
+
+    async def one(path: Path, folder: Path) -> Result:
+        async with slots:
+            result = await run(path, settings, folder)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    return list(await asyncio.gather(*(one(p, f) for p, f in zip(paths, artifact_dirs(paths, artifacts)))))

@@ -1,0 +1,387 @@
+"""What each step kind does to a running `Machine`. A step that does not hold raises
+`StepFailed` with the reason in the user's terms; the runner adds where and what it saw."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from ..gdb import Gdb, GdbError
+from ..kernel_image import KernelImage
+from ..qemu import BootOutcome, Machine
+from ..state import DebugStateError, StateReader, memory_of
+from . import keys, model
+
+
+class StepFailed(Exception):
+    pass
+
+
+class GdbSession:
+    """GDB attached on first use. pygdbmi blocks, so calls run in a thread; `abort` kills GDB so
+    a call still waiting in that thread (a timeout, Ctrl-C) ends at once."""
+
+    def __init__(self, elf: Path, socket: Path):
+        self.gdb = Gdb(elf, socket)
+        self.mark = 0  # events before this index are older than the last continue
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.gdb.start)
+
+    async def call(self, function, *args):
+        return await asyncio.to_thread(function, *args)
+
+    def abort(self) -> None:
+        if self.gdb.pid is not None:
+            try:
+                os.kill(self.gdb.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    async def close(self, detach: bool = True) -> None:
+        if not detach:
+            self.abort()
+        await asyncio.to_thread(self.gdb.close)
+
+
+@dataclasses.dataclass
+class Context:
+    """One scenario's run: its machine, the captured variables, and where output goes."""
+    machine: Machine
+    image: KernelImage
+    artifacts: Path
+    variables: dict[str, str] = dataclasses.field(default_factory=dict)
+    cursor: int = 0                    # serial-console offset after the last `expect` match
+    gdb: GdbSession | None = None
+    outcome: BootOutcome | None = None
+    serial_changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    _reader: StateReader | None = None
+    _memory: Any = None
+    _snapshots: set[str] = dataclasses.field(default_factory=set)
+
+    async def state(self, attempts: int = 50):
+        if self._reader is None:
+            # Parsing the DWARF of a big kernel takes seconds: never on the loop other scenarios share.
+            self._reader = await asyncio.to_thread(StateReader, self.image.path)
+            self._memory = memory_of(self.machine)
+        self._reader.attempts = attempts
+        return await self._reader.snapshot(self._memory)
+
+    async def attach_gdb(self) -> GdbSession:
+        if self.gdb is None:
+            session = GdbSession(self.image.path, self.machine.gdb_socket)
+            self.gdb = session  # before start: a timeout during start must still end this GDB
+            await session.start()
+        return self.gdb
+
+    async def close(self) -> None:
+        if self.gdb is not None:
+            gdb, self.gdb = self.gdb, None
+            await gdb.close(detach=False)
+        if self._memory is not None and hasattr(self._memory, "close"):
+            self._memory.close()
+            self._memory = None
+
+    def qemu_running(self) -> bool:
+        process = self.machine.process
+        return process is not None and process.returncode is None
+
+
+# --- ${name} substitution -------------------------------------------------------------
+
+_VARIABLE = re.compile(r"\$\{(\w+)\}")
+
+
+def substitute(step: Any, variables: dict[str, str]) -> Any:
+    """The step with `${name}` in its strings replaced by the values captured so far."""
+    def text(value: str) -> str:
+        def one(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in variables:
+                known = ", ".join(sorted(variables)) or "none yet"
+                raise StepFailed(f"unknown variable ${{{name}}} (defined so far: {known})")
+            return variables[name]
+        return _VARIABLE.sub(one, value)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return text(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes = {f.name: walk(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+            return dataclasses.replace(value, **changes)
+        return value
+
+    return walk(step)
+
+
+# --- the steps -------------------------------------------------------------------------
+
+async def boot(ctx: Context, step: model.Boot) -> str:
+    if ctx.gdb is not None:  # GDB holds the guest: only GDB may resume it
+        ctx.gdb.mark = len(ctx.gdb.gdb.events)
+        await ctx.gdb.call(ctx.gdb.gdb.cont)
+        return "resumed under GDB"
+    await ctx.machine.cont()
+    return "running"
+
+
+async def expect(ctx: Context, step: model.Expect) -> str:
+    regex = re.compile(step.pattern, re.MULTILINE)
+    deadline = time.monotonic() + step.timeout
+    while True:
+        ctx.serial_changed.clear()
+        text = ctx.machine.serial_text
+        found = regex.search(text, ctx.cursor)
+        if found:
+            ctx.cursor = found.end()
+            captured = {k: v for k, v in found.groupdict().items() if v is not None}
+            ctx.variables.update(captured)
+            return f"matched {found.group(0)!r}" + (f", captured {captured}" if captured else "")
+        if not ctx.qemu_running():
+            raise StepFailed(f"QEMU ended before the console matched /{step.pattern}/")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise StepFailed(f"the console did not match /{step.pattern}/ within {step.timeout:g} s")
+        try:
+            await asyncio.wait_for(ctx.serial_changed.wait(), min(left, 0.5))
+        except asyncio.TimeoutError:
+            pass
+
+
+async def send_keys(ctx: Context, step: model.SendKeys) -> str:
+    presses = keys.for_text(step.text) + [keys.named(k) for k in step.keys]
+    for combo in presses:
+        await ctx.machine.command("send-key", {"keys": [{"type": "qcode", "data": k} for k in combo],
+                                               "hold-time": 20})
+    return f"{len(presses)} key presses sent"
+
+
+def _field(snap, path: str) -> Any:
+    """`cpus[0].ticks`, `threads[idle].state`, `cpu_count`, `raw.sequence` in a snapshot."""
+    value: Any = snap
+    for name, index in re.findall(r"(\w+)|\[([^\]]+)\]", path):
+        try:
+            if name:
+                value = getattr(value, name) if hasattr(value, name) else getattr(snap.raw, name)
+            elif index.isdigit():
+                value = value[int(index)]
+            else:  # a record in a list, by its name
+                value = next(item for item in value if item.get("name") == index)
+        except (AttributeError, IndexError, KeyError, StopIteration, TypeError):
+            raise StepFailed(f"the kernel state has no {path!r} (failed at {name or index!r})") from None
+    return value
+
+
+def _number(text: str, what: str) -> int | float:
+    try:
+        return int(text, 0)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise StepFailed(f"{what} {text!r} is not a number") from None
+
+
+async def state(ctx: Context, step: model.State) -> str:
+    if step.fails_with:
+        try:
+            await ctx.state(attempts=5)
+        except DebugStateError as error:
+            if re.search(step.fails_with, str(error)):
+                return f"reading the state failed as expected: {error}"
+            raise StepFailed(f"reading the state failed, but not with /{step.fails_with}/: {error}") from None
+        raise StepFailed(f"reading the state succeeded; expected it to fail with /{step.fails_with}/")
+    said = []
+    deadline = time.monotonic() + step.timeout
+    while step.thread or step.value:
+        snap = await ctx.state()
+        problem = _thread_problem(snap, step.thread) or _value_problem(snap, step)
+        if problem is None:
+            break
+        if time.monotonic() > deadline:
+            raise StepFailed(f"{problem} (waited {step.timeout:g} s)")
+        await asyncio.sleep(0.05)
+    if step.thread:
+        said.append(f"thread {step.thread.name} {step.thread.state or 'exists'}")
+    if step.value:
+        value = _field(snap, step.value)
+        if step.save_as:
+            ctx.variables[step.save_as] = str(value)
+        said.append(f"{step.value} = {value}")
+    if step.no_traps:
+        snap = await ctx.state()
+        traps = [e for e in snap.events if e.kind == "Trap"]
+        if traps:
+            raise StepFailed(f"{len(traps)} trap event(s) in the kernel's event ring, the last: {dict(traps[-1])}")
+        said.append("no traps")
+    for path, rising in ((step.rising, True), (step.steady, False)):
+        if path:
+            before = _field(await ctx.state(), path)
+            await asyncio.sleep(step.over)
+            after = _field(await ctx.state(), path)
+            if rising and not after > before:
+                raise StepFailed(f"{path} did not rise over {step.over:g} s: {before} -> {after}")
+            if not rising and after != before:
+                raise StepFailed(f"{path} changed over {step.over:g} s: {before} -> {after}")
+            said.append(f"{path} {before} -> {after}")
+    return ", ".join(said)
+
+
+def _thread_problem(snap, wanted: model.ThreadIs | None) -> str | None:
+    if wanted is None:
+        return None
+    found = [t for t in snap.threads if t.name == wanted.name]
+    if found and (wanted.state is None or any(t.state == wanted.state for t in found)):
+        return None
+    now = ", ".join(f"{t.name} {t.state}" for t in snap.threads) or "none"
+    return f"no thread {wanted.name!r}" + (f" in state {wanted.state}" if wanted.state else "") + f"; threads now: {now}"
+
+
+def _value_problem(snap, step: model.State) -> str | None:
+    if not step.value:
+        return None
+    value = _field(snap, step.value)
+    checks = [(step.equals, "==", lambda v, x: str(v) == x if not isinstance(v, (int, float)) else v == _number(x, "equals")),
+              (step.at_least, ">=", lambda v, x: v >= _number(x, "at_least")),
+              (step.at_most, "<=", lambda v, x: v <= _number(x, "at_most"))]
+    for limit, sign, holds in checks:
+        if limit is not None and not holds(value, limit):
+            return f"{step.value} is {value}, expected {sign} {limit}"
+    return None
+
+
+async def gdb(ctx: Context, step: model.Gdb) -> str:
+    session = await ctx.attach_gdb()
+    g = session.gdb
+    if step.break_:
+        number = await session.call(g.break_at, step.break_)
+        return f"breakpoint {number} at {step.break_}"
+    if step.continue_:
+        session.mark = len(g.events)
+        await session.call(g.cont)
+        return "continued"
+    if step.expect_stop:
+        try:
+            stopped = await session.call(g.wait_stopped, step.timeout, session.mark)
+        except GdbError as error:
+            raise StepFailed(f"GDB: {error} (expected a stop in /{step.expect_stop}/)") from None
+        session.mark = len(g.events)
+        frame = stopped.get("frame", {})
+        where = f"{frame.get('func', '?')} at {frame.get('file', '?')}:{frame.get('line', '?')}"
+        # Stopped in code inlined into a function, GDB names the inlined one first: the frames
+        # at the same address name every function the guest is in.
+        names = [f.get("func", "") for f in await session.call(g.backtrace) if f.get("addr") == frame.get("addr")]
+        if not any(re.search(step.expect_stop, name) for name in names or [frame.get("func", "")]):
+            raise StepFailed(f"stopped ({stopped.get('reason')}) in {where}, expected /{step.expect_stop}/")
+        return f"stopped ({stopped.get('reason')}) in {where}"
+    if step.detach:
+        ctx.gdb = None
+        await session.close()
+        return "detached; the guest runs on"
+    what = step.print or step.command
+    output = await session.call(g.evaluate if step.print else g.console, what)
+    output = output.strip()
+    if step.equals is not None and output != step.equals:
+        raise StepFailed(f"{what} is {output!r}, expected {step.equals!r}")
+    if step.matches is not None and not re.search(step.matches, output):
+        raise StepFailed(f"{what} gave {output!r}, which does not match /{step.matches}/")
+    if step.save_as:
+        ctx.variables[step.save_as] = output
+    return f"{what} = {output!r}"
+
+
+async def inject(ctx: Context, step: model.Inject) -> str:
+    if step.action in ("pause", "resume"):
+        await ctx.machine.command("stop" if step.action == "pause" else "cont")
+        status = await ctx.machine.command("query-status")
+        return f"guest {status.get('status')}"  # type: ignore[union-attr]
+    if step.action == "nmi":
+        await ctx.machine.command("inject-nmi")
+        return "NMI injected"
+    address = ctx.image.symbols.get(step.symbol or "")
+    if address is None:
+        raise StepFailed(f"no symbol {step.symbol!r} in {ctx.image.path}")
+    data = bytes.fromhex(step.bytes or "")
+    session = await ctx.attach_gdb()
+    await session.call(session.gdb.write_memory, address + step.offset, data)
+    return f"wrote {data.hex()} at {step.symbol}+{step.offset:#x} ({address + step.offset:#x})"
+
+
+async def screendump(ctx: Context, step: model.Screendump) -> str:
+    if ctx.machine.config.display != "vga":
+        raise StepFailed("screendump needs a display: set `display: vga` in the config or its overrides")
+    path = ctx.artifacts / step.file
+    await ctx.machine.command("screendump", {"filename": str(path)})
+    with path.open("rb") as file:
+        header = file.read(64).split()
+    if len(header) < 4 or header[0] != b"P6":
+        raise StepFailed(f"{path} is not a PPM image (header {header[:4]})")
+    width, height = int(header[1]), int(header[2])
+    for wanted, got, what in ((step.width, width, "width"), (step.height, height, "height")):
+        if wanted is not None and wanted != got:
+            raise StepFailed(f"screen {what} is {got}, expected {wanted}")
+    return f"{path.name}: {width}x{height}"
+
+
+async def _job(ctx: Context, command: str, arguments: dict, timeout: float = 30) -> None:
+    """A QMP job (snapshot-save/-load) to its end; its error, if any, is the step's failure."""
+    await ctx.machine.command(command, arguments)
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = await ctx.machine.command("query-jobs")
+        job = next(j for j in jobs if j["id"] == arguments["job-id"])  # type: ignore[union-attr]
+        if job["status"] == "concluded":
+            await ctx.machine.command("job-dismiss", {"id": job["id"]})
+            if job.get("error"):
+                raise StepFailed(f"{command}: {job['error']}")
+            return
+        if time.monotonic() > deadline:
+            raise StepFailed(f"{command} did not finish within {timeout} s (status {job['status']})")
+        await asyncio.sleep(0.01)
+
+
+async def snapshot(ctx: Context, step: model.Snapshot) -> str:
+    node = ctx.machine.snapshot_node
+    started = time.perf_counter()
+    await _job(ctx, "snapshot-save", {"job-id": f"save-{step.name}", "tag": step.name, "vmstate": node, "devices": [node]})
+    ctx._snapshots.add(step.name)
+    return f"saved {step.name!r} in {(time.perf_counter() - started) * 1000:.0f} ms"
+
+
+async def restore(ctx: Context, step: model.Restore) -> str:
+    node = ctx.machine.snapshot_node
+    started = time.perf_counter()
+    await _job(ctx, "snapshot-load", {"job-id": f"load-{step.name}", "tag": step.name, "vmstate": node, "devices": [node]})
+    return f"restored {step.name!r} in {(time.perf_counter() - started) * 1000:.0f} ms"
+
+
+async def expect_exit(ctx: Context, step: model.ExpectExit) -> str:
+    outcome = await ctx.machine.wait_exit(step.timeout)
+    ctx.outcome = outcome
+    if outcome.status == "timeout":
+        raise StepFailed(f"the guest was still running after {step.timeout:g} s (expected {step.status})")
+    if outcome.status != step.status or (step.code is not None and outcome.qemu_exit != step.code):
+        wanted = step.status + (f" (QEMU status {step.code})" if step.code is not None else "")
+        raise StepFailed(f"{outcome.describe()} (QEMU status {outcome.qemu_exit}); expected {wanted}")
+    return outcome.describe()
+
+
+async def call(ctx: Context, step: model.Call) -> str:
+    result = step.function(ctx)
+    if inspect.isawaitable(result):
+        result = await result
+    return "" if result is None else str(result)
+
+
+RUN = {model.Boot: boot, model.Expect: expect, model.SendKeys: send_keys, model.State: state,
+       model.Gdb: gdb, model.Inject: inject, model.Screendump: screendump, model.Snapshot: snapshot,
+       model.Restore: restore, model.ExpectExit: expect_exit, model.Call: call}
