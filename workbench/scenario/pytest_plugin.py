@@ -43,6 +43,16 @@ def _wants_scenarios(arg: Path, settings) -> bool:
     return path == scenarios or scenarios in path.parents or path in scenarios.parents
 
 
+def _settings(path: Path, config: pytest.Config):
+    """The Kwast checkout the scenario is in, else the one pytest runs in."""
+    for start in (path.parent, config.rootpath):
+        try:
+            return settings_module.load(start)
+        except settings_module.SettingsError:
+            pass
+    return settings_module.load()
+
+
 def is_scenario_file(path: Path) -> bool:
     if path.suffix not in (".yaml", ".yml") or "scenarios" not in path.parts[:-1]:
         return False
@@ -78,7 +88,7 @@ def artifacts_root(config: pytest.Config) -> Path:
 
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
-        settings = settings_module.load(self.path.parent)
+        settings = _settings(self.path, self.config)
         result = asyncio.run(runner.run(self.path, settings, artifacts_root(self.config) / self.path.stem))
         self.user_properties.append(("artifacts", str(result.artifacts)))
         assert_no_children_left()
@@ -114,7 +124,7 @@ def kwast_scenario(request: pytest.FixtureRequest):
     """Runs steps written in Python (model.Boot(), model.Expect("..."), model.Call(function), ...)
     like a YAML scenario; fails the test with the runner's report unless `must_pass=False`.
     Returns the `runner.Result`."""
-    settings = settings_module.load(Path(request.path).parent)
+    settings = _settings(Path(request.path), request.config)
 
     def run(*steps, config: str = "configs/default.yaml", overrides: dict | None = None, append: str = "",
             timeout: float = 120, must_pass: bool = True) -> runner.Result:

@@ -167,17 +167,18 @@ async def _collect_failure(context: Context, result: Result) -> None:
     if not context.qemu_running():
         return
     try:
-        snap = await asyncio.wait_for(context.state(attempts=20), 5)
+        # The first read parses the kernel's DWARF: seconds for a big kernel.
+        snap = await asyncio.wait_for(context.state(attempts=20), 60)
         result.state = render(snap, events=8)
-    except (DebugStateError, LayoutError, asyncio.TimeoutError) as error:
-        result.state = f"(no readable kernel state: {error or 'timed out'})"
+    except (DebugStateError, LayoutError, TimeoutError) as error:
+        result.state = f"(no readable kernel state: {str(error) or 'timed out'})"
     (result.artifacts / "state-at-failure.txt").write_text(result.state + "\n")
 
 
 def _write_events(machine: Machine, path: Path) -> None:
     with path.open("w") as file:
         for event in machine.events:
-            file.write(json.dumps(event, default=str) + "\n")
+            file.write(json.dumps(dict(event), default=str) + "\n")
 
 
 # --- many at once -----------------------------------------------------------------------

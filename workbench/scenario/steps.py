@@ -16,7 +16,7 @@ from typing import Any
 from ..gdb import Gdb, GdbError
 from ..kernel_image import KernelImage
 from ..qemu import BootOutcome, Machine
-from ..state import DebugStateError, StateReader, memory_of
+from ..state import DebugStateError, StateReader, memory_of, wait_published
 from . import keys, model
 
 
@@ -64,7 +64,7 @@ class Context:
     serial_changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     _reader: StateReader | None = None
     _memory: Any = None
-    _snapshots: set[str] = dataclasses.field(default_factory=set)
+    _published: bool = False
 
     async def state(self, attempts: int = 50):
         if self._reader is None:
@@ -72,6 +72,11 @@ class Context:
             self._reader = await asyncio.to_thread(StateReader, self.image.path)
             self._memory = memory_of(self.machine)
         self._reader.attempts = attempts
+        if not self._published and attempts >= 50:
+            # Until the kernel has published its CPUs the block is zeros or half set up.
+            snap = await wait_published(self._reader, self._memory, timeout=30)
+            self._published = True
+            return snap
         return await self._reader.snapshot(self._memory)
 
     async def attach_gdb(self) -> GdbSession:
@@ -353,7 +358,6 @@ async def snapshot(ctx: Context, step: model.Snapshot) -> str:
     node = ctx.machine.snapshot_node
     started = time.perf_counter()
     await _job(ctx, "snapshot-save", {"job-id": f"save-{step.name}", "tag": step.name, "vmstate": node, "devices": [node]})
-    ctx._snapshots.add(step.name)
     return f"saved {step.name!r} in {(time.perf_counter() - started) * 1000:.0f} ms"
 
 
