@@ -26,8 +26,8 @@ def test_default_config_boots_and_lists_modules(boot):
     assert "modules: 1" in outcome.serial
     module = re.search(r"module (\S+) \((\d+) bytes\) at 0x[0-9a-f]+: \"(.*)\"", outcome.serial)
     assert module, outcome.serial
-    hello = SETTINGS.server_module("hello")
-    assert module.group(1) == "hello.wasm"
+    hello = SETTINGS.server_artifact("hello", "qemu64")
+    assert module.group(1) == "hello.cwasm"
     assert int(module.group(2)) == hello.stat().st_size
     assert module.group(3) == f"{hello} world"
 
@@ -74,7 +74,7 @@ def test_missing_server_module_is_a_clear_error(boot, default_config):
     from workbench.config import Server
     from workbench.qemu import QemuError
 
-    with pytest.raises(QemuError, match=r"nosuch\.wasm does not exist .*servers/nosuch/"):
+    with pytest.raises(QemuError, match=r"nosuch\.cwasm does not exist .*servers/nosuch/"):
         boot(servers=[Server(name="nosuch")])
 
 

@@ -6,8 +6,10 @@ through line by line, and on failure keep the compiler's own words.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,6 +24,7 @@ class BuildStep:
     name: str
     argv: list[str]
     cwd: Path
+    env: dict[str, str] | None = None
 
 
 class BuildError(Exception):
@@ -36,10 +39,14 @@ class BuildError(Exception):
 
 
 def steps(settings: Settings) -> list[BuildStep]:
+    """Servers, then their artifacts, then the kernel: it is built with the artifacts' digests."""
     return [
-        BuildStep("kernel", ["cargo", "build", "--release"], settings.kernel_dir),
         BuildStep("servers", ["make", "--no-print-directory", "-C", str(settings.servers_dir),
                               f"OUT={settings.build_dir / 'servers'}"], settings.root),
+        BuildStep("precompiler", ["cargo", "build", "--release"], settings.precompiler.parents[2]),
+        BuildStep("artifacts", [sys.executable, "-m", "workbench.artifacts"], settings.root),
+        BuildStep("kernel", ["cargo", "build", "--release"], settings.kernel_dir,
+                  {"KWAST_ARTIFACT_DIGESTS": str(settings.digests_file)}),
     ]
 
 
@@ -47,7 +54,8 @@ def run_step(step: BuildStep, on_line: Callable[[str], None] = lambda line: None
     """Runs one step, handing each output line to `on_line`; raises `BuildError` on failure."""
     output: list[str] = []
     try:
-        process = subprocess.Popen(step.argv, cwd=step.cwd, stdout=subprocess.PIPE,
+        env = {**os.environ, **step.env} if step.env else None
+        process = subprocess.Popen(step.argv, cwd=step.cwd, stdout=subprocess.PIPE, env=env,
                                    stderr=subprocess.STDOUT, text=True, errors="replace")
     except FileNotFoundError:
         raise BuildError(step, 127, [f"error: {step.argv[0]} is not installed (run `make setup`)"]) from None

@@ -47,6 +47,11 @@ class Server:
     args: list[str] = field(default_factory=list, metadata=check(
         lambda args: all("," not in a and a.strip() == a and a for a in args),
         "arguments must be non-empty, without commas or surrounding spaces (QEMU splits modules on commas)"))
+    # An artifact file to pass instead of the one `kwast-bench build` made for the CPU model
+    # (relative to the repository root): to try a modified or foreign artifact.
+    artifact: str | None = field(default=None, metadata=check(
+        lambda path: path is None or ("," not in path and " " not in path),
+        "an artifact path must not contain commas or spaces"))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import ctypes
+import logging
 import shutil
 import signal
 import tempfile
@@ -29,6 +30,10 @@ from .settings import Settings
 
 QEMU = "qemu-system-x86_64"
 _PR_SET_PDEATHSIG = 1
+
+# qemu.qmp logs a traceback for every refused connect, which our start-up retries expect;
+# failures reach the user as QemuError instead.
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 
 class QemuError(Exception):
@@ -95,7 +100,8 @@ class Machine:
         """One `path args...` string per server, in the order the config lists them."""
         modules = []
         for server in self.config.servers:
-            path = self.settings.server_module(server.name)
+            path = (self.settings.root / server.artifact if server.artifact
+                    else self.settings.server_artifact(server.name, self.config.cpu.model))
             if not path.is_file():
                 raise QemuError(f"server module {path} does not exist (run `kwast-bench build`; "
                                 f"is there a servers/{server.name}/ directory?)")

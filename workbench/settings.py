@@ -30,8 +30,25 @@ class Settings:
     def kernel_elf(self) -> Path:
         return self.kernel_dir / "target/x86_64-unknown-linux-gnu/release/kwast-kernel"
 
-    def server_module(self, name: str) -> Path:
+    def server_wasm(self, name: str) -> Path:
         return self.build_dir / "servers" / f"{name}.wasm"
+
+    @property
+    def precompiler(self) -> Path:
+        return self.root / "engine/precompile/target/release/kwast-precompile"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.build_dir / "artifacts"
+
+    def server_artifact(self, name: str, cpu_model: str) -> Path:
+        """A server precompiled for a CPU model's features (see workbench/artifacts.py)."""
+        return self.artifacts_dir / cpu_model / f"{name}.cwasm"
+
+    @property
+    def digests_file(self) -> Path:
+        """SHA-256 of every artifact, compiled into the kernel: the ones it will run."""
+        return self.artifacts_dir / "digests.txt"
 
 
 def find_root(start: Path | None = None) -> Path:

@@ -19,6 +19,8 @@ mod rt;
 mod sched;
 mod sync;
 mod time;
+mod random;
+mod wasm;
 
 use arch::qemu_exit::{exit, ExitCode};
 use boot::multiboot::BootInfo;
@@ -61,12 +63,18 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
         state.tsc_per_us = tsc_per_us;
     });
     sched::init();
+    random::init();
+    if let Err(error) = wasm::engine::init() {
+        panic!("the wasm engine does not start: {:#}", error);
+    }
     arch::apic::start_timer(time::TICK_HZ);
     arch::cpu::enable_interrupts();
 
     if let Some(name) = cmdline_value(boot.cmdline(), "test") {
         ktest::run(name);
     }
+    let servers = wasm::start_boot_servers(&boot);
+    kprintln!("started {} servers", servers);
     if boot.cmdline().split_whitespace().any(|word| word == "hold") {
         // Keep the machine up for a debugger or the state reader.
         kprintln!("holding: the machine stays up");
@@ -74,7 +82,7 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
             sched::sleep_ms(1000);
         }
     }
-    // Nothing runs servers yet: the system is idle, so it shuts down cleanly.
+    wasm::server::wait_all();
     kprintln!("nothing left to run: shutting down");
     exit(ExitCode::Success)
 }

@@ -8,10 +8,17 @@ pub const TICK_HZ: u64 = 1000;
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static TSC_PER_US: AtomicU64 = AtomicU64::new(1);
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+static UNIX_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 
 pub fn init(tsc_per_us: u64) {
     TSC_PER_US.store(tsc_per_us.max(1), Ordering::Relaxed);
     TSC_AT_BOOT.store(crate::arch::cpu::rdtsc(), Ordering::Relaxed);
+    UNIX_AT_BOOT.store(crate::arch::rtc::unix_time(), Ordering::Relaxed);
+}
+
+/// Nanoseconds since the Unix epoch: the RTC at boot plus the TSC since.
+pub fn realtime_ns() -> u64 {
+    UNIX_AT_BOOT.load(Ordering::Relaxed) * 1_000_000_000 + uptime_us() * 1000
 }
 
 pub fn tick() -> u64 {

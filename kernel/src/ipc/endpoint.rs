@@ -19,6 +19,18 @@ pub const MAX_MESSAGE: usize = 4096;
 /// Handles passed with one message, at most.
 pub const MAX_TRANSFER: usize = 4;
 
+/// The ABI's limits, declared here for the workbench: tests/test_abi.py checks kwast.h
+/// against them.
+#[repr(C)]
+pub struct AbiLimits {
+    pub max_message: u32,
+    pub max_transfer: u32,
+}
+
+#[no_mangle]
+#[used]
+pub static KWAST_ABI_LIMITS: AbiLimits = AbiLimits { max_message: MAX_MESSAGE as u32, max_transfer: MAX_TRANSFER as u32 };
+
 enum CallState {
     Queued,
     Received,

@@ -96,17 +96,26 @@ pub fn receive(handle: Handle, timeout_ms: u64) -> Result<Incoming> {
     }
 }
 
-pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
+/// Takes the one-shot reply capability `reply_handle` out of the caller's table.
+fn take_reply(reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
     let process = me()?;
-    let capability = {
-        let mut table = process.handles.lock();
-        match table.get(reply_handle)?.object {
-            Object::Reply(_) => table.remove(reply_handle)?,
-            _ => return Err(Error::WrongKind),
-        }
-    };
-    let Object::Reply(call) = capability.object else { unreachable!("checked above") };
-    call.answer(data)
+    let mut table = process.handles.lock();
+    match table.get(reply_handle)?.object {
+        Object::Reply(_) => match table.remove(reply_handle)?.object {
+            Object::Reply(call) => Ok(call),
+            _ => unreachable!("checked above"),
+        },
+        _ => Err(Error::WrongKind),
+    }
+}
+
+pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
+    take_reply(reply_handle)?.answer(data)
+}
+
+/// Ends a received call with an error for its caller (it could not be delivered whole).
+pub fn reply_error(reply_handle: Handle, error: Error) -> Result<()> {
+    take_reply(reply_handle)?.reply(Err(error))
 }
 
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {

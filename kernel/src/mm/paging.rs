@@ -3,7 +3,8 @@
 //!   4 KiB page, left unmapped so a null dereference faults;
 //! - `HEAP_BASE` (512 GiB): the kernel heap, 4 KiB pages;
 //! - `STACKS_BASE` (1 TiB): thread stacks with unmapped guard pages below each;
-//! - `SCRATCH_BASE` (1.5 TiB): free for tests and temporary mappings.
+//! - `SCRATCH_BASE` (1.5 TiB): free for tests and temporary mappings;
+//! - `WASM_BASE` (2 TiB): memory wasmtime asks for (linear memories, compiled code).
 //! Page-table frames come from the frame allocator below 4 GiB, so the identity map reaches them.
 
 use super::frame::{self, FRAME_SIZE};
@@ -18,6 +19,8 @@ use x86_64::{PhysAddr, VirtAddr};
 pub const HEAP_BASE: u64 = 0x0080_0000_0000;
 pub const STACKS_BASE: u64 = 0x0100_0000_0000;
 pub const SCRATCH_BASE: u64 = 0x0180_0000_0000;
+pub const WASM_BASE: u64 = 0x0200_0000_0000;
+pub const WASM_SIZE: u64 = 0x0100_0000_0000;
 
 const IDENTITY_LIMIT: u64 = 4 << 30;
 const HUGE: u64 = 2 << 20;
@@ -70,11 +73,37 @@ pub fn init() {
     *KERNEL_TABLES.lock() = Some(unsafe { OffsetPageTable::new(pml4, VirtAddr::new(0)) });
 }
 
+/// What a mapping allows, beyond reading.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Access {
+    pub write: bool,
+    pub execute: bool,
+}
+
+impl Access {
+    pub const DATA: Access = Access { write: true, execute: false };
+
+    fn flags(self) -> Flags {
+        let mut flags = Flags::PRESENT;
+        if self.write {
+            flags |= Flags::WRITABLE;
+        }
+        if !self.execute {
+            flags |= Flags::NO_EXECUTE;
+        }
+        flags
+    }
+}
+
 /// Maps the 4 KiB page at `virt` to the frame at `phys`, writable and not executable.
 pub fn map(virt: u64, phys: u64) -> Result<(), MapError> {
+    map_with(virt, phys, Access::DATA)
+}
+
+pub fn map_with(virt: u64, phys: u64, access: Access) -> Result<(), MapError> {
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
     let target = PhysFrame::containing_address(PhysAddr::new(phys));
-    let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE;
+    let flags = access.flags();
     let mut tables = KERNEL_TABLES.lock();
     let tables = tables.as_mut().expect("paging not initialised");
     match unsafe { tables.map_to(page, target, flags, &mut Frames) } {
@@ -95,6 +124,20 @@ pub fn unmap(virt: u64) -> Option<u64> {
     flush.ignore();
     super::tlb::flush_page(virt);
     Some(frame.start_address().as_u64())
+}
+
+/// Changes what the mapped page at `virt` allows; false if it is not mapped.
+pub fn protect(virt: u64, access: Access) -> bool {
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+    let mut tables = KERNEL_TABLES.lock();
+    let tables = tables.as_mut().expect("paging not initialised");
+    match unsafe { tables.update_flags(page, access.flags()) } {
+        Ok(flush) => {
+            flush.flush();
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 pub fn translate(virt: u64) -> Option<u64> {

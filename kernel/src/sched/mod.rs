@@ -76,6 +76,19 @@ extern "C" fn thread_start(_: usize) -> ! {
     exit()
 }
 
+/// The calling thread's wasm-runtime TLS slot (0 for a slot it never set or does not have).
+pub fn tls_get(slot: usize) -> usize {
+    with(|s| s.current().tls.get(slot).copied().unwrap_or(0))
+}
+
+pub fn tls_set(slot: usize, value: usize) {
+    with(|s| {
+        if let Some(entry) = s.current_mut().tls.get_mut(slot) {
+            *entry = value;
+        }
+    });
+}
+
 pub fn current_id() -> ThreadId {
     with(|s| s.current)
 }
@@ -177,8 +190,7 @@ impl Drop for PreemptGuard {
     }
 }
 
-pub fn on_timer_tick(frame: &mut TrapFrame) {
-    let now = crate::time::tick();
+pub fn on_timer_tick(frame: &mut TrapFrame, now: u64) {
     let mut guard = SCHEDULER.lock();
     let Some(s) = guard.as_mut() else { return };
     if !s.tick(now) {

@@ -1,6 +1,6 @@
 //! The scheduler's state and decisions; `sched/mod.rs` is its interface to threads and traps.
 
-use super::thread::{Name, Priority, Thread, ThreadId};
+use super::thread::{Name, Priority, Thread, ThreadId, TLS_SLOTS};
 use crate::arch::trap::TrapFrame;
 use crate::debug::state::{self, EventKind, ThreadRunState, MAX_THREADS};
 use crate::mm::stacks::Stack;
@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 /// Timer ticks a thread runs before others of its priority get a turn.
 const QUANTUM_TICKS: u32 = 10;
 const BOOT_THREAD: ThreadId = 1;
+const PUBLISH_EVERY_TICKS: u64 = 10;
 
 pub struct Scheduler {
     threads: BTreeMap<ThreadId, Thread>,
@@ -21,6 +22,7 @@ pub struct Scheduler {
     idle: ThreadId,
     /// Where the next switch should go, if still ready (see `hand_off_to`).
     hand_off: Option<ThreadId>,
+    idle_ticks: u64,
     next_id: ThreadId,
 }
 
@@ -34,6 +36,7 @@ impl Scheduler {
             current: BOOT_THREAD,
             idle: 0,
             hand_off: None,
+            idle_ticks: 0,
             next_id: BOOT_THREAD,
         };
         let boot_frame = Box::new(unsafe { core::mem::zeroed() });
@@ -54,7 +57,7 @@ impl Scheduler {
         let debug_slot = self.free_debug_slot();
         let thread = Thread {
             id, name, priority, state: ThreadRunState::Ready, context, stack, entry,
-            wake_at: 0, timed_out: false, process, wait_object: 0, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_slot,
+            wake_at: 0, timed_out: false, process, wait_object: 0, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_slot, tls: [0; TLS_SLOTS],
         };
         // Room for every thread in every queue now, so interrupt paths never allocate.
         let count = self.threads.len() + 1;
@@ -170,15 +173,21 @@ impl Scheduler {
         current.quantum_left = current.quantum_left.saturating_sub(1);
         let expired = current.quantum_left == 0;
         let (run_ticks, slot) = (current.run_ticks, current.debug_slot);
-        state::update(|s| {
-            s.cpus[0].ticks = now;
-            if idle {
-                s.cpus[0].idle_ticks += 1;
-            }
-            if let Some(slot) = slot {
-                s.threads[slot].run_ticks = run_ticks;
-            }
-        });
+        if idle {
+            self.idle_ticks += 1;
+        }
+        // Published at a tenth of the tick rate: a reader copying the block while the guest
+        // runs then rarely meets an update in flight.
+        if now % PUBLISH_EVERY_TICKS == 0 {
+            let idle_ticks = self.idle_ticks;
+            state::update(|s| {
+                s.cpus[0].ticks = now;
+                s.cpus[0].idle_ticks = idle_ticks;
+                if let Some(slot) = slot {
+                    s.threads[slot].run_ticks = run_ticks;
+                }
+            });
+        }
         let mut i = 0;
         while i < self.sleeping.len() {
             let id = self.sleeping[i];

@@ -8,6 +8,8 @@ use alloc::boxed::Box;
 
 pub type ThreadId = u32;
 
+pub const TLS_SLOTS: usize = 2;
+
 /// Higher runs first; round-robin among equals.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub struct Priority(pub u8);
@@ -64,4 +66,6 @@ pub struct Thread {
     pub switches: u64,
     /// Index in the debug-state thread table, if it fit.
     pub debug_slot: Option<usize>,
+    /// Thread-local slots of the wasm runtime (wasmtime_tls_get/set).
+    pub tls: [usize; TLS_SLOTS],
 }

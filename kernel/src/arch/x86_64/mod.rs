@@ -12,6 +12,7 @@ mod pic;
 mod pit;
 pub mod port;
 pub mod qemu_exit;
+pub mod rtc;
 pub mod serial;
 pub mod trap;
 

@@ -153,7 +153,9 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
         0..=31 => super::exception::handle(frame),
         TIMER_VECTOR => {
             super::apic::end_of_interrupt();
-            crate::sched::on_timer_tick(frame);
+            let now = crate::time::tick();
+            crate::wasm::engine::on_tick(now);
+            crate::sched::on_timer_tick(frame, now);
         }
         YIELD_VECTOR => crate::sched::on_yield(frame),
         v if (IRQ_BASE..IRQ_BASE + IRQ_COUNT).contains(&v) => {

@@ -1,0 +1,49 @@
+//! The wasmtime configuration shared by the host precompiler and the kernel. wasmtime checks
+//! these settings when the kernel deserialises an artifact; keeping them in one function makes
+//! a mismatch impossible rather than merely detected.
+#![no_std]
+
+use wasmtime::Config;
+
+/// Artifacts are built for, and the kernel is, the host Linux target triple (the kernel is a
+/// freestanding binary for that target; see kernel/.cargo/config.toml).
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Largest wasm stack a server may use before trapping with a stack overflow.
+pub const MAX_WASM_STACK: usize = 512 << 10;
+
+/// CPU features to compile for, per QEMU CPU model (configs' `cpu.model`); None if unknown.
+/// The kernel accepts an artifact only if the CPU it runs on has every feature named here.
+pub fn cpu_features(model: &str) -> Option<&'static [&'static str]> {
+    const NEHALEM: &[&str] = &["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt"];
+    const SANDY_BRIDGE: &[&str] = &["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "avx"];
+    const HASWELL: &[&str] = &["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "avx", "avx2", "bmi1", "bmi2", "lzcnt", "fma"];
+    Some(match model {
+        "qemu64" | "max" => &["sse3"],
+        "Nehalem" | "Westmere" => NEHALEM,
+        "SandyBridge" | "IvyBridge" => SANDY_BRIDGE,
+        "Haswell" | "Broadwell" | "Skylake-Client" => HASWELL,
+        _ => return None,
+    })
+}
+
+pub fn configure(config: &mut Config) {
+    // No signal handlers in ring 0: every trap is an explicit check in the generated code.
+    config.signals_based_traps(false);
+    // Linear memories are exactly their size, without reservations or guard regions; they may
+    // move when they grow. Bounds are checked explicitly.
+    config.memory_reservation(0);
+    config.memory_guard_size(0);
+    config.memory_reservation_for_growth(0);
+    config.guard_before_linear_memory(false);
+    config.memory_may_move(true);
+    config.memory_init_cow(false);
+    // The kernel's timer advances the epoch: a server that computes without ever calling the
+    // kernel can be stopped.
+    config.epoch_interruption(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    // Servers are plain C: no SIMD (the baseline qemu64 CPU lacks the SSE4.1 Cranelift's SIMD
+    // lowering wants), no shared memory.
+    config.wasm_simd(false);
+    config.wasm_relaxed_simd(false);
+}

@@ -1,0 +1,2 @@
+//! Intentionally empty: see engine/README.md.
+#![no_std]

@@ -1,0 +1,134 @@
+//! The `kwast` import module: the kernel ABI of servers (servers/include/kwast.h). Every
+//! function takes handles of the calling server's own process and pointers into its linear
+//! memory, checked here; failures are negative `ipc::error::Error` codes, never traps.
+
+use super::guest::{Guest, OutOfBounds};
+use super::server::{memory_of, ServerState};
+use crate::ipc::{self, error::Error, Incoming};
+use alloc::vec::Vec;
+use wasmtime::{Caller, Linker};
+
+const MODULE: &str = "kwast";
+
+/// `kwast_message`: what `kwast_receive` reports besides the data (48 bytes, see kwast.h).
+const MESSAGE_INFO_SIZE: u32 = 48;
+const KIND_MESSAGE: u32 = 0;
+const KIND_SIGNALS: u32 = 1;
+
+impl From<OutOfBounds> for Error {
+    fn from(_: OutOfBounds) -> Error {
+        Error::BadAddress
+    }
+}
+
+fn code(result: Result<i64, Error>) -> i64 {
+    result.unwrap_or_else(|error| error as i64)
+}
+
+/// Runs `f` with the server's memory, after noting the call for the watchdog.
+fn with_guest<R>(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> R) -> wasmtime::Result<R> {
+    caller.data_mut().touch();
+    let memory = memory_of(caller)?;
+    Ok(f(&mut Guest::new(memory.data_mut(caller))))
+}
+
+/// Copies a guest buffer into the kernel so no guest memory is borrowed while blocking.
+fn copy_in(guest: &Guest, ptr: u32, len: u32) -> Result<Vec<u8>, Error> {
+    if len as usize > ipc::endpoint::MAX_MESSAGE {
+        return Err(Error::TooBig);
+    }
+    Ok(guest.bytes(ptr, len)?.to_vec())
+}
+
+fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<Vec<u32>, Error> {
+    if count as usize > ipc::endpoint::MAX_TRANSFER {
+        return Err(Error::TooBig);
+    }
+    (0..count).map(|i| Ok(guest.read_u32(ptr + 4 * i)?)).collect()
+}
+
+pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
+    linker.func_wrap(MODULE, "call", |mut c: Caller<'_, ServerState>, endpoint: i32, request: i32, request_len: i32,
+                                       reply: i32, reply_capacity: i32, transfer: i32, transfer_count: i32, timeout: i64| {
+        let arguments = with_guest(&mut c, |g| -> Result<_, Error> {
+            Ok((copy_in(g, request as u32, request_len as u32)?, handles_in(g, transfer as u32, transfer_count as u32)?))
+        })?;
+        let answer = arguments.and_then(|(data, handles)| ipc::call(endpoint as u32, &data, &handles, timeout as u64));
+        with_guest(&mut c, |g| {
+            code(answer.and_then(|answer| {
+                if answer.len() > reply_capacity as usize {
+                    return Err(Error::TooBig);
+                }
+                g.write(reply as u32, &answer)?;
+                Ok(answer.len() as i64)
+            })) as i32
+        })
+    })?;
+    linker.func_wrap(MODULE, "receive", |mut c: Caller<'_, ServerState>, endpoint: i32, buffer: i32, capacity: i32,
+                                          info: i32, timeout: i64| {
+        // Check the buffers before blocking, so a bad pointer cannot swallow a message.
+        let checked = with_guest(&mut c, |g| -> Result<(), Error> {
+            g.bytes(buffer as u32, capacity as u32)?;
+            g.bytes(info as u32, MESSAGE_INFO_SIZE)?;
+            Ok(())
+        })?;
+        let incoming = checked.and_then(|()| ipc::receive(endpoint as u32, timeout as u64));
+        with_guest(&mut c, |g| {
+            code(incoming.and_then(|incoming| {
+                let mut record = [0u8; MESSAGE_INFO_SIZE as usize];
+                match incoming {
+                    Incoming::Signals(bits) => {
+                        record[8..16].copy_from_slice(&bits.to_le_bytes());
+                        record[16..20].copy_from_slice(&KIND_SIGNALS.to_le_bytes());
+                    }
+                    Incoming::Message(message) => {
+                        if message.data.len() > capacity as usize {
+                            let _ = ipc::reply_error(message.reply_handle, Error::TooBig);
+                            return Err(Error::TooBig);
+                        }
+                        g.write(buffer as u32, &message.data)?;
+                        record[0..8].copy_from_slice(&message.badge.to_le_bytes());
+                        record[16..20].copy_from_slice(&KIND_MESSAGE.to_le_bytes());
+                        record[20..24].copy_from_slice(&(message.data.len() as u32).to_le_bytes());
+                        record[24..28].copy_from_slice(&message.reply_handle.to_le_bytes());
+                        record[28..32].copy_from_slice(&(message.transferred.len() as u32).to_le_bytes());
+                        for (i, handle) in message.transferred.iter().enumerate() {
+                            record[32 + 4 * i..36 + 4 * i].copy_from_slice(&handle.to_le_bytes());
+                        }
+                    }
+                }
+                g.write(info as u32, &record)?;
+                Ok(0)
+            })) as i32
+        })
+    })?;
+    linker.func_wrap(MODULE, "reply", |mut c: Caller<'_, ServerState>, reply: i32, data: i32, len: i32| {
+        let data = with_guest(&mut c, |g| copy_in(g, data as u32, len as u32))?;
+        Ok(code(data.and_then(|data| ipc::reply(reply as u32, &data).map(|()| 0))) as i32)
+    })?;
+    linker.func_wrap(MODULE, "signal", |mut c: Caller<'_, ServerState>, notification: i32, bits: i64| {
+        c.data_mut().touch();
+        code(ipc::signal(notification as u32, bits as u64).map(|()| 0)) as i32
+    })?;
+    linker.func_wrap(MODULE, "wait", |mut c: Caller<'_, ServerState>, notification: i32, timeout: i64| {
+        c.data_mut().touch();
+        code(ipc::wait(notification as u32, timeout as u64).map(|bits| bits as i64))
+    })?;
+    linker.func_wrap(MODULE, "irq_ack", |mut c: Caller<'_, ServerState>, irq: i32| {
+        c.data_mut().touch();
+        code(ipc::irq_acknowledge(irq as u32).map(|()| 0)) as i32
+    })?;
+    linker.func_wrap(MODULE, "port_in8", |mut c: Caller<'_, ServerState>, ports: i32, port: i32| {
+        c.data_mut().touch();
+        code(ipc::port_read8(ports as u32, port as u16).map(i64::from)) as i32
+    })?;
+    linker.func_wrap(MODULE, "port_out8", |mut c: Caller<'_, ServerState>, ports: i32, port: i32, value: i32| {
+        c.data_mut().touch();
+        code(ipc::port_write8(ports as u32, port as u16, value as u8).map(|()| 0)) as i32
+    })?;
+    linker.func_wrap(MODULE, "close", |mut c: Caller<'_, ServerState>, handle: i32| {
+        c.data_mut().touch();
+        code(ipc::close(handle as u32).map(|()| 0)) as i32
+    })?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+/* kwast.h: the Kwast kernel ABI for wasm servers (the `kwast` import module).
+ *
+ * A server holds capabilities as handles (uint32_t); every call names the handle it uses and
+ * fails with a negative KWAST_E* code when the handle is missing, stale, of the wrong kind or
+ * lacks the right. The kernel never trusts a pointer: a buffer outside the server's linear
+ * memory is KWAST_EBADADDRESS.
+ *
+ * The numbers below mirror the kernel's `ipc::error::Error` and `ipc::handle::Rights`;
+ * tests/test_abi.py checks them against the kernel's DWARF.
+ */
+#ifndef KWAST_H
+#define KWAST_H
+
+#include <stdint.h>
+
+#define KWAST_IMPORT(name) __attribute__((import_module("kwast"), import_name(#name)))
+
+/* Errors (negative return values). */
+#define KWAST_EINVALIDHANDLE   (-1)  /* no such handle, or a stale one */
+#define KWAST_EWRONGKIND       (-2)  /* the handle names another kind of object */
+#define KWAST_ENORIGHTS        (-3)  /* the handle lacks the right, or the port is not granted */
+#define KWAST_ETOOBIG          (-4)  /* message over KWAST_MAX_MESSAGE, or reply over the buffer */
+#define KWAST_ETIMEDOUT        (-5)
+#define KWAST_EPEERDIED        (-6)  /* the other side died or closed the endpoint */
+#define KWAST_ENOSPACE         (-7)  /* the handle table is full */
+#define KWAST_EBADADDRESS      (-8)  /* a buffer outside linear memory */
+#define KWAST_EINVALIDARGUMENT (-9)
+#define KWAST_EBUSY            (-10) /* the IRQ is bound elsewhere */
+
+/* Rights a handle may carry. */
+#define KWAST_RIGHT_CALL    (1u << 0)
+#define KWAST_RIGHT_RECEIVE (1u << 1)
+#define KWAST_RIGHT_SIGNAL  (1u << 2)
+#define KWAST_RIGHT_WAIT    (1u << 3)
+#define KWAST_RIGHT_GRANT   (1u << 4)  /* may be passed on in a message */
+#define KWAST_RIGHT_ACK     (1u << 5)
+#define KWAST_RIGHT_IO      (1u << 6)
+
+/* The largest message or reply, and how many handles one message may carry. */
+#define KWAST_MAX_MESSAGE  4096
+#define KWAST_MAX_TRANSFER 4
+
+/* A timeout meaning "wait forever". Timeouts are in milliseconds. */
+#define KWAST_FOREVER UINT64_MAX
+
+typedef uint32_t kwast_handle;
+
+/* What kwast_receive got, besides the data. */
+#define KWAST_MESSAGE 0  /* a call: answer it with kwast_reply(info.reply, ...) */
+#define KWAST_SIGNALS 1  /* signals of the endpoint's bound notification, in info.signals */
+
+typedef struct {
+    uint64_t badge;        /* the badge of the handle the caller called through */
+    uint64_t signals;      /* KWAST_SIGNALS: the bits taken */
+    uint32_t kind;         /* KWAST_MESSAGE or KWAST_SIGNALS */
+    uint32_t length;       /* bytes of the message now in the buffer */
+    kwast_handle reply;    /* one-shot reply capability */
+    uint32_t transferred_count;
+    kwast_handle transferred[KWAST_MAX_TRANSFER];  /* handles the caller passed, now ours */
+} kwast_message;
+
+_Static_assert(sizeof(kwast_message) == 48, "kwast_message is ABI");
+
+/* Sends `request` on `endpoint` (needs KWAST_RIGHT_CALL), passing copies of the `transfer`
+ * handles (each needs KWAST_RIGHT_GRANT), and waits for the reply. Returns the reply's length
+ * (copied into `reply`), or an error: KWAST_EPEERDIED if the server died, KWAST_ETIMEDOUT. */
+KWAST_IMPORT(call)
+int32_t kwast_call(kwast_handle endpoint, const void *request, uint32_t request_length, void *reply,
+                   uint32_t reply_capacity, const kwast_handle *transfer, uint32_t transfer_count,
+                   uint64_t timeout_ms);
+
+/* Waits for a call on `endpoint` (needs KWAST_RIGHT_RECEIVE), or for signals of its bound
+ * notification. Returns 0 and fills `info`, or an error. */
+KWAST_IMPORT(receive)
+int32_t kwast_receive(kwast_handle endpoint, void *buffer, uint32_t capacity, kwast_message *info,
+                      uint64_t timeout_ms);
+
+/* Answers a received call, once. KWAST_EPEERDIED if its caller gave up or died. */
+KWAST_IMPORT(reply)
+int32_t kwast_reply(kwast_handle reply, const void *data, uint32_t length);
+
+/* ORs `bits` into a notification (needs KWAST_RIGHT_SIGNAL). */
+KWAST_IMPORT(signal)
+int32_t kwast_signal(kwast_handle notification, uint64_t bits);
+
+/* Waits for and takes a notification's bits (needs KWAST_RIGHT_WAIT): bits > 0, or an error. */
+KWAST_IMPORT(wait)
+int64_t kwast_wait(kwast_handle notification, uint64_t timeout_ms);
+
+/* Done with the last interrupt of an IRQ (needs KWAST_RIGHT_ACK): lets the next one in. */
+KWAST_IMPORT(irq_ack)
+int32_t kwast_irq_ack(kwast_handle irq);
+
+/* Port I/O within a granted range (needs KWAST_RIGHT_IO): a byte value, or an error. */
+KWAST_IMPORT(port_in8)
+int32_t kwast_port_in8(kwast_handle ports, uint32_t port);
+KWAST_IMPORT(port_out8)
+int32_t kwast_port_out8(kwast_handle ports, uint32_t port, uint32_t value);
+
+/* Drops a handle. */
+KWAST_IMPORT(close)
+int32_t kwast_close(kwast_handle handle);
+
+#endif
