@@ -41,20 +41,25 @@ class KwastApp(App):
     BINDINGS = [
         Binding("f1", "toggle_help", "Help"),
         Binding("f2", "boot", "Boot"),
-        Binding("f3", "pause", "Pause/Cont"),
+        Binding("f3", "pause", "Pause"),
         Binding("f4", "reset", "Reset"),
         Binding("ctrl+o", "stop_vm", "Off"),
         Binding("ctrl+b", "build", "Build"),
+        Binding("ctrl+f", "search", "Search"),
+        Binding("ctrl+t", "type", "Type"),
+        Binding("ctrl+g", "gdb", "GDB"),
         Binding("f10", "screendump", "Dump"),
-        Binding("f11", "savevm", "SaveVM"),
-        Binding("f12", "loadvm", "LoadVM"),
+        Binding("f11", "savevm", "Save"),
+        Binding("f12", "loadvm", "Load"),
         Binding("ctrl+n", "next_pane", "Pane"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, settings: Settings, config_path: Path | None = None, cmdline: str = "") -> None:
+    def __init__(self, settings: Settings, config_path: Path | None = None, cmdline: str = "",
+                 build_steps: list[build.BuildStep] | None = None) -> None:
         super().__init__()
         self.settings = settings
+        self.build_steps = build_steps or build.steps(settings)
         self.cmdline = cmdline
         self.config_path = Path(config_path or settings.default_config)
         self.config: HardwareConfig | None = None
@@ -71,7 +76,7 @@ class KwastApp(App):
                 with TabPane("IPC", id="ipc"):
                     yield IpcView(id="ipc-view")
                 with TabPane("Build", id="build"):
-                    yield BuildPane(build.steps(self.settings), id="build-pane")
+                    yield BuildPane(self.build_steps, id="build-pane")
                 with TabPane("Debugger", id="debugger"):
                     yield DebuggerPane(id="debugger-pane")
         yield StateFeed(id="feed")
@@ -120,6 +125,21 @@ class KwastApp(App):
     def _show_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
 
+    def action_search(self) -> None:
+        self._show_pane("console")
+        self.query_one(SerialConsole).focus_search()
+
+    def action_type(self) -> None:
+        self._show_pane("console")
+        self.query_one(SerialConsole).focus_type()
+
+    def action_gdb(self) -> None:
+        """Attaches GDB (or detaches it), in the debugger pane with the breakpoint box focused."""
+        self._show_pane("debugger")
+        debugger = self.query_one(DebuggerPane)
+        debugger.focus_location()
+        debugger.toggle_attach()
+
     # --- machine ------------------------------------------------------------------------
 
     async def action_boot(self) -> None:
@@ -167,26 +187,33 @@ class KwastApp(App):
         self.query_one(DebuggerPane).set_target(event.elf, event.machine.gdb_socket)
         self.run_worker(self.query_one(StateFeed).follow(event.elf, event.machine.ram_path), group="feed")
 
+    # Machine and feed messages can still arrive while the app takes its panes down on the way
+    # out: these handlers use query(), which finds nothing then, rather than query_one().
+
     def on_vm_status_serial(self, event: VmStatus.Serial) -> None:
-        self.query_one(SerialConsole).write(event.text)
+        for console in self.query(SerialConsole):
+            console.write(event.text)
 
     def on_vm_status_ended(self, event: VmStatus.Ended) -> None:
-        self.query_one(StateFeed).stop()
-        self.query_one(DebuggerPane).machine_ended()
-        self.query_one(SchedulerView).waiting(f"machine off: {event.description}")
+        for feed in self.query(StateFeed):
+            feed.stop()
+        for debugger in self.query(DebuggerPane):
+            debugger.machine_ended()
+        for scheduler in self.query(SchedulerView):
+            scheduler.waiting(f"machine off: {event.description}")
         self.notify(f"machine off: {event.description}")
 
     def on_state_feed_updated(self, event: StateFeed.Updated) -> None:
-        self.query_one(SchedulerView).show(event.snapshot)
-        self.query_one(IpcView).show(event.snapshot)
+        for view in [*self.query(SchedulerView), *self.query(IpcView)]:
+            view.show(event.snapshot)
 
     def on_state_feed_waiting(self, event: StateFeed.Waiting) -> None:
-        self.query_one(SchedulerView).waiting(event.reason)
+        for scheduler in self.query(SchedulerView):
+            scheduler.waiting(event.reason)
 
     async def on_serial_console_type_text(self, event: SerialConsole.TypeText) -> None:
         sent = await self._vm_call(self.query_one(VmStatus).send_text(event.text))
-        if sent is not None:
-            self.notify(f"typed {sent} keys into the guest")
+        self.query_one(SerialConsole).typed("not sent" if sent is None else f"sent {sent} keys")
 
     def on_sidebar_config_selected(self, event: Sidebar.ConfigSelected) -> None:
         self._select(event.config)

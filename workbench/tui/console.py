@@ -29,11 +29,6 @@ The guest's COM1 output, as it arrives.
 - **ctrl+f** search: type a word, **enter** jumps to the next line holding it (all matches are marked).
 - **ctrl+t** type into the guest: **enter** sends the line as PS/2 key presses, then Enter.
 """
-    BINDINGS = [
-        ("ctrl+f", "search", "Search"),
-        ("ctrl+t", "type", "Type"),
-    ]
-
     class TypeText(Message):
         """The user asked to type this into the guest."""
 
@@ -52,7 +47,9 @@ The guest's COM1 output, as it arrives.
         with Horizontal(id="console-inputs"):
             yield Input(placeholder="search the console (ctrl+f)", id="console-search")
             yield Label("", id="console-matches")
-        yield Input(placeholder="type into the guest (ctrl+t), enter sends", id="console-type")
+        with Horizontal(id="console-type-row"):
+            yield Input(placeholder="type into the guest (ctrl+t), enter sends", id="console-type")
+            yield Label("", id="console-typed")
 
     @property
     def log_widget(self) -> Log:
@@ -70,10 +67,14 @@ The guest's COM1 output, as it arrives.
         self.log_widget.clear()
         self._match_line = -1
 
-    def action_search(self) -> None:
+    def typed(self, outcome: str) -> None:
+        """Shows what became of the last line typed into the guest."""
+        self.query_one("#console-typed", Label).update(outcome)
+
+    def focus_search(self) -> None:
         self.query_one("#console-search", Input).focus()
 
-    def action_type(self) -> None:
+    def focus_type(self) -> None:
         self.query_one("#console-type", Input).focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:

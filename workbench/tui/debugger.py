@@ -31,7 +31,6 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
 - **F5** continue, **F6** interrupt, **F7** step, **F8** next, **F9** finish
 """
     BINDINGS = [
-        ("ctrl+g", "attach", "Attach/Detach"),
         ("f5", "run('continue')", "Cont"),
         ("f6", "interrupt", "Intr"),
         ("f7", "run('step')", "Step"),
@@ -46,6 +45,9 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
         self._lock = threading.Lock()
         self._waiting = threading.Event()  # set while a continue waits for the stop
         self.breakpoints: dict[int, str] = {}
+
+    def focus_location(self) -> None:
+        self.query_one("#breakpoint", Input).focus()
 
     def compose(self) -> ComposeResult:
         yield Static("no machine: boot one (F2), then attach (ctrl+g)", id="gdb-status")
@@ -78,7 +80,7 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
 
     # --- actions ------------------------------------------------------------------------
 
-    def action_attach(self) -> None:
+    def toggle_attach(self) -> None:
         if self._gdb is not None:
             self._stop_gdb()
         elif self._target is None:

@@ -4,6 +4,7 @@ file:line error here instead of being selected."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -67,7 +68,8 @@ class Sidebar(Vertical):
             return
         error = self.query_one("#config-error", Static)
         try:
-            chosen = config.load(path)
+            # Relative to where the user is, so errors name the file as they would type it.
+            chosen = config.load(Path(os.path.relpath(path)))
         except ConfigError as failure:
             error.update(f"{failure}\nfix the file, then select it again")
             error.add_class("-shown")

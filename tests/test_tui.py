@@ -1,0 +1,233 @@
+"""The Textual workbench, driven by Textual's Pilot against the real kernel in real QEMU: boot,
+console, live scheduler state, typing through QMP, a GDB breakpoint; plus SVG snapshots of the
+main screens on a fixed set of configs (no live numbers in them)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import shutil
+import time
+
+import pytest
+from textual.widgets import DataTable, Input, Label, Static, TabbedContent
+
+from conftest import SETTINGS
+from workbench import build
+from workbench.tui import keys
+from workbench.tui.app import KwastApp
+from workbench.tui.build_pane import BuildPane
+from workbench.tui.console import SerialConsole
+from workbench.tui.vm import VmStatus
+
+SIZE = (120, 40)
+# Kernel command-line word that keeps the machine up (kernel/src/main.rs).
+HOLD = "hold"
+
+
+async def until(pilot, condition, what: str, timeout: float = 60) -> None:
+    """Lets the app run until `condition()` holds; fails naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def run(scenario) -> None:
+    asyncio.run(scenario())
+
+
+def cells(table: DataTable, column: str) -> list[str]:
+    return [str(table.get_cell(row, column)) for row in table.rows]
+
+
+async def boot_held(app: KwastApp, pilot) -> SerialConsole:
+    await pilot.press("f2")
+    console = app.query_one(SerialConsole)
+    await until(pilot, lambda: HOLD in console.text and app.query_one(VmStatus).status == "running",
+                "the kernel to boot and hold")
+    return console
+
+
+def test_boot_shows_banner_and_live_kernel_threads_then_quit_ends_qemu():
+    async def scenario():
+        app = KwastApp(SETTINGS, cmdline=HOLD)
+        async with app.run_test(size=SIZE) as pilot:
+            console = await boot_held(app, pilot)
+            assert re.search(r"^Kwast \S+ booting$", console.text, re.MULTILINE), console.text
+
+            await pilot.press("ctrl+n")  # console -> scheduler
+            assert app.query_one(TabbedContent).active == "scheduler"
+            threads = app.query_one("#threads", DataTable)
+            await until(pilot, lambda: {"kmain", "idle"} <= set(cells(threads, "name")), "kmain and idle in the table")
+            # Live: the idle thread's ticks grow while the guest runs, with no pause in between.
+            idle = cells(threads, "name").index("idle")
+            first = int(cells(threads, "run_ticks")[idle])
+            await until(pilot, lambda: int(cells(threads, "run_ticks")[idle]) > first, "idle's run ticks to grow")
+            assert app.query_one(VmStatus).status == "running"
+            assert "cpu0: running" in str(app.query_one("#cpus", Static).render())
+
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: app.query_one(VmStatus).machine is None, "the machine to end")
+        assert app.return_code == 0
+        # no_qemu_left_behind (conftest) checks that QEMU is gone.
+
+    run(scenario)
+
+
+def test_typing_in_the_console_sends_ps2_keys_through_qmp():
+    # The kernel has no PS/2 driver yet: the guest cannot echo, so this checks QEMU took every key.
+    async def scenario():
+        app = KwastApp(SETTINGS, cmdline=HOLD)
+        async with app.run_test(size=SIZE) as pilot:
+            await boot_held(app, pilot)
+            await pilot.press("ctrl+t")
+            assert app.focused.id == "console-type"
+            await pilot.press(*"Hi!", "enter")
+            typed = app.query_one("#console-typed", Label)
+            await until(pilot, lambda: str(typed.render()) != "", "the keys to be sent")
+            assert str(typed.render()) == "sent 4 keys"  # H, i, !, Enter
+            assert app.query_one("#console-type", Input).value == ""
+            await pilot.press("é", "enter")
+            await until(pilot, lambda: str(typed.render()) == "not sent", "the untypable key to be refused")
+
+    run(scenario)
+
+
+def test_console_search_finds_a_line():
+    async def scenario():
+        app = KwastApp(SETTINGS, cmdline=HOLD)
+        async with app.run_test(size=SIZE) as pilot:
+            console = await boot_held(app, pilot)
+            await pilot.press("ctrl+f", *"holding", "enter")
+            line = next(i for i, text in enumerate(console.text.splitlines(), 1) if "holding" in text)
+            assert str(app.query_one("#console-matches", Label).render()) == f"line {line}"
+
+    run(scenario)
+
+
+def test_breakpoint_on_a_kernel_function_stops_and_shows_where():
+    # The timer interrupt runs it every tick, so it is hit soon after we continue.
+    function = "kwast_kernel::sched::on_timer_tick"
+
+    async def scenario():
+        app = KwastApp(SETTINGS, cmdline=HOLD)
+        async with app.run_test(size=SIZE) as pilot:
+            await boot_held(app, pilot)
+            status = app.query_one("#gdb-status", Static)
+            await pilot.press("ctrl+g")
+            assert app.query_one(TabbedContent).active == "debugger" and app.focused.id == "breakpoint"
+            await until(pilot, lambda: str(status.render()).startswith("stopped: attached"), "GDB to attach")
+            await until(pilot, lambda: app.query_one(VmStatus).status == "paused", "the STOP event")
+
+            await pilot.press(*function, "enter")
+            await until(pilot, lambda: "breakpoint 1 at" in str(status.render()), "the breakpoint to be set")
+            await pilot.press("f5")
+            await until(pilot, lambda: str(status.render()).startswith("stopped: breakpoint 1 hit"),
+                        "the breakpoint to be hit")
+            assert "on_timer_tick" in str(status.render())
+            innermost = app.query_one("#backtrace", DataTable).get_row_at(0)
+            assert innermost[1].endswith("on_timer_tick") and "sched/mod.rs:" in innermost[2], innermost
+            table = app.query_one("#registers", DataTable)
+            registers = dict(table.get_row_at(i) for i in range(table.row_count))
+            assert int(registers["rip"], 16) > 0
+            assert "sched/mod.rs" in str(app.query_one("#source", Static).render())
+
+            await pilot.press("ctrl+q")
+        # no_gdb_left_behind and no_qemu_left_behind (conftest) check both ended.
+
+    run(scenario)
+
+
+def test_a_bad_config_shows_its_error_and_keeps_the_selected_one(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    shutil.copy(SETTINGS.default_config, configs / "default.yaml")
+    (configs / "broken.yaml").write_text("memory: 128M\ncpu:\n  count: 99\n")
+    settings = dataclasses.replace(SETTINGS, configs_dir=configs, default_config=configs / "default.yaml")
+
+    async def scenario():
+        app = KwastApp(settings)
+        async with app.run_test(size=SIZE) as pilot:
+            assert app.config.path.name == "default.yaml"
+            app.query_one("#configs").focus()
+            await pilot.press("home", "enter")  # broken sorts first
+            error = app.query_one("#config-error", Static)
+            await until(pilot, lambda: "broken.yaml:3: cpu.count: must be between 1 and 64" in str(error.render()),
+                        "the config error")
+            assert app.config.path.name == "default.yaml"
+
+    run(scenario)
+
+
+def test_a_failed_build_shows_the_first_error_and_the_old_image_still_boots():
+    failing = build.BuildStep("kernel", ["sh", "-c", "echo Compiling kwast; echo 'src/main.rs:3:5: error: no'; "
+                                                     "echo 'error: aborting'; exit 101"], SETTINGS.root)
+
+    async def scenario():
+        app = KwastApp(SETTINGS, cmdline=HOLD, build_steps=[failing])
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("ctrl+b")
+            error = app.query_one("#build-error", Static)
+            await until(pilot, lambda: "src/main.rs:3:5: error: no" in str(error.render()), "the first error")
+            assert "error: aborting" not in str(error.render())
+            await boot_held(app, pilot)
+
+    run(scenario)
+
+
+def test_text_becomes_qcodes_with_shift_where_needed():
+    assert keys.presses("a!\n") == [[{"type": "qcode", "data": "a"}],
+                                    [{"type": "qcode", "data": "shift"}, {"type": "qcode", "data": "1"}],
+                                    [{"type": "qcode", "data": "ret"}]]
+    assert keys.qcodes("Q") == ["shift", "q"]
+    with pytest.raises(ValueError, match="no key"):
+        keys.qcodes("é")
+
+
+# --- snapshots: the main screens, on a fixed set of configs and scenarios ---------------
+
+@pytest.fixture
+def fixed_settings(tmp_path):
+    configs, scenarios = tmp_path / "configs", tmp_path / "scenarios"
+    configs.mkdir()
+    scenarios.mkdir()
+    shutil.copy(SETTINGS.default_config, configs / "default.yaml")
+    (configs / "vga.yaml").write_text("display: vga\n")
+    (scenarios / "boot.yaml").write_text("# placeholder: the sidebar lists names only\n")
+    return dataclasses.replace(SETTINGS, configs_dir=configs, scenarios_dir=scenarios,
+                               default_config=configs / "default.yaml")
+
+
+def test_snapshot_start_screen(snap_compare, fixed_settings):
+    assert snap_compare(KwastApp(fixed_settings), terminal_size=SIZE)
+
+
+def test_snapshot_help(snap_compare, fixed_settings):
+    assert snap_compare(KwastApp(fixed_settings), press=["f1"], terminal_size=SIZE)
+
+
+def test_snapshot_debugger_pane(snap_compare, fixed_settings):
+    async def show(pilot):
+        pilot.app.query_one(TabbedContent).active = "debugger"
+        await pilot.pause()
+
+    assert snap_compare(KwastApp(fixed_settings), run_before=show, terminal_size=SIZE)
+
+
+def test_snapshot_failed_build(snap_compare, fixed_settings):
+    failing = build.BuildStep("kernel", ["sh", "-c", "echo 'src/main.rs:3:5: error: no'; exit 101"], SETTINGS.root)
+
+    # Fixed steps: the real list changes as the build grows.
+    never_run = build.BuildStep("servers", ["true"], SETTINGS.root)
+    app = KwastApp(fixed_settings, build_steps=[failing, never_run])
+
+    async def fail(pilot):
+        await pilot.press("ctrl+b")
+        error = pilot.app.query_one("#build-error", Static)
+        await until(pilot, lambda: "error: no" in str(error.render()), "the build to fail")
+        await pilot.pause()
+
+    assert snap_compare(app, run_before=fail, terminal_size=SIZE)
