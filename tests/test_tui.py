@@ -231,3 +231,23 @@ def test_snapshot_failed_build(snap_compare, fixed_settings):
         await pilot.pause()
 
     assert snap_compare(app, run_before=fail, terminal_size=SIZE)
+
+
+def test_a_scenario_chosen_in_the_sidebar_runs_and_passes():
+    boot = SETTINGS.scenarios_dir / "boot.yaml"
+
+    async def scenario():
+        app = KwastApp(SETTINGS)
+        async with app.run_test(size=SIZE) as pilot:
+            scenarios = app.query_one("#scenarios")
+            scenarios.focus()
+            scenarios.highlighted = app.query_one("#sidebar").scenarios.index(boot)
+            await pilot.press("enter", "ctrl+r")
+            assert app.query_one(TabbedContent).active == "scenarios"
+            results = app.query_one("#scenario-results", DataTable)
+            await until(pilot, lambda: str(results.get_cell(str(boot), "result")) in ("PASS", "FAIL"),
+                        "the scenario to finish", timeout=120)
+            assert str(results.get_cell(str(boot), "result")) == "PASS", \
+                "\n".join(app.query_one("#scenario-report").lines)
+
+    run(scenario)

@@ -27,12 +27,13 @@ from .console import SerialConsole
 from .debugger import DebuggerPane
 from .feed import StateFeed
 from .ipc import IpcView
+from .scenarios import ScenarioPane
 from .scheduler import SchedulerView
 from .sidebar import Sidebar
 from .vm import VmError, VmStatus
 
 PANES = [("console", "Console"), ("scheduler", "Scheduler"), ("ipc", "IPC"), ("build", "Build"),
-         ("debugger", "Debugger")]
+         ("debugger", "Debugger"), ("scenarios", "Scenarios")]
 
 
 class KwastApp(App):
@@ -48,6 +49,8 @@ class KwastApp(App):
         Binding("ctrl+f", "search", "Search"),
         Binding("ctrl+t", "type", "Type"),
         Binding("ctrl+g", "gdb", "GDB"),
+        Binding("ctrl+r", "run_scenario", "Run"),
+        Binding("ctrl+l", "run_all_scenarios", "Run all"),
         Binding("f10", "screendump", "Dump"),
         Binding("f11", "savevm", "Save"),
         Binding("f12", "loadvm", "Load"),
@@ -79,6 +82,8 @@ class KwastApp(App):
                     yield BuildPane(self.build_steps, id="build-pane")
                 with TabPane("Debugger", id="debugger"):
                     yield DebuggerPane(id="debugger-pane")
+                with TabPane("Scenarios", id="scenarios"):
+                    yield ScenarioPane(self.settings, id="scenario-pane")
         yield StateFeed(id="feed")
         yield Footer()
 
@@ -231,6 +236,23 @@ class KwastApp(App):
             self.notify("build done: F2 boots the new image")
         else:
             self.notify(f"build failed: {event.error}", severity="error", timeout=15)
+
+    # --- scenarios ----------------------------------------------------------------------
+
+    def action_run_scenario(self) -> None:
+        chosen = self.query_one(Sidebar).scenario
+        if chosen is None:
+            self.notify("no scenario selected: pick one in the sidebar (enter), then ctrl+r", severity="warning")
+            return
+        self._run_scenarios([chosen])
+
+    def action_run_all_scenarios(self) -> None:
+        self._run_scenarios(self.query_one(Sidebar).scenarios)
+
+    def _run_scenarios(self, paths: list[Path]) -> None:
+        self._show_pane("scenarios")
+        if not self.query_one(ScenarioPane).start(paths):
+            self.notify("scenarios are already running, or there are none", severity="warning")
 
     # --- leaving ------------------------------------------------------------------------
 

@@ -1,0 +1,71 @@
+"""The scenario pane: runs the scenario selected in the sidebar, or all of them, with the
+scenario runner (workbench.scenario), one row each with pass/fail, and a failure's report.
+Each scenario boots its own QEMU; the runner ends it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Log, Static
+
+from ..scenario import runner
+from ..settings import Settings
+
+
+class ScenarioPane(Vertical):
+    HELP = """\
+## Scenarios
+**ctrl+r** runs the scenario selected in the sidebar; **ctrl+l** runs all of them, one at a time.
+A failure shows where and why, the last serial lines and the kernel state below.
+"""
+
+    def __init__(self, settings: Settings, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("select a scenario in the sidebar, then ctrl+r (or ctrl+l for all)", id="scenario-status")
+        table = DataTable(id="scenario-results", cursor_type="row")
+        for key in ("scenario", "result", "seconds", "where"):
+            table.add_column(key, key=key)
+        yield table
+        yield Log(id="scenario-report")
+
+    def start(self, paths: list[Path]) -> bool:
+        """Runs `paths` unless a run is under way; says whether it started."""
+        if self.running or not paths:
+            return False
+        self.running = True
+        table = self.query_one("#scenario-results", DataTable)
+        table.clear()
+        for path in paths:
+            table.add_row(path.stem, "waiting", "", "", key=str(path))
+        self.query_one("#scenario-report", Log).clear()
+        self.query_one("#scenario-status", Static).update(f"running {len(paths)} scenario(s)...")
+        self._run(paths)
+        return True
+
+    @work(group="scenarios")
+    async def _run(self, paths: list[Path]) -> None:
+        folders = runner.artifact_dirs(paths, self.settings.build_dir / "scenario-artifacts")
+        table = self.query_one("#scenario-results", DataTable)
+        passed = 0
+        try:
+            for path, folder in zip(paths, folders):
+                table.update_cell(str(path), "result", "running")
+                result = await runner.run(path, self.settings, folder)
+                passed += result.passed
+                table.update_cell(str(path), "result", Text("PASS", "bold green") if result.passed
+                                  else Text("FAIL", "bold red"))
+                table.update_cell(str(path), "seconds", f"{result.seconds:.1f}")
+                table.update_cell(str(path), "where", result.where or "")
+                if not result.passed:
+                    self.query_one("#scenario-report", Log).write_lines(result.report().splitlines())
+        finally:
+            self.running = False
+        self.query_one("#scenario-status", Static).update(f"{passed} of {len(paths)} passed")
