@@ -69,6 +69,9 @@ class HardwareConfig:
     cmdline: str = ""
     # A scratch qcow2 disk (attached to no device) that holds savevm/loadvm snapshots.
     snapshots: bool = False
+    # Count guest instructions (-icount shift=0): the TSC then advances one per instruction,
+    # so cycle figures are repeatable under TCG. Benchmarks use it.
+    icount: bool = False
     servers: list[Server] = field(default_factory=list)
     path: Path | None = field(default=None, init=False, compare=False)
 

@@ -130,6 +130,8 @@ class Machine:
         modules = self.modules()
         if modules:
             argv += ["-initrd", ",".join(modules)]
+        if c.icount:
+            argv += ["-icount", "shift=0"]
         if c.snapshots:
             argv += ["-blockdev", f"driver=qcow2,node-name={self.snapshot_node},file.driver=file,"
                                   f"file.filename={self.socket_dir / 'snapshots.qcow2'}"]

@@ -47,7 +47,6 @@ pub fn destroy(id: ProcessId) {
     for capability in capabilities {
         match capability.object {
             Object::Endpoint(endpoint) if endpoint.owner == id => endpoint.close(),
-            Object::Irq(line) => line.unbind(),
             Object::Reply(call) => {
                 let _ = call.reply(Err(crate::ipc::error::Error::PeerDied));
             }

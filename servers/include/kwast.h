@@ -26,6 +26,8 @@
 #define KWAST_EBADADDRESS      (-8)  /* a buffer outside linear memory */
 #define KWAST_EINVALIDARGUMENT (-9)
 #define KWAST_EBUSY            (-10) /* the IRQ is bound elsewhere */
+#define KWAST_ESTILLRUNNING    (-11) /* kwast_process_status: it has not ended */
+#define KWAST_EKILLED          (-12) /* kwast_process_status: killed, the reason is in the buffer */
 
 /* Rights a handle may carry. */
 #define KWAST_RIGHT_CALL    (1u << 0)
@@ -44,6 +46,15 @@
 #define KWAST_FOREVER UINT64_MAX
 
 typedef uint32_t kwast_handle;
+
+/* A new server's handles are the capabilities it was started with, in the order given:
+ * KWAST_GRANT(0) is the first. Each server's source says what its grants are. */
+#define KWAST_GRANT(i) ((kwast_handle)((1u << 16) | ((i) + 1)))
+
+/* init's grants: the authority to start boot modules, bind IRQs and grant I/O ports. */
+#define KWAST_INIT_SPAWN KWAST_GRANT(0)
+#define KWAST_INIT_IRQS  KWAST_GRANT(1)
+#define KWAST_INIT_PORTS KWAST_GRANT(2)
 
 /* What kwast_receive got, besides the data. */
 #define KWAST_MESSAGE 0  /* a call: answer it with kwast_reply(info.reply, ...) */
@@ -100,5 +111,63 @@ int32_t kwast_port_out8(kwast_handle ports, uint32_t port, uint32_t value);
 /* Drops a handle. */
 KWAST_IMPORT(close)
 int32_t kwast_close(kwast_handle handle);
+
+/* A new endpoint (all rights), owned by the caller: it closes when the caller dies, not when a
+ * server it gave the receive right to dies, so a restarted server can take over its calls. */
+KWAST_IMPORT(endpoint_create)
+int32_t kwast_endpoint_create(void);
+
+/* A new notification (all rights). */
+KWAST_IMPORT(notification_create)
+int32_t kwast_notification_create(void);
+
+/* A copy of `handle` with `rights` (a subset of its own) and, if it has none yet, `badge`. */
+KWAST_IMPORT(mint)
+int32_t kwast_mint(kwast_handle handle, uint32_t rights, uint64_t badge);
+
+/* Binds ISA IRQ `irq` to signal `bits` on `notification` (needs KWAST_INIT_IRQS): an IRQ
+ * handle for the driver (KWAST_RIGHT_ACK). The line is masked again when no handle remains. */
+KWAST_IMPORT(irq_bind)
+int32_t kwast_irq_bind(kwast_handle irq_control, uint32_t irq, kwast_handle notification, uint64_t bits);
+
+/* A handle for I/O ports base .. base + count - 1 (needs KWAST_INIT_PORTS). */
+KWAST_IMPORT(ports_grant)
+int32_t kwast_ports_grant(kwast_handle port_control, uint32_t base, uint32_t count);
+
+/* Starts the boot module `name` (needs KWAST_INIT_SPAWN) with space-separated `args`, giving it
+ * copies of `grants` (each needs KWAST_RIGHT_GRANT) as its KWAST_GRANT(0..). When it ends, the
+ * kernel signals `exit_bits` on `exit_notification` (0: none). Returns a process handle. */
+KWAST_IMPORT(spawn)
+int32_t kwast_spawn(kwast_handle spawn_control, const char *name, uint32_t name_length, const char *args,
+                    uint32_t args_length, const kwast_handle *grants, uint32_t grant_count,
+                    kwast_handle exit_notification, uint64_t exit_bits);
+
+/* How a started process ended: its exit code (>= 0), KWAST_ESTILLRUNNING, or KWAST_EKILLED
+ * with the reason (a NUL-terminated line) in `reason`. */
+KWAST_IMPORT(process_status)
+int32_t kwast_process_status(kwast_handle process, char *reason, uint32_t capacity);
+
+/* The CPU's time stamp counter. Under QEMU's -icount shift=0 it counts guest instructions. */
+KWAST_IMPORT(cycles)
+uint64_t kwast_cycles(void);
+
+/* A short name for an error code, for log lines. */
+static inline const char *kwast_error_name(int64_t code) {
+    switch (code) {
+    case KWAST_EINVALIDHANDLE: return "invalid handle";
+    case KWAST_EWRONGKIND: return "wrong kind";
+    case KWAST_ENORIGHTS: return "no rights";
+    case KWAST_ETOOBIG: return "too big";
+    case KWAST_ETIMEDOUT: return "timed out";
+    case KWAST_EPEERDIED: return "peer died";
+    case KWAST_ENOSPACE: return "no space";
+    case KWAST_EBADADDRESS: return "bad address";
+    case KWAST_EINVALIDARGUMENT: return "invalid argument";
+    case KWAST_EBUSY: return "busy";
+    case KWAST_ESTILLRUNNING: return "still running";
+    case KWAST_EKILLED: return "killed";
+    default: return code >= 0 ? "ok" : "unknown error";
+    }
+}
 
 #endif

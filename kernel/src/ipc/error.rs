@@ -22,6 +22,10 @@ pub enum Error {
     InvalidArgument = -9,
     /// The IRQ is already bound to another notification.
     Busy = -10,
+    /// The process has not ended yet.
+    StillRunning = -11,
+    /// The process was killed (its reason is reported beside this code).
+    Killed = -12,
 }
 
 pub type Result<T> = core::result::Result<T, Error>;

@@ -44,6 +44,14 @@ pub enum Object {
     IoPorts(IoPorts),
     /// The right to answer one received call, once.
     Reply(Arc<Call>),
+    /// A process this one started: to ask how it ended.
+    Process(crate::process::ProcessId),
+    /// Authority to start servers from the boot modules (init's).
+    SpawnControl,
+    /// Authority to bind any ISA IRQ (init's, to hand drivers their line).
+    IrqControl,
+    /// Authority over every I/O port (init's, to hand drivers their range).
+    PortControl,
 }
 
 #[derive(Clone)]

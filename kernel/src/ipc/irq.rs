@@ -5,11 +5,13 @@ use super::error::{Error, Result};
 use super::notification::Notification;
 use crate::arch::{apic, ioapic};
 use crate::sync::IrqMutex;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 
 const ISA_IRQS: usize = 16;
 
-static BOUND: IrqMutex<[Option<Arc<IrqLine>>; ISA_IRQS]> = IrqMutex::new([const { None }; ISA_IRQS]);
+/// Weak: a line stays bound while some process holds a capability to it, and is freed (masked)
+/// when the last one goes, e.g. when the driver and init holding it both die.
+static BOUND: IrqMutex<[Weak<IrqLine>; ISA_IRQS]> = IrqMutex::new([const { Weak::new() }; ISA_IRQS]);
 
 pub struct IrqLine {
     pub irq: u8,
@@ -26,10 +28,10 @@ impl IrqLine {
         let line = Arc::new(IrqLine { irq, notification, bits });
         {
             let mut bound = BOUND.lock();
-            if bound[irq as usize].is_some() {
+            if bound[irq as usize].strong_count() > 0 {
                 return Err(Error::Busy);
             }
-            bound[irq as usize] = Some(line.clone());
+            bound[irq as usize] = Arc::downgrade(&line);
         }
         ioapic::route(irq, apic::id());
         Ok(line)
@@ -40,19 +42,17 @@ impl IrqLine {
         ioapic::route(self.irq, apic::id());
     }
 
-    /// Frees the IRQ for another binding (its driver died).
-    pub fn unbind(&self) {
+}
+
+impl Drop for IrqLine {
+    fn drop(&mut self) {
         ioapic::mask(self.irq);
-        let mut bound = BOUND.lock();
-        if bound[self.irq as usize].as_ref().is_some_and(|l| core::ptr::eq(l.as_ref(), self)) {
-            bound[self.irq as usize] = None;
-        }
     }
 }
 
 /// From the trap handler: mask the line until the driver acknowledges, and signal it.
 pub fn on_interrupt(irq: u8) {
-    let line = BOUND.lock().get(irq as usize).cloned().flatten();
+    let line = BOUND.lock().get(irq as usize).and_then(Weak::upgrade);
     if let Some(line) = line {
         ioapic::mask(irq);
         line.notification.signal(line.bits);

@@ -164,6 +164,81 @@ pub fn close(handle: Handle) -> Result<()> {
     me()?.handles.lock().remove(handle).map(drop)
 }
 
+/// A new endpoint owned by the caller (it closes when the caller dies), with full rights.
+pub fn endpoint_new() -> Result<Handle> {
+    let process = me()?;
+    let endpoint = Endpoint::new(process.id);
+    grant(&process, Object::Endpoint(endpoint), Rights::CALL.union(Rights::RECEIVE).union(Rights::GRANT), 0)
+}
+
+pub fn notification_new() -> Result<Handle> {
+    let process = me()?;
+    let notification = notification::Notification::new();
+    grant(&process, Object::Notification(notification), Rights::SIGNAL.union(Rights::WAIT).union(Rights::GRANT), 0)
+}
+
+/// A copy of `handle` with fewer rights and, if it had none, a badge: what init hands a client.
+pub fn mint(handle: Handle, rights: Rights, badge: u64) -> Result<Handle> {
+    let process = me()?;
+    let mut table = process.handles.lock();
+    let original = table.get(handle)?.clone();
+    if !original.rights.contains(rights) {
+        return Err(Error::NoRights);
+    }
+    if original.badge != 0 && original.badge != badge {
+        return Err(Error::InvalidArgument);
+    }
+    table.insert(Capability { object: original.object, rights, badge })
+}
+
+/// Binds ISA IRQ `irq` to signal `bits` on `notification`; needs the IRQ-control capability.
+pub fn irq_bind(control: Handle, irq: u8, notification: Handle, bits: u64) -> Result<Handle> {
+    lookup(control, Rights(0), |o| matches!(o, Object::IrqControl).then_some(()))?;
+    let (target, _) = lookup(notification, Rights::SIGNAL, |o| match o {
+        Object::Notification(n) => Some(n.clone()),
+        _ => None,
+    })?;
+    let line = irq::IrqLine::bind(irq, target, bits)?;
+    grant(&*me()?, Object::Irq(line), Rights::ACK.union(Rights::GRANT), 0)
+}
+
+/// A capability for ports `base..base + count`; needs the port-control capability.
+pub fn ports_grant(control: Handle, base: u16, count: u16) -> Result<Handle> {
+    lookup(control, Rights(0), |o| matches!(o, Object::PortControl).then_some(()))?;
+    if count == 0 || base.checked_add(count - 1).is_none() {
+        return Err(Error::InvalidArgument);
+    }
+    grant(&*me()?, Object::IoPorts(ioport::IoPorts { base, count }), Rights::IO.union(Rights::GRANT), 0)
+}
+
+/// Copies of the caller's `handles` (each needs GRANT), to give a new process.
+pub fn grants(handles: &[Handle]) -> Result<Vec<Capability>> {
+    let process = me()?;
+    let table = process.handles.lock();
+    handles.iter().map(|&h| table.get_with(h, Rights::GRANT).cloned()).collect()
+}
+
+/// The process behind a process handle.
+pub fn process_of(handle: Handle) -> Result<crate::process::ProcessId> {
+    Ok(lookup(handle, Rights(0), |o| match o {
+        Object::Process(id) => Some(*id),
+        _ => None,
+    })?.0)
+}
+
+/// Checks the caller holds the spawn capability `handle`.
+pub fn check_spawn(handle: Handle) -> Result<()> {
+    lookup(handle, Rights(0), |o| matches!(o, Object::SpawnControl).then_some(())).map(drop)
+}
+
+/// The notification behind `handle`, for the kernel to signal later (needs SIGNAL).
+pub fn notification_of(handle: Handle) -> Result<Arc<notification::Notification>> {
+    Ok(lookup(handle, Rights::SIGNAL, |o| match o {
+        Object::Notification(n) => Some(n.clone()),
+        _ => None,
+    })?.0)
+}
+
 /// A new endpoint served by `owner`, with a receive handle in its table.
 pub fn create_endpoint(owner: &Process) -> Result<(Arc<Endpoint>, Handle)> {
     let endpoint = Endpoint::new(owner.id);

@@ -172,7 +172,10 @@ kernel_test!(irq_to_notification_to_receiver, {
     unsafe { core::arch::asm!("int {}", const crate::arch::trap::IRQ_BASE + 5) };
     sched::join(driver);
     assert_eq!(GOT.load(Ordering::SeqCst), 1 << 5);
-    line.unbind();
+    drop(line);
+    process::destroy(server.id);
+    let rebound = irq::IrqLine::bind(5, notification::Notification::new(), 1);
+    assert!(rebound.is_ok(), "the line is free once no capability holds it");
 });
 
 kernel_test!(ipc_round_trips_under_load, {

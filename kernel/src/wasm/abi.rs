@@ -3,8 +3,10 @@
 //! memory, checked here; failures are negative `ipc::error::Error` codes, never traps.
 
 use super::guest::{Guest, OutOfBounds};
-use super::server::{memory_of, ServerState};
+use super::server::{memory_of, Exit, ServerState};
+use crate::ipc::handle::{Object, Rights};
 use crate::ipc::{self, error::Error, Incoming};
+use alloc::string::String;
 use alloc::vec::Vec;
 use wasmtime::{Caller, Linker};
 
@@ -130,5 +132,69 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
         c.data_mut().touch();
         code(ipc::close(handle as u32).map(|()| 0)) as i32
     })?;
+    linker.func_wrap(MODULE, "endpoint_create", |mut c: Caller<'_, ServerState>| {
+        c.data_mut().touch();
+        code(ipc::endpoint_new().map(i64::from)) as i32
+    })?;
+    linker.func_wrap(MODULE, "notification_create", |mut c: Caller<'_, ServerState>| {
+        c.data_mut().touch();
+        code(ipc::notification_new().map(i64::from)) as i32
+    })?;
+    linker.func_wrap(MODULE, "mint", |mut c: Caller<'_, ServerState>, handle: i32, rights: i32, badge: i64| {
+        c.data_mut().touch();
+        code(ipc::mint(handle as u32, Rights(rights as u32), badge as u64).map(i64::from)) as i32
+    })?;
+    linker.func_wrap(MODULE, "irq_bind", |mut c: Caller<'_, ServerState>, control: i32, irq: i32, notification: i32, bits: i64| {
+        c.data_mut().touch();
+        let irq = u8::try_from(irq).map_err(|_| Error::InvalidArgument);
+        code(irq.and_then(|irq| ipc::irq_bind(control as u32, irq, notification as u32, bits as u64)).map(i64::from)) as i32
+    })?;
+    linker.func_wrap(MODULE, "ports_grant", |mut c: Caller<'_, ServerState>, control: i32, base: i32, count: i32| {
+        c.data_mut().touch();
+        let range = u16::try_from(base).and_then(|b| Ok((b, u16::try_from(count)?))).map_err(|_| Error::InvalidArgument);
+        code(range.and_then(|(base, count)| ipc::ports_grant(control as u32, base, count)).map(i64::from)) as i32
+    })?;
+    linker.func_wrap(MODULE, "spawn", |mut c: Caller<'_, ServerState>, control: i32, name: i32, name_len: i32, args: i32,
+                                        args_len: i32, grants: i32, grant_count: i32, exit_notification: i32, exit_bits: i64| {
+        let request = with_guest(&mut c, |g| -> Result<_, Error> {
+            let name = core::str::from_utf8(g.bytes(name as u32, name_len as u32)?).map_err(|_| Error::InvalidArgument)?;
+            let args = core::str::from_utf8(g.bytes(args as u32, args_len as u32)?).map_err(|_| Error::InvalidArgument)?;
+            if grant_count as u32 > MAX_GRANTS {
+                return Err(Error::TooBig);
+            }
+            let handles: Vec<u32> = (0..grant_count as u32).map(|i| g.read_u32(grants as u32 + 4 * i)).collect::<Result<_, _>>()?;
+            Ok((String::from(name), args.split_whitespace().map(String::from).collect::<Vec<_>>(), handles))
+        })?;
+        let result = request.and_then(|(name, args, handles)| {
+            ipc::check_spawn(control as u32)?;
+            let grants = ipc::grants(&handles)?;
+            let on_exit = match exit_notification {
+                0 => None,
+                handle => Some((ipc::notification_of(handle as u32)?, exit_bits as u64)),
+            };
+            let child = super::spawn(&name, args, grants, on_exit).ok_or(Error::InvalidArgument)?;
+            let me = crate::process::current().ok_or(Error::InvalidHandle)?;
+            ipc::grant(&me, Object::Process(child), Rights(0), 0)
+        });
+        Ok(code(result.map(i64::from)) as i32)
+    })?;
+    linker.func_wrap(MODULE, "process_status", |mut c: Caller<'_, ServerState>, process: i32, reason: i32, capacity: i32| {
+        let exit = ipc::process_of(process as u32).and_then(|id| super::server::exit_of(id).ok_or(Error::StillRunning));
+        with_guest(&mut c, |g| {
+            code(exit.and_then(|exit| match exit {
+                Exit::Code(status) => Ok(status as i64),
+                Exit::Killed(why) => {
+                    let text = &why.as_bytes()[..why.len().min(capacity.max(1) as usize - 1)];
+                    g.write(reason as u32, text)?;
+                    g.write(reason as u32 + text.len() as u32, &[0])?;
+                    Err(Error::Killed)
+                }
+            })) as i32
+        })
+    })?;
+    linker.func_wrap(MODULE, "cycles", |_: Caller<'_, ServerState>| crate::arch::cpu::rdtsc() as i64)?;
     Ok(())
 }
+
+/// Handles one spawn may give the new server.
+const MAX_GRANTS: u32 = 16;

@@ -8,6 +8,10 @@ use super::wasi::{Errno, Outcome, Wasi};
 use crate::process::{self, Process, ProcessId};
 use crate::sched::{self, Priority, WaitQueue};
 use crate::sync::IrqMutex;
+use crate::debug::state::EventKind;
+use crate::ipc::handle::Capability;
+use crate::ipc::notification::Notification;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -72,32 +76,58 @@ impl core::error::Error for ProcExit {}
 
 static EXITED: WaitQueue = WaitQueue::new();
 static RUNNING: IrqMutex<usize> = IrqMutex::new(0);
+/// How each ended server ended, for whoever started it.
+static EXITS: IrqMutex<BTreeMap<ProcessId, Exit>> = IrqMutex::new(BTreeMap::new());
 
-/// Starts `bytes` (the module file `file_name`) as a server named `name`.
-pub fn start(name: &str, file_name: &str, args: Vec<String>, bytes: &'static [u8]) -> ProcessId {
+/// Signalled when a server ends (its parent's wake-up).
+pub type ExitSignal = (Arc<Notification>, u64);
+
+/// Starts `bytes` (the module file `file_name`) as a server named `name`, holding `grants` as
+/// its first handles (see KWAST_GRANT in kwast.h).
+pub fn start(name: &str, file_name: &str, args: Vec<String>, bytes: &'static [u8], grants: Vec<Capability>,
+             on_exit: Option<ExitSignal>) -> ProcessId {
     let process = process::create(name, args);
     let id = process.id;
+    {
+        let mut table = process.handles.lock();
+        for grant in grants {
+            table.insert(grant).expect("a new handle table has room for the grants");
+        }
+    }
     *RUNNING.lock() += 1;
     let file_name = String::from(file_name);
     let spawned = sched::spawn_in(Some(id), name, Priority::NORMAL, SERVER_STACK, move || {
         let exit = run(&process, &file_name, bytes);
-        finish(&process, exit);
+        finish(&process, exit, on_exit);
     });
     if let Err(error) = spawned {
-        finish(&process::get(id).expect("just created"), Exit::Killed(alloc::format!("no thread: {:?}", error)));
+        finish(&process::get(id).expect("just created"), Exit::Killed(alloc::format!("no thread: {:?}", error)), None);
     }
     id
 }
 
-fn finish(process: &Arc<Process>, exit: Exit) {
+fn finish(process: &Arc<Process>, exit: Exit, on_exit: Option<ExitSignal>) {
     let name = process.name;
     match &exit {
         Exit::Code(code) => crate::kprintln!("server {} exited with code {}", name.as_str(), code),
         Exit::Killed(reason) => crate::kprintln!("server {} killed: {}", name.as_str(), reason),
     }
+    if matches!(exit, Exit::Killed(_)) {
+        let tsc = crate::arch::cpu::rdtsc();
+        crate::debug::state::update(|s| s.record(tsc, EventKind::Trap, sched::current_id(), process.id as u64, 0));
+    }
     process::destroy(process.id);
+    EXITS.lock().insert(process.id, exit);
     *RUNNING.lock() -= 1;
+    if let Some((notification, bits)) = on_exit {
+        notification.signal(bits);
+    }
     EXITED.wake_all();
+}
+
+/// How server `id` ended; None while it runs.
+pub fn exit_of(id: ProcessId) -> Option<Exit> {
+    EXITS.lock().get(&id).cloned()
 }
 
 /// Waits until every server has ended.

@@ -1,0 +1,29 @@
+/* pong: answers every call with its own message (the other half of ping).
+ * "yield N" is answered at once, then pong gives up the CPU N times, so ping can time thread
+ * switches. Grants: KWAST_GRANT(0) receive right of the "pong" endpoint. */
+#include <kwast.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(void) {
+    static char buffer[KWAST_MAX_MESSAGE];
+    for (;;) {
+        kwast_message info;
+        if (kwast_receive(KWAST_GRANT(0), buffer, sizeof buffer - 1, &info, KWAST_FOREVER) < 0)
+            return 1;
+        if (info.kind != KWAST_MESSAGE)
+            continue;
+        buffer[info.length] = 0;
+        if (strncmp(buffer, "yield ", 6) == 0) {
+            kwast_reply(info.reply, "", 0);
+            for (long n = atol(buffer + 6); n > 0; n--)
+                sched_yield();
+        } else if (strcmp(buffer, "quit") == 0) {
+            kwast_reply(info.reply, "", 0);
+            return 0;
+        } else {
+            kwast_reply(info.reply, buffer, info.length);
+        }
+    }
+}
