@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from dataclasses import dataclass
 
+from . import config
 from .gdb import Gdb
-from .qemu import Machine
+from .qemu import Machine, boot
 from .state import MmapMemory, QmpMemory, StateReader, wait_published
 
 
@@ -58,3 +60,26 @@ async def measure(settings, hardware, image, count: int = 200) -> list[Figure]:
                     samples.append((time.perf_counter() - started) * 1000)
                 figures.append(Figure(name, samples, target))
     return figures
+
+
+# The lines servers/ping prints; the figures are TSC cycles, i.e. guest instructions under
+# the pingpong config's -icount shift=0.
+_PING = re.compile(r"^\[ping\] 64-byte call\+reply: (?P<call>\d+) cycles$.*?"
+                   r"^\[ping\] thread switch: (?P<switch>\d+) cycles$", re.M | re.S)
+
+
+async def ipc(settings, image) -> list[str]:
+    """Boots configs/pingpong.yaml and reports ping's figures, measured in one run."""
+    hardware = config.load(settings.configs_dir / "pingpong.yaml")
+    outcome = await boot(settings, hardware, image, timeout=300)
+    found = _PING.search(outcome.serial)
+    if not outcome.ok or found is None:
+        raise BenchError(f"the ping/pong run did not report its figures ({outcome.describe()}):\n{outcome.serial[-2000:]}")
+    call, switch = int(found["call"]), int(found["switch"])
+    return [f"{'IPC 64-byte call+reply (guest instructions)':<46} {call:>8}",
+            f"{'thread switch (guest instructions)':<46} {switch:>8}",
+            f"{'call+reply / switch (same run)':<46} {call / switch:>8.1f}"]
+
+
+class BenchError(Exception):
+    pass

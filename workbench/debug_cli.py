@@ -40,7 +40,7 @@ def add_parsers(commands) -> None:
                      help="run this GDB command (repeatable) and print its output, then leave; "
                           "without --ex an interactive GDB starts")
 
-    measure = commands.add_parser("bench", help="measure state-snapshot and GDB round-trip latency")
+    measure = commands.add_parser("bench", help="measure state-snapshot and GDB latency, and IPC cost (ping/pong)")
     measure.add_argument("--config", type=Path, help="hardware config YAML (default: from workbench.toml)")
     measure.add_argument("-n", type=int, default=200, help="samples per figure")
 
@@ -136,8 +136,14 @@ def cmd_bench(args: argparse.Namespace, settings) -> int:
     hardware = config.load(args.config or settings.default_config)
     with KernelImage(settings.kernel_elf) as image:
         figures = asyncio.run(bench.measure(settings, hardware, image, args.n))
-    for figure in figures:
-        print(figure.line())
+        for figure in figures:
+            print(figure.line())
+        try:
+            for line in asyncio.run(bench.ipc(settings, image)):
+                print(line)
+        except bench.BenchError as error:
+            print(f"kwast-bench: {error}", file=sys.stderr)
+            return 1
     return 0
 
 
