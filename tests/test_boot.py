@@ -87,7 +87,7 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def test_cli_boot_streams_serial_and_returns_kernel_status():
     done = run_cli("boot")
     assert done.returncode == 0, done.stderr
-    assert "Kwast" in done.stdout and "module hello.wasm" in done.stdout
+    assert "Kwast" in done.stdout and "module hello.cwasm" in done.stdout
     assert "kernel shut down cleanly" in done.stderr
     failed = run_cli("boot", "--append", "test=fault_panic")
     assert failed.returncode == 1
