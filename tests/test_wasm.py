@@ -41,6 +41,14 @@ def test_hello_server_uses_wasi(boot):
     assert "server hello exited with code 0" in out
 
 
+def test_unsupported_wasi_answers_enosys(boot):
+    outcome = boot(servers=[Server(name="wasi_unsupported")])
+    assert_clean_exit(outcome)
+    assert "[wasi_unsupported] sock_accept: 52" in outcome.serial
+    assert "[wasi_unsupported] path_open: 52" in outcome.serial
+    assert "server wasi_unsupported exited with code 0" in outcome.serial
+
+
 def test_two_servers_get_their_own_arguments(boot):
     outcome = boot(servers=[Server(name="hello", args=["first"]), Server(name="ticker", args=["3"])])
     assert_clean_exit(outcome)
