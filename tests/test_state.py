@@ -4,7 +4,6 @@ is wrong, the seqlock honoured, the event ring in order. Offsets come from the l
 from __future__ import annotations
 
 import asyncio
-import statistics
 import struct
 
 import pytest
@@ -24,13 +23,12 @@ def test_live_state_from_the_running_kernel():
             mapped = await reader.snapshot(memory)
             dumped = await reader.snapshot(QmpMemory.of(machine))  # the pmemsave path agrees
             ticks = [mapped.cpus[0].ticks]
-            for _ in range(20):  # the kernel's timer, if it has one, moves these
+            for _ in range(20):  # the kernel's timer moves these
                 await asyncio.sleep(0.1)
                 ticks.append((await reader.snapshot(memory)).cpus[0].ticks)
-            times = [(await reader.snapshot(memory)).read_ms for _ in range(50)]
-            return mapped, dumped, ticks, times, reader
+            return mapped, dumped, ticks, reader
 
-    mapped, dumped, ticks, times, reader = run(scenario())
+    mapped, dumped, ticks, reader = run(scenario())
     for snap in (mapped, dumped):
         assert snap.raw.magic == reader.expected_magic
         assert snap.raw.magic.to_bytes(8, "little") == b"KWASTDBG"
@@ -40,10 +38,12 @@ def test_live_state_from_the_running_kernel():
         assert snap.sequence % 2 == 0 and snap.sequence > 0
         assert len(snap.threads) == min(snap.raw.thread_count, len(snap.raw.threads))
         assert len(snap.events) == min(snap.events_written, len(snap.raw.events))
+        names = {thread.name: thread for thread in snap.threads}
+        assert {"kmain", "idle"} <= set(names), names
+        assert str(names["kmain"].state) in ("Sleeping", "Running", "Ready"), names["kmain"]
     assert ticks == sorted(ticks), f"cpu 0 ticks went backwards: {ticks}"
-    if any(ticks):  # once the scheduler's timer counts ticks, they must keep rising while the guest runs
-        assert ticks[-1] > ticks[0], ticks
-    assert statistics.median(times) <= 5.0, f"snapshot read+decode median {statistics.median(times):.2f} ms > 5 ms"
+    assert ticks[-1] > ticks[0], f"the timer keeps counting while the guest runs: {ticks}"
+    # How fast a snapshot is gets measured and printed by `kwast-bench bench`, not asserted here.
 
 
 async def _corrupt_and_read(field: str, value: int):
