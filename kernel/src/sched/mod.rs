@@ -89,6 +89,11 @@ pub fn tls_set(slot: usize, value: usize) {
     });
 }
 
+/// Timer ticks the calling thread has spent running.
+pub fn current_run_ticks() -> u64 {
+    with(|s| s.current().run_ticks)
+}
+
 pub fn current_id() -> ThreadId {
     with(|s| s.current)
 }

@@ -21,7 +21,8 @@ use wasmtime::{Caller, Engine, Linker, Memory, Module, Store, StoreLimits, Store
 const SERVER_STACK: u64 = kwast_engine_config::MAX_WASM_STACK as u64 + (512 << 10);
 /// Linear memory a server may grow to; growing beyond it traps.
 const MAX_MEMORY: usize = 16 << 20;
-/// A server computing this long without calling the kernel is stopped.
+/// A server that computes for this long (CPU time, not time blocked) without calling the
+/// kernel is stopped.
 const WATCHDOG_MS: u64 = 2000;
 
 const WASI: &str = "wasi_snapshot_preview1";
@@ -43,14 +44,15 @@ pub enum Exit {
 pub struct ServerState {
     wasi: Wasi,
     limits: StoreLimits,
-    /// Tick of the server's last call into the kernel (the watchdog's reference).
-    last_kernel_call: u64,
+    /// The server thread's CPU time (ticks) at its last call into the kernel: the watchdog's
+    /// reference.
+    cpu_at_last_call: u64,
 }
 
 impl ServerState {
     /// The server called the kernel: it is not running away.
     pub fn touch(&mut self) {
-        self.last_kernel_call = crate::time::ticks();
+        self.cpu_at_last_call = sched::current_run_ticks();
     }
 }
 
@@ -152,14 +154,14 @@ fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
     let state = ServerState {
         wasi: Wasi::new(name, &process.args),
         limits: StoreLimitsBuilder::new().memory_size(MAX_MEMORY).trap_on_grow_failure(true).build(),
-        last_kernel_call: crate::time::ticks(),
+        cpu_at_last_call: sched::current_run_ticks(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|context| {
-        let idle_for = crate::time::ticks() - context.data().last_kernel_call;
-        if idle_for * 1000 / crate::time::TICK_HZ > WATCHDOG_MS {
+        let computing = sched::current_run_ticks() - context.data().cpu_at_last_call;
+        if computing * 1000 / crate::time::TICK_HZ > WATCHDOG_MS {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Continue(1))
