@@ -9,7 +9,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 pub type ProcessId = u32;
 
@@ -18,6 +18,8 @@ pub struct Process {
     pub name: Name,
     pub args: Vec<String>,
     pub handles: IrqMutex<HandleTable>,
+    /// Someone asked for it to die: its threads leave their waits and stop at the next check.
+    pub kill_requested: AtomicBool,
 }
 
 static PROCESSES: IrqMutex<BTreeMap<ProcessId, Arc<Process>>> = IrqMutex::new(BTreeMap::new());
@@ -25,7 +27,9 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 pub fn create(name: &str, args: Vec<String>) -> Arc<Process> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let process = Arc::new(Process { id, name: Name::new(name), args, handles: IrqMutex::new(HandleTable::default()) });
+    let process = Arc::new(Process {
+        id, name: Name::new(name), args, handles: IrqMutex::new(HandleTable::default()), kill_requested: AtomicBool::new(false),
+    });
     PROCESSES.lock().insert(id, process.clone());
     process
 }
@@ -37,6 +41,20 @@ pub fn get(id: ProcessId) -> Option<Arc<Process>> {
 /// The process of the calling thread.
 pub fn current() -> Option<Arc<Process>> {
     get(crate::sched::current_process()?)
+}
+
+/// Asks process `id` to die: its threads are woken from any wait and stop where the runtime
+/// next checks (`killed`). Safe from the timer interrupt.
+pub fn request_kill(id: ProcessId) {
+    if let Some(process) = PROCESSES.try_lock().and_then(|p| p.get(&id).cloned()) {
+        process.kill_requested.store(true, Ordering::Release);
+        crate::sched::wake_process(id);
+    }
+}
+
+/// Whether the calling thread's process is to die.
+pub fn current_killed() -> bool {
+    current().is_some_and(|p| p.kill_requested.load(Ordering::Acquire))
 }
 
 /// Ends a process's hold on the system: its capabilities are dropped, the endpoints it served

@@ -134,15 +134,18 @@ class Gdb:
 
 @dataclass(frozen=True)
 class Inject:
-    """Disturbs the machine: pause/resume (QMP stop/cont), an NMI, or bytes written over guest
-    memory at a kernel symbol (through GDB)."""
+    """Disturbs the machine: pause/resume (QMP stop/cont), an NMI, bytes written over guest
+    memory at a kernel symbol (through GDB), a server killed (the kernel's debug-control
+    block, through GDB), or a storm of keyboard interrupts (QMP key events)."""
     TAG: ClassVar[str] = "inject"
     SHORTHAND: ClassVar[str] = "action"
-    action: Literal["pause", "resume", "nmi", "corrupt"]
+    action: Literal["pause", "resume", "nmi", "corrupt", "kill", "irq_storm"]
     symbol: str | None = None
     offset: int = 0
     bytes: str | None = field(default=None, metadata=check(
         lambda s: re.fullmatch(r"([0-9a-fA-F]{2})+", s) is not None, "must be hex bytes, e.g. 00ff"))
+    server: str | None = None
+    count: int = field(default=500, metadata=check(lambda n: 1 <= n <= 100000, "must be between 1 and 100000"))
     line: int = _at(0)
 
     def __post_init__(self) -> None:
@@ -150,6 +153,8 @@ class Inject:
             raise ValueError("corrupt needs `symbol` and `bytes`")
         if self.action != "corrupt" and (self.symbol or self.bytes):
             raise ValueError("symbol and bytes belong to action: corrupt")
+        if (self.action == "kill") != (self.server is not None):
+            raise ValueError("kill needs `server` (the server's name), and only kill takes one")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import dwarf
 from ..gdb import Gdb, GdbError
 from ..kernel_image import KernelImage
 from ..qemu import BootOutcome, Machine
@@ -312,6 +313,16 @@ async def inject(ctx: Context, step: model.Inject) -> str:
     if step.action == "nmi":
         await ctx.machine.command("inject-nmi")
         return "NMI injected"
+    if step.action == "kill":
+        return await _kill(ctx, step.server or "")
+    if step.action == "irq_storm":
+        # One press and release per QMP command, as fast as QMP goes: QEMU's PS/2 queue holds
+        # only a few scan codes, so bigger batches would mostly overflow it, not interrupt.
+        for _ in range(step.count):
+            await ctx.machine.command("input-send-event", {"events": [
+                {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": "shift"}}}
+                for down in (True, False)]})
+        return f"{step.count} key presses sent"
     address = ctx.image.symbols.get(step.symbol or "")
     if address is None:
         raise StepFailed(f"no symbol {step.symbol!r} in {ctx.image.path}")
@@ -319,6 +330,23 @@ async def inject(ctx: Context, step: model.Inject) -> str:
     session = await ctx.attach_gdb()
     await session.call(session.gdb.write_memory, address + step.offset, data)
     return f"wrote {data.hex()} at {step.symbol}+{step.offset:#x} ({address + step.offset:#x})"
+
+
+async def _kill(ctx: Context, server: str) -> str:
+    """Writes the server's process id into the kernel's KWAST_DEBUG_CONTROL (layout from DWARF)."""
+    snap = await ctx.state()
+    processes = {t.name: t.process for t in snap.threads if t.process and str(t.state) not in ("Free", "Dead")}
+    if server not in processes:
+        raise StepFailed(f"no running server {server!r}; running now: {', '.join(sorted(processes)) or 'none'}")
+    control = await asyncio.to_thread(dwarf.variable, ctx.image.path, "KWAST_DEBUG_CONTROL")
+    address = control.address + control.type.offset_of("kill_process")
+    attached = ctx.gdb is not None
+    session = await ctx.attach_gdb()
+    await session.call(session.gdb.write_memory, address, processes[server].to_bytes(4, "little"))
+    if not attached:  # attaching stopped the guest: leave as we came
+        ctx.gdb = None
+        await session.close(detach=True)
+    return f"asked the kernel to kill {server} (process {processes[server]})"
 
 
 async def screendump(ctx: Context, step: model.Screendump) -> str:

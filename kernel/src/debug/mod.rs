@@ -1,3 +1,4 @@
 //! What the kernel shows the workbench.
 
+pub mod control;
 pub mod state;

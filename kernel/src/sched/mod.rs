@@ -155,6 +155,11 @@ pub fn join(id: ThreadId) {
     EXITED.wait_until(|| with(|s| s.get(id).is_none_or(|t| t.state == ThreadRunState::Dead)));
 }
 
+/// Wakes every blocked or sleeping thread of `process` (it is being killed).
+pub fn wake_process(process: ProcessId) {
+    with(|s| s.wake_process(process));
+}
+
 pub(crate) fn wake(id: ThreadId) {
     with(|s| s.wake(id));
 }

@@ -156,6 +156,13 @@ impl Scheduler {
         best.and_then(|p| self.ready[p.0 as usize].pop_front()).unwrap_or(self.idle)
     }
 
+    pub fn wake_process(&mut self, process: ProcessId) {
+        let threads: Vec<ThreadId> = self.threads.values().filter(|t| t.process == Some(process)).map(|t| t.id).collect();
+        for id in threads {
+            self.wake(id);
+        }
+    }
+
     fn highest_ready(&self) -> Option<Priority> {
         (0..Priority::LEVELS).rev().find(|&p| !self.ready[p].is_empty()).map(|p| Priority(p as u8))
     }

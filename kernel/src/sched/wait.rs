@@ -27,10 +27,17 @@ impl WaitQueue {
             if condition() {
                 return true;
             }
+            // A thread whose process is being killed does not wait any more.
+            if crate::process::current_killed() {
+                return false;
+            }
             let me = super::current_id();
             self.waiters.lock().push_back(me);
-            if !super::block_current(self as *const WaitQueue as u32, deadline) {
-                self.waiters.lock().retain(|&t| t != me);
+            let woken = super::block_current(self as *const WaitQueue as u32, deadline);
+            // A waker took us off the queue; a deadline or a kill did not: leave no stale entry
+            // for a later wake to be spent on.
+            self.waiters.lock().retain(|&t| t != me);
+            if !woken {
                 return condition();
             }
         }

@@ -27,9 +27,15 @@ fn code(result: Result<i64, Error>) -> i64 {
     result.unwrap_or_else(|error| error as i64)
 }
 
-/// Runs `f` with the server's memory, after noting the call for the watchdog.
-fn with_guest<R>(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> R) -> wasmtime::Result<R> {
+/// Every kernel call starts here: it resets the watchdog, and a server that is to die stops.
+fn enter(caller: &mut Caller<'_, ServerState>) -> wasmtime::Result<()> {
     caller.data_mut().touch();
+    caller.data().check_killed()
+}
+
+/// Runs `f` with the server's memory, after `enter`.
+fn with_guest<R>(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> R) -> wasmtime::Result<R> {
+    enter(caller)?;
     let memory = memory_of(caller)?;
     Ok(f(&mut Guest::new(memory.data_mut(caller))))
 }
@@ -109,50 +115,50 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
         Ok(code(data.and_then(|data| ipc::reply(reply as u32, &data).map(|()| 0))) as i32)
     })?;
     linker.func_wrap(MODULE, "signal", |mut c: Caller<'_, ServerState>, notification: i32, bits: i64| {
-        c.data_mut().touch();
-        code(ipc::signal(notification as u32, bits as u64).map(|()| 0)) as i32
+        enter(&mut c)?;
+        Ok(code(ipc::signal(notification as u32, bits as u64).map(|()| 0)) as i32)
     })?;
     linker.func_wrap(MODULE, "wait", |mut c: Caller<'_, ServerState>, notification: i32, timeout: i64| {
-        c.data_mut().touch();
-        code(ipc::wait(notification as u32, timeout as u64).map(|bits| bits as i64))
+        enter(&mut c)?;
+        Ok(code(ipc::wait(notification as u32, timeout as u64).map(|bits| bits as i64)))
     })?;
     linker.func_wrap(MODULE, "irq_ack", |mut c: Caller<'_, ServerState>, irq: i32| {
-        c.data_mut().touch();
-        code(ipc::irq_acknowledge(irq as u32).map(|()| 0)) as i32
+        enter(&mut c)?;
+        Ok(code(ipc::irq_acknowledge(irq as u32).map(|()| 0)) as i32)
     })?;
     linker.func_wrap(MODULE, "port_in8", |mut c: Caller<'_, ServerState>, ports: i32, port: i32| {
-        c.data_mut().touch();
-        code(ipc::port_read8(ports as u32, port as u16).map(i64::from)) as i32
+        enter(&mut c)?;
+        Ok(code(ipc::port_read8(ports as u32, port as u16).map(i64::from)) as i32)
     })?;
     linker.func_wrap(MODULE, "port_out8", |mut c: Caller<'_, ServerState>, ports: i32, port: i32, value: i32| {
-        c.data_mut().touch();
-        code(ipc::port_write8(ports as u32, port as u16, value as u8).map(|()| 0)) as i32
+        enter(&mut c)?;
+        Ok(code(ipc::port_write8(ports as u32, port as u16, value as u8).map(|()| 0)) as i32)
     })?;
     linker.func_wrap(MODULE, "close", |mut c: Caller<'_, ServerState>, handle: i32| {
-        c.data_mut().touch();
-        code(ipc::close(handle as u32).map(|()| 0)) as i32
+        enter(&mut c)?;
+        Ok(code(ipc::close(handle as u32).map(|()| 0)) as i32)
     })?;
     linker.func_wrap(MODULE, "endpoint_create", |mut c: Caller<'_, ServerState>| {
-        c.data_mut().touch();
-        code(ipc::endpoint_new().map(i64::from)) as i32
+        enter(&mut c)?;
+        Ok(code(ipc::endpoint_new().map(i64::from)) as i32)
     })?;
     linker.func_wrap(MODULE, "notification_create", |mut c: Caller<'_, ServerState>| {
-        c.data_mut().touch();
-        code(ipc::notification_new().map(i64::from)) as i32
+        enter(&mut c)?;
+        Ok(code(ipc::notification_new().map(i64::from)) as i32)
     })?;
     linker.func_wrap(MODULE, "mint", |mut c: Caller<'_, ServerState>, handle: i32, rights: i32, badge: i64| {
-        c.data_mut().touch();
-        code(ipc::mint(handle as u32, Rights(rights as u32), badge as u64).map(i64::from)) as i32
+        enter(&mut c)?;
+        Ok(code(ipc::mint(handle as u32, Rights(rights as u32), badge as u64).map(i64::from)) as i32)
     })?;
     linker.func_wrap(MODULE, "irq_bind", |mut c: Caller<'_, ServerState>, control: i32, irq: i32, notification: i32, bits: i64| {
-        c.data_mut().touch();
+        enter(&mut c)?;
         let irq = u8::try_from(irq).map_err(|_| Error::InvalidArgument);
-        code(irq.and_then(|irq| ipc::irq_bind(control as u32, irq, notification as u32, bits as u64)).map(i64::from)) as i32
+        Ok(code(irq.and_then(|irq| ipc::irq_bind(control as u32, irq, notification as u32, bits as u64)).map(i64::from)) as i32)
     })?;
     linker.func_wrap(MODULE, "ports_grant", |mut c: Caller<'_, ServerState>, control: i32, base: i32, count: i32| {
-        c.data_mut().touch();
+        enter(&mut c)?;
         let range = u16::try_from(base).and_then(|b| Ok((b, u16::try_from(count)?))).map_err(|_| Error::InvalidArgument);
-        code(range.and_then(|(base, count)| ipc::ports_grant(control as u32, base, count)).map(i64::from)) as i32
+        Ok(code(range.and_then(|(base, count)| ipc::ports_grant(control as u32, base, count)).map(i64::from)) as i32)
     })?;
     linker.func_wrap(MODULE, "spawn", |mut c: Caller<'_, ServerState>, control: i32, name: i32, name_len: i32, args: i32,
                                         args_len: i32, grants: i32, grant_count: i32, exit_notification: i32, exit_bits: i64| {

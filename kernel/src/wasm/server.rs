@@ -42,6 +42,7 @@ pub enum Exit {
 }
 
 pub struct ServerState {
+    process: Arc<Process>,
     wasi: Wasi,
     limits: StoreLimits,
     /// The server thread's CPU time (ticks) at its last call into the kernel: the watchdog's
@@ -54,6 +55,14 @@ impl ServerState {
     pub fn touch(&mut self) {
         self.cpu_at_last_call = sched::current_run_ticks();
     }
+
+    /// Stops the server if it is to die: checked on every kernel call and every epoch.
+    pub fn check_killed(&self) -> wasmtime::Result<()> {
+        if self.process.kill_requested.load(core::sync::atomic::Ordering::Acquire) {
+            return Err(wasmtime::Error::new(KilledOnRequest));
+        }
+        Ok(())
+    }
 }
 
 /// The server's linear memory (its `memory` export).
@@ -63,6 +72,18 @@ pub fn memory_of(caller: &mut Caller<'_, ServerState>) -> wasmtime::Result<Memor
         .and_then(|export| export.into_memory())
         .ok_or_else(|| wasmtime::Error::msg("the server exports no memory"))
 }
+
+/// A kill the workbench asked for (debug/control.rs), carried out of wasm as an error.
+#[derive(Debug)]
+struct KilledOnRequest;
+
+impl core::fmt::Display for KilledOnRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        write!(f, "killed on request")
+    }
+}
+
+impl core::error::Error for KilledOnRequest {}
 
 /// `proc_exit`, carried out of wasm as an error.
 #[derive(Debug)]
@@ -152,6 +173,7 @@ fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
     crate::kprintln!("server {}: {} loaded in {} us ({} bytes)", name, file_name, crate::time::uptime_us() - started, bytes.len());
 
     let state = ServerState {
+        process: process.clone(),
         wasi: Wasi::new(name, &process.args),
         limits: StoreLimitsBuilder::new().memory_size(MAX_MEMORY).trap_on_grow_failure(true).build(),
         cpu_at_last_call: sched::current_run_ticks(),
@@ -160,6 +182,7 @@ fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|context| {
+        context.data().check_killed()?;
         let computing = sched::current_run_ticks() - context.data().cpu_at_last_call;
         if computing * 1000 / crate::time::TICK_HZ > WATCHDOG_MS {
             Ok(UpdateDeadline::Interrupt)
@@ -194,9 +217,12 @@ fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
 /// Runs a WASI call with the server's linear memory, and turns its outcome into wasm's.
 fn wasi_call(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Wasi, &mut [u8]) -> Outcome) -> wasmtime::Result<i32> {
     caller.data_mut().touch();
+    caller.data().check_killed()?;
     let memory = memory_of(caller)?;
     let (data, state) = memory.data_and_store_mut(caller);
-    match f(&mut state.wasi, data) {
+    let outcome = f(&mut state.wasi, data);
+    state.check_killed()?;
+    match outcome {
         Outcome::Return(errno) => Ok(errno as i32),
         Outcome::Exit(code) => Err(wasmtime::Error::new(ProcExit(code))),
     }

@@ -224,7 +224,7 @@ impl Wasi {
         let earliest = clocks.iter().map(|&(_, due)| due).min().unwrap_or(0);
         loop {
             let now = Self::now(CLOCK_MONOTONIC)?;
-            if now >= earliest {
+            if now >= earliest || crate::process::current_killed() {
                 break;
             }
             crate::sched::sleep_ms((earliest - now).div_ceil(1_000_000));

@@ -155,6 +155,9 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
             super::apic::end_of_interrupt();
             let now = crate::time::tick();
             crate::wasm::engine::on_tick(now);
+            if now % 10 == 0 {
+                crate::debug::control::poll();
+            }
             crate::sched::on_timer_tick(frame, now);
         }
         YIELD_VECTOR => crate::sched::on_yield(frame),
