@@ -247,7 +247,10 @@ def test_a_scenario_chosen_in_the_sidebar_runs_and_passes():
             results = app.query_one("#scenario-results", DataTable)
             await until(pilot, lambda: str(results.get_cell(str(boot), "result")) in ("PASS", "FAIL"),
                         "the scenario to finish", timeout=120)
-            assert str(results.get_cell(str(boot), "result")) == "PASS", \
-                "\n".join(app.query_one("#scenario-report").lines)
+            log = list(app.query_one("#scenario-report").lines)
+            assert str(results.get_cell(str(boot), "result")) == "PASS", "\n".join(log)
+            steps = [line for line in log if line.startswith("boot: step ")]
+            assert steps and steps[0].startswith("boot: step 1/") and steps[0].endswith(": boot"), log
+            assert len(steps) == int(steps[0].split("/")[1].split(":")[0]), "every step was reported as it started"
 
     run(scenario)

@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 from .. import config as config_module, yamlmodel
 from ..dwarf import LayoutError
@@ -74,7 +75,12 @@ def hardware_for(scenario: model.Scenario, settings: Settings) -> config_module.
     return hardware
 
 
-async def run(scenario: model.Scenario | Path, settings: Settings, artifacts: Path) -> Result:
+# Told of each step as it starts: (its number, how many there are, what it does).
+StepListener = Callable[[int, int, str], None]
+
+
+async def run(scenario: model.Scenario | Path, settings: Settings, artifacts: Path,
+              on_step: StepListener | None = None) -> Result:
     """One scenario, start to end. `artifacts` is its own folder (emptied first)."""
     started = time.monotonic()
     shutil.rmtree(artifacts, ignore_errors=True)
@@ -85,7 +91,7 @@ async def run(scenario: model.Scenario | Path, settings: Settings, artifacts: Pa
         if isinstance(scenario, Path):
             scenario = model.load(scenario)
             result.name = scenario.name
-        await _run(scenario, settings, result)
+        await _run(scenario, settings, result, on_step)
     except (ConfigError, KernelImageError, QemuError) as error:  # before any step ran
         result.where, result.reason = "setup", str(error)
     result.seconds = time.monotonic() - started
@@ -104,7 +110,7 @@ def _expected_failure(pattern: str, result: Result) -> None:
         result.reason = f"failed, but not with /{pattern}/: {result.reason}"
 
 
-async def _run(scenario: model.Scenario, settings: Settings, result: Result) -> None:
+async def _run(scenario: model.Scenario, settings: Settings, result: Result, on_step: StepListener | None) -> None:
     hardware = hardware_for(scenario, settings)
     artifacts = result.artifacts
     with KernelImage(settings.kernel_elf) as image, (artifacts / "serial.log").open("w") as serial_log:
@@ -125,6 +131,8 @@ async def _run(scenario: model.Scenario, settings: Settings, result: Result) -> 
                     async def all_steps() -> None:
                         nonlocal current
                         for current, step in enumerate(scenario.steps, 1):
+                            if on_step is not None:
+                                on_step(current, len(scenario.steps), model.describe(step))
                             await _step(context, scenario, current, step, result)
                     await asyncio.wait_for(all_steps(), scenario.timeout)
                     result.passed = True

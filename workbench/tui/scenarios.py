@@ -20,7 +20,8 @@ class ScenarioPane(Vertical):
     HELP = """\
 ## Scenarios
 **ctrl+r** runs the scenario selected in the sidebar; **ctrl+l** runs all of them, one at a time.
-A failure shows where and why, the last serial lines and the kernel state below.
+Each row shows the step under way; the log below follows every step, and a failure shows
+where and why, the last serial lines and the kernel state.
 """
 
     def __init__(self, settings: Settings, **kwargs) -> None:
@@ -54,18 +55,25 @@ A failure shows where and why, the last serial lines and the kernel state below.
     async def _run(self, paths: list[Path]) -> None:
         folders = runner.artifact_dirs(paths, self.settings.build_dir / "scenario-artifacts")
         table = self.query_one("#scenario-results", DataTable)
+        report = self.query_one("#scenario-report", Log)
         passed = 0
         try:
             for path, folder in zip(paths, folders):
                 table.update_cell(str(path), "result", "running")
-                result = await runner.run(path, self.settings, folder)
+
+                def on_step(number: int, total: int, what: str, path: Path = path) -> None:
+                    table.update_cell(str(path), "result", f"step {number}/{total}")
+                    table.update_cell(str(path), "where", what)
+                    report.write_line(f"{path.stem}: step {number}/{total}: {what}")
+
+                result = await runner.run(path, self.settings, folder, on_step)
                 passed += result.passed
                 table.update_cell(str(path), "result", Text("PASS", "bold green") if result.passed
                                   else Text("FAIL", "bold red"))
                 table.update_cell(str(path), "seconds", f"{result.seconds:.1f}")
                 table.update_cell(str(path), "where", result.where or "")
                 if not result.passed:
-                    self.query_one("#scenario-report", Log).write_lines(result.report().splitlines())
+                    report.write_lines(result.report().splitlines())
         finally:
             self.running = False
         self.query_one("#scenario-status", Static).update(f"{passed} of {len(paths)} passed")
