@@ -77,21 +77,27 @@ def test_boot_shows_banner_and_live_kernel_threads_then_quit_ends_qemu():
     run(scenario)
 
 
-def test_typing_in_the_console_sends_ps2_keys_through_qmp():
-    # The kernel has no PS/2 driver yet: the guest cannot echo, so this checks QEMU took every key.
+def test_typed_keys_are_echoed_by_the_ps2_and_console_servers():
+    # configs/desktop.yaml: init, the console server (owns COM1) and the PS/2 driver server, so
+    # what is typed in the pane travels QMP -> IRQ 1 -> ps2 -> console -> serial -> this pane.
     async def scenario():
-        app = KwastApp(SETTINGS, cmdline=HOLD)
+        app = KwastApp(SETTINGS, config_path=SETTINGS.configs_dir / "desktop.yaml")
         async with app.run_test(size=SIZE) as pilot:
-            await boot_held(app, pilot)
+            await pilot.press("f2")
+            console = app.query_one(SerialConsole)
+            await until(pilot, lambda: "[ps2] ready" in console.text, "the keyboard driver to start", timeout=60)
             await pilot.press("ctrl+t")
             assert app.focused.id == "console-type"
-            await pilot.press(*"Hi!", "enter")
+            await pilot.press(*"Hi there!", "enter")
             typed = app.query_one("#console-typed", Label)
             await until(pilot, lambda: str(typed.render()) != "", "the keys to be sent")
-            assert str(typed.render()) == "sent 4 keys"  # H, i, !, Enter
+            assert str(typed.render()) == "sent 10 keys"  # nine characters and Enter
             assert app.query_one("#console-type", Input).value == ""
+            echoed = lambda: "Hi there!" in console.text.split("[ps2] ready", 1)[1]
+            await until(pilot, echoed, "the guest to echo the keys", timeout=60)
             await pilot.press("é", "enter")
             await until(pilot, lambda: str(typed.render()) == "not sent", "the untypable key to be refused")
+            await pilot.press("ctrl+q")
 
     run(scenario)
 
