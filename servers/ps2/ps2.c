@@ -70,6 +70,10 @@ int main(void) {
         while (kwast_port_in8(PORTS, STATUS) & OUTPUT_FULL)
             key((unsigned)kwast_port_in8(PORTS, DATA));
         kwast_irq_ack(IRQ);
+        /* A byte that arrived while the line was masked raised no interrupt we will see (the
+         * IRQ is edge-triggered): look again now that it is unmasked, before sleeping. */
+        if (kwast_port_in8(PORTS, STATUS) & OUTPUT_FULL)
+            continue;
         int64_t bits = kwast_wait(INTERRUPTS, KWAST_FOREVER);
         if (bits < 0) {
             printf("wait: %s\n", kwast_error_name(bits));

@@ -135,11 +135,11 @@ class Gdb:
 @dataclass(frozen=True)
 class Inject:
     """Disturbs the machine: pause/resume (QMP stop/cont), an NMI, bytes written over guest
-    memory at a kernel symbol (through GDB), a server killed (the kernel's debug-control
-    block, through GDB), or a storm of keyboard interrupts (QMP key events)."""
+    memory at a kernel symbol (through GDB), a server killed or the next IPC message corrupted
+    (the kernel's debug-control block, through GDB), or a storm of keyboard interrupts."""
     TAG: ClassVar[str] = "inject"
     SHORTHAND: ClassVar[str] = "action"
-    action: Literal["pause", "resume", "nmi", "corrupt", "kill", "irq_storm"]
+    action: Literal["pause", "resume", "nmi", "corrupt", "kill", "irq_storm", "corrupt_message"]
     symbol: str | None = None
     offset: int = 0
     bytes: str | None = field(default=None, metadata=check(

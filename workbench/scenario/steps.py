@@ -315,6 +315,9 @@ async def inject(ctx: Context, step: model.Inject) -> str:
         return "NMI injected"
     if step.action == "kill":
         return await _kill(ctx, step.server or "")
+    if step.action == "corrupt_message":
+        await _control(ctx, "corrupt_next_message", 1)
+        return "the kernel will corrupt the next IPC message"
     if step.action == "irq_storm":
         # One press and release per QMP command, as fast as QMP goes: QEMU's PS/2 queue holds
         # only a few scan codes, so bigger batches would mostly overflow it, not interrupt.
@@ -338,15 +341,20 @@ async def _kill(ctx: Context, server: str) -> str:
     processes = {t.name: t.process for t in snap.threads if t.process and str(t.state) not in ("Free", "Dead")}
     if server not in processes:
         raise StepFailed(f"no running server {server!r}; running now: {', '.join(sorted(processes)) or 'none'}")
+    await _control(ctx, "kill_process", processes[server])
+    return f"asked the kernel to kill {server} (process {processes[server]})"
+
+
+async def _control(ctx: Context, field: str, value: int) -> None:
+    """Writes a field of the kernel's KWAST_DEBUG_CONTROL (layout from DWARF) through GDB."""
     control = await asyncio.to_thread(dwarf.variable, ctx.image.path, "KWAST_DEBUG_CONTROL")
-    address = control.address + control.type.offset_of("kill_process")
+    member = control.type.member(field)
     attached = ctx.gdb is not None
     session = await ctx.attach_gdb()
-    await session.call(session.gdb.write_memory, address, processes[server].to_bytes(4, "little"))
+    await session.call(session.gdb.write_memory, control.address + member.offset, value.to_bytes(member.type.size, "little"))
     if not attached:  # attaching stopped the guest: leave as we came
         ctx.gdb = None
         await session.close(detach=True)
-    return f"asked the kernel to kill {server} (process {processes[server]})"
 
 
 async def screendump(ctx: Context, step: model.Screendump) -> str:

@@ -8,11 +8,24 @@ use core::sync::atomic::{AtomicU32, Ordering};
 pub struct DebugControl {
     /// A process id to kill, as if it had trapped ("killed on request"); 0 for none.
     pub kill_process: AtomicU32,
+    /// Non-zero: the next IPC message sent has every byte inverted on its way (a fault injected
+    /// into the channel, to see that servers and kernel survive it).
+    pub corrupt_next_message: AtomicU32,
 }
 
 #[no_mangle]
 #[used]
-pub static KWAST_DEBUG_CONTROL: DebugControl = DebugControl { kill_process: AtomicU32::new(0) };
+pub static KWAST_DEBUG_CONTROL: DebugControl =
+    DebugControl { kill_process: AtomicU32::new(0), corrupt_next_message: AtomicU32::new(0) };
+
+/// Applies a requested corruption to a message being sent; true if it did.
+pub fn corrupt_if_requested(message: &mut [u8]) -> bool {
+    if KWAST_DEBUG_CONTROL.corrupt_next_message.swap(0, Ordering::AcqRel) == 0 {
+        return false;
+    }
+    message.iter_mut().for_each(|byte| *byte = !*byte);
+    true
+}
 
 /// From the timer: carries out what the workbench asked for.
 pub fn poll() {

@@ -165,9 +165,13 @@ impl Endpoint {
         if request.len() > MAX_MESSAGE || transfers.len() > MAX_TRANSFER {
             return Err(Error::TooBig);
         }
+        let mut request = request.to_vec();
+        if crate::debug::control::corrupt_if_requested(&mut request) {
+            crate::kprintln!("endpoint {}: a message corrupted on request", self.id);
+        }
         let call = Arc::new(Call {
             endpoint: self.id,
-            badge, request: request.to_vec(), transfers,
+            badge, request, transfers,
             state: IrqMutex::new(CallState::Queued), done: WaitQueue::new(),
         });
         {
@@ -177,7 +181,8 @@ impl Endpoint {
             }
             inner.queue.push_back(call.clone());
         }
-        state::update(|s| s.record(crate::arch::cpu::rdtsc(), EventKind::IpcCall, sched::current_id(), self.id as u64, request.len() as u64));
+        let length = call.request.len() as u64;
+        state::update(|s| s.record(crate::arch::cpu::rdtsc(), EventKind::IpcCall, sched::current_id(), self.id as u64, length));
         if let Some(receiver) = self.receivers.wake_one() {
             sched::hand_off_to(receiver);
         }
