@@ -41,6 +41,15 @@ def test_hello_server_uses_wasi(boot):
     assert "server hello exited with code 0" in out
 
 
+def test_a_newer_cpu_model_runs_its_own_artifacts(boot, default_config):
+    # Haswell artifacts use SSE4.1/4.2, POPCNT and LZCNT (never AVX: the kernel saves only SSE state).
+    from workbench.config import Cpu
+    outcome = boot(cpu=Cpu(model="Haswell", count=1))
+    assert_clean_exit(outcome)
+    assert "module hello.cwasm" in outcome.serial and "/artifacts/Haswell/hello.cwasm" in outcome.serial
+    assert "server hello exited with code 0" in outcome.serial
+
+
 def test_unsupported_wasi_answers_enosys(boot):
     outcome = boot(servers=[Server(name="wasi_unsupported")])
     assert_clean_exit(outcome)

@@ -14,14 +14,14 @@ pub const MAX_WASM_STACK: usize = 512 << 10;
 
 /// CPU features to compile for, per QEMU CPU model (configs' `cpu.model`); None if unknown.
 /// The kernel accepts an artifact only if the CPU it runs on has every feature named here.
+/// Nothing VEX-encoded (AVX, AVX2, FMA, BMI): the kernel neither enables XSAVE nor saves YMM
+/// state per thread, so those instructions would fault or corrupt other threads.
 pub fn cpu_features(model: &str) -> Option<&'static [&'static str]> {
     const NEHALEM: &[&str] = &["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt"];
-    const SANDY_BRIDGE: &[&str] = &["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "avx"];
-    const HASWELL: &[&str] = &["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "avx", "avx2", "bmi1", "bmi2", "lzcnt", "fma"];
+    const HASWELL: &[&str] = &["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "lzcnt"];
     Some(match model {
         "qemu64" | "max" => &["sse3"],
-        "Nehalem" | "Westmere" => NEHALEM,
-        "SandyBridge" | "IvyBridge" => SANDY_BRIDGE,
+        "Nehalem" | "Westmere" | "SandyBridge" | "IvyBridge" => NEHALEM,
         "Haswell" | "Broadwell" | "Skylake-Client" => HASWELL,
         _ => return None,
     })
