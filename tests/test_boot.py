@@ -119,8 +119,10 @@ def start_hanging_cli(tmp_path: Path, marker: str) -> subprocess.Popen:
     # A config without isa-debug-exit: the guest never ends by itself.
     hanging = tmp_path / "hang.yaml"
     hanging.write_text("isa_debug_exit: false\nservers:\n  - name: hello\n")
+    # Started with SIGINT ignored, as a shell script's background job is: Ctrl-C must still work.
     process = subprocess.Popen([*KWAST_BENCH, "boot", "--config", str(hanging), "--append", marker],
-                               cwd=SETTINGS.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=SETTINGS.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert process.stdout is not None
     for line in process.stdout:  # wait until the kernel is up
         if "shutting down" in line:

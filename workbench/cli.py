@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -71,7 +72,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _take_ctrl_c() -> None:
+    """Ctrl-C must end whatever we started. A process launched with SIGINT ignored (a background
+    job of a shell script, some test runners) would otherwise never see it: Python then installs
+    no KeyboardInterrupt handler, and asyncio none of its own."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def main(argv: list[str] | None = None) -> int:
+    _take_ctrl_c()
     args = parser().parse_args(argv)
     try:
         settings = settings_module.load()
