@@ -15,7 +15,10 @@ def pytest_generate_tests(metafunc):
 
 
 def test_kernel(kernel_test, boot):
-    outcome = boot(append=f"test={kernel_test}", timeout=60)
+    # Counted in guest instructions (-icount shift=0): the guest's clocks then follow its own
+    # progress, so timing tests (sleep accuracy, preemption) do not depend on how loaded the
+    # host is.
+    outcome = boot(append=f"test={kernel_test}", timeout=60, icount=True)
     expected = re.search(rf"^ktest {kernel_test}: expecting fault: (.+)$", outcome.serial, re.M)
     if expected is None:
         assert_clean_exit(outcome)
