@@ -102,6 +102,23 @@ def test_typed_keys_are_echoed_by_the_ps2_and_console_servers():
     run(scenario)
 
 
+def test_reset_reboots_the_kernel_and_keeps_the_machine():
+    async def scenario():
+        app = KwastApp(SETTINGS, cmdline=HOLD)
+        async with app.run_test(size=SIZE) as pilot:
+            console = await boot_held(app, pilot)
+            await pilot.press("f4")
+            holding = "holding: the machine stays up"
+            await until(pilot, lambda: console.text.count(holding) == 2, "the kernel to boot again and hold", timeout=60)
+            assert len(re.findall(r"^Kwast \S+ booting$", console.text, re.MULTILINE)) == 2
+            vm = app.query_one(VmStatus)
+            await until(pilot, lambda: vm.status == "running", "the status to say running")
+            assert vm.machine is not None and vm.machine.process.returncode is None, "QEMU is still there"
+            await pilot.press("ctrl+q")
+
+    run(scenario)
+
+
 def test_console_search_finds_a_line():
     async def scenario():
         app = KwastApp(SETTINGS, cmdline=HOLD)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import re
+import time
 from pathlib import Path
 
 from qemu.qmp import EventListener
@@ -25,6 +26,10 @@ from ..kernel_image import KernelImage, KernelImageError
 from ..qemu import Machine, QemuError
 from ..settings import Settings
 from . import keys
+
+# What the kernel prints first on every boot, and how long a reset may take to bring it back.
+BANNER = " booting\n"
+REBOOT_TIMEOUT = 30
 
 # What each QMP event says about the guest.
 _STATUS_BY_EVENT = {"STOP": "paused", "RESUME": "running", "SHUTDOWN": "shutting down"}
@@ -157,12 +162,19 @@ class VmStatus(Static):
 
     async def reset(self) -> None:
         machine = self._machine()
-        # Machines run with -no-reboot, which turns every reset into an exit: allow this one.
+        # Machines run with -no-reboot, which turns every reset into an exit. After a reset the
+        # firmware (SeaBIOS) reboots once more by itself, through port 0xcf9, before the kernel
+        # runs again: resets stay allowed until the kernel's banner shows up anew.
+        banners = machine.serial_text.count(BANNER)
         await machine.command("set-action", {"reboot": "reset"})
         try:
             await machine.command("system_reset")
+            deadline = time.monotonic() + REBOOT_TIMEOUT
+            while machine.serial_text.count(BANNER) <= banners and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
         finally:
-            await machine.command("set-action", {"reboot": "shutdown"})
+            if machine.process is not None and machine.process.returncode is None:
+                await machine.command("set-action", {"reboot": "shutdown"})
 
     async def send_text(self, text: str) -> int:
         """Types `text` on the guest's PS/2 keyboard, one `send-key` per character; returns how many."""
