@@ -10,6 +10,23 @@ static CLOBBERED: AtomicBool = AtomicBool::new(false);
 
 core::arch::global_asm!(
     r#"
+// The registers a called function must give back as it found them (SysV ABI).
+.macro save_callee_saved
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+.endm
+.macro restore_callee_saved
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+.endm
 .macro register_check reg, offset
     lea r14, [r15 + \offset]
     cmp \reg, r14
@@ -28,12 +45,7 @@ core::arch::global_asm!(
 // registers that changed.
 .global register_survival
 register_survival:
-    push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
+    save_callee_saved
     mov rax, rdi
     mov r15, rsi
     lea rbx, [rax + 1]
@@ -83,23 +95,13 @@ register_survival:
         add rax, r14
     .endr
     add rsp, 16
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
+    restore_callee_saved
     ret
 
 // u64 clobber_registers(u64 pattern): overwrites every general and XMM register.
 .global clobber_registers
 clobber_registers:
-    push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
+    save_callee_saved
     mov rax, rdi
     mov rbx, rdi
     mov rcx, rdi
@@ -118,12 +120,7 @@ clobber_registers:
         movq xmm\n, rdi
         punpcklqdq xmm\n, xmm\n
     .endr
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
+    restore_callee_saved
     ret
 "#,
     clobbered = sym CLOBBERED,
