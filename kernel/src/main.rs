@@ -57,12 +57,13 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
     let (free, _) = mm::frame::counts();
     kprintln!("memory: {} KiB free after a {} KiB heap; TSC {} MHz, APIC timer {} ticks/ms",
               free as u64 * 4, heap >> 10, tsc_per_us, arch::apic::timer_ticks_per_ms());
+    sched::init();
+    // Published once the threads are: a reader that sees the CPU online sees kmain and idle.
     debug::state::update(|state| {
         state.cpu_count = 1;
         state.cpus[0].online = 1;
         state.tsc_per_us = tsc_per_us;
     });
-    sched::init();
     random::init();
     if let Err(error) = wasm::engine::init() {
         panic!("the wasm engine does not start: {:#}", error);
