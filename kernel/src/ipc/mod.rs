@@ -40,17 +40,25 @@ fn lookup<T>(handle: Handle, rights: Rights, pick: impl FnOnce(&Object) -> Optio
     Ok((object, capability.badge))
 }
 
-pub fn call(handle: Handle, request: &[u8], transfer: &[Handle], timeout_ms: u64) -> Result<Vec<u8>> {
-    let (endpoint, badge) = lookup(handle, Rights::CALL, |o| match o {
+/// The endpoint behind `handle` and the handle's badge.
+fn endpoint(handle: Handle, rights: Rights) -> Result<(Arc<Endpoint>, u64)> {
+    lookup(handle, rights, |o| match o {
         Object::Endpoint(e) => Some(e.clone()),
         _ => None,
-    })?;
-    let transfers = {
-        let process = me()?;
-        let table = process.handles.lock();
-        transfer.iter().map(|&h| table.get_with(h, Rights::GRANT).cloned()).collect::<Result<Vec<_>>>()?
-    };
-    endpoint.call(badge, request, transfers, deadline(timeout_ms))
+    })
+}
+
+/// The notification behind `handle`.
+fn notification(handle: Handle, rights: Rights) -> Result<Arc<notification::Notification>> {
+    Ok(lookup(handle, rights, |o| match o {
+        Object::Notification(n) => Some(n.clone()),
+        _ => None,
+    })?.0)
+}
+
+pub fn call(handle: Handle, request: &[u8], transfer: &[Handle], timeout_ms: u64) -> Result<Vec<u8>> {
+    let (endpoint, badge) = endpoint(handle, Rights::CALL)?;
+    endpoint.call(badge, request, grants(transfer)?, deadline(timeout_ms))
 }
 
 pub struct Message {
@@ -67,10 +75,7 @@ pub enum Incoming {
 }
 
 pub fn receive(handle: Handle, timeout_ms: u64) -> Result<Incoming> {
-    let (endpoint, _) = lookup(handle, Rights::RECEIVE, |o| match o {
-        Object::Endpoint(e) => Some(e.clone()),
-        _ => None,
-    })?;
+    let (endpoint, _) = endpoint(handle, Rights::RECEIVE)?;
     let call = match endpoint.receive(deadline(timeout_ms))? {
         Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
         Received::Call(call) => call,
@@ -119,20 +124,12 @@ pub fn reply_error(reply_handle: Handle, error: Error) -> Result<()> {
 }
 
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {
-    let (notification, _) = lookup(handle, Rights::SIGNAL, |o| match o {
-        Object::Notification(n) => Some(n.clone()),
-        _ => None,
-    })?;
-    notification.signal(bits);
+    notification(handle, Rights::SIGNAL)?.signal(bits);
     Ok(())
 }
 
 pub fn wait(handle: Handle, timeout_ms: u64) -> Result<u64> {
-    let (notification, _) = lookup(handle, Rights::WAIT, |o| match o {
-        Object::Notification(n) => Some(n.clone()),
-        _ => None,
-    })?;
-    notification.wait(deadline(timeout_ms))
+    notification(handle, Rights::WAIT)?.wait(deadline(timeout_ms))
 }
 
 pub fn irq_acknowledge(handle: Handle) -> Result<()> {
@@ -194,11 +191,7 @@ pub fn mint(handle: Handle, rights: Rights, badge: u64) -> Result<Handle> {
 /// Binds ISA IRQ `irq` to signal `bits` on `notification`; needs the IRQ-control capability.
 pub fn irq_bind(control: Handle, irq: u8, notification: Handle, bits: u64) -> Result<Handle> {
     lookup(control, Rights(0), |o| matches!(o, Object::IrqControl).then_some(()))?;
-    let (target, _) = lookup(notification, Rights::SIGNAL, |o| match o {
-        Object::Notification(n) => Some(n.clone()),
-        _ => None,
-    })?;
-    let line = irq::IrqLine::bind(irq, target, bits)?;
+    let line = irq::IrqLine::bind(irq, self::notification(notification, Rights::SIGNAL)?, bits)?;
     grant(&*me()?, Object::Irq(line), Rights::ACK.union(Rights::GRANT), 0)
 }
 
@@ -233,10 +226,7 @@ pub fn check_spawn(handle: Handle) -> Result<()> {
 
 /// The notification behind `handle`, for the kernel to signal later (needs SIGNAL).
 pub fn notification_of(handle: Handle) -> Result<Arc<notification::Notification>> {
-    Ok(lookup(handle, Rights::SIGNAL, |o| match o {
-        Object::Notification(n) => Some(n.clone()),
-        _ => None,
-    })?.0)
+    notification(handle, Rights::SIGNAL)
 }
 
 /// A new endpoint served by `owner`, with a receive handle in its table.

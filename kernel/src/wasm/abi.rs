@@ -27,10 +27,8 @@ fn code(result: Result<i64, Error>) -> i64 {
     result.unwrap_or_else(|error| error as i64)
 }
 
-/// Every kernel call starts here: it resets the watchdog, and a server that is to die stops.
 fn enter(caller: &mut Caller<'_, ServerState>) -> wasmtime::Result<()> {
-    caller.data_mut().touch();
-    caller.data().check_killed()
+    caller.data_mut().enter()
 }
 
 /// Runs `f` with the server's memory, after `enter`.

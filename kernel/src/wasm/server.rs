@@ -52,8 +52,14 @@ pub struct ServerState {
 
 impl ServerState {
     /// The server called the kernel: it is not running away.
-    pub fn touch(&mut self) {
+    fn touch(&mut self) {
         self.cpu_at_last_call = sched::current_run_ticks();
+    }
+
+    /// Every kernel call starts here: it resets the watchdog, and a server that is to die stops.
+    pub fn enter(&mut self) -> wasmtime::Result<()> {
+        self.touch();
+        self.check_killed()
     }
 
     /// Stops the server if it is to die: checked on every kernel call and every epoch.
@@ -216,8 +222,7 @@ fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
 
 /// Runs a WASI call with the server's linear memory, and turns its outcome into wasm's.
 fn wasi_call(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Wasi, &mut [u8]) -> Outcome) -> wasmtime::Result<i32> {
-    caller.data_mut().touch();
-    caller.data().check_killed()?;
+    caller.data_mut().enter()?;
     let memory = memory_of(caller)?;
     let (data, state) = memory.data_and_store_mut(caller);
     let outcome = f(&mut state.wasi, data);
