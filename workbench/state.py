@@ -9,7 +9,10 @@ the kernel is identity-mapped, so its addresses are physical.
 Consistency (the kernel's seqlock): a snapshot is taken as read the sequence S1, read the
 block (which holds the sequence S2), read the sequence S3. It is consistent when
 S1 == S2 == S3 and they are even (no update in flight, none completed in between). Otherwise
-read again, up to `attempts` times, reusing S3 as the next S1.
+read again, reusing S3 as the next S1, for up to `patience` seconds. The bound is in time, not
+reads: an update is a few hundred guest instructions with interrupts off, but on a busy host
+QEMU's vCPU thread can be descheduled in the middle of one for several milliseconds (a host
+scheduler tick), and a tight loop of reads would give up long before it runs again.
 """
 
 from __future__ import annotations
@@ -120,12 +123,17 @@ class Snapshot:
 
 
 class StateReader:
-    def __init__(self, elf_path: Path | str, attempts: int = 50):
+    # Reads spun back to back before the reader starts sleeping between them: most updates end
+    # within a read or two.
+    SPIN_READS = 8
+    RETRY_INTERVAL = 0.0005
+
+    def __init__(self, elf_path: Path | str, patience: float = 1.0):
         variable = dwarf.variable(elf_path, SYMBOL)
         if not isinstance(variable.type, dwarf.Struct):
             raise DebugStateError(f"{SYMBOL} in {elf_path} is not a struct")
         self.elf_path = Path(elf_path)
-        self.address, self.layout, self.attempts = variable.address, variable.type, attempts
+        self.address, self.layout, self.patience = variable.address, variable.type, patience
         self.size = self.layout.size
         self._decode = dwarf.decoder(self.layout)
         self._seq_offset = self.layout.offset_of("sequence")
@@ -143,11 +151,15 @@ class StateReader:
 
     async def snapshot(self, memory) -> Snapshot:
         started = time.perf_counter()
+        deadline = started + self.patience
         seq_address = self.address + self._seq_offset
         before = self._seq.unpack(await memory.read(seq_address, 8))[0]
-        for _ in range(min(self.attempts, getattr(memory, "optimistic_attempts", self.attempts))):
+        optimistic = getattr(memory, "optimistic_attempts", None)
+        reads = 0
+        while True:
             data = await memory.read(self.address, self.size)
             after = self._seq.unpack(await memory.read(seq_address, 8))[0]
+            reads += 1
             self.check(data)
             inside = self._seq.unpack_from(data, self._seq_offset)[0]
             if before % 2 == 0 and before == inside == after:
@@ -155,30 +167,38 @@ class StateReader:
                 snap.read_ms = (time.perf_counter() - started) * 1000
                 return snap
             before = after
-        if hasattr(memory, "paused"):
-            return await self._paused_snapshot(memory, started)
+            if optimistic is not None and reads >= optimistic:
+                return await self._paused_snapshot(memory, started, deadline)
+            if time.perf_counter() > deadline:
+                break
+            if reads >= self.SPIN_READS:
+                await asyncio.sleep(self.RETRY_INTERVAL)
         raise DebugStateError(
-            f"kernel debug-state sequence was odd or changing in {self.attempts} reads in a row "
-            f"(last {before:#x}): the kernel may have stopped inside an update (a fault?) or updates "
+            f"kernel debug-state sequence was odd or changing for {self.patience:g} s ({reads} reads, "
+            f"last {before:#x}): the kernel may have stopped inside an update (a fault?) or updates "
             f"without pause; look at the serial console, or stop the guest and read again")
 
-    async def _paused_snapshot(self, memory, started: float) -> Snapshot:
+    async def _paused_snapshot(self, memory, started: float, deadline: float) -> Snapshot:
         # With the guest stopped nothing moves: the block is consistent unless the guest was
         # stopped inside an update (sequence odd); then let it run a moment and try again.
-        for _ in range(self.attempts):
+        reads = 0
+        while True:
             async with memory.paused():
                 data = await memory.read(self.address, self.size)
+            reads += 1
             self.check(data)
             sequence = self._seq.unpack_from(data, self._seq_offset)[0]
             if sequence % 2 == 0:
                 snap = self.parse(data)
                 snap.read_ms = (time.perf_counter() - started) * 1000
                 return snap
+            if time.perf_counter() > deadline:
+                break
             await asyncio.sleep(0.001)
         raise DebugStateError(
-            f"kernel debug-state sequence was odd in {self.attempts} reads of the paused guest "
-            f"(last {sequence:#x}): the kernel may have stopped inside an update (a fault?); look at "
-            f"the serial console")
+            f"kernel debug-state sequence was odd for {self.patience:g} s in {reads} reads of the "
+            f"paused guest (last {sequence:#x}): the kernel may have stopped inside an update (a "
+            f"fault?); look at the serial console")
 
     def check(self, data: bytes) -> None:
         magic, version = self._magic(data), self._version(data)

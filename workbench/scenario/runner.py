@@ -176,7 +176,7 @@ async def _collect_failure(context: Context, result: Result) -> None:
         return
     try:
         # The first read parses the kernel's DWARF: seconds for a big kernel.
-        snap = await asyncio.wait_for(context.state(attempts=20), 60)
+        snap = await asyncio.wait_for(context.state(patience=0.5, until_published=False), 60)
         result.state = render(snap, events=8)
     except (DebugStateError, LayoutError, TimeoutError) as error:
         result.state = f"(no readable kernel state: {str(error) or 'timed out'})"

@@ -67,13 +67,13 @@ class Context:
     _memory: Any = None
     _published: bool = False
 
-    async def state(self, attempts: int = 50):
+    async def state(self, patience: float = 1.0, until_published: bool = True):
         if self._reader is None:
             # Parsing the DWARF of a big kernel takes seconds: never on the loop other scenarios share.
             self._reader = await asyncio.to_thread(StateReader, self.image.path)
             self._memory = memory_of(self.machine)
-        self._reader.attempts = attempts
-        if not self._published and attempts >= 50:
+        self._reader.patience = patience
+        if not self._published and until_published:
             # Until the kernel has published its CPUs the block is zeros or half set up.
             snap = await wait_published(self._reader, self._memory, timeout=30)
             self._published = True
@@ -200,7 +200,7 @@ def _number(text: str, what: str) -> int | float:
 async def state(ctx: Context, step: model.State) -> str:
     if step.fails_with:
         try:
-            await ctx.state(attempts=5)
+            await ctx.state(patience=0.2, until_published=False)
         except DebugStateError as error:
             if re.search(step.fails_with, str(error)):
                 return f"reading the state failed as expected: {error}"
