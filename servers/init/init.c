@@ -118,9 +118,14 @@ int main(int argc, char **argv) {
     exits = (kwast_handle)notification;
     for (int i = 1; i < argc && server_count < MAX_SERVERS; i++)
         parse(&servers[server_count], argv[i], server_count), server_count++;
+    // Said before any server runs, so this line never lands in the middle of their output.
+    char names[MAX_SERVERS * sizeof servers[0].name] = "";
+    size_t used = 0;
+    for (int i = 0; i < server_count && used < sizeof names; i++)
+        used += snprintf(names + used, sizeof names - used, " %s", servers[i].name);
+    printf("starting %d servers:%s\n", server_count, names);
     for (int i = 0; i < server_count; i++)
         start(i);
-    printf("started %d servers\n", server_count);
 
     int running = server_count;
     while (running > 0) {
