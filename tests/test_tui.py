@@ -119,6 +119,63 @@ def test_reset_reboots_the_kernel_and_keeps_the_machine():
     run(scenario)
 
 
+def cpu_ticks(app: KwastApp) -> int:
+    """CPU 0's timer ticks as the scheduler view last showed them (0 before the first snapshot)."""
+    found = re.search(r"of (\d+) ticks", str(app.query_one("#cpus", Static).render()))
+    return int(found.group(1)) if found else 0
+
+
+def notified(app: KwastApp, text: str) -> bool:
+    """Whether a notification saying `text` is on screen (needs `run_test(notifications=True)`)."""
+    return any(text in str(toast.render()) for toast in app.screen.query("Toast"))
+
+
+def test_pause_continue_screendump_savevm_and_loadvm_from_the_keyboard():
+    # configs/smp2-vga.yaml has a VGA display (screendumps) and a snapshot disk (savevm/loadvm).
+    async def scenario():
+        app = KwastApp(SETTINGS, config_path=SETTINGS.configs_dir / "smp2-vga.yaml", cmdline=HOLD)
+        # With notifications on, their toasts are widgets the test can read.
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await boot_held(app, pilot)
+            vm = app.query_one(VmStatus)
+            await pilot.press("ctrl+n")  # console -> scheduler
+            await until(pilot, lambda: cpu_ticks(app) > 0, "the scheduler view to show ticks")
+
+            await pilot.press("f3")
+            await until(pilot, lambda: vm.status == "paused", "the status to say paused")
+            await pilot.pause(0.6)  # the feed reads four times a second: let it catch up
+            stopped = cpu_ticks(app)
+            await pilot.pause(1.0)
+            assert cpu_ticks(app) == stopped, "the kernel's clock stands still while paused"
+            await pilot.press("f3")
+            await until(pilot, lambda: vm.status == "running", "the status to say running again")
+            await until(pilot, lambda: cpu_ticks(app) > stopped, "the ticks to count on")
+
+            dumps = SETTINGS.build_dir / "screendumps"
+            before = set(dumps.glob("*.ppm")) if dumps.exists() else set()
+            await pilot.press("f10")
+            await until(pilot, lambda: notified(app, "screendump saved"), "the screendump")
+            (dump,) = set(dumps.glob("*.ppm")) - before
+            header = dump.read_bytes()[:2]
+            assert header == b"P6", f"{dump} is not a PPM image"
+
+            await pilot.press("f11")
+            await until(pilot, lambda: notified(app, "VM state saved"), "savevm to finish")
+            saved = cpu_ticks(app)
+            # Far enough on that the restored clock, read at the feed's next refresh, is behind.
+            await pilot.pause(3.0)
+            later = cpu_ticks(app)
+            assert later > saved, "the clock moves on after the save"
+            await pilot.press("f12")
+            await until(pilot, lambda: notified(app, "VM state loaded"), "loadvm to finish")
+            # Back in time: the kernel's clock is where it was around the save, before `later`.
+            await until(pilot, lambda: cpu_ticks(app) < later, "the ticks to go back to the saved state")
+            await until(pilot, lambda: vm.status == "running", "the restored machine to run")
+            await pilot.press("ctrl+q")
+
+    run(scenario)
+
+
 def test_console_search_finds_a_line():
     async def scenario():
         app = KwastApp(SETTINGS, cmdline=HOLD)

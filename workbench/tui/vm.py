@@ -84,7 +84,7 @@ class VmStatus(Static):
     async def boot(self, config: HardwareConfig, cmdline: str = "") -> None:
         """Starts QEMU on `config` with extra kernel command-line words; raises VmError if it cannot."""
         if self.machine is not None:
-            raise VmError("a machine is already running: stop it first (F6)")
+            raise VmError("a machine is already running: stop it first (ctrl+o)")
         try:
             image = KernelImage(self.settings.kernel_elf)
         except KernelImageError as error:
@@ -195,7 +195,8 @@ class VmStatus(Static):
             raise VmError(f"{machine.config.path}: display is none: a screendump needs `display: vga`")
         directory = self.settings.build_dir / "screendumps"
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"screen-{next(self._dumps)}.ppm"
+        # Numbered on from what earlier sessions left: a dump never overwrites another.
+        path = next(p for n in self._dumps if not (p := directory / f"screen-{n}.ppm").exists())
         # PPM: QEMU 7.2's PNG output has known bugs.
         await machine.command("screendump", {"filename": str(path), "format": "ppm"})
         return path
