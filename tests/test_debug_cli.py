@@ -65,7 +65,7 @@ def test_bench_prints_its_figures():
     done = run_cli("bench", "-n", "30")
     assert done.returncode == 0, done.stderr
     figures = dict(re.findall(r"^(.+?)\s+median\s+([\d.]+) ms", done.stdout, re.M))
-    for name in ("state snapshot read+decode (RAM file mmap)", "state snapshot read+decode (QMP pmemsave)",
+    for name in ("state snapshot read+decode (RAM file mmap)", "state snapshot read+decode (QMP pmemsave+xp)",
                  "GDB/MI round trip (-data-evaluate-expression)"):
         assert float(figures[name]) > 0, done.stdout
     assert "(target <= 5 ms:" in done.stdout and "(target <= 3 ms:" in done.stdout

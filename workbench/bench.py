@@ -32,7 +32,7 @@ class Figure:
 
 async def measure(settings, hardware, image, count: int = 200) -> list[Figure]:
     """Boots the kernel with `hold` and guest RAM in a file, then times snapshots (RAM file and
-    pmemsave) while it runs, and GDB/MI round trips once GDB has attached (which stops it)."""
+    QMP) while it runs, and GDB/MI round trips once GDB has attached (which stops it)."""
     figures = []
     async with Machine(settings, hardware, image, "hold", ram_file=True) as machine:
         reader = StateReader(image.path)
@@ -41,7 +41,7 @@ async def measure(settings, hardware, image, count: int = 200) -> list[Figure]:
             await machine.cont()
             await wait_published(reader, mapped)
             for name, memory, target in (("state snapshot read+decode (RAM file mmap)", mapped, 5.0),
-                                         ("state snapshot read+decode (QMP pmemsave)", QmpMemory.of(machine), None)):
+                                         ("state snapshot read+decode (QMP pmemsave+xp)", QmpMemory.of(machine), 5.0)):
                 samples = []
                 for _ in range(count):
                     samples.append((await reader.snapshot(memory)).read_ms)

@@ -36,13 +36,16 @@ class DebugStateError(Exception):
 
 
 class QmpMemory:
-    """Guest physical memory through QMP `pmemsave` into a file in the machine's private dir.
+    """Guest physical memory through QMP: `pmemsave` into a file in the machine's private dir,
+    or for a few bytes (the seqlock's sequence) HMP `xp`, which needs no file and so takes about
+    half the time (0.6 ms against 1 ms here).
 
-    Each call is a QMP round trip (about 1-2 ms), while a kernel with a timer updates the block
-    every few hundred microseconds: the two reads a seqlock check needs rarely bracket a quiet
-    moment. So after `optimistic_attempts`, a snapshot pauses the guest (`paused()`) for its read."""
+    Each call is a QMP round trip, while a kernel with a timer updates the block every few
+    milliseconds: a seqlock check does not always bracket a quiet moment. So after
+    `optimistic_attempts`, a snapshot pauses the guest (`paused()`) for its read."""
 
-    optimistic_attempts = 1
+    optimistic_attempts = 3
+    SMALL_READ = 8
 
     def __init__(self, command: Callable[..., Awaitable[object]], directory: Path):
         self._command = command
@@ -63,10 +66,21 @@ class QmpMemory:
                 await self._command("cont")
 
     async def read(self, address: int, size: int) -> bytes:
+        if size <= self.SMALL_READ:
+            return await self._read_small(address, size)
         await self._command("pmemsave", {"val": address, "size": size, "filename": str(self._path)})
         data = self._path.read_bytes()
         if len(data) != size:
             raise DebugStateError(f"pmemsave gave {len(data)} bytes for {size} at {address:#x}")
+        return data
+
+    async def _read_small(self, address: int, size: int) -> bytes:
+        # HMP answers "ADDRESS: 0x12 0x34 ...\r\n" for `xp /Nbx`.
+        text = await self._command("human-monitor-command", {"command-line": f"xp /{size}bx {address:#x}"})
+        _, _, values = str(text).partition(":")
+        data = bytes(int(value, 16) for value in values.split())
+        if len(data) != size:
+            raise DebugStateError(f"xp gave {text!r} for {size} bytes at {address:#x}")
         return data
 
     @classmethod
