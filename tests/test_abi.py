@@ -11,7 +11,7 @@ HEADER = SETTINGS.servers_dir / "include/kwast.h"
 
 def header_defines() -> dict[str, int]:
     return {name: int(value, 0) for name, value in
-            re.findall(r"^#define (KWAST_\w+)\s+\(?(-?(?:0x)?\d+)", HEADER.read_text(), re.M)}
+            re.findall(r"^#define (KWAST_\w+)\s+\(?(-?(?:0x[0-9a-f]+|\d+))", HEADER.read_text(), re.M)}
 
 
 def test_error_codes_match_the_kernel(kernel_image):
@@ -27,3 +27,4 @@ def test_message_limits_match_the_kernel():
     defines = header_defines()
     assert defines["KWAST_MAX_MESSAGE"] == declared.max_message == 4096
     assert defines["KWAST_MAX_TRANSFER"] == declared.max_transfer
+    assert defines["KWAST_SIGNAL_BITS"] == declared.signal_bits == (1 << 63) - 1

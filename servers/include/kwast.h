@@ -42,6 +42,9 @@
 #define KWAST_MAX_MESSAGE  4096
 #define KWAST_MAX_TRANSFER 4
 
+/* The bits a notification carries. */
+#define KWAST_SIGNAL_BITS 0x7fffffffffffffffull
+
 /* A timeout meaning "wait forever". Timeouts are in milliseconds. */
 #define KWAST_FOREVER UINT64_MAX
 
@@ -90,7 +93,9 @@ int32_t kwast_receive(kwast_handle endpoint, void *buffer, uint32_t capacity, kw
 KWAST_IMPORT(reply)
 int32_t kwast_reply(kwast_handle reply, const void *data, uint32_t length);
 
-/* ORs `bits` into a notification (needs KWAST_RIGHT_SIGNAL). */
+/* ORs `bits` into a notification (needs KWAST_RIGHT_SIGNAL). A notification has 63 bits
+ * (KWAST_SIGNAL_BITS), so that kwast_wait can return them; bit 63 is KWAST_EINVALIDARGUMENT
+ * here, in kwast_irq_bind and in kwast_spawn's exit_bits. */
 KWAST_IMPORT(signal)
 int32_t kwast_signal(kwast_handle notification, uint64_t bits);
 

@@ -25,11 +25,16 @@ pub const MAX_TRANSFER: usize = 4;
 pub struct AbiLimits {
     pub max_message: u32,
     pub max_transfer: u32,
+    pub signal_bits: u64,
 }
 
 #[no_mangle]
 #[used]
-pub static KWAST_ABI_LIMITS: AbiLimits = AbiLimits { max_message: MAX_MESSAGE as u32, max_transfer: MAX_TRANSFER as u32 };
+pub static KWAST_ABI_LIMITS: AbiLimits = AbiLimits {
+    max_message: MAX_MESSAGE as u32,
+    max_transfer: MAX_TRANSFER as u32,
+    signal_bits: super::notification::SIGNAL_BITS,
+};
 
 enum CallState {
     Queued,

@@ -8,6 +8,7 @@ pub mod handle;
 pub mod ioport;
 pub mod irq;
 pub mod notification;
+pub use notification::signal_bits;
 mod tests;
 
 use crate::process::{self, Process};
@@ -124,6 +125,7 @@ pub fn reply_error(reply_handle: Handle, error: Error) -> Result<()> {
 }
 
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {
+    let bits = notification::signal_bits(bits)?;
     notification(handle, Rights::SIGNAL)?.signal(bits);
     Ok(())
 }
@@ -191,7 +193,7 @@ pub fn mint(handle: Handle, rights: Rights, badge: u64) -> Result<Handle> {
 /// Binds ISA IRQ `irq` to signal `bits` on `notification`; needs the IRQ-control capability.
 pub fn irq_bind(control: Handle, irq: u8, notification: Handle, bits: u64) -> Result<Handle> {
     lookup(control, Rights(0), |o| matches!(o, Object::IrqControl).then_some(()))?;
-    let line = irq::IrqLine::bind(irq, self::notification(notification, Rights::SIGNAL)?, bits)?;
+    let line = irq::IrqLine::bind(irq, self::notification(notification, Rights::SIGNAL)?, notification::signal_bits(bits)?)?;
     grant(&*me()?, Object::Irq(line), Rights::ACK.union(Rights::GRANT), 0)
 }
 

@@ -9,6 +9,15 @@ use crate::sync::IrqMutex;
 use alloc::sync::{Arc, Weak};
 use core::sync::atomic::{AtomicU64, Ordering};
 
+/// The bits a notification carries: 63, so that `wait` can return them to a server as a
+/// positive i64, apart from the negative error codes.
+pub const SIGNAL_BITS: u64 = i64::MAX as u64;
+
+/// `bits` if they are all signal bits; bit 63 is refused rather than read back as an error.
+pub fn signal_bits(bits: u64) -> Result<u64> {
+    if bits & !SIGNAL_BITS == 0 { Ok(bits) } else { Err(Error::InvalidArgument) }
+}
+
 pub struct Notification {
     bits: AtomicU64,
     waiters: WaitQueue,

@@ -70,13 +70,14 @@ kernel_test!(ipc_errors_never_panic, {
         log("timeout, nobody serving", call(call_handle, b"x", &[], 20).unwrap_err());
         log("reply with a call handle", reply(call_handle, b"x").unwrap_err());
         log("port without a grant", port_read8(call_handle, 0x60).unwrap_err());
+        log("signal bit 63", signal(signal_handle, 1 << 63).unwrap_err());
         close(signal_handle).unwrap();
         log("stale handle", signal(signal_handle, 1).unwrap_err());
         // The server dies while we wait on it.
         log("peer died", call(call_handle, b"x", &[], FOREVER).unwrap_err());
     });
     // Let the client block in its last call, then end the server process.
-    while seen_len(&results) < 10 {
+    while seen_len(&results) < 11 {
         sched::sleep_ms(1);
     }
     sched::sleep_ms(5);
@@ -94,6 +95,7 @@ kernel_test!(ipc_errors_never_panic, {
         ("timeout, nobody serving", Error::TimedOut),
         ("reply with a call handle", Error::WrongKind),
         ("port without a grant", Error::WrongKind),
+        ("signal bit 63", Error::InvalidArgument),
         ("stale handle", Error::InvalidHandle),
         ("peer died", Error::PeerDied),
     ];

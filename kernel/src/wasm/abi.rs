@@ -174,7 +174,7 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
             let grants = ipc::grants(&handles)?;
             let on_exit = match exit_notification {
                 0 => None,
-                handle => Some((ipc::notification_of(handle as u32)?, exit_bits as u64)),
+                handle => Some((ipc::notification_of(handle as u32)?, ipc::signal_bits(exit_bits as u64)?)),
             };
             let child = super::spawn(&name, args, grants, on_exit).ok_or(Error::InvalidArgument)?;
             let me = crate::process::current().ok_or(Error::InvalidHandle)?;
