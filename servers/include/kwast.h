@@ -77,14 +77,17 @@ _Static_assert(sizeof(kwast_message) == 48, "kwast_message is ABI");
 
 /* Sends `request` on `endpoint` (needs KWAST_RIGHT_CALL), passing copies of the `transfer`
  * handles (each needs KWAST_RIGHT_GRANT), and waits for the reply. Returns the reply's length
- * (copied into `reply`), or an error: KWAST_EPEERDIED if the server died, KWAST_ETIMEDOUT. */
+ * (copied into `reply`), or an error: KWAST_EPEERDIED if the server died, KWAST_ETIMEDOUT,
+ * KWAST_ETOOBIG if the request does not fit the server's buffer or the reply `reply`. */
 KWAST_IMPORT(call)
 int32_t kwast_call(kwast_handle endpoint, const void *request, uint32_t request_length, void *reply,
                    uint32_t reply_capacity, const kwast_handle *transfer, uint32_t transfer_count,
                    uint64_t timeout_ms);
 
 /* Waits for a call on `endpoint` (needs KWAST_RIGHT_RECEIVE), or for signals of its bound
- * notification. Returns 0 and fills `info`, or an error. */
+ * notification. Returns 0 and fills `info`, or an error. A call bigger than `capacity` fails
+ * its caller with KWAST_ETOOBIG and this receive waits on; one whose handles do not fit this
+ * server's handle table fails both sides with KWAST_ENOSPACE. */
 KWAST_IMPORT(receive)
 int32_t kwast_receive(kwast_handle endpoint, void *buffer, uint32_t capacity, kwast_message *info,
                       uint64_t timeout_ms);
@@ -126,7 +129,8 @@ int32_t kwast_endpoint_create(void);
 KWAST_IMPORT(notification_create)
 int32_t kwast_notification_create(void);
 
-/* A copy of `handle` with `rights` (a subset of its own) and, if it has none yet, `badge`. */
+/* A copy of `handle` with `rights` (a subset of its own) and `badge`. A badge, once set, stays:
+ * a copy of a badged handle keeps it (pass 0 or that badge; another is KWAST_EINVALIDARGUMENT). */
 KWAST_IMPORT(mint)
 int32_t kwast_mint(kwast_handle handle, uint32_t rights, uint64_t badge);
 

@@ -14,6 +14,8 @@ int main(void) {
             return 1;
         if (info.kind != KWAST_MESSAGE)
             continue;
+        for (uint32_t i = 0; i < info.transferred_count; i++)
+            kwast_close(info.transferred[i]);  /* pong takes no handles: they would fill its table */
         buffer[info.length] = 0;
         if (strncmp(buffer, "yield ", 6) == 0) {
             kwast_reply(info.reply, "", 0);

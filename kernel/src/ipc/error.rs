@@ -10,7 +10,8 @@ pub enum Error {
     WrongKind = -2,
     /// The handle lacks the right the operation needs, or the port is outside the grant.
     NoRights = -3,
-    /// A message longer than `MAX_MESSAGE`, or a reply longer than the caller's buffer.
+    /// A message longer than `MAX_MESSAGE` or than the receiver's buffer, or a reply longer
+    /// than the caller's buffer.
     TooBig = -4,
     TimedOut = -5,
     /// The other side of the call died or closed the endpoint.

@@ -73,6 +73,11 @@ pub struct HandleTable {
 }
 
 impl HandleTable {
+    /// How many handles are live.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.capability.is_some()).count()
+    }
+
     pub fn insert(&mut self, capability: Capability) -> Result<Handle> {
         let index = match self.slots.iter().position(|s| s.capability.is_none()) {
             Some(index) => index,

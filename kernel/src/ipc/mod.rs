@@ -75,30 +75,47 @@ pub enum Incoming {
     Signals(u64),
 }
 
-pub fn receive(handle: Handle, timeout_ms: u64) -> Result<Incoming> {
+/// Waits for a call (its request at most `capacity` bytes) or for signals. A call that cannot be
+/// delivered whole fails its caller: one too big for `capacity` with TooBig, and the receiver
+/// waits on, so no client can make a server's receive fail; one whose handles do not fit the
+/// receiver's table with NoSpace, which the receiver gets too (its table is full).
+pub fn receive(handle: Handle, capacity: usize, timeout_ms: u64) -> Result<Incoming> {
     let (endpoint, _) = endpoint(handle, Rights::RECEIVE)?;
-    let call = match endpoint.receive(deadline(timeout_ms))? {
-        Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
-        Received::Call(call) => call,
-    };
-    let process = me()?;
-    let mut table = process.handles.lock();
-    let inserted = core::iter::once(Capability { object: Object::Reply(call.clone()), rights: Rights(0), badge: 0 })
-        .chain(call.transfers.iter().cloned())
-        .map(|c| table.insert(c))
-        .collect::<Result<Vec<_>>>();
-    match inserted {
-        Ok(handles) => Ok(Incoming::Message(Message {
+    let deadline = deadline(timeout_ms);
+    loop {
+        let call = match endpoint.receive(deadline)? {
+            Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
+            Received::Call(call) => call,
+        };
+        if call.request.len() > capacity {
+            let _ = call.reply(Err(Error::TooBig));
+            continue;
+        }
+        let process = me()?;
+        let mut table = process.handles.lock();
+        let capabilities = core::iter::once(Capability { object: Object::Reply(call.clone()), rights: Rights(0), badge: 0 })
+            .chain(call.transfers.iter().cloned());
+        let mut handles = Vec::new();
+        for capability in capabilities {
+            match table.insert(capability) {
+                Ok(handle) => handles.push(handle),
+                Err(error) => {
+                    // All or nothing: take back what went in.
+                    for handle in handles {
+                        let _ = table.remove(handle);
+                    }
+                    drop(table);
+                    let _ = call.reply(Err(error));
+                    return Err(error);
+                }
+            }
+        }
+        return Ok(Incoming::Message(Message {
             badge: call.badge,
             data: call.request.clone(),
             reply_handle: handles[0],
             transferred: handles[1..].to_vec(),
-        })),
-        Err(error) => {
-            drop(table);
-            let _ = call.reply(Err(Error::NoSpace));
-            Err(error)
-        }
+        }));
     }
 }
 
@@ -117,11 +134,6 @@ fn take_reply(reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
 
 pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
     take_reply(reply_handle)?.answer(data)
-}
-
-/// Ends a received call with an error for its caller (it could not be delivered whole).
-pub fn reply_error(reply_handle: Handle, error: Error) -> Result<()> {
-    take_reply(reply_handle)?.reply(Err(error))
 }
 
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {
@@ -184,9 +196,13 @@ pub fn mint(handle: Handle, rights: Rights, badge: u64) -> Result<Handle> {
     if !original.rights.contains(rights) {
         return Err(Error::NoRights);
     }
-    if original.badge != 0 && original.badge != badge {
-        return Err(Error::InvalidArgument);
-    }
+    // A badge, once set, stays: a copy keeps it (asked for with 0 or the same badge).
+    let badge = match (original.badge, badge) {
+        (0, new) => new,
+        (kept, 0) => kept,
+        (kept, new) if kept == new => kept,
+        _ => return Err(Error::InvalidArgument),
+    };
     table.insert(Capability { object: original.object, rights, badge })
 }
 

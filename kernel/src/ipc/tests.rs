@@ -25,7 +25,7 @@ fn pair(badge: u64) -> (Arc<Process>, Handle, Arc<Process>, Handle) {
 fn uppercase_server(server: &Process, handle: Handle, count: usize) -> sched::ThreadId {
     in_process(server, "upper", move || {
         for _ in 0..count {
-            let Ok(Incoming::Message(message)) = receive(handle, FOREVER) else { panic!("receive failed") };
+            let Ok(Incoming::Message(message)) = receive(handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!("receive failed") };
             let mut answer = message.data.to_ascii_uppercase();
             answer.extend_from_slice(&message.badge.to_le_bytes());
             reply(message.reply_handle, &answer).unwrap();
@@ -64,7 +64,7 @@ kernel_test!(ipc_errors_never_panic, {
         log("handle 0", call(0, b"x", &[], 10).unwrap_err());
         log("forged handle", call(0x1234_0042, b"x", &[], 10).unwrap_err());
         log("notification as endpoint", call(signal_handle, b"x", &[], 10).unwrap_err());
-        log("receive on a call-only handle", receive(call_handle, 10).err().unwrap());
+        log("receive on a call-only handle", receive(call_handle, endpoint::MAX_MESSAGE, 10).err().unwrap());
         log("too big", call(call_handle, &[0; endpoint::MAX_MESSAGE + 1], &[], 10).unwrap_err());
         log("transfer without grant", call(call_handle, b"x", &[signal_handle], 10).unwrap_err());
         log("timeout, nobody serving", call(call_handle, b"x", &[], 20).unwrap_err());
@@ -113,7 +113,7 @@ kernel_test!(ipc_fast_path_hands_off_to_the_server, {
     static ORDER: crate::sync::IrqMutex<String> = crate::sync::IrqMutex::new(String::new());
     let (server, receive_handle, client, call_handle) = pair(1);
     let server_thread = in_process(&server, "server", move || {
-        let Ok(Incoming::Message(m)) = receive(receive_handle, FOREVER) else { panic!() };
+        let Ok(Incoming::Message(m)) = receive(receive_handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!() };
         ORDER.lock().push('S');
         reply(m.reply_handle, b"").unwrap();
     });
@@ -140,7 +140,7 @@ kernel_test!(ipc_handles_pass_in_messages, {
     let waiter_handle = grant(&client, Object::Notification(notification.clone()), Rights::WAIT, 0).unwrap();
     let given = grant(&client, Object::Notification(notification), Rights::SIGNAL.union(Rights::GRANT), 0).unwrap();
     let server_thread = in_process(&server, "server", move || {
-        let Ok(Incoming::Message(m)) = receive(receive_handle, FOREVER) else { panic!() };
+        let Ok(Incoming::Message(m)) = receive(receive_handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!() };
         assert_eq!(m.transferred.len(), 1);
         signal(m.transferred[0], 0b101).unwrap();
         reply(m.reply_handle, b"signalled").unwrap();
@@ -166,7 +166,7 @@ kernel_test!(irq_to_notification_to_receiver, {
     let irq_handle = grant(&server, Object::Irq(line.clone()), Rights::ACK, 0).unwrap();
     static GOT: AtomicU64 = AtomicU64::new(0);
     let driver = in_process(&server, "driver", move || {
-        let Ok(Incoming::Signals(bits)) = receive(receive_handle, 1000) else { panic!("no signal") };
+        let Ok(Incoming::Signals(bits)) = receive(receive_handle, endpoint::MAX_MESSAGE, 1000) else { panic!("no signal") };
         GOT.store(bits, Ordering::SeqCst);
         irq_acknowledge(irq_handle).unwrap();
     });
@@ -209,4 +209,48 @@ kernel_test!(io_port_grants_are_exact, {
         assert_eq!(port_read8(no_io, 0x80), Err(Error::NoRights), "without the IO right");
     });
     sched::join(thread);
+});
+
+kernel_test!(ipc_mint_keeps_badges, {
+    let (server, receive_handle, client, call_handle) = pair(7);
+    let unbadged = grant(&client, Object::Notification(notification::Notification::new()), Rights::SIGNAL, 0).unwrap();
+    let client_keep = client.clone();
+    let thread = in_process(&client, "minter", move || {
+        let badge = |handle| client_keep.handles.lock().get(handle).map(|c| c.badge);
+        let kept = mint(call_handle, Rights::CALL, 0).unwrap();
+        assert_eq!(badge(kept), Ok(7), "0 keeps the badge");
+        assert_eq!(badge(mint(call_handle, Rights::CALL, 7).unwrap()), Ok(7), "the same badge is fine");
+        assert_eq!(mint(call_handle, Rights::CALL, 9), Err(Error::InvalidArgument), "a badge stays");
+        assert_eq!(mint(call_handle, Rights::RECEIVE, 0), Err(Error::NoRights), "rights only shrink");
+        assert_eq!(badge(mint(unbadged, Rights::SIGNAL, 5).unwrap()), Ok(5), "an unbadged handle takes one");
+    });
+    sched::join(thread);
+    let _ = (server, receive_handle);
+});
+
+kernel_test!(ipc_undeliverable_calls_fail_their_caller_only, {
+    let (server, receive_handle, client, call_handle) = pair(1);
+    let passed = grant(&client, Object::Notification(notification::Notification::new()), Rights::SIGNAL.union(Rights::GRANT), 0).unwrap();
+    let server_keep = server.clone();
+    let server_thread = in_process(&server, "small-buffer", move || {
+        // The 8-byte call never reaches this 4-byte buffer: the receive goes on to the next.
+        let Ok(Incoming::Message(m)) = receive(receive_handle, 4, FOREVER) else { panic!("receive failed") };
+        assert_eq!(m.data, b"fit");
+        reply(m.reply_handle, b"ok").unwrap();
+        // Fill the table but for one slot: a call with a handle needs two (reply + handle).
+        let used = server_keep.handles.lock().len();
+        let fillers: Vec<Handle> = (used..handle::MAX_HANDLES - 1).map(|_| notification_new().unwrap()).collect();
+        assert_eq!(receive(receive_handle, 4, FOREVER).err(), Some(Error::NoSpace));
+        assert_eq!(server_keep.handles.lock().len(), handle::MAX_HANDLES - 1, "nothing left behind");
+        for filler in fillers {
+            close(filler).unwrap();
+        }
+    });
+    let client_thread = in_process(&client, "caller", move || {
+        assert_eq!(call(call_handle, b"too long", &[], FOREVER), Err(Error::TooBig));
+        assert_eq!(call(call_handle, b"fit", &[], FOREVER).as_deref(), Ok(&b"ok"[..]));
+        assert_eq!(call(call_handle, b"x", &[passed], FOREVER), Err(Error::NoSpace));
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
 });

@@ -78,7 +78,7 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
             g.bytes(info as u32, MESSAGE_INFO_SIZE)?;
             Ok(())
         })?;
-        let incoming = checked.and_then(|()| ipc::receive(endpoint as u32, timeout as u64));
+        let incoming = checked.and_then(|()| ipc::receive(endpoint as u32, capacity as u32 as usize, timeout as u64));
         with_guest(&mut c, |g| {
             code(incoming.and_then(|incoming| {
                 let mut record = [0u8; MESSAGE_INFO_SIZE as usize];
@@ -88,10 +88,6 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
                         record[16..20].copy_from_slice(&KIND_SIGNALS.to_le_bytes());
                     }
                     Incoming::Message(message) => {
-                        if message.data.len() > capacity as usize {
-                            let _ = ipc::reply_error(message.reply_handle, Error::TooBig);
-                            return Err(Error::TooBig);
-                        }
                         g.write(buffer as u32, &message.data)?;
                         record[0..8].copy_from_slice(&message.badge.to_le_bytes());
                         record[16..20].copy_from_slice(&KIND_MESSAGE.to_le_bytes());
