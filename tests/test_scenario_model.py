@@ -43,6 +43,7 @@ steps:
   - boot
   - expect: "Kwast (?P<version>\\\\S+)"
   - expect: {pattern: holding, timeout: 5}
+  - reject: "restarting|killed"
   - send_keys: {text: "Hi!", keys: [ret, ctrl-c]}
   - state: {thread: {name: idle, state: Running}, timeout: 2}
   - state: {value: "cpus[0].ticks", at_least: 1, save_as: t}
@@ -57,22 +58,23 @@ steps:
 """)
     scenario = model.load(path)
     kinds = [type(s) for s in scenario.steps]
-    assert kinds == [model.Boot, model.Expect, model.Expect, model.SendKeys, model.State, model.State,
+    assert kinds == [model.Boot, model.Expect, model.Expect, model.Reject, model.SendKeys, model.State, model.State,
                      model.Gdb, model.Gdb, model.Inject, model.Inject, model.Screendump, model.Snapshot,
                      model.Restore, model.ExpectExit]
-    assert [s.line for s in scenario.steps] == list(range(4, 18))
+    assert [s.line for s in scenario.steps] == list(range(4, 19))
     assert scenario.steps[1].pattern == "Kwast (?P<version>\\S+)" and scenario.steps[1].timeout == 10
-    assert scenario.steps[5].at_least == "1"          # numbers kept as text until ${...} is filled in
-    assert scenario.steps[6].break_ == "kmain"         # `break` is a Python keyword
-    assert scenario.steps[9].offset == 8 and scenario.steps[9].bytes == "00ff"
-    assert scenario.steps[10].file == "screen.ppm"
-    assert scenario.steps[13] == model.ExpectExit(status="failure", code=3)
+    assert scenario.steps[3].pattern == "restarting|killed"
+    assert scenario.steps[6].at_least == "1"          # numbers kept as text until ${...} is filled in
+    assert scenario.steps[7].break_ == "kmain"         # `break` is a Python keyword
+    assert scenario.steps[10].offset == 8 and scenario.steps[10].bytes == "00ff"
+    assert scenario.steps[11].file == "screen.ppm"
+    assert scenario.steps[14] == model.ExpectExit(status="failure", code=3)
     assert scenario.needs_snapshots
 
 
 @pytest.mark.parametrize("steps,line,message", [
     ("  - bot\n", 4, "steps[0]: expected one of: boot, expect"),
-    ("  - wait: 3\n", 4, "steps[0]: unknown kind 'wait' (known: boot, expect, send_keys"),
+    ("  - wait: 3\n", 4, "steps[0]: unknown kind 'wait' (known: boot, expect, reject, send_keys"),
     ("  - expect: x\n    timeout: 3\n", 4, "steps[0]: expected one key naming the kind (boot, expect, "),
     ("  - boot\n  - expect: {pattern: '(', timeout: 3}\n", 5, "steps[1].expect.pattern: not a valid regular expression"),
     ("  - expect: {pattern: x, timeout: -1}\n", 4, "steps[0].expect.timeout: must be more than 0"),

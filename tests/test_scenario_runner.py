@@ -61,6 +61,19 @@ def test_broken_scenario_reports_the_step_and_why(tmp_path):
     assert (result.artifacts / "state-at-failure.txt").read_text().startswith("sequence ")
 
 
+def test_reject_fails_on_a_console_line_that_must_not_be_there(tmp_path):
+    path = scenario_file(tmp_path, "rejected", "append: hold\nsteps:\n  - boot\n"
+                                               "  - expect: 'holding: the machine stays up'\n"
+                                               "  - reject: 'no such line'\n  - reject: '^holding: .*up$'\n")
+    result = run_one(path, tmp_path)
+    report = result.report()
+    assert not result.passed
+    assert "ok   3 reject pattern='no such line': no line matches" in report
+    console = (result.artifacts / "serial.log").read_text().splitlines()
+    line = next(i for i, text in enumerate(console, 1) if text.startswith("holding: "))
+    assert f"why: console line {line} matches /^holding: .*up$/: 'holding: the machine stays up'" in report
+
+
 def test_hung_guest_fails_on_the_timeout_with_console_and_state(tmp_path):
     path = scenario_file(tmp_path, "hung", "append: hold\ntimeout: 4\nsteps:\n  - boot\n"
                                            "  - expect: {pattern: 'never printed', timeout: 300}\n")

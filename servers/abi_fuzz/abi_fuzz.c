@@ -4,7 +4,10 @@
  * or an error code, never panic, and never kill this server for it.
  *
  * Arguments: [ITERATIONS [SEED]]. Its grants, if init gives them (scenarios/abi-fuzz.yaml):
- * KWAST_GRANT(0) an I/O-port range, KWAST_GRANT(1) an IRQ, KWAST_GRANT(2) its notification.
+ * KWAST_GRANT(0) an I/O-port range, KWAST_GRANT(1) an IRQ, KWAST_GRANT(2) its notification,
+ * KWAST_GRANT(3) a call right to servers/pong, which echoes: half the calls go there, so
+ * messages, replies and passed handles really travel (and pile up in pong's handle table).
+ * At the end it asks pong to quit.
  * It prints how often each result came back, then "done", and exits 0.
  *
  * Buffers the kernel may write into are either inside `arena` or outside linear memory, so
@@ -16,6 +19,8 @@
 #include <wasi/api.h>
 
 #define ARENA 8192
+/* A private copy of the call right to pong: random closes may hit KWAST_GRANT(3) itself. */
+static kwast_handle pong;
 #define POOL 64
 
 static _Alignas(16) unsigned char arena[ARENA];
@@ -24,7 +29,7 @@ static int pool_count;
 static uint64_t state;
 static long counts[32];       /* kwast results by -code; counts[0] is success */
 static long wasi_counts[80];  /* WASI results by errno; 0 is success */
-static long calls, unexpected;
+static long calls, unexpected, echoed;
 
 static uint64_t next(void) {  /* xorshift64* */
     state ^= state >> 12;
@@ -96,9 +101,14 @@ static void fill_arena(void) {
 
 static void kwast_once(void) {
     uint32_t n = length(), m = length();
-    switch (below(18)) {
-    case 0: count("kwast_call", kwast_call(handle(), (void *)buffer(n), n, (void *)buffer(m), m,
-                             (kwast_handle *)buffer(16), below(7), timeout())); break;
+    switch (below(19)) {
+    case 0: {
+        kwast_handle to = below(2) ? pong : handle();
+        int32_t r = kwast_call(to, (void *)buffer(n), n, (void *)buffer(m), m, (kwast_handle *)buffer(16), below(7), timeout());
+        count("kwast_call", r);
+        echoed += to == pong && r >= 0;
+        break;
+    }
     case 1: count("kwast_receive", kwast_receive(handle(), (void *)buffer(n), n, (kwast_message *)buffer(sizeof(kwast_message)), timeout())); break;
     case 2: count("kwast_reply", kwast_reply(handle(), (void *)buffer(n), n)); break;
     case 3: count("kwast_signal", kwast_signal(handle(), next())); break;
@@ -126,6 +136,16 @@ static void kwast_once(void) {
     case 16: {  /* the TSC never runs backwards: a result outside the codes if it did */
         uint64_t before = kwast_cycles();
         count("kwast_cycles", kwast_cycles() >= before ? 0 : INT64_MIN);
+        break;
+    }
+    case 17: {  /* a well-formed call to pong (perhaps passing a handle): it must echo */
+        unsigned char *request = arena, *reply = arena + ARENA / 2;
+        uint32_t size = below(ARENA / 2);  /* pong's buffer holds one byte less than a message */
+        int32_t r = kwast_call(pong, request, size, reply, ARENA / 2, (kwast_handle *)request, below(2), 1000);
+        count("kwast_call", r);
+        if (r >= 0 && ((uint32_t)r != size || memcmp(request, reply, size) != 0) && unexpected++ < 10)
+            printf("pong answered %d bytes that are not the %u sent\n", (int)r, size);
+        echoed += r >= 0;
         break;
     }
     default: fill_arena(); break;
@@ -164,7 +184,8 @@ int main(int argc, char **argv) {
         state = 1;
     state |= 1;
     printf("fuzzing %ld calls, seed %#llx\n", iterations, (unsigned long long)state);
-    for (int i = 0; i < 3; i++)
+    pong = (kwast_handle)kwast_mint(KWAST_GRANT(3), KWAST_RIGHT_CALL, 0);
+    for (int i = 0; i < 4; i++)
         keep((int32_t)KWAST_GRANT(i));
     fill_arena();
     for (long i = 0; i < iterations; i++) {
@@ -173,7 +194,8 @@ int main(int argc, char **argv) {
         else
             wasi_once();
     }
-    printf("%ld iterations, %ld calls: kwast ok %ld, wasi ok %ld\n", iterations, calls, counts[0], wasi_counts[0]);
+    printf("%ld iterations, %ld calls: kwast ok %ld, wasi ok %ld, pong echoed %ld\n",
+           iterations, calls, counts[0], wasi_counts[0], echoed);
     for (int i = 1; i < 32; i++)
         if (counts[i])
             printf("  kwast %s (%d): %ld\n", kwast_error_name(-i), -i, counts[i]);
@@ -185,5 +207,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("done\n");
+    char quit_reply[8];
+    kwast_call(pong, "quit", 4, quit_reply, sizeof quit_reply, 0, 0, 1000);
     return 0;
 }

@@ -59,6 +59,16 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class Reject:
+    """No serial-console line so far (from the first boot on) may match: what must not happen,
+    such as a restart, checked once the run has got to where it would have shown."""
+    TAG: ClassVar[str] = "reject"
+    SHORTHAND: ClassVar[str] = "pattern"
+    pattern: str = field(metadata=_REGEX)
+    line: int = _at(0)
+
+
+@dataclass(frozen=True)
 class SendKeys:
     """Types `text`, then presses `keys` (QMP qcodes such as ret, esc, ctrl-c, shift-a)."""
     TAG: ClassVar[str] = "send_keys"
@@ -207,8 +217,8 @@ class Call:
     line: int = _at(0)
 
 
-Step = Boot | Expect | SendKeys | State | Gdb | Inject | Screendump | Snapshot | Restore | ExpectExit
-STEP_KINDS = [Boot, Expect, SendKeys, State, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit]
+Step = Boot | Expect | Reject | SendKeys | State | Gdb | Inject | Screendump | Snapshot | Restore | ExpectExit
+STEP_KINDS = [Boot, Expect, Reject, SendKeys, State, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit]
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,14 @@ async def expect(ctx: Context, step: model.Expect) -> str:
             pass
 
 
+async def reject(ctx: Context, step: model.Reject) -> str:
+    found = re.search(step.pattern, ctx.machine.serial_text, re.MULTILINE)
+    if found:
+        line = ctx.machine.serial_text.count("\n", 0, found.start()) + 1
+        raise StepFailed(f"console line {line} matches /{step.pattern}/: {found.group(0)!r}")
+    return "no line matches"
+
+
 async def send_keys(ctx: Context, step: model.SendKeys) -> str:
     presses = keys.for_text(step.text) + [keys.named(k) for k in step.keys]
     for combo in presses:
@@ -422,6 +430,6 @@ async def call(ctx: Context, step: model.Call) -> str:
     return "" if result is None else str(result)
 
 
-RUN = {model.Boot: boot, model.Expect: expect, model.SendKeys: send_keys, model.State: state,
-       model.Gdb: gdb, model.Inject: inject, model.Screendump: screendump, model.Snapshot: snapshot,
-       model.Restore: restore, model.ExpectExit: expect_exit, model.Call: call}
+RUN = {model.Boot: boot, model.Expect: expect, model.Reject: reject, model.SendKeys: send_keys,
+       model.State: state, model.Gdb: gdb, model.Inject: inject, model.Screendump: screendump,
+       model.Snapshot: snapshot, model.Restore: restore, model.ExpectExit: expect_exit, model.Call: call}
