@@ -292,10 +292,15 @@ async def gdb(ctx: Context, step: model.Gdb) -> str:
         frame = stopped.get("frame", {})
         where = f"{frame.get('func', '?')} at {frame.get('file', '?')}:{frame.get('line', '?')}"
         # Stopped in code inlined into a function, GDB names the inlined one first: the frames
-        # at the same address name every function the guest is in.
-        names = [f.get("func", "") for f in await session.call(g.backtrace) if f.get("addr") == frame.get("addr")]
-        if not any(re.search(step.expect_stop, name) for name in names or [frame.get("func", "")]):
+        # at the same address name every function the guest is in. The one expected becomes
+        # the selected frame, so that `print` sees its arguments and locals.
+        here = [f for f in await session.call(g.backtrace) if f.get("addr") == frame.get("addr")] or [frame]
+        match = next((f for f in here if re.search(step.expect_stop, f.get("func", ""))), None)
+        if match is None:
             raise StepFailed(f"stopped ({stopped.get('reason')}) in {where}, expected /{step.expect_stop}/")
+        if int(match.get("level", 0)) > 0:
+            await session.call(g.select_frame, int(match["level"]))
+            where = f"{match.get('func')} at {match.get('file', '?')}:{match.get('line', '?')} (inside inlined {where})"
         return f"stopped ({stopped.get('reason')}) in {where}"
     if step.detach:
         ctx.gdb = None
