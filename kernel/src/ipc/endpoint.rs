@@ -56,13 +56,14 @@ pub struct Call {
 
 impl Call {
     /// The receiver's answer. `PeerDied` if the caller is no longer waiting.
-    pub fn answer(&self, data: &[u8]) -> Result<()> {
+    pub fn answer(&self, data: Vec<u8>) -> Result<()> {
         if data.len() > MAX_MESSAGE {
             return Err(Error::TooBig);
         }
-        self.reply(Ok(data.to_vec()))?;
+        let length = data.len() as u64;
+        self.reply(Ok(data))?;
         let tsc = crate::arch::cpu::rdtsc();
-        state::update(|s| s.record(tsc, EventKind::IpcReply, sched::current_id(), self.endpoint as u64, data.len() as u64));
+        state::update(|s| s.record(tsc, EventKind::IpcReply, sched::current_id(), self.endpoint as u64, length));
         Ok(())
     }
 
@@ -160,17 +161,17 @@ impl Endpoint {
     }
 
     /// Sends `request` and waits for the reply until tick `deadline`.
-    pub fn call(&self, badge: u64, request: &[u8], transfers: Vec<Capability>, deadline: Option<u64>) -> Result<Vec<u8>> {
+    pub fn call(&self, badge: u64, request: Vec<u8>, transfers: Vec<Capability>, deadline: Option<u64>) -> Result<Vec<u8>> {
+        let length = request.len();
         let result = self.call_inner(badge, request, transfers, deadline);
-        self.account(request.len() + result.as_ref().map_or(0, |r| r.len()), result.is_err());
+        self.account(length + result.as_ref().map_or(0, |r| r.len()), result.is_err());
         result
     }
 
-    fn call_inner(&self, badge: u64, request: &[u8], transfers: Vec<Capability>, deadline: Option<u64>) -> Result<Vec<u8>> {
+    fn call_inner(&self, badge: u64, mut request: Vec<u8>, transfers: Vec<Capability>, deadline: Option<u64>) -> Result<Vec<u8>> {
         if request.len() > MAX_MESSAGE || transfers.len() > MAX_TRANSFER {
             return Err(Error::TooBig);
         }
-        let mut request = request.to_vec();
         if crate::debug::control::corrupt_if_requested(&mut request) {
             crate::kprintln!("endpoint {}: a message corrupted on request", self.id);
         }

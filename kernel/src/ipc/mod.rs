@@ -57,17 +57,25 @@ fn notification(handle: Handle, rights: Rights) -> Result<Arc<notification::Noti
     })?.0)
 }
 
-pub fn call(handle: Handle, request: &[u8], transfer: &[Handle], timeout_ms: u64) -> Result<Vec<u8>> {
+/// Sends `request` (moved, not copied: the kernel keeps one copy of a message) and waits.
+pub fn call(handle: Handle, request: impl Into<Vec<u8>>, transfer: &[Handle], timeout_ms: u64) -> Result<Vec<u8>> {
     let (endpoint, badge) = endpoint(handle, Rights::CALL)?;
-    endpoint.call(badge, request, grants(transfer)?, deadline(timeout_ms))
+    endpoint.call(badge, request.into(), grants(transfer)?, deadline(timeout_ms))
 }
 
 pub struct Message {
     pub badge: u64,
-    pub data: Vec<u8>,
     /// Answer with `reply(reply_handle, ...)`, once.
     pub reply_handle: Handle,
     pub transferred: Vec<Handle>,
+    call: Arc<endpoint::Call>,
+}
+
+impl Message {
+    /// The request, read in place from the call.
+    pub fn data(&self) -> &[u8] {
+        &self.call.request
+    }
 }
 
 pub enum Incoming {
@@ -112,9 +120,9 @@ pub fn receive(handle: Handle, capacity: usize, timeout_ms: u64) -> Result<Incom
         }
         return Ok(Incoming::Message(Message {
             badge: call.badge,
-            data: call.request.clone(),
             reply_handle: handles[0],
             transferred: handles[1..].to_vec(),
+            call,
         }));
     }
 }
@@ -132,8 +140,8 @@ fn take_reply(reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
     }
 }
 
-pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
-    take_reply(reply_handle)?.answer(data)
+pub fn reply(reply_handle: Handle, data: impl Into<Vec<u8>>) -> Result<()> {
+    take_reply(reply_handle)?.answer(data.into())
 }
 
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {

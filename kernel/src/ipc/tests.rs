@@ -26,9 +26,9 @@ fn uppercase_server(server: &Process, handle: Handle, count: usize) -> sched::Th
     in_process(server, "upper", move || {
         for _ in 0..count {
             let Ok(Incoming::Message(message)) = receive(handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!("receive failed") };
-            let mut answer = message.data.to_ascii_uppercase();
+            let mut answer = message.data().to_ascii_uppercase();
             answer.extend_from_slice(&message.badge.to_le_bytes());
-            reply(message.reply_handle, &answer).unwrap();
+            reply(message.reply_handle, answer).unwrap();
         }
     })
 }
@@ -235,7 +235,7 @@ kernel_test!(ipc_undeliverable_calls_fail_their_caller_only, {
     let server_thread = in_process(&server, "small-buffer", move || {
         // The 8-byte call never reaches this 4-byte buffer: the receive goes on to the next.
         let Ok(Incoming::Message(m)) = receive(receive_handle, 4, FOREVER) else { panic!("receive failed") };
-        assert_eq!(m.data, b"fit");
+        assert_eq!(m.data(), b"fit");
         reply(m.reply_handle, b"ok").unwrap();
         // Fill the table but for one slot: a call with a handle needs two (reply + handle).
         let used = server_keep.handles.lock().len();

@@ -59,7 +59,7 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
         let arguments = with_guest(&mut c, |g| -> Result<_, Error> {
             Ok((copy_in(g, request as u32, request_len as u32)?, handles_in(g, transfer as u32, transfer_count as u32)?))
         })?;
-        let answer = arguments.and_then(|(data, handles)| ipc::call(endpoint as u32, &data, &handles, timeout as u64));
+        let answer = arguments.and_then(|(data, handles)| ipc::call(endpoint as u32, data, &handles, timeout as u64));
         with_guest(&mut c, |g| {
             code(answer.and_then(|answer| {
                 if answer.len() > reply_capacity as usize {
@@ -88,10 +88,10 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
                         record[16..20].copy_from_slice(&KIND_SIGNALS.to_le_bytes());
                     }
                     Incoming::Message(message) => {
-                        g.write(buffer as u32, &message.data)?;
+                        g.write(buffer as u32, message.data())?;
                         record[0..8].copy_from_slice(&message.badge.to_le_bytes());
                         record[16..20].copy_from_slice(&KIND_MESSAGE.to_le_bytes());
-                        record[20..24].copy_from_slice(&(message.data.len() as u32).to_le_bytes());
+                        record[20..24].copy_from_slice(&(message.data().len() as u32).to_le_bytes());
                         record[24..28].copy_from_slice(&message.reply_handle.to_le_bytes());
                         record[28..32].copy_from_slice(&(message.transferred.len() as u32).to_le_bytes());
                         for (i, handle) in message.transferred.iter().enumerate() {
@@ -106,7 +106,7 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
     })?;
     linker.func_wrap(MODULE, "reply", |mut c: Caller<'_, ServerState>, reply: i32, data: i32, len: i32| {
         let data = with_guest(&mut c, |g| copy_in(g, data as u32, len as u32))?;
-        Ok(code(data.and_then(|data| ipc::reply(reply as u32, &data).map(|()| 0))) as i32)
+        Ok(code(data.and_then(|data| ipc::reply(reply as u32, data).map(|()| 0))) as i32)
     })?;
     linker.func_wrap(MODULE, "signal", |mut c: Caller<'_, ServerState>, notification: i32, bits: i64| {
         enter(&mut c)?;

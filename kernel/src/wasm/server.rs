@@ -48,6 +48,9 @@ pub struct ServerState {
     /// The server thread's CPU time (ticks) at its last call into the kernel: the watchdog's
     /// reference.
     cpu_at_last_call: u64,
+    /// The instance's exported memory, found once: looking an export up by name on every
+    /// kernel call cost hundreds of instructions per IPC.
+    memory: Option<Memory>,
 }
 
 impl ServerState {
@@ -73,6 +76,10 @@ impl ServerState {
 
 /// The server's linear memory (its `memory` export).
 pub fn memory_of(caller: &mut Caller<'_, ServerState>) -> wasmtime::Result<Memory> {
+    if let Some(memory) = caller.data().memory {
+        return Ok(memory);
+    }
+    // Not instantiated yet (a start function calling the kernel): look it up.
     caller
         .get_export("memory")
         .and_then(|export| export.into_memory())
@@ -183,6 +190,7 @@ fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
         wasi: Wasi::new(name, &process.args),
         limits: StoreLimitsBuilder::new().memory_size(MAX_MEMORY).trap_on_grow_failure(true).build(),
         cpu_at_last_call: sched::current_run_ticks(),
+        memory: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
@@ -202,7 +210,10 @@ fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
     };
     let result = linker
         .instantiate(&mut store, &module)
-        .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+        .and_then(|instance| {
+            store.data_mut().memory = instance.get_memory(&mut store, "memory");
+            instance.get_typed_func::<(), ()>(&mut store, "_start")
+        })
         .and_then(|start| start.call(&mut store, ()));
     store.data_mut().wasi.flush();
     match result {
