@@ -199,23 +199,27 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
             return
         with self._lock:
             frames = gdb.backtrace()
+            shown = _breakpoint_frame(payload, frames, self.breakpoints.get(int(payload.get("bkptno") or 0)))
+            if int(shown.get("level") or 0) > 0:
+                gdb.select_frame(int(shown["level"]))
             registers = gdb.registers()
-        self.app.call_from_thread(self._show_stop, payload, frames, registers)
+        self.app.call_from_thread(self._show_stop, payload, frames, shown, registers)
 
     # --- display ------------------------------------------------------------------------
 
-    def _show_stop(self, payload: dict, frames: list[dict], registers: dict[str, int]) -> None:
-        frame = payload.get("frame") or {}
-        where = _where(frame)
+    def _show_stop(self, payload: dict, frames: list[dict], frame: dict, registers: dict[str, int]) -> None:
         reason = payload.get("reason", "stopped")
         if reason == "breakpoint-hit":
             reason = f"breakpoint {payload.get('bkptno')} hit"
-        self._status(f"stopped: {reason} in {frame.get('func', '??')} {where}")
+        innermost = payload.get("frame") or {}
+        inlined = f" (inside inlined {innermost.get('func', '??')})" if frame is not innermost else ""
+        self._status(f"stopped: {reason} in {frame.get('func', '??')} {_where(frame)}{inlined}")
 
         backtrace = self.query_one("#backtrace", DataTable)
         backtrace.clear()
         for f in frames:
             backtrace.add_row(f.get("level", ""), f.get("func", "??"), _where(f))
+        backtrace.move_cursor(row=int(frame.get("level") or 0))
 
         table = self.query_one("#registers", DataTable)
         table.clear()
@@ -227,6 +231,22 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
 
     def on_unmount(self) -> None:
         self.close_now()
+
+
+def _breakpoint_frame(payload: dict, frames: list[dict], location: str | None) -> dict:
+    """The frame to show for a stop: for a breakpoint on a function whose first code is inlined
+    from another, GDB names the inlined one as frame 0; the function asked for is a frame further
+    up at the same address, and that is the one the user wants to look at."""
+    innermost = payload.get("frame") or {}
+    name = (location or "").split("::")[-1]
+    if payload.get("reason") != "breakpoint-hit" or not name or ":" in name:  # none, or file:line
+        return innermost
+    for frame in frames:
+        if frame.get("addr") != innermost.get("addr"):
+            break
+        if frame.get("func", "").split("::")[-1] == name:
+            return frame
+    return innermost
 
 
 def _where(frame: dict) -> str:
