@@ -86,6 +86,9 @@ def test_typed_keys_are_echoed_by_the_ps2_and_console_servers():
             await pilot.press("f2")
             console = app.query_one(SerialConsole)
             await until(pilot, lambda: "[ps2] ready" in console.text, "the keyboard driver to start", timeout=60)
+            await pilot.press("ctrl+n")  # console -> scheduler: the servers' threads are there
+            threads = app.query_one("#threads", DataTable)
+            await until(pilot, lambda: {"init", "console", "ps2"} <= set(cells(threads, "name")), "the server threads")
             await pilot.press("ctrl+t")
             assert app.focused.id == "console-type"
             await pilot.press(*"Hi there!", "enter")
@@ -97,6 +100,12 @@ def test_typed_keys_are_echoed_by_the_ps2_and_console_servers():
             await until(pilot, echoed, "the guest to echo the keys", timeout=60)
             await pilot.press("é", "enter")
             await until(pilot, lambda: str(typed.render()) == "not sent", "the untypable key to be refused")
+            # ps2 calls console once per character: the IPC view counts those messages.
+            await pilot.press("ctrl+n", "ctrl+n")  # console -> scheduler -> IPC
+            assert app.query_one(TabbedContent).active == "ipc"
+            endpoints = app.query_one("#endpoints", DataTable)
+            messages = lambda: sum(int(endpoints.get_row_at(i)[3]) for i in range(endpoints.row_count))
+            await until(pilot, lambda: messages() >= 10, "ten messages in the IPC view")
             await pilot.press("ctrl+q")
 
     run(scenario)
