@@ -11,6 +11,7 @@ that token arrives (about a millisecond). Everything else that arrives meanwhile
 from __future__ import annotations
 
 import collections
+import itertools
 import re
 import select
 import subprocess
@@ -211,6 +212,15 @@ class Gdb:
     def evaluate(self, expression: str) -> str:
         """A C/Rust expression's value as GDB prints it; assignments work too."""
         return self.command(f"-data-evaluate-expression {_quote(expression)}")["value"]
+
+
+def frame_stopped_in(frames: list[dict], stopped: dict, matches) -> dict | None:
+    """Among the frames at a stop's address, innermost first, the first whose function
+    `matches(func)`. When code inlined into a function runs, GDB names the inlined function as
+    frame 0; the function around it is a frame further up at the same address. `frames` is
+    `backtrace()`; `stopped` the stop record's frame (used alone when the backtrace is empty)."""
+    here = list(itertools.takewhile(lambda f: f.get("addr") == stopped.get("addr"), frames)) or [stopped]
+    return next((f for f in here if matches(f.get("func", ""))), None)
 
 
 def _quote(text: str) -> str:

@@ -177,9 +177,7 @@ class StateReader:
             self.check(data)
             inside = self._seq.unpack_from(data, self._seq_offset)[0]
             if before % 2 == 0 and before == inside == after:
-                snap = self.parse(data)
-                snap.read_ms = (time.perf_counter() - started) * 1000
-                return snap
+                return self._timed(data, started)
             before = after
             if optimistic is not None and reads >= optimistic:
                 return await self._paused_snapshot(memory, started, deadline)
@@ -203,9 +201,7 @@ class StateReader:
             self.check(data)
             sequence = self._seq.unpack_from(data, self._seq_offset)[0]
             if sequence % 2 == 0:
-                snap = self.parse(data)
-                snap.read_ms = (time.perf_counter() - started) * 1000
-                return snap
+                return self._timed(data, started)
             if time.perf_counter() > deadline:
                 break
             await asyncio.sleep(0.001)
@@ -213,6 +209,11 @@ class StateReader:
             f"kernel debug-state sequence was odd for {self.patience:g} s in {reads} reads of the "
             f"paused guest (last {sequence:#x}): the kernel may have stopped inside an update (a "
             f"fault?); look at the serial console")
+
+    def _timed(self, data: bytes, started: float) -> Snapshot:
+        snap = self.parse(data)
+        snap.read_ms = (time.perf_counter() - started) * 1000
+        return snap
 
     def check(self, data: bytes) -> None:
         magic, version = self._magic(data), self._version(data)

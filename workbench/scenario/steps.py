@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import dwarf
-from ..gdb import Gdb, GdbError
+from ..gdb import Gdb, GdbError, frame_stopped_in
 from ..kernel_image import KernelImage
 from ..qemu import BootOutcome, Machine
 from ..state import DebugStateError, StateReader, memory_of, wait_published
@@ -291,11 +291,10 @@ async def gdb(ctx: Context, step: model.Gdb) -> str:
         session.mark = len(g.events)
         frame = stopped.get("frame", {})
         where = f"{frame.get('func', '?')} at {frame.get('file', '?')}:{frame.get('line', '?')}"
-        # Stopped in code inlined into a function, GDB names the inlined one first: the frames
-        # at the same address name every function the guest is in. The one expected becomes
-        # the selected frame, so that `print` sees its arguments and locals.
-        here = [f for f in await session.call(g.backtrace) if f.get("addr") == frame.get("addr")] or [frame]
-        match = next((f for f in here if re.search(step.expect_stop, f.get("func", ""))), None)
+        # The expected function may have code inlined into it running: it becomes the selected
+        # frame, so that `print` sees its arguments and locals.
+        frames = await session.call(g.backtrace)
+        match = frame_stopped_in(frames, frame, lambda func: re.search(step.expect_stop, func))
         if match is None:
             raise StepFailed(f"stopped ({stopped.get('reason')}) in {where}, expected /{step.expect_stop}/")
         if int(match.get("level", 0)) > 0:

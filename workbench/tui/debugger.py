@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Static
 
-from ..gdb import Gdb, GdbError
+from ..gdb import Gdb, GdbError, frame_stopped_in
 
 SOURCE_CONTEXT = 6  # lines shown each side of the stop
 REGISTERS = ["rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
@@ -234,19 +234,13 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
 
 
 def _breakpoint_frame(payload: dict, frames: list[dict], location: str | None) -> dict:
-    """The frame to show for a stop: for a breakpoint on a function whose first code is inlined
-    from another, GDB names the inlined one as frame 0; the function asked for is a frame further
-    up at the same address, and that is the one the user wants to look at."""
+    """The frame to show for a stop: for a breakpoint on a function, that function's frame even
+    when code inlined into it is frame 0 (the one the user wants to look at); else frame 0."""
     innermost = payload.get("frame") or {}
     name = (location or "").split("::")[-1]
     if payload.get("reason") != "breakpoint-hit" or not name or ":" in name:  # none, or file:line
         return innermost
-    for frame in frames:
-        if frame.get("addr") != innermost.get("addr"):
-            break
-        if frame.get("func", "").split("::")[-1] == name:
-            return frame
-    return innermost
+    return frame_stopped_in(frames, innermost, lambda func: func.split("::")[-1] == name) or innermost
 
 
 def _where(frame: dict) -> str:

@@ -90,6 +90,7 @@ pub enum Incoming {
 pub fn receive(handle: Handle, capacity: usize, timeout_ms: u64) -> Result<Incoming> {
     let (endpoint, _) = endpoint(handle, Rights::RECEIVE)?;
     let deadline = deadline(timeout_ms);
+    let process = me()?;
     loop {
         let call = match endpoint.receive(deadline)? {
             Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
@@ -99,7 +100,6 @@ pub fn receive(handle: Handle, capacity: usize, timeout_ms: u64) -> Result<Incom
             let _ = call.reply(Err(Error::TooBig));
             continue;
         }
-        let process = me()?;
         let mut table = process.handles.lock();
         let capabilities = core::iter::once(Capability { object: Object::Reply(call.clone()), rights: Rights(0), badge: 0 })
             .chain(call.transfers.iter().cloned());
