@@ -212,7 +212,7 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
         if reason == "breakpoint-hit":
             reason = f"breakpoint {payload.get('bkptno')} hit"
         innermost = payload.get("frame") or {}
-        inlined = f" (inside inlined {innermost.get('func', '??')})" if frame is not innermost else ""
+        inlined = f" (inside inlined {innermost.get('func', '??')})" if int(frame.get("level") or 0) > 0 else ""
         self._status(f"stopped: {reason} in {frame.get('func', '??')} {_where(frame)}{inlined}")
 
         backtrace = self.query_one("#backtrace", DataTable)
