@@ -12,6 +12,9 @@ pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Largest wasm stack a server may use before trapping with a stack overflow.
 pub const MAX_WASM_STACK: usize = 512 << 10;
 
+/// Address space reserved for each linear memory (see `configure`).
+pub const MEMORY_RESERVATION: u64 = 64 << 20;
+
 /// CPU features to compile for, per QEMU CPU model (configs' `cpu.model`); None if unknown.
 /// The kernel accepts an artifact only if the CPU it runs on has every feature named here.
 /// Nothing VEX-encoded (AVX, AVX2, FMA, BMI): the kernel neither enables XSAVE nor saves YMM
@@ -30,9 +33,11 @@ pub fn cpu_features(model: &str) -> Option<&'static [&'static str]> {
 pub fn configure(config: &mut Config) {
     // No signal handlers in ring 0: every trap is an explicit check in the generated code.
     config.signals_based_traps(false);
-    // Linear memories are exactly their size, without reservations or guard regions; they may
-    // move when they grow. Bounds are checked explicitly.
-    config.memory_reservation(0);
+    // Each linear memory reserves this much address space (the kernel's page tables back only
+    // what it grows to) and grows in place within it; past it, it moves. Without a reservation
+    // wasmtime would keep linear memories on the kernel heap, which no large memory fits. No
+    // guard regions: bounds are checked explicitly.
+    config.memory_reservation(MEMORY_RESERVATION);
     config.memory_guard_size(0);
     config.memory_reservation_for_growth(0);
     config.guard_before_linear_memory(false);

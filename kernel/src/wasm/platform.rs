@@ -79,7 +79,8 @@ pub unsafe extern "C" fn wasmtime_mmap_new(size: usize, prot: u32, ret: *mut *mu
     if start + size > WASM_BASE + WASM_SIZE {
         return ENOMEM;
     }
-    let result = set(start as *mut u8, size as usize, prot, false);
+    // A reservation (no access) is fresh address space: nothing to unmap, nothing to back.
+    let result = if access(prot).is_none() { 0 } else { set(start as *mut u8, size as usize, prot, false) };
     if result != 0 {
         set(start as *mut u8, size as usize, 0, true);
         return result;
