@@ -43,15 +43,19 @@ def default_config() -> config.HardwareConfig:
     return config.load(SETTINGS.default_config)
 
 
-@pytest.fixture
-def boot(kernel_image, default_config):
-    """Boots the kernel to its exit: `boot(append="test=x", timeout=30, **config_changes)`."""
+def booter(kernel_image, default_config):
+    """Boots the kernel to its exit: `run(append="test=x", timeout=30, **config_changes)`."""
 
     def run(append: str = "", timeout: float = 60, **changes) -> BootOutcome:
         hardware = dataclasses.replace(default_config, **changes)
         return asyncio.run(boot_machine(SETTINGS, hardware, kernel_image, timeout, append))
 
     return run
+
+
+@pytest.fixture
+def boot(kernel_image, default_config):
+    return booter(kernel_image, default_config)
 
 
 def assert_clean_exit(outcome: BootOutcome) -> None:

@@ -29,7 +29,7 @@ def test_default_config_boots_and_lists_modules(boot):
     hello = SETTINGS.server_artifact("hello", "qemu64")
     assert module.group(1) == "hello.cwasm"
     assert int(module.group(2)) == hello.stat().st_size
-    assert module.group(3) == f"{hello} world"
+    assert module.group(3) == f"{hello} memory={16 << 20} -- world"   # the kernel's settings, then the arguments
 
 
 def test_kernel_sees_its_command_line_and_memory(boot):

@@ -15,10 +15,13 @@ CPU_MODELS = ("qemu64", "Nehalem", "Westmere", "SandyBridge", "IvyBridge", "Hasw
               "Broadwell", "Skylake-Client", "max")
 
 MIN_MEMORY = 16 << 20
+# The linear memory a server may grow to unless its config says otherwise (as in the kernel).
+SERVER_MEMORY = 16 << 20
 # The kernel identity-maps the first 4 GiB, and QEMU's pc machine puts a PCI hole below 4 GiB.
 MAX_MEMORY = 3 << 30
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*$")
 
 
 def memory_size(raw: object) -> int:
@@ -30,6 +33,15 @@ def memory_size(raw: object) -> int:
         raise ValueError(f"{raw!r} is not a size (write e.g. 128M or 1G)")
     number, unit = match.groups()
     return int(number) << {"": 0, "K": 10, "M": 20, "G": 30}[unit.upper()]
+
+
+def duration_ms(raw: object) -> int:
+    """`5s`, `1.5s` or `500ms`, in milliseconds."""
+    match = _DURATION.match(str(raw))
+    if not match:
+        raise ValueError(f"{raw!r} is not a duration (write e.g. 5s or 500ms)")
+    number, unit = match.groups()
+    return round(float(number) * (1000 if unit == "s" else 1))
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,25 @@ class Server:
     artifact: str | None = field(default=None, metadata=check(
         lambda path: path is None or ("," not in path and " " not in path),
         "an artifact path must not contain commas or spaces"))
+    # The linear memory it may grow to: past it, memory.grow returns -1 and malloc NULL.
+    memory: int = field(default=SERVER_MEMORY, metadata={
+        **parser(memory_size),
+        **check(lambda m: 64 << 10 <= m <= 4 << 30, "must be between 64K and 4G (wasm32's whole address space)"),
+    })
+    # Kill it after this much CPU time without a kernel call (`5s`, `500ms`); none by default:
+    # computing is not a fault.
+    watchdog: int | None = field(default=None, metadata={
+        **parser(lambda raw: None if raw is None else duration_ms(raw)),
+        **check(lambda ms: ms is None or ms > 0, "must be longer than 0 ms"),
+    })
+
+    def module_settings(self) -> list[str]:
+        """The kernel's settings for this server, as its Multiboot module command line has them
+        (before `--`; wasm/mod.rs reads them)."""
+        settings = [f"memory={self.memory}"]
+        if self.watchdog is not None:
+            settings.append(f"watchdog_ms={self.watchdog}")
+        return settings
 
 
 @dataclass(frozen=True)
@@ -72,6 +103,11 @@ class HardwareConfig:
     # Count guest instructions (-icount shift=0): the TSC then advances one per instruction,
     # so cycle figures are repeatable under TCG. Benchmarks use it.
     icount: bool = False
+    # With icount, each guest instruction takes 2**icount_shift ns of guest time, and the guest
+    # clock stands still while the CPU is idle only as long as no timer is due (sleep=off): time
+    # in the guest is counted, never measured on the host. A higher shift lets a long guest-time
+    # scenario run in seconds.
+    icount_shift: int = field(default=0, metadata=check(lambda n: 0 <= n <= 10, "must be between 0 and 10"))
     servers: list[Server] = field(default_factory=list)
     path: Path | None = field(default=None, init=False, compare=False)
 

@@ -9,6 +9,7 @@ PR_SET_PDEATHSIG, so even a workbench killed with SIGKILL leaves no QEMU behind.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import collections
 import contextlib
 import ctypes
@@ -105,7 +106,7 @@ class Machine:
             if not path.is_file():
                 raise QemuError(f"server module {path} does not exist (run `kwast-bench build`; "
                                 f"is there a servers/{server.name}/ directory?)")
-            modules.append(" ".join([str(path), *server.args]))
+            modules.append(" ".join([str(path), *server.module_settings(), "--", *server.args]))
         return modules
 
     def argv(self) -> list[str]:
@@ -131,7 +132,7 @@ class Machine:
         if modules:
             argv += ["-initrd", ",".join(modules)]
         if c.icount:
-            argv += ["-icount", "shift=0"]
+            argv += ["-icount", f"shift={c.icount_shift},sleep=off"]
         if c.snapshots:
             argv += ["-blockdev", f"driver=qcow2,node-name={self.snapshot_node},file.driver=file,"
                                   f"file.filename={self.socket_dir / 'snapshots.qcow2'}"]
@@ -293,8 +294,10 @@ class Machine:
         return "\n".join(self.serial_lines + ([self._partial] if self._partial else []))
 
     async def _read_serial(self, reader: asyncio.StreamReader) -> None:
+        # Incremental: a character of several bytes (a kill reason's arrows) may be split between reads.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while chunk := await reader.read(4096):
-            text = chunk.decode(errors="replace").replace("\r", "")
+            text = decoder.decode(chunk).replace("\r", "")
             if self.on_serial is not None:
                 self.on_serial(text)
             *complete, self._partial = (self._partial + text).split("\n")

@@ -134,7 +134,8 @@ static void kwast_once(void) {
     case 12: count("kwast_irq_bind", kwast_irq_bind(handle(), below(2) ? below(24) : (uint32_t)next(), handle(), next())); break;
     case 13: count("kwast_ports_grant", kwast_ports_grant(handle(), (uint32_t)next() & 0xffff, (uint32_t)next())); break;
     case 14: count("kwast_spawn", kwast_spawn(handle(), (char *)buffer(n), n, (char *)buffer(m), m,
-                               (kwast_handle *)buffer(16), below(9), handle(), next())); break;
+                               (kwast_handle *)buffer(16), below(9), handle(), next(),
+                               (struct kwast_limits *)buffer(16))); break;
     case 15: count("kwast_process_status", kwast_process_status(handle(), (char *)buffer(n), n)); break;
     case 16: {  /* the TSC never runs backwards: a result outside the codes if it did */
         uint64_t before = kwast_cycles();

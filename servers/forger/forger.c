@@ -14,7 +14,7 @@ int main(void) {
     try("call guessed KWAST_GRANT(0)", kwast_call(KWAST_GRANT(0), "x", 1, reply, sizeof reply, 0, 0, 10));
     try("signal forged 0xffffffff", kwast_signal(0xffffffffu, 1));
     try("port_in8 without ports", kwast_port_in8(KWAST_GRANT(3), 0x60));
-    try("spawn without authority", kwast_spawn(KWAST_GRANT(0), "hello", 5, "", 0, 0, 0, 0, 0));
+    try("spawn without authority", kwast_spawn(KWAST_GRANT(0), "hello", 5, "", 0, 0, 0, 0, 0, 0));
     int32_t mine = kwast_notification_create();
     try("wait on own notification", kwast_wait((kwast_handle)mine, 5));
     try("call own notification", kwast_call((kwast_handle)mine, "x", 1, reply, sizeof reply, 0, 0, 10));

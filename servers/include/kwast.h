@@ -143,13 +143,20 @@ int32_t kwast_irq_bind(kwast_handle irq_control, uint32_t irq, kwast_handle noti
 KWAST_IMPORT(ports_grant)
 int32_t kwast_ports_grant(kwast_handle port_control, uint32_t base, uint32_t count);
 
+/* What a started server may use; 0 in a field keeps the boot module's own setting (from the
+ * config), and a NULL `limits` keeps them all. */
+struct kwast_limits {
+    uint64_t memory_bytes; /* linear memory it may grow to (at most 4 GiB); past it malloc gives NULL */
+    uint64_t watchdog_ms;  /* killed after this much CPU time without a kernel call */
+};
+
 /* Starts the boot module `name` (needs KWAST_INIT_SPAWN) with space-separated `args`, giving it
  * copies of `grants` (each needs KWAST_RIGHT_GRANT) as its KWAST_GRANT(0..). When it ends, the
  * kernel signals `exit_bits` on `exit_notification` (0: none). Returns a process handle. */
 KWAST_IMPORT(spawn)
 int32_t kwast_spawn(kwast_handle spawn_control, const char *name, uint32_t name_length, const char *args,
                     uint32_t args_length, const kwast_handle *grants, uint32_t grant_count,
-                    kwast_handle exit_notification, uint64_t exit_bits);
+                    kwast_handle exit_notification, uint64_t exit_bits, const struct kwast_limits *limits);
 
 /* How a started process ended: its exit code (>= 0), KWAST_ESTILLRUNNING, or KWAST_EKILLED
  * with the reason (a NUL-terminated line) in `reason`. */

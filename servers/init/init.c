@@ -8,7 +8,9 @@
  *   irq=N         IRQ N bound to a fresh notification: the IRQ (ack) and the notification (wait)
  *   ports=B+C     I/O ports B .. B+C-1
  *   arg=TEXT      not a capability: one argument for the server
- * e.g. `ps2:irq=1:ports=0x60+5:call=console`.
+ *   memory=SIZE   not a capability: the linear memory it may grow to (64M, 512K, 1G, bytes)
+ *   watchdog=TIME not a capability: kill it after TIME of CPU without a kernel call (5s, 500ms)
+ * e.g. `ps2:irq=1:ports=0x60+5:call=console`. Limits not given are the boot module's own.
  *
  * A server that dies is restarted, at most MAX_RESTARTS times, with a log line naming it and
  * why. init exits when every server has exited on its own. */
@@ -27,6 +29,7 @@ struct server {
     char args[256];
     kwast_handle grants[16];
     uint32_t grant_count;
+    struct kwast_limits limits;
     kwast_handle process;
     int restarts;
     int running;
@@ -55,6 +58,16 @@ static kwast_handle endpoint(const char *name) {
     snprintf(endpoints[endpoint_count].name, sizeof endpoints[0].name, "%s", name);
     endpoints[endpoint_count++].handle = (kwast_handle)handle;
     return (kwast_handle)handle;
+}
+
+/* `number` times the factor its suffix names, or 0 if the suffix is not one of `units`. */
+static uint64_t scaled(const char *text, const char *const *units, const uint64_t *factors) {
+    char *end;
+    uint64_t number = strtoull(text, &end, 0);
+    for (int i = 0; units[i]; i++)
+        if (strcmp(end, units[i]) == 0)
+            return number * factors[i];
+    return 0;
 }
 
 static void give(struct server *s, int32_t handle, const char *what) {
@@ -91,6 +104,20 @@ static void parse(struct server *s, char *spec, int index) {
             }
             *count++ = 0;
             give(s, kwast_ports_grant(KWAST_INIT_PORTS, (uint32_t)strtoul(value, NULL, 0), (uint32_t)strtoul(count, NULL, 0)), "ports_grant");
+        } else if (strcmp(item, "memory") == 0) {
+            static const char *const units[] = {"", "K", "M", "G", NULL};
+            static const uint64_t factors[] = {1, 1 << 10, 1 << 20, 1 << 30};
+            if (!(s->limits.memory_bytes = scaled(value, units, factors))) {
+                printf("init: %s: memory=%s is not a size (64M, 512K, 1G)\n", s->name, value);
+                exit(2);
+            }
+        } else if (strcmp(item, "watchdog") == 0) {
+            static const char *const units[] = {"s", "ms", NULL};
+            static const uint64_t factors[] = {1000, 1};
+            if (!(s->limits.watchdog_ms = scaled(value, units, factors))) {
+                printf("init: %s: watchdog=%s is not a time (5s, 500ms)\n", s->name, value);
+                exit(2);
+            }
         } else if (strcmp(item, "arg") == 0) {
             size_t used = strlen(s->args);
             snprintf(s->args + used, sizeof s->args - used, "%s%s", used ? " " : "", value);
@@ -104,7 +131,7 @@ static void parse(struct server *s, char *spec, int index) {
 static void start(int index) {
     struct server *s = &servers[index];
     int32_t process = kwast_spawn(KWAST_INIT_SPAWN, s->name, strlen(s->name), s->args, strlen(s->args),
-                                  s->grants, s->grant_count, exits, 1ull << index);
+                                  s->grants, s->grant_count, exits, 1ull << index, &s->limits);
     if (process < 0)
         fail("spawn", process);
     s->process = (kwast_handle)process;
@@ -136,7 +163,7 @@ int main(int argc, char **argv) {
             struct server *s = &servers[i];
             if (!(bits & (1ull << i)) || !s->running)
                 continue;
-            char reason[160] = "";
+            char reason[512] = "";
             int32_t status = kwast_process_status(s->process, reason, sizeof reason);
             kwast_close(s->process);
             s->running = 0;

@@ -155,24 +155,29 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
         Ok(code(range.and_then(|(base, count)| ipc::ports_grant(control as u32, base, count)).map(i64::from)) as i32)
     })?;
     linker.func_wrap(MODULE, "spawn", |mut c: Caller<'_, ServerState>, control: i32, name: i32, name_len: i32, args: i32,
-                                        args_len: i32, grants: i32, grant_count: i32, exit_notification: i32, exit_bits: i64| {
+                                        args_len: i32, grants: i32, grant_count: i32, exit_notification: i32, exit_bits: i64,
+                                        limits: i32| {
         let request = with_guest(&mut c, |g| -> Result<_, Error> {
+            let limits = match limits {
+                0 => super::SpawnLimits::default(),
+                at => spawn_limits(g.read_u64(at as u32)?, g.read_u64(at as u32 + 8)?)?,
+            };
             let name = core::str::from_utf8(g.bytes(name as u32, name_len as u32)?).map_err(|_| Error::InvalidArgument)?;
             let args = core::str::from_utf8(g.bytes(args as u32, args_len as u32)?).map_err(|_| Error::InvalidArgument)?;
             if grant_count as u32 > MAX_GRANTS {
                 return Err(Error::TooBig);
             }
             let handles: Vec<u32> = (0..grant_count as u32).map(|i| g.read_u32(grants as u32 + 4 * i)).collect::<Result<_, _>>()?;
-            Ok((String::from(name), args.split_whitespace().map(String::from).collect::<Vec<_>>(), handles))
+            Ok((String::from(name), args.split_whitespace().map(String::from).collect::<Vec<_>>(), handles, limits))
         })?;
-        let result = request.and_then(|(name, args, handles)| {
+        let result = request.and_then(|(name, args, handles, limits)| {
             ipc::check_spawn(control as u32)?;
             let grants = ipc::grants(&handles)?;
             let on_exit = match exit_notification {
                 0 => None,
                 handle => Some((ipc::notification_of(handle as u32)?, ipc::signal_bits(exit_bits as u64)?)),
             };
-            let child = super::spawn(&name, args, grants, on_exit).ok_or(Error::InvalidArgument)?;
+            let child = super::spawn(&name, args, limits, grants, on_exit).ok_or(Error::InvalidArgument)?;
             let me = crate::process::current().ok_or(Error::InvalidHandle)?;
             ipc::grant(&me, Object::Process(child), Rights(0), 0)
         });
@@ -198,3 +203,15 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
 
 /// Handles one spawn may give the new server.
 const MAX_GRANTS: u32 = 16;
+
+/// `struct kwast_limits` (kwast.h): 0 keeps the boot module's setting. Linear memory is
+/// 32-bit: no limit above 4 GiB means anything.
+fn spawn_limits(memory: u64, watchdog_ms: u64) -> Result<super::SpawnLimits, Error> {
+    if memory > 1 << 32 {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(super::SpawnLimits {
+        memory: (memory != 0).then_some(memory as usize),
+        watchdog_ms: (watchdog_ms != 0).then_some(watchdog_ms),
+    })
+}

@@ -19,11 +19,43 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// A boot module: what `kwast_spawn` can start by name.
+#[derive(Clone)]
 pub struct BootModule {
     pub name: String,
     pub file_name: String,
     pub args: Vec<String>,
+    /// Its limits unless its starter gives others.
+    pub limits: server::Limits,
     pub bytes: &'static [u8],
+}
+
+impl BootModule {
+    /// A module's command line is `FILE [SETTING=VALUE ... --] ARGS...`: the settings before a
+    /// `--` are the kernel's (`memory=BYTES`, `watchdog_ms=MS`), the rest the server's arguments.
+    fn parse(file_name: &str, cmdline: &str, bytes: &'static [u8]) -> Result<BootModule, String> {
+        let file_name = String::from(file_name);
+        let words: Vec<&str> = cmdline.split_whitespace().skip(1).collect();
+        let (settings, args) = match words.iter().position(|&w| w == "--") {
+            Some(end) => (&words[..end], &words[end + 1..]),
+            None => (&[][..], &words[..]),
+        };
+        let mut limits = server::Limits::default();
+        for setting in settings {
+            let value = |v: &str| v.parse::<u64>().map_err(|_| alloc::format!("{}: {} is not a number", file_name, setting));
+            match setting.split_once('=') {
+                Some(("memory", v)) => limits.memory = value(v)? as usize,
+                Some(("watchdog_ms", v)) => limits.watchdog_ms = Some(value(v)?),
+                _ => return Err(alloc::format!("{}: unknown setting {}", file_name, setting)),
+            }
+        }
+        Ok(BootModule {
+            name: String::from(file_name.split('.').next().unwrap_or(&file_name)),
+            args: args.iter().map(|&a| String::from(a)).collect(),
+            file_name,
+            limits,
+            bytes,
+        })
+    }
 }
 
 static BOOT_MODULES: IrqMutex<Vec<BootModule>> = IrqMutex::new(Vec::new());
@@ -32,41 +64,46 @@ static BOOT_MODULES: IrqMutex<Vec<BootModule>> = IrqMutex::new(Vec::new());
 pub fn start_boot_servers(boot: &BootInfo) -> usize {
     let mut modules = BOOT_MODULES.lock();
     for module in boot.modules() {
-        let file_name = module.name();
-        modules.push(BootModule {
-            name: String::from(file_name.split('.').next().unwrap_or(file_name)),
-            file_name: String::from(file_name),
-            args: module.cmdline.split_whitespace().skip(1).map(String::from).collect(),
-            bytes: module.bytes(),
-        });
+        match BootModule::parse(module.name(), module.cmdline, module.bytes()) {
+            Ok(parsed) => modules.push(parsed),
+            Err(why) => crate::kprintln!("module ignored: {}", why),
+        }
     }
     let has_init = modules.iter().any(|m| m.name == "init");
-    let to_start: Vec<(String, String, Vec<String>, &'static [u8])> = modules
-        .iter()
-        .filter(|m| !has_init || m.name == "init")
-        .map(|m| (m.name.clone(), m.file_name.clone(), m.args.clone(), m.bytes))
-        .collect();
+    let to_start: Vec<BootModule> = modules.iter().filter(|m| !has_init || m.name == "init").cloned().collect();
     // Starting a server may switch threads: never with a lock held.
     drop(modules);
     let root = |object| Capability { object, rights: Rights::GRANT, badge: 0 };
-    for (name, file_name, args, bytes) in &to_start {
+    for module in to_start.iter() {
         let grants = if has_init {
             // KWAST_GRANT(0..3) of init: spawn, IRQ and port authority.
             alloc::vec![root(Object::SpawnControl), root(Object::IrqControl), root(Object::PortControl)]
         } else {
             Vec::new()
         };
-        server::start(name, file_name, args.clone(), bytes, grants, None);
+        server::start(&module.name, &module.file_name, module.args.clone(), module.limits, module.bytes, grants, None);
     }
     to_start.len()
 }
 
-/// Starts the boot module `name` on behalf of a server holding the spawn capability.
-pub fn spawn(name: &str, args: Vec<String>, grants: Vec<Capability>, on_exit: Option<server::ExitSignal>)
-    -> Option<crate::process::ProcessId> {
+/// Starts the boot module `name` on behalf of a server holding the spawn capability, with the
+/// module's own limits where `limits` leaves them unset.
+pub fn spawn(name: &str, args: Vec<String>, limits: SpawnLimits, grants: Vec<Capability>,
+             on_exit: Option<server::ExitSignal>) -> Option<crate::process::ProcessId> {
     let modules = BOOT_MODULES.lock();
     let module = modules.iter().find(|m| m.name == name)?;
     let (file_name, bytes) = (module.file_name.clone(), module.bytes);
+    let limits = server::Limits {
+        memory: limits.memory.unwrap_or(module.limits.memory),
+        watchdog_ms: limits.watchdog_ms.or(module.limits.watchdog_ms),
+    };
     drop(modules);
-    Some(server::start(name, &file_name, args, bytes, grants, on_exit))
+    Some(server::start(name, &file_name, args, limits, bytes, grants, on_exit))
+}
+
+/// The limits a starter asks for; None keeps the boot module's.
+#[derive(Clone, Copy, Default)]
+pub struct SpawnLimits {
+    pub memory: Option<usize>,
+    pub watchdog_ms: Option<u64>,
 }

@@ -4,7 +4,7 @@
 
 use super::artifact;
 use super::engine::engine;
-use super::wasi::{Errno, Outcome, Wasi};
+use super::wasi::{self, Errno, Outcome, Wasi};
 use crate::process::{self, Process, ProcessId};
 use crate::sched::{self, Priority, WaitQueue};
 use crate::sync::IrqMutex;
@@ -15,22 +15,26 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use wasmtime::{Caller, Engine, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline, Val};
+use wasmtime::{Caller, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline, Val, WasmBacktrace};
 
 /// Stack of a server's thread: the wasm stack limit plus room for the kernel and wasmtime.
 const SERVER_STACK: u64 = kwast_engine_config::MAX_WASM_STACK as u64 + (512 << 10);
-/// Linear memory a server may grow to; growing beyond it traps.
-const MAX_MEMORY: usize = 16 << 20;
-/// A server that computes for this long (CPU time, not time blocked) without calling the
-/// kernel is stopped.
-const WATCHDOG_MS: u64 = 2000;
-
 const WASI: &str = "wasi_snapshot_preview1";
-/// The WASI functions `linker` defines; any other the server imports answers ENOSYS.
-const WASI_FUNCTIONS: &[&str] = &[
-    "fd_write", "fd_close", "fd_seek", "fd_fdstat_get", "args_sizes_get", "args_get", "environ_sizes_get",
-    "environ_get", "clock_time_get", "random_get", "sched_yield", "poll_oneoff", "proc_exit",
-];
+
+/// What a server may use. Set per server in the config and in init's manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory it may grow to; past it `memory.grow` returns -1 (`malloc` gives NULL).
+    pub memory: usize,
+    /// Stop it after this much CPU time (ms) without a kernel call; None: computing is no fault.
+    pub watchdog_ms: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { memory: 16 << 20, watchdog_ms: None }
+    }
+}
 
 /// How a server ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +49,7 @@ pub struct ServerState {
     process: Arc<Process>,
     wasi: Wasi,
     limits: StoreLimits,
+    watchdog_ms: Option<u64>,
     /// The server thread's CPU time (ticks) at its last call into the kernel: the watchdog's
     /// reference.
     cpu_at_last_call: u64,
@@ -72,6 +77,18 @@ impl ServerState {
         }
         Ok(())
     }
+
+    /// Every epoch: a kill, or the watchdog if the server has one and ran past it.
+    fn on_epoch(&self) -> wasmtime::Result<UpdateDeadline> {
+        self.check_killed()?;
+        if let Some(limit) = self.watchdog_ms {
+            let computing = sched::current_run_ticks() - self.cpu_at_last_call;
+            if computing * 1000 / crate::time::TICK_HZ > limit {
+                return Err(wasmtime::Error::new(Watchdog(limit)));
+            }
+        }
+        Ok(UpdateDeadline::Continue(1))
+    }
 }
 
 /// The server's linear memory (its `memory` export).
@@ -98,6 +115,21 @@ impl core::fmt::Display for KilledOnRequest {
 
 impl core::error::Error for KilledOnRequest {}
 
+/// The watchdog's stop, carried out of wasm as an error.
+#[derive(Debug)]
+struct Watchdog(u64);
+
+impl core::fmt::Display for Watchdog {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self.0 % 1000 {
+            0 => write!(f, "watchdog: {} s of CPU without a kernel call", self.0 / 1000),
+            _ => write!(f, "watchdog: {} ms of CPU without a kernel call", self.0),
+        }
+    }
+}
+
+impl core::error::Error for Watchdog {}
+
 /// `proc_exit`, carried out of wasm as an error.
 #[derive(Debug)]
 struct ProcExit(u32);
@@ -120,8 +152,8 @@ pub type ExitSignal = (Arc<Notification>, u64);
 
 /// Starts `bytes` (the module file `file_name`) as a server named `name`, holding `grants` as
 /// its first handles (see KWAST_GRANT in kwast.h).
-pub fn start(name: &str, file_name: &str, args: Vec<String>, bytes: &'static [u8], grants: Vec<Capability>,
-             on_exit: Option<ExitSignal>) -> ProcessId {
+pub fn start(name: &str, file_name: &str, args: Vec<String>, limits: Limits, bytes: &'static [u8],
+             grants: Vec<Capability>, on_exit: Option<ExitSignal>) -> ProcessId {
     let process = process::create(name, args);
     let id = process.id;
     {
@@ -133,7 +165,7 @@ pub fn start(name: &str, file_name: &str, args: Vec<String>, bytes: &'static [u8
     *RUNNING.lock() += 1;
     let file_name = String::from(file_name);
     let spawned = sched::spawn_in(Some(id), name, Priority::NORMAL, SERVER_STACK, move || {
-        let exit = run(&process, &file_name, bytes);
+        let exit = run(&process, &file_name, limits, bytes);
         finish(&process, exit, on_exit);
     });
     if let Err(error) = spawned {
@@ -171,7 +203,7 @@ pub fn wait_all() {
     EXITED.wait_until(|| *RUNNING.lock() == 0);
 }
 
-fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
+fn run(process: &Arc<Process>, file_name: &str, limits: Limits, bytes: &[u8]) -> Exit {
     let name = process.name.as_str();
     if let Err(refusal) = artifact::verify(file_name, bytes) {
         return Exit::Killed(alloc::format!("artifact {} refused: {}", file_name, refusal));
@@ -188,23 +220,16 @@ fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
     let state = ServerState {
         process: process.clone(),
         wasi: Wasi::new(name, &process.args),
-        limits: StoreLimitsBuilder::new().memory_size(MAX_MEMORY).trap_on_grow_failure(true).build(),
+        limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(),
+        watchdog_ms: limits.watchdog_ms,
         cpu_at_last_call: sched::current_run_ticks(),
         memory: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|context| {
-        context.data().check_killed()?;
-        let computing = sched::current_run_ticks() - context.data().cpu_at_last_call;
-        if computing * 1000 / crate::time::TICK_HZ > WATCHDOG_MS {
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            Ok(UpdateDeadline::Continue(1))
-        }
-    });
-    let linker = match linker(engine, &module) {
+    store.epoch_deadline_callback(|context| context.data().on_epoch());
+    let linker = match linker(&mut store, &module) {
         Ok(linker) => linker,
         Err(error) => return Exit::Killed(alloc::format!("cannot link: {:#}", error)),
     };
@@ -218,17 +243,47 @@ fn run(process: &Arc<Process>, file_name: &str, bytes: &[u8]) -> Exit {
     store.data_mut().wasi.flush();
     match result {
         Ok(()) => Exit::Code(0),
-        Err(error) => {
-            if let Some(ProcExit(code)) = error.downcast_ref::<ProcExit>() {
-                Exit::Code(*code)
-            } else if let Some(trap) = error.downcast_ref::<Trap>() {
-                Exit::Killed(alloc::format!("{}", trap)) // "wasm trap: <what>"
-            } else {
-                // The root cause names what happened; the outer layers only add a backtrace.
-                Exit::Killed(alloc::format!("{}", error.root_cause()))
-            }
-        }
+        Err(error) => match error.downcast_ref::<ProcExit>() {
+            Some(ProcExit(code)) => Exit::Code(*code),
+            None => Exit::Killed(kill_reason(&error)),
+        },
     }
+}
+
+/// What happened and where: `out of bounds memory access in poke ← main ← _start`. Functions
+/// are named from the module's name section, else `func[INDEX]@0xOFFSET` (module offset); a
+/// function repeated (recursion) is said once with its count, `deeper ×4000`.
+fn kill_reason(error: &wasmtime::Error) -> String {
+    use core::fmt::Write;
+    let mut reason = match error.downcast_ref::<Trap>() {
+        // wasmtime says "wasm trap: <what>"; every kill reason is one, so only <what> is kept.
+        Some(trap) => {
+            let text = alloc::format!("{}", trap);
+            String::from(text.strip_prefix("wasm trap: ").unwrap_or(&text))
+        }
+        // The root cause names what happened; the outer layers only add the backtrace.
+        None => alloc::format!("{}", error.root_cause()),
+    };
+    let frames = error.downcast_ref::<WasmBacktrace>().map(WasmBacktrace::frames).unwrap_or(&[]);
+    let name = |frame: &wasmtime::FrameInfo| match frame.func_name() {
+        Some(name) => String::from(name),
+        None => alloc::format!("func[{}]@{:#x}", frame.func_index(), frame.module_offset().unwrap_or(0)),
+    };
+    let mut rest = frames.iter().map(name).peekable();
+    let mut first = true;
+    while let Some(function) = rest.next() {
+        let mut times = 1;
+        while rest.next_if_eq(&function).is_some() {
+            times += 1;
+        }
+        reason.push_str(if first { " in " } else { " \u{2190} " });
+        first = false;
+        let _ = match times {
+            1 => write!(reason, "{}", function),
+            _ => write!(reason, "{} \u{d7}{}", function, times),
+        };
+    }
+    reason
 }
 
 /// Runs a WASI call with the server's linear memory, and turns its outcome into wasm's.
@@ -244,17 +299,23 @@ fn wasi_call(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Wasi, &mu
     }
 }
 
-fn linker(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<ServerState>> {
-    let mut linker = Linker::new(engine);
+fn linker(store: &mut Store<ServerState>, module: &Module) -> wasmtime::Result<Linker<ServerState>> {
+    let mut linker = Linker::new(store.engine());
     linker.func_wrap(WASI, "fd_write", |mut c: Caller<'_, ServerState>, fd: i32, iovs: i32, len: i32, written: i32| {
         wasi_call(&mut c, |w, m| w.fd_write(m, fd as u32, iovs as u32, len as u32, written as u32))
     })?;
+    linker.func_wrap(WASI, "fd_read", |mut c: Caller<'_, ServerState>, fd: i32, iovs: i32, len: i32, read: i32| {
+        wasi_call(&mut c, |w, m| w.fd_read(m, fd as u32, iovs as u32, len as u32, read as u32))
+    })?;
     linker.func_wrap(WASI, "fd_close", |mut c: Caller<'_, ServerState>, fd: i32| wasi_call(&mut c, |w, _| w.fd_close(fd as u32)))?;
-    linker.func_wrap(WASI, "fd_seek", |mut c: Caller<'_, ServerState>, fd: i32, _offset: i64, _whence: i32, _new: i32| {
-        wasi_call(&mut c, |w, _| w.fd_seek(fd as u32))
+    linker.func_wrap(WASI, "fd_renumber", |mut c: Caller<'_, ServerState>, from: i32, to: i32| {
+        wasi_call(&mut c, |w, _| w.fd_renumber(from as u32, to as u32))
     })?;
     linker.func_wrap(WASI, "fd_fdstat_get", |mut c: Caller<'_, ServerState>, fd: i32, stat: i32| {
         wasi_call(&mut c, |w, m| w.fd_fdstat_get(m, fd as u32, stat as u32))
+    })?;
+    linker.func_wrap(WASI, "fd_filestat_get", |mut c: Caller<'_, ServerState>, fd: i32, stat: i32| {
+        wasi_call(&mut c, |w, m| w.fd_filestat_get(m, fd as u32, stat as u32))
     })?;
     linker.func_wrap(WASI, "args_sizes_get", |mut c: Caller<'_, ServerState>, count: i32, size: i32| {
         wasi_call(&mut c, |w, m| w.args_sizes_get(m, count as u32, size as u32))
@@ -271,6 +332,9 @@ fn linker(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<ServerSta
     linker.func_wrap(WASI, "clock_time_get", |mut c: Caller<'_, ServerState>, clock: i32, _precision: i64, time: i32| {
         wasi_call(&mut c, |w, m| w.clock_time_get(m, clock as u32, time as u32))
     })?;
+    linker.func_wrap(WASI, "clock_res_get", |mut c: Caller<'_, ServerState>, clock: i32, resolution: i32| {
+        wasi_call(&mut c, |w, m| w.clock_res_get(m, clock as u32, resolution as u32))
+    })?;
     linker.func_wrap(WASI, "random_get", |mut c: Caller<'_, ServerState>, buffer: i32, len: i32| {
         wasi_call(&mut c, |w, m| w.random_get(m, buffer as u32, len as u32))
     })?;
@@ -278,16 +342,27 @@ fn linker(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<ServerSta
     linker.func_wrap(WASI, "poll_oneoff", |mut c: Caller<'_, ServerState>, input: i32, output: i32, count: i32, events: i32| {
         wasi_call(&mut c, |w, m| w.poll_oneoff(m, input as u32, output as u32, count as u32, events as u32))
     })?;
-    super::abi::define(&mut linker)?;
     linker.func_wrap(WASI, "proc_exit", |mut c: Caller<'_, ServerState>, code: i32| -> wasmtime::Result<()> {
         wasi_call(&mut c, |w, _| w.proc_exit(code as u32)).map(drop)
     })?;
-    // Every other WASI function the module imports answers ENOSYS.
-    for import in module.imports().filter(|i| i.module() == WASI && !WASI_FUNCTIONS.contains(&i.name())) {
+    super::abi::define(&mut linker)?;
+    // The other WASI functions the module imports: those that only look at their descriptor
+    // answer by it (wasi::by_descriptor), the rest (none that wasi-libc reaches) ENOSYS.
+    let imports: Vec<_> = module.imports().filter(|i| i.module() == WASI).collect();
+    for import in imports {
         let Some(ty) = import.ty().func().cloned() else { continue };
-        linker.func_new(WASI, import.name(), ty, |_caller, _params, results| {
+        if linker.get(&mut *store, WASI, import.name()).is_ok() {
+            continue;
+        }
+        let rule = wasi::by_descriptor(import.name());
+        linker.func_new(WASI, import.name(), ty, move |mut caller, params, results| {
+            caller.data_mut().enter()?;
+            let errno = match (&rule, params.get(rule.as_ref().map_or(0, |r| r.argument))) {
+                (Some(rule), Some(Val::I32(fd))) => caller.data().wasi.answer(rule, *fd as u32),
+                _ => Errno::Nosys,
+            };
             if let Some(result) = results.first_mut() {
-                *result = Val::I32(Errno::Nosys as i32);
+                *result = Val::I32(errno as i32);
             }
             Ok(())
         })?;
