@@ -94,6 +94,24 @@ int main(void) {
     SHOW(__wasi_clock_time_get(__WASI_CLOCKID_THREAD_CPUTIME_ID, 1, &time));
     SHOW(__wasi_fd_fdstat_set_flags(1, __WASI_FDFLAGS_APPEND));
     SHOW(__wasi_poll_oneoff(0, 0, 0, &n));
+    /* Streams never block: a subscription to one is an event at once, beside a clock. */
+    __wasi_subscription_t subscriptions[4] = {
+        {.userdata = 1, .u = {.tag = __WASI_EVENTTYPE_FD_READ, .u.fd_read = {0}}},
+        {.userdata = 2, .u = {.tag = __WASI_EVENTTYPE_FD_WRITE, .u.fd_write = {1}}},
+        {.userdata = 3, .u = {.tag = __WASI_EVENTTYPE_CLOCK, .u.clock = {__WASI_CLOCKID_MONOTONIC, 60000000000ull, 0, 0}}},
+        {.userdata = 4, .u = {.tag = __WASI_EVENTTYPE_FD_READ, .u.fd_read = {9}}},
+    };
+    __wasi_event_t happened[4];
+    SHOW(__wasi_poll_oneoff(subscriptions, happened, 4, &n));
+    SHOW(__wasi_poll_oneoff(subscriptions, happened, 3, &n));
+    for (__wasi_size_t i = 0; i < n; i++)
+        printf("event %llu: error %d type %d nbytes %llu flags %d\n", (unsigned long long)happened[i].userdata,
+               happened[i].error, happened[i].type, (unsigned long long)happened[i].fd_readwrite.nbytes,
+               happened[i].fd_readwrite.flags);
+    /* The wrong direction: reading stdout, writing stdin. */
+    subscriptions[0].u.u.fd_read.file_descriptor = 1;
+    subscriptions[1].u.u.fd_write.file_descriptor = 0;
+    SHOW(__wasi_poll_oneoff(subscriptions, happened, 2, &n));
     SHOW(__wasi_random_get((uint8_t *)buffer, 0));
     SHOW(__wasi_sched_yield());
     /* Closing a standard stream closes it: it is gone afterwards. */

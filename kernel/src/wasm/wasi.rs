@@ -68,17 +68,15 @@ pub fn by_descriptor(function: &str) -> Option<ByDescriptor> {
     use Errno::*;
     Some(match function {
         "fd_advise" | "fd_allocate" | "fd_datasync" | "fd_sync" | "fd_fdstat_set_flags" | "fd_fdstat_set_rights"
-        | "fd_filestat_set_size" | "fd_filestat_set_times" | "fd_readdir" | "fd_prestat_get" | "fd_prestat_dir_name" => {
+        | "fd_filestat_set_size" | "fd_filestat_set_times" | "fd_readdir" | "fd_prestat_get" | "fd_prestat_dir_name"
+        | "path_create_directory" | "path_filestat_get" | "path_filestat_set_times" | "path_link" | "path_open"
+        | "path_readlink" | "path_remove_directory" | "path_rename" | "path_symlink" | "path_unlink_file" => {
             rule(0, Badf, Badf)
         }
         "fd_pread" => rule(0, Spipe, Badf),
         "fd_pwrite" => rule(0, Badf, Spipe),
         "fd_seek" | "fd_tell" => rule(0, Spipe, Spipe),
         "sock_accept" | "sock_recv" | "sock_send" | "sock_shutdown" => rule(0, Notsock, Notsock),
-        "path_create_directory" | "path_filestat_get" | "path_filestat_set_times" | "path_link" | "path_open"
-        | "path_readlink" | "path_remove_directory" | "path_rename" | "path_symlink" | "path_unlink_file" => {
-            rule(0, Badf, Badf)
-        }
         _ => return None,
     })
 }
@@ -96,10 +94,20 @@ const CLOCK_RESOLUTION_NS: u64 = 1000;
 const EVENTTYPE_CLOCK: u8 = 0;
 const EVENTTYPE_FD_READ: u8 = 1;
 const EVENTTYPE_FD_WRITE: u8 = 2;
-const EVENTRWFLAGS_HANGUP: u16 = 1;
+/// What wasmtime reports a ready stream to hold (or take): one byte.
+const STREAM_READY_BYTES: u64 = 1;
 const SUBCLOCKFLAG_ABSTIME: u16 = 1;
 const SUBSCRIPTION_SIZE: u32 = 48;
 const EVENT_SIZE: u32 = 32;
+
+/// A `poll_oneoff` event record: its userdata, error and type (the rest zero).
+fn event(userdata: u64, error: Errno, kind: u8) -> [u8; EVENT_SIZE as usize] {
+    let mut event = [0u8; EVENT_SIZE as usize];
+    event[..8].copy_from_slice(&userdata.to_le_bytes());
+    event[8..10].copy_from_slice(&(error as u16).to_le_bytes());
+    event[10] = kind;
+    event
+}
 
 /// One server's WASI state.
 pub struct Wasi {
@@ -322,22 +330,14 @@ impl Wasi {
                 let userdata = guest.read_u64(sub)?;
                 let kind = guest.bytes(sub + 8, 1)?[0];
                 if kind == EVENTTYPE_FD_READ || kind == EVENTTYPE_FD_WRITE {
-                    let wanted = if kind == EVENTTYPE_FD_READ { Stream::Stdin } else { Stream::Stdout };
-                    let stream = self.stream(guest.read_u32(sub + 16)?);
-                    let error = match stream {
-                        Ok(Stream::Stderr) if wanted == Stream::Stdout => Errno::Success,
-                        Ok(stream) if stream == wanted => Errno::Success,
-                        Ok(_) => Errno::Badf,
-                        Err(errno) => errno,
-                    };
-                    let mut event = [0u8; EVENT_SIZE as usize];
-                    event[..8].copy_from_slice(&userdata.to_le_bytes());
-                    event[8..10].copy_from_slice(&(error as u16).to_le_bytes());
-                    event[10] = kind;
-                    if stream == Ok(Stream::Stdin) {
-                        event[24..26].copy_from_slice(&EVENTRWFLAGS_HANGUP.to_le_bytes());
+                    // As wasmtime: a stream not open, or not open that way, fails the whole call.
+                    let reading = self.stream(guest.read_u32(sub + 16)?)? == Stream::Stdin;
+                    if reading != (kind == EVENTTYPE_FD_READ) {
+                        return Err(Errno::Badf);
                     }
-                    ready.push(event);
+                    let mut ready_event = event(userdata, Errno::Success, kind);
+                    ready_event[16..24].copy_from_slice(&STREAM_READY_BYTES.to_le_bytes());
+                    ready.push(ready_event);
                     continue;
                 }
                 if kind != EVENTTYPE_CLOCK {
@@ -366,11 +366,8 @@ impl Wasi {
             guest.write(events + written * EVENT_SIZE, event)?;
             written += 1;
         }
-        for (userdata, _) in clocks.iter().filter(|&&(_, due)| due <= now) {
-            let mut event = [0u8; EVENT_SIZE as usize];
-            event[..8].copy_from_slice(&userdata.to_le_bytes());
-            event[10] = EVENTTYPE_CLOCK;
-            guest.write(events + written * EVENT_SIZE, &event)?;
+        for &(userdata, _) in clocks.iter().filter(|&&(_, due)| due <= now) {
+            guest.write(events + written * EVENT_SIZE, &event(userdata, Errno::Success, EVENTTYPE_CLOCK))?;
             written += 1;
         }
         guest.write_u32(nevents, written)?;
