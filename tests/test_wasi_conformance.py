@@ -6,6 +6,7 @@ by line."""
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
 import subprocess
@@ -63,7 +64,7 @@ def test_same_as_wasmtime(kwast, server):
     want = expected["lines"] + [f"(ends) {expected['ending']}"]
     have = got["lines"] + [f"(ends) {got['ending']}"]
     if want != have:
-        first = next(i for i, (a, b) in enumerate(zip(want + [None] * len(have), have + [None] * len(want))) if a != b)
+        first = next(i for i, (a, b) in enumerate(itertools.zip_longest(want, have)) if a != b)
         diff = "\n".join(difflib.unified_diff(want, have, "wasmtime", "kwast", lineterm=""))
         pytest.fail(f"{server.name}: line {first + 1} differs: wasmtime {want[first:first + 1]} kwast "
                     f"{have[first:first + 1]}\n{diff}")

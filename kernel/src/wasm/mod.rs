@@ -74,7 +74,7 @@ pub fn start_boot_servers(boot: &BootInfo) -> usize {
     // Starting a server may switch threads: never with a lock held.
     drop(modules);
     let root = |object| Capability { object, rights: Rights::GRANT, badge: 0 };
-    for module in to_start.iter() {
+    for module in &to_start {
         let grants = if has_init {
             // KWAST_GRANT(0..3) of init: spawn, IRQ and port authority.
             alloc::vec![root(Object::SpawnControl), root(Object::IrqControl), root(Object::PortControl)]
