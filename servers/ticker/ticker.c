@@ -1,7 +1,9 @@
 /* ticker: a witness that keeps running while other servers misbehave. Prints "tick N" every
  * 100 ms, COUNT times (default 20, first argument), then exits. Given a second argument, the
- * longest gap in ms allowed between two ticks, it also says of each later tick that it was
- * late, and at the end how long its longest gap was. */
+ * longest gap in ms allowed between two ticks, it checks its own rhythm: it says of each tick
+ * that was late, at the end how long its longest gap was, and prints only every 100th tick.
+ * Printing each one would measure the host instead: COM1 output waits for the host to drain
+ * it, and under -icount the kernel's wait at the UART is guest time. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -25,7 +27,8 @@ int main(int argc, char **argv) {
         if (allowed_us && at - last > allowed_us)
             printf("late tick %d: %lld us after the one before\n", i, at - last);
         last = at;
-        printf("tick %d\n", i);
+        if (!allowed_us || i % 100 == 0)
+            printf("tick %d\n", i);
     }
     if (allowed_us)
         printf("longest gap between ticks: %lld us\n", longest_us);
