@@ -103,6 +103,17 @@ def test_cli_broken_yaml_names_file_and_line(tmp_path):
     assert done.stdout == ""
 
 
+def test_cli_failed_build_has_its_own_status(tmp_path):
+    # A repository whose one server does not compile: the first step fails, with the compiler's words.
+    (tmp_path / "workbench.toml").write_text((SETTINGS.root / "workbench.toml").read_text())
+    (tmp_path / "servers" / "broken").mkdir(parents=True)
+    (tmp_path / "servers" / "broken" / "main.c").write_text("int main(void) { return missing; }\n")
+    (tmp_path / "servers" / "Makefile").write_text((SETTINGS.servers_dir / "Makefile").read_text())
+    done = subprocess.run([*KWAST_BENCH, "build"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "building servers failed" in done.stderr and "use of undeclared identifier 'missing'" in done.stderr
+
+
 def qemu_with_marker(marker: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():

@@ -18,6 +18,8 @@ from pathlib import Path
 from qemu.qmp import QMPClient
 from qemu.qmp.protocol import ConnectError
 
+from .qemu import BootOutcome, Machine
+
 
 class SessionError(Exception):
     pass
@@ -86,6 +88,17 @@ def register(name: str, machine) -> Path:
     temporary.write_text(json.dumps(asdict(session)))
     temporary.replace(path)  # readers never see half a file
     return path
+
+
+async def boot_named(settings, hardware, image, timeout: float, append: str, on_serial, name: str) -> BootOutcome:
+    """Like `qemu.boot`, but registered under `name` (with guest RAM in a file, for fast `state`)."""
+    async with Machine(settings, hardware, image, append, on_serial, ram_file=True) as machine:
+        registered = register(name, machine)
+        try:
+            await machine.cont()
+            return await machine.wait_exit(timeout)
+        finally:
+            registered.unlink(missing_ok=True)
 
 
 def lookup(name: str) -> Session:

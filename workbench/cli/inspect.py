@@ -1,4 +1,4 @@
-"""`kwast-bench state`, `gdb`, `bench`, and `boot --name`: the workbench's eyes on a running kernel.
+"""`kwast-bench state` and `gdb`: the workbench's eyes on a running kernel.
 
 `state` and `gdb` attach to a running `kwast-bench boot --name N` with `--session N`; without it
 they boot their own machine (with `hold`, so it stays up) and end it when done.
@@ -10,17 +10,16 @@ import argparse
 import asyncio
 import contextlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from . import bench, config, session
-from .gdb import GDB, Gdb, GdbError
-from .kernel_image import KernelImage
-from .qemu import BootOutcome, Machine
-from .state import DebugStateError, StateReader, memory_of, wait_published
-from .state_view import render
-from .dwarf import LayoutError
+from .. import config, session
+from ..dwarf import LayoutError
+from ..gdb import GDB, Gdb, GdbError
+from ..kernel_image import KernelImage
+from ..qemu import Machine
+from ..state import DebugStateError, StateReader, memory_of, wait_published
+from ..state_view import render
 
 # Errors that are the user's to fix: printed as one line, exit status 2.
 ERRORS = (DebugStateError, GdbError, LayoutError, session.SessionError)
@@ -40,30 +39,12 @@ def add_parsers(commands) -> None:
                      help="run this GDB command (repeatable) and print its output, then leave; "
                           "without --ex an interactive GDB starts")
 
-    measure = commands.add_parser("bench", help="measure state-snapshot and GDB latency, and IPC cost (ping/pong)")
-    measure.add_argument("--config", type=Path, help="hardware config YAML (default: from workbench.toml)")
-    measure.add_argument("-n", type=int, default=200, help="samples per figure")
-
-
-def add_boot_options(boot) -> None:
-    boot.add_argument("--name", help="register this machine as a session that `state`/`gdb --session NAME` attach to")
 
 
 def _machine_options(parser) -> None:
     parser.add_argument("--session", metavar="NAME", help="attach to `kwast-bench boot --name NAME` instead of booting")
     parser.add_argument("--config", type=Path, help="hardware config YAML when booting (default: from workbench.toml)")
     parser.add_argument("--append", default="", help="extra kernel command-line words when booting")
-
-
-async def boot_named(settings, hardware, image, timeout: float, append: str, on_serial, name: str) -> BootOutcome:
-    """Like `qemu.boot`, but registered under `name` (with guest RAM in a file, for fast `state`)."""
-    async with Machine(settings, hardware, image, append, on_serial, ram_file=True) as machine:
-        registered = session.register(name, machine)
-        try:
-            await machine.cont()
-            return await machine.wait_exit(timeout)
-        finally:
-            registered.unlink(missing_ok=True)
 
 
 @contextlib.asynccontextmanager
@@ -132,19 +113,4 @@ def _scripted(elf: Path, socket: Path, commands: list[str]) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace, settings) -> int:
-    hardware = config.load(args.config or settings.default_config)
-    with KernelImage(settings.kernel_elf) as image:
-        figures = asyncio.run(bench.measure(settings, hardware, image, args.n))
-        for figure in figures:
-            print(figure.line())
-        try:
-            for line in asyncio.run(bench.ipc(settings, image)):
-                print(line)
-        except bench.BenchError as error:
-            print(f"kwast-bench: {error}", file=sys.stderr)
-            return 1
-    return 0
-
-
-COMMANDS = {"state": cmd_state, "gdb": cmd_gdb, "bench": cmd_bench}
+COMMANDS = {"state": cmd_state, "gdb": cmd_gdb}
