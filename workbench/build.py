@@ -39,7 +39,8 @@ class BuildError(Exception):
 
 
 def steps(settings: Settings) -> list[BuildStep]:
-    """Servers, then their artifacts, then the kernel: it is built with the artifacts' digests."""
+    """Servers, then their artifacts, then the kernel (it is built with the artifacts' digests),
+    then the index of its DWARF that the workbench reads layouts and constants through."""
     return [
         BuildStep("servers", ["make", "--no-print-directory", "-C", str(settings.servers_dir),
                               f"OUT={settings.build_dir / 'servers'}"], settings.root),
@@ -47,6 +48,7 @@ def steps(settings: Settings) -> list[BuildStep]:
         BuildStep("artifacts", [sys.executable, "-m", "workbench.artifacts"], settings.root),
         BuildStep("kernel", ["cargo", "build", "--release"], settings.kernel_dir,
                   {"KWAST_ARTIFACT_DIGESTS": str(settings.digests_file)}),
+        BuildStep("index", [sys.executable, "-m", "workbench.dwarf", str(settings.kernel_elf)], settings.root),
     ]
 
 

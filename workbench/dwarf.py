@@ -2,13 +2,17 @@
 
 Nothing here knows a Kwast type: members are found by name, offsets and sizes come from the
 DWARF, so adding a field to a kernel struct changes nothing on the host. Walking DWARF with
-pyelftools is slow, so a parsed layout is cached per ELF (keyed on path, inode, size, mtime).
+pyelftools is slow, so one walk per ELF version indexes every named variable, struct and enum
+(kept in a file beside the ELF); a lookup then parses only what it needs. This is the
+workbench's one DWARF reader.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -202,23 +206,83 @@ class _TypeReader:
         return 0  # a flexible array member
 
 
-def _cache_key(path: Path) -> tuple:
-    st = os.stat(path)
+# --- finding things: one walk per ELF version -----------------------------------------
+
+_INDEX_FORMAT = 2  # bumped when the index file's shape changes: an old file is then rebuilt
+_INDEXED = {"DW_TAG_variable": "variable", "DW_TAG_structure_type": "struct", "DW_TAG_enumeration_type": "enum"}
+
+
+def _identity(elf_path: Path | str) -> tuple:
+    path = Path(elf_path)
+    if not path.is_file():
+        raise LayoutError(f"{path}: no such ELF file (run `kwast-bench build`)")
+    st = path.stat()
     return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _index(identity: tuple) -> dict[str, list[int]]:
+    """Every named variable, struct and enum definition in the ELF, as "kind a::b::Name" →
+    [unit offset, DIE offset] of its first definition (Rust repeats a type in each unit using
+    it). Walking the DWARF takes seconds (wasmtime's generics are
+    instantiated in the kernel crate); so the index is also kept beside the ELF, for the next
+    process, and a lookup then parses one DIE and what it refers to."""
+    path = Path(identity[0])
+    cache_file = path.with_name(path.name + ".kwast-dwarf-index.json")
+    try:
+        cached = json.loads(cache_file.read_text())
+        if cached["format"] == _INDEX_FORMAT and cached["identity"] == list(identity):
+            return cached["index"]
+    except (OSError, ValueError, KeyError):
+        pass
+    index: dict[str, list[int]] = {}
+    with path.open("rb") as file:
+        elf = ELFFile(file)
+        if not elf.has_dwarf_info():
+            raise LayoutError(f"{path}: no DWARF debug info (build with debug = true)")
+        for unit in elf.get_dwarf_info().iter_CUs():
+            for die in unit.iter_DIEs():
+                kind = _INDEXED.get(die.tag)
+                if kind and "DW_AT_name" in die.attributes and "DW_AT_declaration" not in die.attributes \
+                        and (kind != "variable" or "DW_AT_type" in die.attributes):
+                    index.setdefault(f"{kind} {_qualified(die)}", [unit.cu_offset, die.offset])
+    temporary = cache_file.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps({"format": _INDEX_FORMAT, "identity": list(identity), "index": index}))
+        temporary.replace(cache_file)
+    except OSError:
+        pass  # a read-only directory: the next process walks again
+    return index
+
+
+def _qualified(die) -> str:
+    """`die`'s name with the namespaces around it (Rust modules; none in C): crate::module::Name."""
+    names = [_name(die)]
+    parent = die.get_parent()
+    while parent is not None and parent.tag == "DW_TAG_namespace":
+        names.append(_name(parent))
+        parent = parent.get_parent()
+    return "::".join(reversed(names))
+
+
+def _find(elf, identity: tuple, kind: str, path: str) -> list:
+    """The DIEs of `kind` whose qualified name is `path` or ends with `::path`."""
+    suffix = f"::{path}"
+    dwarf = elf.get_dwarf_info()
+    return [dwarf.get_CU_at(unit).get_DIE_from_refaddr(offset)
+            for key, (unit, offset) in _index(identity).items()
+            if key.startswith(f"{kind} ") and (key[len(kind) + 1:] == path or key.endswith(suffix))]
 
 
 def variable(elf_path: Path | str, name: str) -> Variable:
     """The global `name` in the ELF: address from .symtab, type from DWARF, initial bytes from
-    its section. Parsed once per ELF version."""
-    path = Path(elf_path)
-    if not path.is_file():
-        raise LayoutError(f"{path}: no such ELF file (run `kwast-bench build`)")
-    return _variable(_cache_key(path), name)
+    its section."""
+    return _variable(_identity(elf_path), name)
 
 
 @lru_cache(maxsize=32)
-def _variable(key: tuple, name: str) -> Variable:
-    path = key[0]
+def _variable(identity: tuple, name: str) -> Variable:
+    path = identity[0]
     with open(path, "rb") as file:
         elf = ELFFile(file)
         symtab = elf.get_section_by_name(".symtab")
@@ -226,26 +290,11 @@ def _variable(key: tuple, name: str) -> Variable:
         if not symbols:
             raise LayoutError(f"{path}: no symbol {name!r} (is it #[no_mangle]? was the ELF stripped?)")
         symbol = symbols[0]
-        address = symbol["st_value"]
-        if not elf.has_dwarf_info():
-            raise LayoutError(f"{path}: no DWARF debug info (build with debug = true)")
-        die = _find_variable(elf, name)
-        if die is None:
+        found = _find(elf, identity, "variable", name)
+        if not found:
             raise LayoutError(f"{path}: no DWARF for variable {name!r}")
-        type_ = _TypeReader().read(die.get_DIE_from_attribute("DW_AT_type"))
-        return Variable(name, address, type_, _initial_bytes(elf, symbol, type_.size))
-
-
-def _find_variable(elf, name: str):
-    wanted = name.encode()
-    for unit in elf.get_dwarf_info().iter_CUs():
-        for die in unit.iter_DIEs():
-            if die.tag == "DW_TAG_variable" and "DW_AT_type" in die.attributes \
-                    and "DW_AT_declaration" not in die.attributes:
-                attr = die.attributes.get("DW_AT_name")
-                if attr is not None and attr.value == wanted:
-                    return die
-    return None
+        type_ = _TypeReader().read(found[0].get_DIE_from_attribute("DW_AT_type"))
+        return Variable(name, symbol["st_value"], type_, _initial_bytes(elf, symbol, type_.size))
 
 
 def _initial_bytes(elf, symbol, size: int) -> bytes:
@@ -262,20 +311,23 @@ def _initial_bytes(elf, symbol, size: int) -> bytes:
 
 
 def struct_layout(elf_path: Path | str, name: str) -> Struct:
-    """The struct type named `name` (first complete definition), for types without a variable."""
-    path = Path(elf_path)
-    with open(path, "rb") as file:
-        elf = ELFFile(file)
-        wanted = name.encode()
-        for unit in elf.get_dwarf_info().iter_CUs():
-            for die in unit.iter_DIEs():
-                if die.tag == "DW_TAG_structure_type" and "DW_AT_declaration" not in die.attributes:
-                    attr = die.attributes.get("DW_AT_name")
-                    if attr is not None and attr.value == wanted:
-                        type_ = _TypeReader().read(die)
-                        assert isinstance(type_, Struct)
-                        return type_
-    raise LayoutError(f"{path}: no struct {name!r} in the DWARF")
+    """The struct type named `name` (or `module::Name`; the first definition), for types
+    without a variable."""
+    return _typed(_identity(elf_path), "struct", name)
+
+
+def enum(elf_path: Path | str, name: str) -> Enum:
+    """The enum named `name`, or a path such as "ipc::error::Error" naming the modules around it."""
+    return _typed(_identity(elf_path), "enum", name)
+
+
+@lru_cache(maxsize=64)
+def _typed(identity: tuple, kind: str, name: str):
+    with open(identity[0], "rb") as file:
+        found = _find(ELFFile(file), identity, kind, name)
+        if not found:
+            raise LayoutError(f"{identity[0]}: no {kind} {name!r} in the DWARF")
+        return _TypeReader().read(found[0])
 
 
 # --- decoding -------------------------------------------------------------------------
@@ -415,3 +467,19 @@ def decode(type_: Type, data: bytes, offset: int = 0) -> object:
     if len(data) - offset < type_.size:
         raise LayoutError(f"{len(data) - offset} bytes given, {type_.size} needed to decode {getattr(type_, 'name', type_)}")
     return decoder(type_)(data, offset)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m workbench.dwarf ELF`: index the ELF now (the build's last step), so that the first
+    state read, test or TUI pane after a build does not wait for the walk."""
+    try:
+        index = _index(_identity(argv[0]))
+    except LayoutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{argv[0]}: {len(index)} DWARF definitions indexed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
