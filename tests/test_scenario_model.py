@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SETTINGS
 from workbench import config
-from workbench.scenario import keys, model, runner
+from workbench.scenario import model, runner
 from workbench.scenario.steps import StepFailed, substitute
 from workbench.yamlmodel import ConfigError
 
@@ -142,8 +142,3 @@ def test_variables_are_substituted_and_unknown_ones_are_named():
     assert substitute(step, {"who": "idle", "t": "42"}) == model.State(value="threads[idle].run_ticks", at_most="42")
     with pytest.raises(StepFailed, match=r"unknown variable \$\{t\} \(defined so far: who\)"):
         substitute(step, {"who": "idle"})
-
-
-def test_keys_for_text_and_named_keys():
-    assert keys.for_text("aB1 !\n") == [["a"], ["shift", "b"], ["1"], ["spc"], ["shift", "1"], ["ret"]]
-    assert keys.named("ctrl-c") == [["ctrl", "c"]][0] and keys.named("Enter") == ["ret"] and keys.named("f1") == ["f1"]

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input, Label, Static, TabbedContent
 
 from conftest import SETTINGS
 from workbench import build
-from workbench.tui import debugger, keys
+from workbench.tui import debugger
 from workbench.tui.app import KwastApp
 from workbench.tui.build_pane import BuildPane
 from workbench.tui.console import SerialConsole
@@ -289,15 +289,6 @@ def test_a_failed_build_shows_the_first_error_and_the_old_image_still_boots():
             await boot_held(app, pilot)
 
     run(scenario)
-
-
-def test_text_becomes_qcodes_with_shift_where_needed():
-    assert keys.presses("a!\n") == [[{"type": "qcode", "data": "a"}],
-                                    [{"type": "qcode", "data": "shift"}, {"type": "qcode", "data": "1"}],
-                                    [{"type": "qcode", "data": "ret"}]]
-    assert keys.qcodes("Q") == ["shift", "q"]
-    with pytest.raises(ValueError, match="no key"):
-        keys.qcodes("é")
 
 
 # --- snapshots: the main screens, on a fixed set of configs and scenarios ---------------

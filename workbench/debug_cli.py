@@ -60,7 +60,7 @@ async def boot_named(settings, hardware, image, timeout: float, append: str, on_
     async with Machine(settings, hardware, image, append, on_serial, ram_file=True) as machine:
         registered = session.register(name, machine)
         try:
-            await machine.cont()
+            await machine.resume()
             return await machine.wait_exit(timeout)
         finally:
             registered.unlink(missing_ok=True)
@@ -79,7 +79,7 @@ async def _target(args, settings, run: bool):
         words = " ".join(w for w in ("hold", args.append) if w)
         async with Machine(settings, hardware, image, words, ram_file=True) as machine:
             if run:
-                await machine.cont()
+                await machine.resume()
             yield machine, image.path
 
 

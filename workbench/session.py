@@ -18,6 +18,8 @@ from pathlib import Path
 from qemu.qmp import QMPClient
 from qemu.qmp.protocol import ConnectError
 
+from .qemu import Monitor
+
 
 class SessionError(Exception):
     pass
@@ -98,8 +100,8 @@ def lookup(name: str) -> Session:
                        f"`kwast-bench boot --name {name} --append hold`")
 
 
-class Attached:
-    """A QMP connection to a named session's second monitor: `command()` and `socket_dir` like a Machine."""
+class Attached(Monitor):
+    """A QMP connection to a named session's second monitor: the verbs of a Machine."""
 
     def __init__(self, session: Session):
         self.session = session

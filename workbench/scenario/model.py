@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
 from .. import yamlmodel
-from . import keys
 from ..config import HardwareConfig
+from ..qemu import keys
 from ..yamlmodel import ConfigError, check, parser
 
 Overrides = yamlmodel.partial(HardwareConfig)
@@ -43,7 +43,7 @@ def _at(line: int) -> Any:
 
 @dataclass(frozen=True)
 class Boot:
-    """Lets the held CPU run (QMP `cont`, or GDB's continue when GDB is attached)."""
+    """Lets the held CPU run (the machine's resume, or GDB's continue when GDB is attached)."""
     TAG: ClassVar[str] = "boot"
     line: int = _at(0)
 
@@ -144,7 +144,7 @@ class Gdb:
 
 @dataclass(frozen=True)
 class Inject:
-    """Disturbs the machine: pause/resume (QMP stop/cont), an NMI, bytes written over guest
+    """Disturbs the machine: pause/resume, an NMI, bytes written over guest
     memory at a kernel symbol (through GDB), a server killed or the next IPC message corrupted
     (the kernel's debug-control block, through GDB), or a storm of keyboard interrupts."""
     TAG: ClassVar[str] = "inject"
@@ -181,7 +181,7 @@ class Screendump:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Saves the whole VM (QMP snapshot-save into the scenario's qcow2 overlay)."""
+    """Saves the whole VM (devices and RAM) into the scenario's qcow2 overlay."""
     TAG: ClassVar[str] = "snapshot"
     SHORTHAND: ClassVar[str] = "name"
     name: str = field(default="snap", metadata=_NAME)
@@ -190,7 +190,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Restore:
-    """Goes back to a snapshot taken earlier in this scenario (QMP snapshot-load)."""
+    """Goes back to a snapshot taken earlier in this scenario."""
     TAG: ClassVar[str] = "restore"
     SHORTHAND: ClassVar[str] = "name"
     name: str = field(default="snap", metadata=_NAME)

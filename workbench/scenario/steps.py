@@ -18,7 +18,7 @@ from ..gdb import Gdb, GdbError, frame_stopped_in
 from ..kernel_image import KernelImage
 from ..qemu import BootOutcome, Machine
 from ..state import DebugStateError, StateReader, memory_of, wait_published
-from . import keys, model
+from . import model
 
 
 class StepFailed(Exception):
@@ -136,7 +136,7 @@ async def boot(ctx: Context, step: model.Boot) -> str:
         ctx.gdb.mark = len(ctx.gdb.gdb.events)
         await ctx.gdb.call(ctx.gdb.gdb.cont)
         return "resumed under GDB"
-    await ctx.machine.cont()
+    await ctx.machine.resume()
     return "running"
 
 
@@ -172,11 +172,7 @@ async def reject(ctx: Context, step: model.Reject) -> str:
 
 
 async def send_keys(ctx: Context, step: model.SendKeys) -> str:
-    presses = keys.for_text(step.text) + [keys.named(k) for k in step.keys]
-    for combo in presses:
-        await ctx.machine.command("send-key", {"keys": [{"type": "qcode", "data": k} for k in combo],
-                                               "hold-time": 20})
-    return f"{len(presses)} key presses sent"
+    return f"{await ctx.machine.send_keys(step.text, step.keys)} key presses sent"
 
 
 def _field(snap, path: str) -> Any:
@@ -319,11 +315,10 @@ async def gdb(ctx: Context, step: model.Gdb) -> str:
 
 async def inject(ctx: Context, step: model.Inject) -> str:
     if step.action in ("pause", "resume"):
-        await ctx.machine.command("stop" if step.action == "pause" else "cont")
-        status = await ctx.machine.command("query-status")
-        return f"guest {status.get('status')}"  # type: ignore[union-attr]
+        await (ctx.machine.pause() if step.action == "pause" else ctx.machine.resume())
+        return f"guest {await ctx.machine.status()}"
     if step.action == "nmi":
-        await ctx.machine.command("inject-nmi")
+        await ctx.machine.inject_nmi()
         return "NMI injected"
     if step.action == "kill":
         return await _kill(ctx, step.server or "")
@@ -334,9 +329,7 @@ async def inject(ctx: Context, step: model.Inject) -> str:
         # One press and release per QMP command, as fast as QMP goes: QEMU's PS/2 queue holds
         # only a few scan codes, so bigger batches would mostly overflow it, not interrupt.
         for _ in range(step.count):
-            await ctx.machine.command("input-send-event", {"events": [
-                {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": "shift"}}}
-                for down in (True, False)]})
+            await ctx.machine.tap_key("shift")
         return f"{step.count} key presses sent"
     address = ctx.image.symbols.get(step.symbol or "")
     if address is None:
@@ -370,49 +363,23 @@ async def _control(ctx: Context, field: str, value: int) -> None:
 
 
 async def screendump(ctx: Context, step: model.Screendump) -> str:
-    if ctx.machine.config.display != "vga":
-        raise StepFailed("screendump needs a display: set `display: vga` in the config or its overrides")
     path = ctx.artifacts / step.file
-    await ctx.machine.command("screendump", {"filename": str(path)})
-    with path.open("rb") as file:
-        header = file.read(64).split()
-    if len(header) < 4 or header[0] != b"P6":
-        raise StepFailed(f"{path} is not a PPM image (header {header[:4]})")
-    width, height = int(header[1]), int(header[2])
-    for wanted, got, what in ((step.width, width, "width"), (step.height, height, "height")):
+    picture = await ctx.machine.screendump(path)
+    for wanted, got, what in ((step.width, picture.width, "width"), (step.height, picture.height, "height")):
         if wanted is not None and wanted != got:
             raise StepFailed(f"screen {what} is {got}, expected {wanted}")
-    return f"{path.name}: {width}x{height}"
-
-
-async def _job(ctx: Context, command: str, arguments: dict, timeout: float = 30) -> None:
-    """A QMP job (snapshot-save/-load) to its end; its error, if any, is the step's failure."""
-    await ctx.machine.command(command, arguments)
-    deadline = time.monotonic() + timeout
-    while True:
-        jobs = await ctx.machine.command("query-jobs")
-        job = next(j for j in jobs if j["id"] == arguments["job-id"])  # type: ignore[union-attr]
-        if job["status"] == "concluded":
-            await ctx.machine.command("job-dismiss", {"id": job["id"]})
-            if job.get("error"):
-                raise StepFailed(f"{command}: {job['error']}")
-            return
-        if time.monotonic() > deadline:
-            raise StepFailed(f"{command} did not finish within {timeout} s (status {job['status']})")
-        await asyncio.sleep(0.01)
+    return f"{path.name}: {picture.width}x{picture.height}"
 
 
 async def snapshot(ctx: Context, step: model.Snapshot) -> str:
-    node = ctx.machine.snapshot_node
     started = time.perf_counter()
-    await _job(ctx, "snapshot-save", {"job-id": f"save-{step.name}", "tag": step.name, "vmstate": node, "devices": [node]})
+    await ctx.machine.save_snapshot(step.name)
     return f"saved {step.name!r} in {(time.perf_counter() - started) * 1000:.0f} ms"
 
 
 async def restore(ctx: Context, step: model.Restore) -> str:
-    node = ctx.machine.snapshot_node
     started = time.perf_counter()
-    await _job(ctx, "snapshot-load", {"job-id": f"load-{step.name}", "tag": step.name, "vmstate": node, "devices": [node]})
+    await ctx.machine.load_snapshot(step.name)
     return f"restored {step.name!r} in {(time.perf_counter() - started) * 1000:.0f} ms"
 
 
