@@ -52,6 +52,7 @@ steps:
   - inject: pause
   - inject: {action: corrupt, symbol: KWAST_DEBUG_STATE, offset: 8, bytes: "00ff"}
   - screendump
+  - screendump: {file: text.ppm, shows: "^SeaBIOS"}
   - snapshot: s1
   - restore: s1
   - expect_exit: {status: failure, code: 3}
@@ -59,16 +60,17 @@ steps:
     scenario = model.load(path)
     kinds = [type(s) for s in scenario.steps]
     assert kinds == [model.Boot, model.Expect, model.Expect, model.Reject, model.SendKeys, model.State, model.State,
-                     model.Gdb, model.Gdb, model.Inject, model.Inject, model.Screendump, model.Snapshot,
-                     model.Restore, model.ExpectExit]
-    assert [s.line for s in scenario.steps] == list(range(4, 19))
+                     model.Gdb, model.Gdb, model.Inject, model.Inject, model.Screendump, model.Screendump,
+                     model.Snapshot, model.Restore, model.ExpectExit]
+    assert [s.line for s in scenario.steps] == list(range(4, 20))
     assert scenario.steps[1].pattern == "Kwast (?P<version>\\S+)" and scenario.steps[1].timeout == 10
     assert scenario.steps[3].pattern == "restarting|killed"
     assert scenario.steps[6].at_least == "1"          # numbers kept as text until ${...} is filled in
     assert scenario.steps[7].break_ == "kmain"         # `break` is a Python keyword
     assert scenario.steps[10].offset == 8 and scenario.steps[10].bytes == "00ff"
-    assert scenario.steps[11].file == "screen.ppm"
-    assert scenario.steps[14] == model.ExpectExit(status="failure", code=3)
+    assert scenario.steps[11].file == "screen.ppm" and scenario.steps[11].shows is None
+    assert scenario.steps[12].shows == "^SeaBIOS"
+    assert scenario.steps[15] == model.ExpectExit(status="failure", code=3)
     assert scenario.needs_snapshots
 
 
@@ -91,6 +93,7 @@ steps:
     ("  - send_keys: {}\n", 4, "steps[0].send_keys: give `text`, `keys` or both"),
     ("  - send_keys: 'é'\n", 4, "cannot type 'é' on a US keyboard"),
     ("  - screendump: shot.png\n", 4, "steps[0].screendump.file: must be a file name ending in .ppm"),
+    ("  - screendump: {shows: '('}\n", 4, "steps[0].screendump.shows: not a valid regular expression"),
     ("  - boot\n  - restore: s1\n", 1, "steps: restore 's1' (line 5) comes before any snapshot"),
     ("  - expect_exit: crashed\n", 4, "'crashed' is not one of 'success' or 'failure'"),
 ])

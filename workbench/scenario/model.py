@@ -169,13 +169,15 @@ class Inject:
 
 @dataclass(frozen=True)
 class Screendump:
-    """Saves the display as PPM in the artifact folder (needs `display: vga`)."""
+    """Saves the display as PPM in the artifact folder (needs `display: vga`). With `shows`, the
+    VGA text buffer must match that regex and the picture must show the buffer's text."""
     TAG: ClassVar[str] = "screendump"
     SHORTHAND: ClassVar[str] = "file"
     file: str = field(default="screen.ppm", metadata=check(
         lambda s: re.fullmatch(r"[\w.-]+\.ppm", s) is not None, "must be a file name ending in .ppm"))
     width: int | None = None
     height: int | None = None
+    shows: str | None = field(default=None, metadata=_REGEX)
     line: int = _at(0)
 
 

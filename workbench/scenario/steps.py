@@ -16,7 +16,7 @@ from typing import Any
 from .. import dwarf
 from ..gdb import Gdb, GdbError, frame_stopped_in
 from ..kernel_image import KernelImage
-from ..qemu import BootOutcome, Machine
+from ..qemu import BootOutcome, Machine, screen
 from ..state import DebugStateError, StateReader, memory_of, wait_published
 from . import model
 
@@ -368,7 +368,16 @@ async def screendump(ctx: Context, step: model.Screendump) -> str:
     for wanted, got, what in ((step.width, picture.width, "width"), (step.height, picture.height, "height")):
         if wanted is not None and wanted != got:
             raise StepFailed(f"screen {what} is {got}, expected {wanted}")
-    return f"{path.name}: {picture.width}x{picture.height}"
+    said = f"{path.name}: {picture.width}x{picture.height}"
+    if step.shows is None:
+        return said
+    text = await ctx.machine.screen_text()
+    if not re.search(step.shows, text.text, re.MULTILINE):
+        raise StepFailed(f"the text screen does not match /{step.shows}/; it reads:\n{text.text}")
+    problem = screen.mismatch(picture, text)
+    if problem:
+        raise StepFailed(f"{path.name}: {problem}")
+    return f"{said}, showing the text screen, which matches /{step.shows}/"
 
 
 async def snapshot(ctx: Context, step: model.Snapshot) -> str:
