@@ -116,6 +116,22 @@ class State:
 
 
 @dataclass(frozen=True)
+class Compare:
+    """A number, usually a captured `${name}`, checked against bounds (numbers or `${name}`s too);
+    all given must hold."""
+    TAG: ClassVar[str] = "compare"
+    value: str = field(metadata=_TEXT)
+    equals: str | None = field(default=None, metadata=_TEXT)
+    at_least: str | None = field(default=None, metadata=_TEXT)
+    at_most: str | None = field(default=None, metadata=_TEXT)
+    line: int = _at(0)
+
+    def __post_init__(self) -> None:
+        if self.equals is None and self.at_least is None and self.at_most is None:
+            raise ValueError("give a bound: equals, at_least or at_most")
+
+
+@dataclass(frozen=True)
 class Gdb:
     """One GDB action on the kernel (GDB attaches on first use, which stops the guest)."""
     TAG: ClassVar[str] = "gdb"
@@ -219,8 +235,8 @@ class Call:
     line: int = _at(0)
 
 
-Step = Boot | Expect | Reject | SendKeys | State | Gdb | Inject | Screendump | Snapshot | Restore | ExpectExit
-STEP_KINDS = [Boot, Expect, Reject, SendKeys, State, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit]
+Step = Boot | Expect | Reject | SendKeys | State | Compare | Gdb | Inject | Screendump | Snapshot | Restore | ExpectExit
+STEP_KINDS = [Boot, Expect, Reject, SendKeys, State, Compare, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit]
 
 
 @dataclass(frozen=True)

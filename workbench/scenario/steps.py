@@ -259,14 +259,28 @@ def _thread_problem(snap, wanted: model.ThreadIs | None) -> str | None:
 def _value_problem(snap, step: model.State) -> str | None:
     if not step.value:
         return None
-    value = _field(snap, step.value)
+    return _bounds_problem(_field(snap, step.value), step.value, step)
+
+
+def _bounds_problem(value: Any, what: str, step: model.State | model.Compare) -> str | None:
+    """Why `value` is not within the step's equals / at_least / at_most, or None."""
     checks = [(step.equals, "==", lambda v, x: str(v) == x if not isinstance(v, (int, float)) else v == _number(x, "equals")),
               (step.at_least, ">=", lambda v, x: v >= _number(x, "at_least")),
               (step.at_most, "<=", lambda v, x: v <= _number(x, "at_most"))]
     for limit, sign, holds in checks:
         if limit is not None and not holds(value, limit):
-            return f"{step.value} is {value}, expected {sign} {limit}"
+            return f"{what} is {value}, expected {sign} {limit}"
     return None
+
+
+async def compare(ctx: Context, step: model.Compare) -> str:
+    value = _number(step.value, "value")
+    problem = _bounds_problem(value, "the value", step)
+    if problem:
+        raise StepFailed(problem)
+    bounds = [f"{sign} {limit}" for limit, sign in ((step.equals, "=="), (step.at_least, ">="), (step.at_most, "<="))
+              if limit is not None]
+    return f"{value}: {', '.join(bounds)}"
 
 
 async def gdb(ctx: Context, step: model.Gdb) -> str:
@@ -412,4 +426,5 @@ async def call(ctx: Context, step: model.Call) -> str:
 
 RUN = {model.Boot: boot, model.Expect: expect, model.Reject: reject, model.SendKeys: send_keys,
        model.State: state, model.Gdb: gdb, model.Inject: inject, model.Screendump: screendump,
-       model.Snapshot: snapshot, model.Restore: restore, model.ExpectExit: expect_exit, model.Call: call}
+       model.Compare: compare, model.Snapshot: snapshot, model.Restore: restore, model.ExpectExit: expect_exit,
+       model.Call: call}
