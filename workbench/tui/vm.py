@@ -174,11 +174,12 @@ class VmStatus(Static):
         return await self._machine().send_keys(text)
 
     async def screendump(self) -> Path:
+        machine = self._machine()
         directory = self.settings.build_dir / "screendumps"
         directory.mkdir(parents=True, exist_ok=True)
         # Numbered on from what earlier sessions left: a dump never overwrites another.
         path = next(p for n in self._dumps if not (p := directory / f"screen-{n}.ppm").exists())
-        await self._machine().screendump(path)
+        await machine.screendump(path)
         return path
 
     async def savevm(self, tag: str = "kwast") -> None:
