@@ -1,13 +1,28 @@
-"""The machine driver without QEMU: the keyboard table, verbs as the QMP commands they send, and
-the check that a screendump shows the VGA text buffer, on synthetic pictures."""
+"""The machine driver without QEMU: QMP commands sent only by it, the keyboard table, verbs as
+the QMP commands they send, and the check that a screendump shows the VGA text buffer, on
+synthetic pictures."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import pytest
 
+import workbench
 from workbench.qemu import Monitor, QemuError, keys, screen
+
+
+def test_no_qmp_command_is_sent_outside_the_driver():
+    # QMP command names start with a letter; GDB/MI commands, also sent by `command`, with '-'.
+    root = Path(workbench.__file__).parent
+    call = re.compile(r"""\.(command|execute)\(\s*["'][a-z]""")
+    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
+             for path in sorted(root.rglob("*.py")) if path.relative_to(root).parts[0] != "qemu"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if call.search(line)]
+    assert found == [], "QMP commands belong in workbench/qemu/monitor.py as verbs"
+
 
 # --- the keyboard ------------------------------------------------------------------------
 
