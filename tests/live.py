@@ -23,7 +23,7 @@ async def held_machine(run: bool = True, **changes):
             memory = MmapMemory(machine.ram_path)
             try:
                 if run:
-                    await machine.cont()
+                    await machine.resume()
                     await wait_published(reader, memory)
                 yield machine, reader, memory
             finally:

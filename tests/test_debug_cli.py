@@ -14,6 +14,14 @@ from test_boot import KWAST_BENCH, run_cli, wait_gone
 from workbench import session
 
 
+def threads(stdout: str) -> dict[str, dict[str, str]]:
+    """The rows of `state`'s threads table by thread name, each row by column."""
+    table = re.search(r"^threads \(\d+, dropped \d+\):\n((?:  .*\n?)+)", stdout, re.M)
+    assert table, stdout
+    header, *rows = [line.split() for line in table.group(1).splitlines()]
+    return {row[header.index("name")]: dict(zip(header, row)) for row in rows}
+
+
 def test_state_boots_its_own_machine_and_prints_tables():
     done = run_cli("state")
     assert done.returncode == 0, done.stderr
@@ -21,7 +29,15 @@ def test_state_boots_its_own_machine_and_prints_tables():
     cpus = done.stdout.split("cpus:\n", 1)[1].splitlines()
     assert cpus[0].split()[:2] == ["index", "online"]
     assert cpus[1].split()[:2] == ["0", "1"]
-    assert "threads (" in done.stdout and "events (" in done.stdout
+    # Read as soon as the kernel has published its CPUs: kmain (the boot thread, id 1) may still
+    # be running or already asleep in `hold`; idle (id 2, the lowest priority) waits or runs.
+    shown = threads(done.stdout)
+    kmain, idle = shown["kmain"], shown["idle"]
+    assert (kmain["id"], kmain["process"], kmain["priority"], kmain["cpu"]) == ("1", "0", "4", "0"), shown
+    assert kmain["state"] in ("Running", "Ready", "Sleeping"), shown
+    assert (idle["id"], idle["process"], idle["priority"], idle["cpu"]) == ("2", "0", "0", "0"), shown
+    assert idle["state"] in ("Running", "Ready"), shown
+    assert "events (" in done.stdout
 
 
 def test_gdb_script_on_its_own_machine_held_at_reset():
@@ -41,9 +57,16 @@ def test_state_and_gdb_attach_to_a_named_boot_session():
         while not registered.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert registered.exists(), "boot --name did not register its session"
-        state = run_cli("state", "--session", name)
-        assert state.returncode == 0, state.stderr
-        assert re.search(r"cpus 1 ", state.stdout)
+        # Once the kernel holds, kmain sleeps and idle runs: read again until then.
+        deadline = time.monotonic() + 60
+        while True:
+            state = run_cli("state", "--session", name)
+            assert state.returncode == 0, state.stderr
+            assert re.search(r"cpus 1 ", state.stdout)
+            shown = threads(state.stdout)
+            if shown["kmain"]["state"] == "Sleeping" or time.monotonic() > deadline:
+                break
+        assert (shown["kmain"]["state"], shown["idle"]["state"]) == ("Sleeping", "Running"), state.stdout
         gdb = run_cli("gdb", "--session", name, "--ex", "bt", "--ex", "info registers rip")
         assert gdb.returncode == 0, gdb.stderr + gdb.stdout
         assert re.search(r"#0 .* in \S+", gdb.stdout) and "rip" in gdb.stdout

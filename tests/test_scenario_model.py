@@ -3,6 +3,7 @@ mistake names file, line and field; overrides merge into the hardware config."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from conftest import SETTINGS
 from workbench import config
-from workbench.scenario import keys, model, runner
+from workbench.scenario import model, runner, steps
 from workbench.scenario.steps import StepFailed, substitute
 from workbench.yamlmodel import ConfigError
 
@@ -47,11 +48,13 @@ steps:
   - send_keys: {text: "Hi!", keys: [ret, ctrl-c]}
   - state: {thread: {name: idle, state: Running}, timeout: 2}
   - state: {value: "cpus[0].ticks", at_least: 1, save_as: t}
+  - compare: {value: "${t}", at_least: 1, at_most: 99999}
   - gdb: {break: kmain}
   - gdb: {print: ms, equals: 1000}
   - inject: pause
   - inject: {action: corrupt, symbol: KWAST_DEBUG_STATE, offset: 8, bytes: "00ff"}
   - screendump
+  - screendump: {file: text.ppm, shows: "^SeaBIOS"}
   - snapshot: s1
   - restore: s1
   - expect_exit: {status: failure, code: 3}
@@ -59,16 +62,18 @@ steps:
     scenario = model.load(path)
     kinds = [type(s) for s in scenario.steps]
     assert kinds == [model.Boot, model.Expect, model.Expect, model.Reject, model.SendKeys, model.State, model.State,
-                     model.Gdb, model.Gdb, model.Inject, model.Inject, model.Screendump, model.Snapshot,
-                     model.Restore, model.ExpectExit]
-    assert [s.line for s in scenario.steps] == list(range(4, 19))
+                     model.Compare, model.Gdb, model.Gdb, model.Inject, model.Inject, model.Screendump,
+                     model.Screendump, model.Snapshot, model.Restore, model.ExpectExit]
+    assert [s.line for s in scenario.steps] == list(range(4, 21))
     assert scenario.steps[1].pattern == "Kwast (?P<version>\\S+)" and scenario.steps[1].timeout == 10
     assert scenario.steps[3].pattern == "restarting|killed"
     assert scenario.steps[6].at_least == "1"          # numbers kept as text until ${...} is filled in
-    assert scenario.steps[7].break_ == "kmain"         # `break` is a Python keyword
-    assert scenario.steps[10].offset == 8 and scenario.steps[10].bytes == "00ff"
-    assert scenario.steps[11].file == "screen.ppm"
-    assert scenario.steps[14] == model.ExpectExit(status="failure", code=3)
+    assert scenario.steps[7] == model.Compare(value="${t}", at_least="1", at_most="99999")
+    assert scenario.steps[8].break_ == "kmain"         # `break` is a Python keyword
+    assert scenario.steps[11].offset == 8 and scenario.steps[11].bytes == "00ff"
+    assert scenario.steps[12].file == "screen.ppm" and scenario.steps[12].shows is None
+    assert scenario.steps[13].shows == "^SeaBIOS"
+    assert scenario.steps[16] == model.ExpectExit(status="failure", code=3)
     assert scenario.needs_snapshots
 
 
@@ -91,6 +96,8 @@ steps:
     ("  - send_keys: {}\n", 4, "steps[0].send_keys: give `text`, `keys` or both"),
     ("  - send_keys: 'é'\n", 4, "cannot type 'é' on a US keyboard"),
     ("  - screendump: shot.png\n", 4, "steps[0].screendump.file: must be a file name ending in .ppm"),
+    ("  - screendump: {shows: '('}\n", 4, "steps[0].screendump.shows: not a valid regular expression"),
+    ("  - compare: {value: 3}\n", 4, "steps[0].compare: give a bound: equals, at_least or at_most"),
     ("  - boot\n  - restore: s1\n", 1, "steps: restore 's1' (line 5) comes before any snapshot"),
     ("  - expect_exit: crashed\n", 4, "'crashed' is not one of 'success' or 'failure'"),
 ])
@@ -144,6 +151,14 @@ def test_variables_are_substituted_and_unknown_ones_are_named():
         substitute(step, {"who": "idle"})
 
 
-def test_keys_for_text_and_named_keys():
-    assert keys.for_text("aB1 !\n") == [["a"], ["shift", "b"], ["1"], ["spc"], ["shift", "1"], ["ret"]]
-    assert keys.named("ctrl-c") == [["ctrl", "c"]][0] and keys.named("Enter") == ["ret"] and keys.named("f1") == ["f1"]
+def test_compare_holds_a_figure_to_its_bounds():
+    def compare(**fields) -> str:
+        return asyncio.run(steps.compare(None, model.Compare(**fields)))
+
+    assert compare(value="11637", at_least="2408", at_most="13000") == "11637: >= 2408, <= 13000"
+    with pytest.raises(StepFailed, match=r"^the value is 14000, expected <= 13000$"):
+        compare(value="14000", at_least="2408", at_most="13000")
+    with pytest.raises(StepFailed, match=r"^the value is 2000, expected >= 2408$"):
+        compare(value="2000", at_least="2408")
+    with pytest.raises(StepFailed, match=r"^value 'n/a' is not a number$"):
+        compare(value="n/a", at_most="1")

@@ -21,10 +21,10 @@ def test_live_state_from_the_running_kernel():
     async def scenario():
         async with held_machine() as (machine, reader, memory):
             mapped = await reader.snapshot(memory)
-            dumped = await reader.snapshot(QmpMemory.of(machine))  # the pmemsave path agrees
+            dumped = await reader.snapshot(QmpMemory(machine))  # the pmemsave path agrees
             # Small reads go through HMP `xp`: the same bytes as the RAM file (the magic is fixed).
             for size in (8, 3):
-                assert await QmpMemory.of(machine).read(reader.address, size) == await memory.read(reader.address, size)
+                assert await QmpMemory(machine).read(reader.address, size) == await memory.read(reader.address, size)
             ticks = [mapped.cpus[0].ticks]
             for _ in range(20):  # the kernel's timer moves these
                 await asyncio.sleep(0.1)

@@ -38,10 +38,10 @@ async def measure(settings, hardware, image, count: int = 200) -> list[Figure]:
         reader = StateReader(image.path)
         mapped = MmapMemory(machine.ram_path)
         try:
-            await machine.cont()
+            await machine.resume()
             await wait_published(reader, mapped)
             for name, memory, target in (("state snapshot read+decode (RAM file mmap)", mapped, 5.0),
-                                         ("state snapshot read+decode (QMP pmemsave+xp)", QmpMemory.of(machine), 5.0)):
+                                         ("state snapshot read+decode (QMP pmemsave+xp)", QmpMemory(machine), 5.0)):
                 samples = []
                 for _ in range(count):
                     samples.append((await reader.snapshot(memory)).read_ms)

@@ -18,7 +18,7 @@ from pathlib import Path
 from qemu.qmp import QMPClient
 from qemu.qmp.protocol import ConnectError
 
-from .qemu import BootOutcome, Machine
+from .qemu import BootOutcome, Machine, Monitor
 
 
 class SessionError(Exception):
@@ -95,7 +95,7 @@ async def boot_named(settings, hardware, image, timeout: float, append: str, on_
     async with Machine(settings, hardware, image, append, on_serial, ram_file=True) as machine:
         registered = register(name, machine)
         try:
-            await machine.cont()
+            await machine.resume()
             return await machine.wait_exit(timeout)
         finally:
             registered.unlink(missing_ok=True)
@@ -111,8 +111,8 @@ def lookup(name: str) -> Session:
                        f"`kwast-bench boot --name {name} --append hold`")
 
 
-class Attached:
-    """A QMP connection to a named session's second monitor: `command()` and `socket_dir` like a Machine."""
+class Attached(Monitor):
+    """A QMP connection to a named session's second monitor: the verbs of a Machine."""
 
     def __init__(self, session: Session):
         self.session = session

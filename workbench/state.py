@@ -3,7 +3,7 @@ read from guest memory while the guest runs.
 
 Where the block is and how it is laid out come from the kernel ELF (see `dwarf`); so do the
 magic and layout version it must carry (the static's initial bytes in .data). Guest memory is
-read through QMP `pmemsave`, or through the machine's RAM file when it has one (much faster):
+read through the machine's QMP monitor, or through its RAM file when it has one (much faster):
 the kernel is identity-mapped, so its addresses are physical.
 
 Consistency (the kernel's seqlock): a snapshot is taken as read the sequence S1, read the
@@ -18,15 +18,15 @@ scheduler tick), and a tight loop of reads would give up long before it runs aga
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Callable
 
 from . import dwarf
 from .dwarf import Record
+from .qemu import Monitor
 
 SYMBOL = "KWAST_DEBUG_STATE"
 
@@ -36,57 +36,21 @@ class DebugStateError(Exception):
 
 
 class QmpMemory:
-    """Guest physical memory through QMP: `pmemsave` into a file in the machine's private dir,
-    or for a few bytes (the seqlock's sequence) HMP `xp`, which needs no file and so takes about
-    half the time (0.6 ms against 1 ms here).
-
-    Each call is a QMP round trip, while a kernel with a timer updates the block every few
-    milliseconds: a seqlock check does not always bracket a quiet moment. So after
+    """Guest physical memory through the machine's QMP monitor (`Monitor.read_memory`): each
+    read is a QMP round trip, while a kernel with a timer updates the block every few
+    milliseconds, so a seqlock check does not always bracket a quiet moment. After
     `optimistic_attempts`, a snapshot pauses the guest (`paused()`) for its read."""
 
     optimistic_attempts = 3
-    SMALL_READ = 8
 
-    def __init__(self, command: Callable[..., Awaitable[object]], directory: Path):
-        self._command = command
-        self._path = Path(directory) / "pmemsave.bin"
+    def __init__(self, machine: Monitor):
+        self._machine = machine
 
-    @contextlib.asynccontextmanager
-    async def paused(self):
-        """The guest stopped meanwhile, and resumed after only if it was running before
-        (a guest stopped by GDB or the user stays stopped)."""
-        status = await self._command("query-status")
-        running = isinstance(status, dict) and status.get("running")
-        if running:
-            await self._command("stop")
-        try:
-            yield
-        finally:
-            if running:
-                await self._command("cont")
+    def paused(self):
+        return self._machine.paused()
 
     async def read(self, address: int, size: int) -> bytes:
-        if size <= self.SMALL_READ:
-            return await self._read_small(address, size)
-        await self._command("pmemsave", {"val": address, "size": size, "filename": str(self._path)})
-        data = self._path.read_bytes()
-        if len(data) != size:
-            raise DebugStateError(f"pmemsave gave {len(data)} bytes for {size} at {address:#x}")
-        return data
-
-    async def _read_small(self, address: int, size: int) -> bytes:
-        # HMP answers "ADDRESS: 0x12 0x34 ...\r\n" for `xp /Nbx`.
-        text = await self._command("human-monitor-command", {"command-line": f"xp /{size}bx {address:#x}"})
-        _, _, values = str(text).partition(":")
-        data = bytes(int(value, 16) for value in values.split())
-        if len(data) != size:
-            raise DebugStateError(f"xp gave {text!r} for {size} bytes at {address:#x}")
-        return data
-
-    @classmethod
-    def of(cls, machine) -> QmpMemory:
-        """For a `qemu.Machine` or a `session.Attached`: anything with `command` and `socket_dir`."""
-        return cls(machine.command, machine.socket_dir)
+        return await self._machine.read_memory(address, size)
 
 
 class MmapMemory:
@@ -113,9 +77,9 @@ class MmapMemory:
 
 
 def memory_of(machine) -> QmpMemory | MmapMemory:
-    """The fastest way into this machine's memory: its RAM file if it has one, else pmemsave."""
+    """The fastest way into this machine's memory: its RAM file if it has one, else QMP."""
     ram = getattr(machine, "ram_path", None) if getattr(machine, "ram_file", False) else None
-    return MmapMemory(ram) if ram is not None else QmpMemory.of(machine)
+    return MmapMemory(ram) if ram is not None else QmpMemory(machine)
 
 
 @dataclass

@@ -60,7 +60,7 @@ async def _target(args, settings, run: bool):
         words = " ".join(w for w in ("hold", args.append) if w)
         async with Machine(settings, hardware, image, words, ram_file=True) as machine:
             if run:
-                await machine.cont()
+                await machine.resume()
             yield machine, image.path
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
 from .. import yamlmodel
-from . import keys
 from ..config import HardwareConfig
+from ..qemu import keys
 from ..yamlmodel import ConfigError, check, parser
 
 Overrides = yamlmodel.partial(HardwareConfig)
@@ -43,7 +43,7 @@ def _at(line: int) -> Any:
 
 @dataclass(frozen=True)
 class Boot:
-    """Lets the held CPU run (QMP `cont`, or GDB's continue when GDB is attached)."""
+    """Lets the held CPU run (the machine's resume, or GDB's continue when GDB is attached)."""
     TAG: ClassVar[str] = "boot"
     line: int = _at(0)
 
@@ -116,6 +116,22 @@ class State:
 
 
 @dataclass(frozen=True)
+class Compare:
+    """A number, usually a captured `${name}`, checked against bounds (numbers or `${name}`s too);
+    all given must hold."""
+    TAG: ClassVar[str] = "compare"
+    value: str = field(metadata=_TEXT)
+    equals: str | None = field(default=None, metadata=_TEXT)
+    at_least: str | None = field(default=None, metadata=_TEXT)
+    at_most: str | None = field(default=None, metadata=_TEXT)
+    line: int = _at(0)
+
+    def __post_init__(self) -> None:
+        if self.equals is None and self.at_least is None and self.at_most is None:
+            raise ValueError("give a bound: equals, at_least or at_most")
+
+
+@dataclass(frozen=True)
 class Gdb:
     """One GDB action on the kernel (GDB attaches on first use, which stops the guest)."""
     TAG: ClassVar[str] = "gdb"
@@ -144,7 +160,7 @@ class Gdb:
 
 @dataclass(frozen=True)
 class Inject:
-    """Disturbs the machine: pause/resume (QMP stop/cont), an NMI, bytes written over guest
+    """Disturbs the machine: pause/resume, an NMI, bytes written over guest
     memory at a kernel symbol (through GDB), a server killed or the next IPC message corrupted
     (the kernel's debug-control block, through GDB), or a storm of keyboard interrupts."""
     TAG: ClassVar[str] = "inject"
@@ -169,19 +185,21 @@ class Inject:
 
 @dataclass(frozen=True)
 class Screendump:
-    """Saves the display as PPM in the artifact folder (needs `display: vga`)."""
+    """Saves the display as PPM in the artifact folder (needs `display: vga`). With `shows`, the
+    VGA text buffer must match that regex and the picture must show the buffer's text."""
     TAG: ClassVar[str] = "screendump"
     SHORTHAND: ClassVar[str] = "file"
     file: str = field(default="screen.ppm", metadata=check(
         lambda s: re.fullmatch(r"[\w.-]+\.ppm", s) is not None, "must be a file name ending in .ppm"))
     width: int | None = None
     height: int | None = None
+    shows: str | None = field(default=None, metadata=_REGEX)
     line: int = _at(0)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Saves the whole VM (QMP snapshot-save into the scenario's qcow2 overlay)."""
+    """Saves the whole VM (devices and RAM) into the scenario's qcow2 overlay."""
     TAG: ClassVar[str] = "snapshot"
     SHORTHAND: ClassVar[str] = "name"
     name: str = field(default="snap", metadata=_NAME)
@@ -190,7 +208,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Restore:
-    """Goes back to a snapshot taken earlier in this scenario (QMP snapshot-load)."""
+    """Goes back to a snapshot taken earlier in this scenario."""
     TAG: ClassVar[str] = "restore"
     SHORTHAND: ClassVar[str] = "name"
     name: str = field(default="snap", metadata=_NAME)
@@ -217,8 +235,8 @@ class Call:
     line: int = _at(0)
 
 
-Step = Boot | Expect | Reject | SendKeys | State | Gdb | Inject | Screendump | Snapshot | Restore | ExpectExit
-STEP_KINDS = [Boot, Expect, Reject, SendKeys, State, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit]
+Step = Boot | Expect | Reject | SendKeys | State | Compare | Gdb | Inject | Screendump | Snapshot | Restore | ExpectExit
+STEP_KINDS = [Boot, Expect, Reject, SendKeys, State, Compare, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit]
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from typing import Any
 from .. import dwarf
 from ..gdb import Gdb, GdbError, frame_stopped_in
 from ..kernel_image import KernelImage
-from ..qemu import BootOutcome, Machine
+from ..qemu import BootOutcome, Machine, screen
 from ..state import DebugStateError, StateReader, memory_of, wait_published
-from . import keys, model
+from . import model
 
 
 class StepFailed(Exception):
@@ -136,7 +136,7 @@ async def boot(ctx: Context, step: model.Boot) -> str:
         ctx.gdb.mark = len(ctx.gdb.gdb.events)
         await ctx.gdb.call(ctx.gdb.gdb.cont)
         return "resumed under GDB"
-    await ctx.machine.cont()
+    await ctx.machine.resume()
     return "running"
 
 
@@ -172,11 +172,7 @@ async def reject(ctx: Context, step: model.Reject) -> str:
 
 
 async def send_keys(ctx: Context, step: model.SendKeys) -> str:
-    presses = keys.for_text(step.text) + [keys.named(k) for k in step.keys]
-    for combo in presses:
-        await ctx.machine.command("send-key", {"keys": [{"type": "qcode", "data": k} for k in combo],
-                                               "hold-time": 20})
-    return f"{len(presses)} key presses sent"
+    return f"{await ctx.machine.send_keys(step.text, step.keys)} key presses sent"
 
 
 def _field(snap, path: str) -> Any:
@@ -263,14 +259,28 @@ def _thread_problem(snap, wanted: model.ThreadIs | None) -> str | None:
 def _value_problem(snap, step: model.State) -> str | None:
     if not step.value:
         return None
-    value = _field(snap, step.value)
+    return _bounds_problem(_field(snap, step.value), step.value, step)
+
+
+def _bounds_problem(value: Any, what: str, step: model.State | model.Compare) -> str | None:
+    """Why `value` is not within the step's equals / at_least / at_most, or None."""
     checks = [(step.equals, "==", lambda v, x: str(v) == x if not isinstance(v, (int, float)) else v == _number(x, "equals")),
               (step.at_least, ">=", lambda v, x: v >= _number(x, "at_least")),
               (step.at_most, "<=", lambda v, x: v <= _number(x, "at_most"))]
     for limit, sign, holds in checks:
         if limit is not None and not holds(value, limit):
-            return f"{step.value} is {value}, expected {sign} {limit}"
+            return f"{what} is {value}, expected {sign} {limit}"
     return None
+
+
+async def compare(ctx: Context, step: model.Compare) -> str:
+    value = _number(step.value, "value")
+    problem = _bounds_problem(value, "the value", step)
+    if problem:
+        raise StepFailed(problem)
+    bounds = [f"{sign} {limit}" for limit, sign in ((step.equals, "=="), (step.at_least, ">="), (step.at_most, "<="))
+              if limit is not None]
+    return f"{value}: {', '.join(bounds)}"
 
 
 async def gdb(ctx: Context, step: model.Gdb) -> str:
@@ -319,11 +329,10 @@ async def gdb(ctx: Context, step: model.Gdb) -> str:
 
 async def inject(ctx: Context, step: model.Inject) -> str:
     if step.action in ("pause", "resume"):
-        await ctx.machine.command("stop" if step.action == "pause" else "cont")
-        status = await ctx.machine.command("query-status")
-        return f"guest {status.get('status')}"  # type: ignore[union-attr]
+        await (ctx.machine.pause() if step.action == "pause" else ctx.machine.resume())
+        return f"guest {await ctx.machine.status()}"
     if step.action == "nmi":
-        await ctx.machine.command("inject-nmi")
+        await ctx.machine.inject_nmi()
         return "NMI injected"
     if step.action == "kill":
         return await _kill(ctx, step.server or "")
@@ -334,9 +343,7 @@ async def inject(ctx: Context, step: model.Inject) -> str:
         # One press and release per QMP command, as fast as QMP goes: QEMU's PS/2 queue holds
         # only a few scan codes, so bigger batches would mostly overflow it, not interrupt.
         for _ in range(step.count):
-            await ctx.machine.command("input-send-event", {"events": [
-                {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": "shift"}}}
-                for down in (True, False)]})
+            await ctx.machine.tap_key("shift")
         return f"{step.count} key presses sent"
     address = ctx.image.symbols.get(step.symbol or "")
     if address is None:
@@ -370,49 +377,32 @@ async def _control(ctx: Context, field: str, value: int) -> None:
 
 
 async def screendump(ctx: Context, step: model.Screendump) -> str:
-    if ctx.machine.config.display != "vga":
-        raise StepFailed("screendump needs a display: set `display: vga` in the config or its overrides")
     path = ctx.artifacts / step.file
-    await ctx.machine.command("screendump", {"filename": str(path)})
-    with path.open("rb") as file:
-        header = file.read(64).split()
-    if len(header) < 4 or header[0] != b"P6":
-        raise StepFailed(f"{path} is not a PPM image (header {header[:4]})")
-    width, height = int(header[1]), int(header[2])
-    for wanted, got, what in ((step.width, width, "width"), (step.height, height, "height")):
+    picture = await ctx.machine.screendump(path)
+    for wanted, got, what in ((step.width, picture.width, "width"), (step.height, picture.height, "height")):
         if wanted is not None and wanted != got:
             raise StepFailed(f"screen {what} is {got}, expected {wanted}")
-    return f"{path.name}: {width}x{height}"
-
-
-async def _job(ctx: Context, command: str, arguments: dict, timeout: float = 30) -> None:
-    """A QMP job (snapshot-save/-load) to its end; its error, if any, is the step's failure."""
-    await ctx.machine.command(command, arguments)
-    deadline = time.monotonic() + timeout
-    while True:
-        jobs = await ctx.machine.command("query-jobs")
-        job = next(j for j in jobs if j["id"] == arguments["job-id"])  # type: ignore[union-attr]
-        if job["status"] == "concluded":
-            await ctx.machine.command("job-dismiss", {"id": job["id"]})
-            if job.get("error"):
-                raise StepFailed(f"{command}: {job['error']}")
-            return
-        if time.monotonic() > deadline:
-            raise StepFailed(f"{command} did not finish within {timeout} s (status {job['status']})")
-        await asyncio.sleep(0.01)
+    said = f"{path.name}: {picture.width}x{picture.height}"
+    if step.shows is None:
+        return said
+    text = await ctx.machine.screen_text()
+    if not re.search(step.shows, text.text, re.MULTILINE):
+        raise StepFailed(f"the text screen does not match /{step.shows}/; it reads:\n{text.text}")
+    problem = screen.mismatch(picture, text)
+    if problem:
+        raise StepFailed(f"{path.name}: {problem}")
+    return f"{said}, showing the text screen, which matches /{step.shows}/"
 
 
 async def snapshot(ctx: Context, step: model.Snapshot) -> str:
-    node = ctx.machine.snapshot_node
     started = time.perf_counter()
-    await _job(ctx, "snapshot-save", {"job-id": f"save-{step.name}", "tag": step.name, "vmstate": node, "devices": [node]})
+    await ctx.machine.save_snapshot(step.name)
     return f"saved {step.name!r} in {(time.perf_counter() - started) * 1000:.0f} ms"
 
 
 async def restore(ctx: Context, step: model.Restore) -> str:
-    node = ctx.machine.snapshot_node
     started = time.perf_counter()
-    await _job(ctx, "snapshot-load", {"job-id": f"load-{step.name}", "tag": step.name, "vmstate": node, "devices": [node]})
+    await ctx.machine.load_snapshot(step.name)
     return f"restored {step.name!r} in {(time.perf_counter() - started) * 1000:.0f} ms"
 
 
@@ -436,4 +426,5 @@ async def call(ctx: Context, step: model.Call) -> str:
 
 RUN = {model.Boot: boot, model.Expect: expect, model.Reject: reject, model.SendKeys: send_keys,
        model.State: state, model.Gdb: gdb, model.Inject: inject, model.Screendump: screendump,
-       model.Snapshot: snapshot, model.Restore: restore, model.ExpectExit: expect_exit, model.Call: call}
+       model.Compare: compare, model.Snapshot: snapshot, model.Restore: restore, model.ExpectExit: expect_exit,
+       model.Call: call}

@@ -20,6 +20,8 @@ from textual.widgets import Footer, HelpPanel, TabbedContent, TabPane
 
 from .. import build, config
 from ..config import HardwareConfig
+from ..qemu import QemuError
+from ..qemu.keys import KeyNameError
 from ..settings import Settings
 from ..yamlmodel import ConfigError
 from .build_pane import BuildPane
@@ -180,7 +182,7 @@ class KwastApp(App):
         """Awaits a VmStatus call; a failure becomes a notification saying what to do."""
         try:
             result = await call
-        except VmError as error:
+        except (VmError, QemuError, KeyNameError) as error:  # what the user can fix, said as such
             self.notify(str(error), severity="error")
             return None
         except (QMPError, asyncio.TimeoutError) as error:  # QEMU's own words are the useful part

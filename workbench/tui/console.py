@@ -1,5 +1,5 @@
 """The serial console: the guest's COM1 output, a search over it, and a line that types into the
-guest through its PS/2 keyboard (QMP `send-key`)."""
+guest through its PS/2 keyboard (the machine's `send_keys`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The machine: one QEMU at a time, owned by the `VmStatus` bar that always shows its state.
 
-The bar runs `qemu.Machine` in Textual's own asyncio loop (qemu.qmp is asyncio) and follows
-QMP events (STOP, RESUME, RESET, SHUTDOWN) for the status it shows. It posts `Booted` when a
+The bar runs `qemu.Machine` in Textual's own asyncio loop (qemu.qmp is asyncio), works it
+through the machine's verbs, and follows QMP events (STOP, RESUME, RESET, SHUTDOWN) for the
+status it shows. It posts `Booted` when a
 machine is up, `Serial` for console output and `Ended` when QEMU is gone; every way out (the
 guest exiting, `stop()`, the app quitting) ends QEMU.
 """
@@ -9,7 +10,6 @@ guest exiting, `stop()`, the app quitting) ends QEMU.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import re
 import time
@@ -25,7 +25,6 @@ from ..config import HardwareConfig
 from ..kernel_image import KernelImage, KernelImageError
 from ..qemu import Machine, QemuError
 from ..settings import Settings
-from . import keys
 
 # What the kernel prints first on every boot, and how long a reset may take to bring it back.
 BANNER = " booting\n"
@@ -105,7 +104,7 @@ class VmStatus(Static):
         self._follow_events(listener)
         self._wait_exit(machine)
         self.post_message(self.Booted(machine, image.path))
-        await machine.cont()
+        await machine.resume()
 
     def _serial(self, text: str) -> None:
         self.post_message(self.Serial(text))
@@ -115,8 +114,7 @@ class VmStatus(Static):
         async for event in listener:
             if event["event"] == "RESET" and self.machine is not None:
                 # A reset keeps the run state it happened in.
-                running = (await self.machine.command("query-status"))["running"]
-                self.status = "running" if running else "paused"
+                self.status = "running" if await self.machine.running() else "paused"
             else:
                 self.status = _STATUS_BY_EVENT.get(event["event"], self.status)
 
@@ -157,71 +155,35 @@ class VmStatus(Static):
 
     async def pause_or_continue(self) -> None:
         machine = self._machine()
-        running = (await machine.command("query-status"))["running"]
-        await machine.command("stop" if running else "cont")
+        await (machine.pause() if await machine.running() else machine.resume())
 
     async def reset(self) -> None:
         machine = self._machine()
         # Machines run with -no-reboot, which turns every reset into an exit. After a reset the
         # firmware (SeaBIOS) reboots once more by itself, through port 0xcf9, before the kernel
-        # runs again: resets stay allowed until the kernel's banner shows up anew.
+        # runs again: reboots stay allowed until the kernel's banner shows up anew.
         banners = machine.serial_text.count(BANNER)
-        await machine.command("set-action", {"reboot": "reset"})
-        try:
-            await machine.command("system_reset")
+        async with machine.reboots_allowed():
+            await machine.reset()
             deadline = time.monotonic() + REBOOT_TIMEOUT
             while machine.serial_text.count(BANNER) <= banners and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-        finally:
-            if machine.process is not None and machine.process.returncode is None:
-                await machine.command("set-action", {"reboot": "shutdown"})
 
     async def send_text(self, text: str) -> int:
-        """Types `text` on the guest's PS/2 keyboard, one `send-key` per character; returns how many."""
-        machine = self._machine()
-        if not machine.config.ps2_keyboard:
-            raise VmError(f"{machine.config.path}: ps2_keyboard is off: turn it on to type into the guest")
-        try:
-            batches = keys.presses(text)
-        except ValueError as error:
-            raise VmError(str(error)) from None
-        for batch in batches:
-            await machine.command("send-key", {"keys": batch})
-        return len(batches)
+        """Types `text` on the guest's PS/2 keyboard; returns how many keys it pressed."""
+        return await self._machine().send_keys(text)
 
     async def screendump(self) -> Path:
         machine = self._machine()
-        if machine.config.display == "none":
-            raise VmError(f"{machine.config.path}: display is none: a screendump needs `display: vga`")
         directory = self.settings.build_dir / "screendumps"
         directory.mkdir(parents=True, exist_ok=True)
         # Numbered on from what earlier sessions left: a dump never overwrites another.
         path = next(p for n in self._dumps if not (p := directory / f"screen-{n}.ppm").exists())
-        # PPM: QEMU 7.2's PNG output has known bugs.
-        await machine.command("screendump", {"filename": str(path), "format": "ppm"})
+        await machine.screendump(path)
         return path
 
     async def savevm(self, tag: str = "kwast") -> None:
-        await self._snapshot_job("snapshot-save", tag)
+        await self._machine().save_snapshot(tag)
 
     async def loadvm(self, tag: str = "kwast") -> None:
-        await self._snapshot_job("snapshot-load", tag)
-
-    async def _snapshot_job(self, command: str, tag: str) -> None:
-        machine = self._machine()
-        node = machine.snapshot_node
-        if node is None:
-            raise VmError(f"{machine.config.path}: snapshots are off: add `snapshots: true` to use savevm/loadvm")
-        job = f"{command}-{next(self._dumps)}"
-        await machine.command(command, {"job-id": job, "tag": tag, "vmstate": node, "devices": [node]})
-        try:
-            while True:
-                jobs = {j["id"]: j for j in await machine.command("query-jobs")}
-                if jobs[job]["status"] == "concluded":
-                    if "error" in jobs[job]:
-                        raise VmError(f"{command} {tag}: {jobs[job]['error']}")
-                    return
-                await asyncio.sleep(0.01)
-        finally:
-            with contextlib.suppress(Exception):
-                await machine.command("job-dismiss", {"id": job})
+        await self._machine().load_snapshot(tag)

@@ -1,4 +1,4 @@
-"""One QEMU running the Kwast kernel, driven through QMP.
+"""One QEMU running the Kwast kernel: the process, its sockets, and the verbs of `Monitor`.
 
 A `Machine` owns everything it starts: the QEMU process, a private temp dir holding its unix
 sockets (QMP, serial), and the tasks reading them. Leaving `async with Machine(...)` ends all of
@@ -25,9 +25,10 @@ from typing import Callable, Literal
 from qemu.qmp import QMPClient
 from qemu.qmp.protocol import ConnectError
 
-from .config import HardwareConfig
-from .kernel_image import KernelImage
-from .settings import Settings
+from ..config import HardwareConfig
+from ..kernel_image import KernelImage
+from ..settings import Settings
+from .monitor import SNAPSHOT_NODE, Feature, Monitor, QemuError
 
 QEMU = "qemu-system-x86_64"
 _PR_SET_PDEATHSIG = 1
@@ -35,10 +36,6 @@ _PR_SET_PDEATHSIG = 1
 # qemu.qmp logs a traceback for every refused connect, which our start-up retries expect;
 # failures reach the user as QemuError instead.
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
-
-
-class QemuError(Exception):
-    pass
 
 
 def _die_with_parent() -> None:
@@ -73,7 +70,7 @@ class BootOutcome:
 
 
 @dataclass
-class Machine:
+class Machine(Monitor):
     settings: Settings
     config: HardwareConfig
     image: KernelImage
@@ -134,7 +131,7 @@ class Machine:
         if c.icount:
             argv += ["-icount", f"shift={c.icount_shift},sleep=off"]
         if c.snapshots:
-            argv += ["-blockdev", f"driver=qcow2,node-name={self.snapshot_node},file.driver=file,"
+            argv += ["-blockdev", f"driver=qcow2,node-name={SNAPSHOT_NODE},file.driver=file,"
                                   f"file.filename={self.socket_dir / 'snapshots.qcow2'}"]
         if self.ram_file:
             argv += ["-object", f"memory-backend-file,id=ram,size={c.memory >> 20}M,mem-path={self.ram_path},share=on",
@@ -157,11 +154,6 @@ class Machine:
         return self.socket_dir / "ram"
 
     @property
-    def snapshot_node(self) -> str | None:
-        """The block node savevm/loadvm (`snapshot-save`/`snapshot-load`) use, if the config has one."""
-        return "snapshots" if self.config.snapshots else None
-
-    @property
     def gdb_socket(self) -> Path:
         assert self.socket_dir is not None
         return self.socket_dir / "gdb.sock"
@@ -180,7 +172,7 @@ class Machine:
         await self.shutdown()
 
     async def start(self) -> None:
-        """Starts QEMU with the CPU held (-S); `cont()` lets the kernel run."""
+        """Starts QEMU with the CPU held (-S); `resume()` lets the kernel run."""
         self.socket_dir = Path(tempfile.mkdtemp(prefix="kwast-"))
         if self.config.snapshots:
             await self._create_snapshot_disk()
@@ -235,8 +227,25 @@ class Machine:
         """One QMP command; qemu.qmp has no timeout of its own."""
         return await asyncio.wait_for(self.qmp.execute(name, arguments), timeout)
 
-    async def cont(self) -> None:
-        await self.command("cont")
+    def _lacks(self, feature: Feature) -> str | None:
+        c = self.config
+        if feature == "display" and c.display != "vga":
+            return f"{c.path}: display is {c.display}: a screendump needs `display: vga`"
+        if feature == "keyboard" and not c.ps2_keyboard:
+            return f"{c.path}: ps2_keyboard is off: turn it on to type into the guest"
+        if feature == "snapshots" and not c.snapshots:
+            return f"{c.path}: snapshots are off: add `snapshots: true` to use savevm/loadvm"
+        return None
+
+    @contextlib.asynccontextmanager
+    async def reboots_allowed(self):
+        """A guest reset meanwhile reboots the guest; otherwise (-no-reboot) it ends QEMU."""
+        await self.command("set-action", {"reboot": "reset"})
+        try:
+            yield
+        finally:
+            if self.process is not None and self.process.returncode is None:
+                await self.command("set-action", {"reboot": "shutdown"})
 
     async def wait_exit(self, timeout: float) -> BootOutcome:
         """Waits for QEMU to end by itself and says how; `timeout` if it is still running."""
@@ -267,7 +276,7 @@ class Machine:
         process = self.process
         if process is not None and process.returncode is None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.qmp.execute("quit"), 1)
+                await asyncio.wait_for(self.power_off(), 1)
             try:
                 await asyncio.wait_for(asyncio.shield(process.wait()), self.settings.quit_timeout)
             except (asyncio.TimeoutError, asyncio.CancelledError):
@@ -320,5 +329,5 @@ async def boot(settings: Settings, config: HardwareConfig, image: KernelImage, t
                extra_cmdline: str = "", on_serial: Callable[[str], None] | None = None) -> BootOutcome:
     """Boots the kernel until it exits (or `timeout` seconds pass) and says how it ended."""
     async with Machine(settings, config, image, extra_cmdline, on_serial) as machine:
-        await machine.cont()
+        await machine.resume()
         return await machine.wait_exit(timeout)

@@ -1,4 +1,5 @@
-"""Text and key names to QMP `send-key` qcodes (a US keyboard layout)."""
+"""The US keyboard: text and key names to the QEMU qcodes a PS/2 keyboard would send for them.
+The one table the TUI's typing line and scenario `send_keys` steps share."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class KeyNameError(ValueError):
 
 
 def for_text(text: str) -> list[list[str]]:
-    """One qcode combination per character."""
+    """One combination of keys held together per character."""
     presses = []
     for char in text:
         if char in _PLAIN:
@@ -30,7 +31,7 @@ def for_text(text: str) -> list[list[str]]:
         elif char in _SHIFTED:
             presses.append(["shift", _SHIFTED[char]])
         else:
-            raise KeyNameError(f"cannot type {char!r} on a US keyboard: send it as a named key instead")
+            raise KeyNameError(f"cannot type {char!r} on a US keyboard")
     return presses
 
 
