@@ -12,8 +12,12 @@ pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Largest wasm stack a server may use before trapping with a stack overflow.
 pub const MAX_WASM_STACK: usize = 512 << 10;
 
-/// Address space reserved for each linear memory (see `configure`).
-pub const MEMORY_RESERVATION: u64 = 64 << 20;
+/// Address space reserved for each linear memory: all a 32-bit index can reach (see `configure`).
+pub const MEMORY_RESERVATION: u64 = 4 << 30;
+
+/// Inaccessible address space after each reservation: an access at index + offset below
+/// 4 GiB + this needs no bounds check either (wasmtime's default on 64-bit hosts).
+pub const MEMORY_GUARD: u64 = 32 << 20;
 
 /// CPU features to compile for, per QEMU CPU model (configs' `cpu.model`); None if unknown.
 /// The kernel accepts an artifact only if the CPU it runs on has every feature named here.
@@ -31,17 +35,17 @@ pub fn cpu_features(model: &str) -> Option<&'static [&'static str]> {
 }
 
 pub fn configure(config: &mut Config) {
-    // No signal handlers in ring 0: every trap is an explicit check in the generated code.
-    config.signals_based_traps(false);
-    // Each linear memory reserves this much address space (the kernel's page tables back only
-    // what it grows to) and grows in place within it; past it, it moves. Without a reservation
-    // wasmtime would keep linear memories on the kernel heap, which no large memory fits. No
-    // guard regions: bounds are checked explicitly.
+    // Guard pages instead of bounds checks, as wasmtime on Linux: each linear memory reserves
+    // every address a 32-bit index plus an offset can reach, the kernel's page tables back only
+    // what it has grown to, and an access past that is a page fault that the kernel's fault
+    // handler hands to wasmtime (wasm/platform.rs), which turns it into the trap it is. So
+    // Cranelift emits no bounds check; division by zero and `unreachable` trap in hardware too.
+    config.signals_based_traps(true);
     config.memory_reservation(MEMORY_RESERVATION);
-    config.memory_guard_size(0);
+    config.memory_guard_size(MEMORY_GUARD);
     config.memory_reservation_for_growth(0);
     config.guard_before_linear_memory(false);
-    config.memory_may_move(true);
+    config.memory_may_move(false);
     config.memory_init_cow(false);
     // The kernel's timer advances the epoch: a server that computes without ever calling the
     // kernel can be stopped.

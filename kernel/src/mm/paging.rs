@@ -140,6 +140,31 @@ pub fn protect(virt: u64, access: Access) -> bool {
     }
 }
 
+/// The first mapped 4 KiB page in `[from, end)`, skipping unmapped tables whole: a 4 GiB
+/// linear-memory reservation has few pages mapped, and asking page by page cost 200 million
+/// instructions per reservation released.
+pub fn next_mapped(from: u64, end: u64) -> Option<u64> {
+    let tables = KERNEL_TABLES.lock();
+    let root = tables.as_ref()?.level_4_table();
+    let mut address = from & !(FRAME_SIZE - 1);
+    'walk: while address < end {
+        let mut table = root;
+        for shift in [39, 30, 21, 12] {
+            let entry = &table[((address >> shift) & 511) as usize];
+            if !entry.flags().contains(Flags::PRESENT) {
+                address = ((address >> shift) + 1) << shift; // the next entry at this level
+                continue 'walk;
+            }
+            if shift == 12 || entry.flags().contains(Flags::HUGE_PAGE) {
+                return Some(address);
+            }
+            // Page-table frames are identity-mapped (below 4 GiB).
+            table = unsafe { &*(entry.addr().as_u64() as *const PageTable) };
+        }
+    }
+    None
+}
+
 pub fn translate(virt: u64) -> Option<u64> {
     let tables = KERNEL_TABLES.lock();
     tables.as_ref()?.translate_addr(VirtAddr::new(virt)).map(|a| a.as_u64())
@@ -174,6 +199,8 @@ crate::kernel_test!(paging, {
         core::ptr::write_volatile(virt as *mut u64, 0x1122_3344_5566_7788);
         assert_eq!(core::ptr::read_volatile(phys as *const u64), 0x1122_3344_5566_7788, "alias sees the write");
     }
+    assert_eq!(next_mapped(SCRATCH_BASE, SCRATCH_BASE + (8 << 30)), Some(virt));
+    assert_eq!(next_mapped(virt + FRAME_SIZE, SCRATCH_BASE + (8 << 30)), None);
     assert_eq!(unmap(virt), Some(phys));
     assert_eq!(translate(virt), None);
     assert_eq!(translate(0), None, "page 0 is unmapped");

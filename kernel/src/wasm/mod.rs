@@ -8,7 +8,7 @@ mod abi;
 mod artifact;
 pub mod engine;
 mod guest;
-mod platform;
+pub mod platform;
 pub mod server;
 mod wasi;
 

@@ -1,11 +1,14 @@
 //! The hooks wasmtime's custom platform calls (its `capi.rs`), implemented with the kernel's
-//! page tables and threads: virtual memory for linear memories and compiled code, and the
-//! per-thread TLS slots. Memory comes from the `WASM_BASE` region, backed by fresh zeroed
-//! frames: there is no demand paging, so what is accessible is always backed.
+//! page tables and threads: virtual memory for linear memories and compiled code, the
+//! per-thread TLS slots, and the trap handler the kernel's fault handler calls. Memory comes
+//! from the `WASM_BASE` region, backed by fresh zeroed frames: there is no demand paging, so
+//! what is accessible is always backed, and a fault there is wasm's (a guard page).
 
 use crate::mm::frame::{self, FRAME_SIZE};
 use crate::mm::paging::{self, Access, WASM_BASE, WASM_SIZE};
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::IrqMutex;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 const PROT_READ: u32 = 1;
 const PROT_WRITE: u32 = 2;
@@ -14,8 +17,12 @@ const PROT_EXEC: u32 = 4;
 const ENOMEM: i32 = -12;
 const EINVAL: i32 = -22;
 
-/// Address space is handed out upward and never reused: a terabyte outlasts any boot.
+/// Fresh address space is handed out upward.
 static NEXT: AtomicU64 = AtomicU64::new(WASM_BASE);
+/// Mappings given back, as (start, size), for the next mapping of that size: with a 4 GiB
+/// reservation per linear memory the region would otherwise last some 250 servers. wasmtime
+/// unmaps only whole mappings, so a range here is never still partly in use.
+static RELEASED: IrqMutex<Vec<(u64, u64)>> = IrqMutex::new(Vec::new());
 
 fn access(prot: u32) -> Option<Access> {
     (prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
@@ -49,22 +56,25 @@ fn back(page: u64, access: Access) -> bool {
 }
 
 fn set(start: *mut u8, size: usize, prot: u32, fresh: bool) -> i32 {
-    let Some(pages) = pages(start, size) else { return EINVAL };
-    for page in pages {
+    let Some(mut pages) = pages(start, size) else { return EINVAL };
+    let Some(access) = access(prot) else {
+        // Inaccessible: nothing backs it (its contents are not kept). Only what is mapped is
+        // visited: a 4 GiB reservation has few pages mapped.
+        let end = start as u64 + size as u64;
+        let mut from = start as u64;
+        while let Some(page) = paging::next_mapped(from, end) {
+            release(page);
+            from = page + FRAME_SIZE;
+        }
+        return 0;
+    };
+    pages.try_for_each(|page| {
         if fresh {
             release(page);
         }
-        match access(prot) {
-            Some(access) => {
-                if !back(page, access) {
-                    return ENOMEM;
-                }
-            }
-            // Inaccessible: nothing backs it (its contents are not kept).
-            None => release(page),
-        }
-    }
-    0
+        back(page, access).then_some(()).ok_or(ENOMEM)
+    })
+    .map_or_else(|error| error, |()| 0)
 }
 
 #[no_mangle]
@@ -75,10 +85,16 @@ pub extern "C" fn wasmtime_page_size() -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn wasmtime_mmap_new(size: usize, prot: u32, ret: *mut *mut u8) -> i32 {
     let size = (size as u64).next_multiple_of(FRAME_SIZE);
-    let start = NEXT.fetch_add(size, Ordering::Relaxed);
-    if start + size > WASM_BASE + WASM_SIZE {
-        return ENOMEM;
-    }
+    let start = match take_released(size) {
+        Some(start) => start,
+        None => {
+            let start = NEXT.fetch_add(size, Ordering::Relaxed);
+            if start + size > WASM_BASE + WASM_SIZE {
+                return ENOMEM;
+            }
+            start
+        }
+    };
     // A reservation (no access) is fresh address space: nothing to unmap, nothing to back.
     let result = if access(prot).is_none() { 0 } else { set(start as *mut u8, size as usize, prot, false) };
     if result != 0 {
@@ -94,9 +110,19 @@ pub extern "C" fn wasmtime_mmap_remap(addr: *mut u8, size: usize, prot: u32) -> 
     set(addr, size, prot, true)
 }
 
+fn take_released(size: u64) -> Option<u64> {
+    let mut released = RELEASED.lock();
+    let index = released.iter().position(|&(_, length)| length == size)?;
+    Some(released.swap_remove(index).0)
+}
+
 #[no_mangle]
 pub extern "C" fn wasmtime_munmap(addr: *mut u8, size: usize) -> i32 {
-    set(addr, size, 0, true)
+    let result = set(addr, size, 0, true);
+    if result == 0 {
+        RELEASED.lock().push((addr as u64, (size as u64).next_multiple_of(FRAME_SIZE)));
+    }
+    result
 }
 
 #[no_mangle]
@@ -118,6 +144,27 @@ pub extern "C" fn wasmtime_memory_image_map_at(_image: *mut u8, _addr: *mut u8, 
 
 #[no_mangle]
 pub extern "C" fn wasmtime_memory_image_free(_image: *mut u8) {}
+
+/// wasmtime's handler for faults in the code it generated: `(pc, fp, has_address, address)`.
+/// It returns if the fault is not a wasm trap; otherwise it unwinds to the wasm entry.
+pub type TrapHandler = extern "C" fn(usize, usize, bool, usize);
+
+static TRAP_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+#[no_mangle]
+pub extern "C" fn wasmtime_init_traps(handler: TrapHandler) -> i32 {
+    TRAP_HANDLER.store(handler as usize, Ordering::Release);
+    0
+}
+
+/// The handler to give a fault at `pc` to: set once an engine exists, and only for code in the
+/// wasm region, where wasmtime's compiled code lives. Faults elsewhere stay kernel faults.
+pub fn trap_handler_for(pc: u64) -> Option<TrapHandler> {
+    let handler = TRAP_HANDLER.load(Ordering::Acquire);
+    let in_region = (WASM_BASE..WASM_BASE + WASM_SIZE).contains(&pc);
+    // SAFETY: the only non-zero value stored is a `TrapHandler`.
+    (handler != 0 && in_region).then(|| unsafe { core::mem::transmute::<usize, TrapHandler>(handler) })
+}
 
 #[no_mangle]
 pub extern "C" fn wasmtime_tls_get(slot: usize) -> *mut u8 {

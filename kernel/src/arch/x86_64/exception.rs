@@ -1,6 +1,7 @@
-//! CPU exceptions in the kernel are bugs: report them by name with the whole register file, then
-//! end the machine with the failure code. A page fault in a thread stack's guard page is
-//! reported as that thread's stack overflow.
+//! CPU exceptions: those of wasm code are its traps, handed to wasmtime on the faulting thread;
+//! those of the kernel are bugs: report them by name with the whole register file, then end the
+//! machine with the failure code. A page fault in a thread stack's guard page is reported as
+//! that thread's stack overflow.
 
 use super::qemu_exit::{exit, ExitCode};
 use super::trap::TrapFrame;
@@ -16,14 +17,55 @@ const NAMES: [&str; 32] = [
     "VMM communication exception", "security exception", "reserved (31)",
 ];
 
+const DIVIDE_ERROR: u64 = 0;
+const INVALID_OPCODE: u64 = 6;
 const PAGE_FAULT: u64 = 14;
+/// What wasm code raises on purpose (engine/config): an access past its linear memory (a guard
+/// page), a division by zero or overflow, a trap instruction (`ud2`).
+const WASM_TRAPS: [u64; 3] = [DIVIDE_ERROR, INVALID_OPCODE, PAGE_FAULT];
 
-pub fn handle(frame: &mut TrapFrame) -> ! {
+pub fn handle(frame: &mut TrapFrame) {
+    let address = if frame.vector == PAGE_FAULT { x86_64::registers::control::Cr2::read_raw() } else { 0 };
+    let stack_overflow = frame.vector == PAGE_FAULT && crate::sched::stack_overflow_victim(address).is_some();
+    if WASM_TRAPS.contains(&frame.vector) && !stack_overflow
+        && crate::wasm::platform::trap_handler_for(frame.rip).is_some() {
+        return divert(frame, address);
+    }
+    report(frame, address)
+}
+
+/// Resumes the faulting thread in `wasm_fault` instead of at the faulting instruction:
+/// wasmtime's handler unwinds the thread's own stack to where it entered wasm, which it cannot
+/// do from this IST stack with interrupts off. A copy of the frame goes below the thread's red
+/// zone, for the report should wasmtime disown the fault.
+fn divert(frame: &mut TrapFrame, address: u64) {
+    let copy = ((frame.rsp - 128 - core::mem::size_of::<TrapFrame>() as u64) & !15) as *mut TrapFrame;
+    // As a call leaves it: the return address slot (none) at rsp, rsp + 8 16-byte aligned.
+    let return_slot = copy as u64 - 8;
+    unsafe {
+        copy.write(*frame);
+        (return_slot as *mut u64).write(0);
+    }
+    frame.rdi = copy as u64;
+    frame.rsi = address;
+    frame.rsp = return_slot;
+    frame.rip = wasm_fault as *const () as u64;
+}
+
+extern "C" fn wasm_fault(saved: &TrapFrame, address: u64) -> ! {
+    if let Some(handler) = crate::wasm::platform::trap_handler_for(saved.rip) {
+        handler(saved.rip as usize, saved.rbp as usize, saved.vector == PAGE_FAULT, address as usize);
+    }
+    // Returned: code wasmtime generated, but no trap it knows of. A kernel fault after all.
+    x86_64::instructions::interrupts::disable();
+    report(saved, address)
+}
+
+fn report(frame: &TrapFrame, address: u64) -> ! {
     unsafe { crate::console::break_lock() };
     let name = NAMES[frame.vector as usize];
     let thread = crate::sched::current_name();
     if frame.vector == PAGE_FAULT {
-        let address = x86_64::registers::control::Cr2::read_raw();
         if let Some(owner) = crate::sched::stack_overflow_victim(address) {
             kprintln!("STACK OVERFLOW in thread {:?} (page fault in its guard page at {:#x})", owner, address);
         }
