@@ -20,6 +20,7 @@ from textual.widgets import Footer, HelpPanel, TabbedContent, TabPane
 
 from .. import build, config
 from ..config import HardwareConfig
+from ..scenario import runner
 from ..settings import Settings
 from ..yamlmodel import ConfigError
 from .build_pane import BuildPane
@@ -249,9 +250,9 @@ class KwastApp(App):
     def action_run_all_scenarios(self) -> None:
         self._run_scenarios(self.query_one(Sidebar).scenarios)
 
-    def _run_scenarios(self, paths: list[Path]) -> None:
+    def _run_scenarios(self, runs: list[runner.Run]) -> None:
         self._show_pane("scenarios")
-        if not self.query_one(ScenarioPane).start(paths):
+        if not self.query_one(ScenarioPane).start(runs):
             self.notify("scenarios are already running, or there are none", severity="warning")
 
     # --- leaving ------------------------------------------------------------------------
