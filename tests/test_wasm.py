@@ -1,6 +1,6 @@
 """Wasm servers in ring 0: the hello server's WASI, and the kernel refusing artifacts it was not
 built with. Each fault class killing only its server is scenarios/faults.yaml (the one table of
-kill reasons)."""
+kill reasons); an artifact per CPU model, scenarios/boot.yaml."""
 
 from __future__ import annotations
 
@@ -27,15 +27,6 @@ def test_hello_server_uses_wasi(boot):
     assert abs(realtime - started) < 120, "the guest's wall clock follows the host's"
     assert re.search(r"^server hello: hello\.cwasm loaded in \d+ us \(\d+ bytes\)$", out, re.M)
     assert "server hello exited with code 0" in out
-
-
-def test_a_newer_cpu_model_runs_its_own_artifacts(boot, default_config):
-    # Haswell artifacts use SSE4.1/4.2, POPCNT and LZCNT (never AVX: the kernel saves only SSE state).
-    from workbench.config import Cpu
-    outcome = boot(cpu=Cpu(model="Haswell", count=1))
-    assert_clean_exit(outcome)
-    assert "module hello.cwasm" in outcome.serial and "/artifacts/Haswell/hello.cwasm" in outcome.serial
-    assert "server hello exited with code 0" in outcome.serial
 
 
 def test_two_servers_get_their_own_arguments(boot):
