@@ -1,10 +1,13 @@
 """The scenario format: every shipped scenario loads; steps decode as a tagged union; every
-mistake names file, line and field; overrides merge into the hardware config."""
+mistake names file, line and field; overrides merge into the hardware config; a matrix makes a
+named run per combination."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,10 +29,10 @@ def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
 def test_shipped_scenarios_load_and_name_their_config(path):
-    scenario = model.load(path)
-    assert scenario.path == path and scenario.name
-    if not scenario.expect_error:
-        runner.hardware_for(scenario, SETTINGS)  # the config exists and the overrides apply
+    for scenario in model.load(path):
+        assert scenario.path == path and scenario.name
+        if not scenario.expect_error:
+            runner.hardware_for(scenario, SETTINGS)  # the config exists and the overrides apply
 
 
 def test_configs_beside_scenarios_are_not_scenarios():
@@ -59,7 +62,7 @@ steps:
   - restore: s1
   - expect_exit: {status: failure, code: 3}
 """)
-    scenario = model.load(path)
+    [scenario] = model.load(path)
     kinds = [type(s) for s in scenario.steps]
     assert kinds == [model.Boot, model.Expect, model.Expect, model.Reject, model.SendKeys, model.State, model.State,
                      model.Compare, model.Gdb, model.Gdb, model.Inject, model.Inject, model.Screendump,
@@ -129,7 +132,8 @@ def test_scenario_mistakes_name_file_line_and_field(tmp_path, text, line, messag
 def test_overrides_replace_only_what_they_name(tmp_path):
     path = write(tmp_path, "name: x\nconfig: configs/smp2-vga.yaml\noverrides:\n  memory: 64M\n  cpu: {count: 1}\n"
                            "  cmdline: test=heap\n  servers: []\nsteps: [boot]\n")
-    hardware = runner.hardware_for(model.load(path), SETTINGS)
+    [scenario] = model.load(path)
+    hardware = runner.hardware_for(scenario, SETTINGS)
     base = config.load(SETTINGS.root / "configs/smp2-vga.yaml")
     assert hardware == dataclasses.replace(base, memory=64 << 20, cpu=config.Cpu(model="Haswell", count=1),
                                            cmdline="test=heap", servers=[])
@@ -137,9 +141,9 @@ def test_overrides_replace_only_what_they_name(tmp_path):
 
 def test_config_path_beside_the_scenario_then_the_repository(tmp_path):
     (tmp_path / "mine.yaml").write_text("memory: 32M\n")
-    beside = model.load(write(tmp_path, "name: x\nconfig: mine.yaml\nsteps: [boot]\n"))
+    [beside] = model.load(write(tmp_path, "name: x\nconfig: mine.yaml\nsteps: [boot]\n"))
     assert runner.hardware_for(beside, SETTINGS).memory == 32 << 20
-    missing = model.load(write(tmp_path, "name: x\nsteps: [boot]\nconfig: nope.yaml\n", "m.yaml"))
+    [missing] = model.load(write(tmp_path, "name: x\nsteps: [boot]\nconfig: nope.yaml\n", "m.yaml"))
     with pytest.raises(ConfigError, match=r"m\.yaml:3: config: no such file: tried .*nope\.yaml, .*relative to the scenario"):
         runner.hardware_for(missing, SETTINGS)
 
@@ -162,3 +166,131 @@ def test_compare_holds_a_figure_to_its_bounds():
         compare(value="2000", at_least="2408")
     with pytest.raises(StepFailed, match=r"^value 'n/a' is not a number$"):
         compare(value="n/a", at_most="1")
+
+
+# --- matrices ---------------------------------------------------------------------------
+
+def test_a_matrix_of_lists_runs_every_combination(tmp_path):
+    path = write(tmp_path, """\
+name: boots
+config: configs/default.yaml
+matrix:
+  cpus: [1, 2]
+  model: [qemu64, Haswell]
+overrides:
+  cpu:
+    count: ${cpus}
+    model: ${model}
+append: marker=${cpus}
+steps:
+  - boot
+  - expect: "/artifacts/${model}/ on ${cpus} CPUs"
+  - expect: "${cpus}"
+""", "smp.yaml")
+    runs = model.load(path)
+    assert [r.label for r in runs] == ["smp[1-qemu64]", "smp[1-Haswell]", "smp[2-qemu64]", "smp[2-Haswell]"]
+    assert [r.name for r in runs][:2] == ["boots [1-qemu64]", "boots [1-Haswell]"]
+    last = runs[-1]
+    assert last.path == path and last.variant == "2-Haswell" and last.append == "marker=2"
+    assert last.steps[1] == model.Expect("/artifacts/Haswell/ on 2 CPUs") and last.steps[1].line == 13
+    assert last.steps[2].pattern == "2"                 # in quotes: text
+    assert runner.hardware_for(last, SETTINGS).cpu == config.Cpu(model="Haswell", count=2)  # alone: a number
+
+
+def test_a_matrix_of_named_runs(tmp_path):
+    path = write(tmp_path, """\
+name: faults
+config: configs/default.yaml
+matrix:
+  div_zero: {server: fault_div_zero, trap: 'integer divide by zero'}
+  oob:      {server: fault_oob, trap: 'out of bounds'}
+overrides:
+  servers: [{name: "${server}"}]
+steps:
+  - boot
+  - expect: "^server ${server} killed: (?P<why>${trap})$"
+  - reject: "${why} again"
+""", "faults.yaml")
+    runs = model.load(path)
+    assert [r.label for r in runs] == ["faults[div_zero]", "faults[oob]"]
+    assert runs[1].overrides.servers == [config.Server(name="fault_oob")]
+    assert runs[1].steps[1].pattern == "^server fault_oob killed: (?P<why>out of bounds)$"
+    assert runs[1].steps[2].pattern == "${why} again"    # captured at run time, not the matrix's
+    assert [f.name for f in runner.artifact_dirs(runs, tmp_path)] == ["faults.div_zero", "faults.oob"]
+
+
+def test_a_file_that_does_not_load_is_a_run_that_fails_with_its_mistake(tmp_path):
+    broken = write(tmp_path, "name: x\nconfig: c.yaml\nmatrix: {}\nsteps: [boot]\n", "broken.yaml")
+    fine = write(tmp_path, "name: y\nconfig: c.yaml\nsteps: [boot]\n", "fine.yaml")
+    runs = runner.load_all([broken, fine])
+    assert [r.label for r in runs] == ["broken", "fine"]
+    assert isinstance(runs[0], model.Unloadable) and runs[0].error.line == 3
+
+
+MATRIX_BASE = "name: x\nconfig: configs/default.yaml\n"
+
+
+@pytest.mark.parametrize("text,line,message", [
+    ("matrix: {}\nsteps: [boot]\n", 3, "matrix: is empty"),
+    ("matrix: [1, 2]\nsteps: [boot]\n", 3, "matrix: expected a mapping: `variable: [values]`"),
+    ("matrix:\n  cpus: 2\nsteps: [boot]\n", 4, "matrix.cpus: expected a list of values or a mapping of variables"),
+    ("matrix:\n  cpus: []\nsteps: [boot]\n", 4, "matrix.cpus: has no values"),
+    ("matrix:\n  cpus: [1, [2, 4]]\nsteps: [boot]\n", 4, "matrix.cpus[1]: expected a single value (text or a number), not a list"),
+    ("matrix:\n  cpus: [1, ~]\nsteps: [boot]\n", 4, "matrix.cpus[1]: expected a single value (text or a number), not nothing"),
+    ("matrix:\n  cpus: [1, 1]\nsteps: [boot]\n", 4, "matrix.cpus: '1' given twice"),
+    ("matrix:\n  2cpus: [1]\nsteps: [boot]\n", 4, "matrix.2cpus: a variable's name must be letters"),
+    ("matrix:\n  a: [1]\n  b: {x: 1}\nsteps: [boot]\n", 4, "matrix: mixes lists (variables, every combination) and mappings"),
+    ("matrix:\n  one run: {x: 1}\nsteps: [boot]\n", 4, "matrix.one run: a run's name must be letters, digits"),
+    ("matrix:\n  one: {}\nsteps: [boot]\n", 4, "matrix.one: gives no variables"),
+    ("matrix:\n  one: {x: [1]}\nsteps: [boot]\n", 4, "matrix.one.x: expected a single value"),
+    ("matrix:\n  one: {x: 1}\n  two: {y: 1}\nsteps: [boot]\n", 5,
+     "matrix.two: gives y; every run must give the same variables as the first (one: x)"),
+    ("matrix:\n  x: [1]\nmatrix:\n  y: [1]\nsteps: [boot]\n", 5, "matrix: given twice"),
+    ("matrix:\n  x: [1]\n  y: [2]\nappend: a=${x}\nsteps: [boot]\n", 5, "matrix.y: used nowhere: write ${y}"),
+    ("matrix:\n  one: {x: 1}\nsteps: [boot]\n", 4, "matrix.one.x: used nowhere"),
+    ("matrix:\n  x: [1]\nappend: a=${x} b=${y}\nsteps: [boot]\n", 5,
+     "append: unknown variable ${y}: outside steps only the matrix's variables can be used (matrix variables: x)"),
+    ("matrix:\n  x: [1]\nsteps:\n  - boot\n  - expect: '${x} ${nope}'\n", 7,
+     "steps[1].expect.pattern: unknown variable ${nope} (known here: x; names come from matrix:"),
+    ("matrix:\n  x: [1]\nsteps:\n  - expect: '(?P<x>.)'\n  - expect: 'a${x}'\n", 6,
+     "steps[0].expect: saves x, a name the matrix gives: use another"),
+    ("matrix:\n  cpus: [1, 99]\noverrides:\n  cpu:\n    count: ${cpus}\nsteps: [boot]\n", 7,
+     "overrides.cpu.count: must be between 1 and 64 (in the matrix run 99)"),
+    ("matrix:\n  n: [1]\noverrides:\n  servers:\n    - name: ${n}\nsteps: [boot]\n", 7,
+     "overrides.servers[0].name: expected a string, got 1 (in the matrix run 1)"),   # as if written there
+])
+def test_matrix_mistakes_name_file_line_and_field(tmp_path, text, line, message):
+    path = write(tmp_path, MATRIX_BASE + text)
+    with pytest.raises(ConfigError) as caught:
+        model.load(path)
+    assert str(caught.value).startswith(f"{path}:{line}: "), caught.value
+    assert message in str(caught.value)
+
+
+def test_unknown_variables_in_steps_fail_at_load_without_a_matrix_too(tmp_path):
+    path = write(tmp_path, MATRIX_BASE + "steps:\n  - state: {value: cpu_count, save_as: n}\n"
+                                         "  - expect: '${n} ${m}'\n")
+    with pytest.raises(ConfigError, match=r":5: steps\[1\]\.expect\.pattern: unknown variable \$\{m\} "
+                                          r"\(known here: n;"):
+        model.load(path)
+
+
+def test_cli_lists_the_runs_and_picks_one(tmp_path):
+    (tmp_path / "scenarios").mkdir()
+    path = write(tmp_path / "scenarios", MATRIX_BASE + "matrix:\n  n: [1, 2]\nappend: n=${n}\nsteps: [boot]\n", "m.yaml")
+    listed = subprocess.run([sys.executable, "-m", "workbench.cli", "run", "--list", str(path.parent)],
+                            cwd=SETTINGS.root, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["m[1]", "m[2]"]
+    assert listed.stdout.splitlines()[1].endswith("x [2]")
+    one = subprocess.run([sys.executable, "-m", "workbench.cli", "run", "--list", f"{path}[2]"],
+                         cwd=SETTINGS.root, capture_output=True, text=True, timeout=60)
+    assert [line.split()[0] for line in one.stdout.splitlines()] == ["m[2]"]
+    none = subprocess.run([sys.executable, "-m", "workbench.cli", "run", f"{path}[3]"],
+                          cwd=SETTINGS.root, capture_output=True, text=True, timeout=60)
+    assert none.returncode == 2 and "no run m[3] (runs: m[1], m[2])" in none.stderr
+
+
+def test_keys_for_text_and_named_keys():
+    assert keys.for_text("aB1 !\n") == [["a"], ["shift", "b"], ["1"], ["spc"], ["shift", "1"], ["ret"]]
+    assert keys.named("ctrl-c") == [["ctrl", "c"]][0] and keys.named("Enter") == ["ret"] and keys.named("f1") == ["f1"]

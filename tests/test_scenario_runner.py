@@ -31,7 +31,8 @@ def scenario_file(tmp_path: Path, name: str, body: str) -> Path:
 
 
 def run_one(path: Path, tmp_path: Path) -> runner.Result:
-    return asyncio.run(runner.run(path, SETTINGS, tmp_path / "artifacts" / path.stem))
+    [scenario] = runner.load_all([path])
+    return asyncio.run(runner.run(scenario, SETTINGS, tmp_path / "artifacts" / path.stem))
 
 
 def test_passing_scenario_leaves_its_artifacts(tmp_path):
@@ -110,7 +111,7 @@ def test_parallel_runs_keep_their_machines_and_artifacts_apart(tmp_path):
                                            "  - state: {rising: 'cpus[0].ticks', over: 1.5}\n")
              for name in ("left", "right")]
     started = time.monotonic()
-    results = asyncio.run(runner.run_all(paths, SETTINGS, tmp_path / "artifacts", jobs=2))
+    results = asyncio.run(runner.run_all(runner.load_all(paths), SETTINGS, tmp_path / "artifacts", jobs=2))
     wall = time.monotonic() - started
     assert all(r.passed for r in results), "\n".join(r.report() for r in results)
     assert wall < sum(r.seconds for r in results), "the two scenarios did not overlap"
@@ -161,7 +162,8 @@ def test_cli_exit_status_report_and_junit(tmp_path):
 
 
 def test_pytest_collects_scenarios_and_shows_the_failing_step(tmp_path):
-    scenario_file(tmp_path, "fine", "steps: [boot, expect_exit]\n")
+    scenario_file(tmp_path, "fine", "matrix:\n  cpus: [1, 2]\noverrides:\n  cpu:\n    count: ${cpus}\n"
+                                    "steps: [boot, expect_exit]\n")
     broken = scenario_file(tmp_path, "wrong", "steps:\n  - boot\n  - expect: {pattern: 'no such text', timeout: 2}\n")
     (tmp_path / "scenarios" / "configs").mkdir()
     (tmp_path / "scenarios" / "configs" / "not-a-scenario.yaml").write_text("memory: 64M\n")
@@ -170,13 +172,15 @@ def test_pytest_collects_scenarios_and_shows_the_failing_step(tmp_path):
                            f"--junitxml={junit}", f"--scenario-artifacts={tmp_path / 'artifacts'}"],
                           cwd=SETTINGS.root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stdout
-    assert "1 failed, 1 passed" in done.stdout
+    assert "1 failed, 2 passed" in done.stdout
     assert f"at step 2 at {broken}:5: expect pattern='no such text', timeout=2.0" in done.stdout
     assert "why: QEMU ended before the console matched /no such text/" in done.stdout \
         or "why: the console did not match /no such text/ within 2 s" in done.stdout
     assert "not-a-scenario" not in done.stdout
-    case = ElementTree.parse(junit).getroot().find(".//testcase[@name='wrong']/failure")
-    assert case is not None and "no such text" in case.text
+    cases = ElementTree.parse(junit).getroot().findall(".//testcase")
+    assert sorted(c.get("name") for c in cases) == ["fine[1]", "fine[2]", "wrong"]  # a case per combination
+    failure = next(c for c in cases if c.get("name") == "wrong").find("failure")
+    assert failure is not None and "no such text" in failure.text
 
 
 def children(pid: int, name: str) -> list[int]:

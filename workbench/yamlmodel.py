@@ -88,6 +88,12 @@ def apply(base: Any, changes: Any) -> Any:
 def load(path: Path, schema: type) -> Any:
     """Parses `path` into an instance of the dataclass `schema`."""
     path = Path(path)
+    return decode(path, compose(path), schema)
+
+
+def compose(path: Path) -> yaml.Node:
+    """`path`'s YAML as nodes that know their lines (to rewrite before `decode`, as scenario
+    matrices do)."""
     try:
         text = path.read_text()
     except OSError as error:
@@ -99,6 +105,11 @@ def load(path: Path, schema: type) -> Any:
         raise ConfigError(path, mark.line + 1 if mark else 0, "", f"not valid YAML: {error.problem}") from None
     if node is None:
         raise ConfigError(path, 1, "", "the file is empty")
+    return node
+
+
+def decode(path: Path, node: yaml.Node, schema: type) -> Any:
+    """`node` (from `path`) as an instance of the dataclass `schema`."""
     return _Decoder(path).value(node, schema, "")
 
 

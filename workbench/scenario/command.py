@@ -1,39 +1,49 @@
-"""`kwast-bench run [PATHS...] [-j N] [--junit FILE] [--artifacts DIR]`: scenarios headless."""
+"""`kwast-bench run [PATHS...] [-j N] [--junit FILE] [--artifacts DIR] [--list]`: scenarios
+headless. A matrix file runs every combination; `FILE[combination]` runs one."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from .runner import Result, discover, run_all
+from ..yamlmodel import ConfigError
+from . import model
+from .runner import Result, Run, discover, load_all, run_all
 
 
 def add_parser(commands) -> None:
     run = commands.add_parser("run", help="run scenarios headless (each in its own QEMU); exit 0 when all pass")
     run.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                     help="scenario files or directories (default: the scenarios directory)")
+                     help="scenario files or directories (default: the scenarios directory); "
+                          "FILE[combination] for one run of a matrix scenario")
     run.add_argument("-j", "--jobs", type=int, default=1, help="scenarios at once (default 1)")
     run.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report here")
     run.add_argument("--artifacts", type=Path, metavar="DIR",
                      help="one folder per scenario: serial log, QMP events, screendumps, state at failure "
                           "(default: build/scenario-artifacts)")
+    run.add_argument("--list", action="store_true", help="list the runs (one per matrix combination), run nothing")
 
 
 def cmd_run(args: argparse.Namespace, settings) -> int:
-    paths = discover(args.paths or [settings.scenarios_dir])
-    if not paths:
+    runs = [run for path in args.paths or [settings.scenarios_dir] for run in chosen(path)]
+    if not runs:
         print(f"kwast-bench: no scenarios in {', '.join(map(str, args.paths or [settings.scenarios_dir]))}",
               file=sys.stderr)
         return 2
+    if args.list:
+        for run in runs:
+            print(f"{run.label:32} {run.name if isinstance(run, model.Scenario) else run.error}")
+        return 0
     artifacts = args.artifacts or settings.build_dir / "scenario-artifacts"
 
     def show(result: Result) -> None:
         print(result.report(), flush=True)
 
-    results = asyncio.run(run_all(paths, settings, artifacts, args.jobs, on_result=show))
+    results = asyncio.run(run_all(runs, settings, artifacts, args.jobs, on_result=show))
     failed = [r for r in results if not r.passed]
     total = sum(r.seconds for r in results)
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed ({total:.1f} s of scenario time)"
@@ -41,6 +51,19 @@ def cmd_run(args: argparse.Namespace, settings) -> int:
     if args.junit:
         write_junit(results, args.junit)
     return 0 if not failed else 1
+
+
+def chosen(path: Path) -> list[Run]:
+    """The runs `path` names: every run of the files there, or `FILE[combination]`'s one."""
+    one = re.fullmatch(r"(.+)\[([^\]]+)\]", str(path))
+    if path.exists() or one is None:
+        return load_all(discover([path]))
+    runs = load_all(discover([Path(one[1])]))
+    label = f"{Path(one[1]).stem}[{one[2]}]"
+    picked = [run for run in runs if run.label == label]
+    if not picked:
+        raise ConfigError(one[1], 0, "matrix", f"no run {label} (runs: {', '.join(r.label for r in runs)})")
+    return picked
 
 
 def write_junit(results: list[Result], path: Path) -> None:

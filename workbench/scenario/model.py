@@ -2,7 +2,8 @@
 
 Every step kind is a dataclass with a `TAG` (its YAML key); `yamlmodel` decodes the `steps`
 list as a tagged union, so a mistake names file, line and field like a config mistake does.
-Strings in steps may use `${name}` for a value an earlier step captured or saved.
+Strings in steps may use `${name}` for a value an earlier step captured or saved, or one of the
+file's `matrix:` (workbench/scenario/matrix.py: one file, a run per combination).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
 from .. import yamlmodel
+from . import matrix
 from ..config import HardwareConfig
 from ..qemu import keys
 from ..yamlmodel import ConfigError, check, parser
@@ -250,6 +252,7 @@ class Scenario:
     timeout: float = field(default=120.0, metadata=_POSITIVE)  # the whole scenario
     expect_error: str | None = field(default=None, metadata=_REGEX)  # it must fail, with this text
     path: Path | None = field(default=None, init=False, compare=False)
+    variant: str = field(default="", init=False, compare=False)  # the matrix combination's name
     line: int = _at(1)
 
     def __post_init__(self) -> None:
@@ -266,11 +269,85 @@ class Scenario:
     def needs_snapshots(self) -> bool:
         return any(isinstance(step, (Snapshot, Restore)) for step in self.steps)
 
+    @property
+    def label(self) -> str:
+        """`faults[div_zero]`: the file's stem, with the combination for a matrix run (pytest
+        item, JUnit case, TUI row)."""
+        assert self.path is not None
+        return f"{self.path.stem}[{self.variant}]" if self.variant else self.path.stem
 
-def load(path: Path | str) -> Scenario:
-    scenario = yamlmodel.load(Path(path), Scenario)
-    object.__setattr__(scenario, "path", Path(path))
-    return scenario
+
+@dataclass(frozen=True)
+class Unloadable:
+    """A scenario file with a mistake: it is listed and run like the others, and running it
+    reports the mistake as a setup failure."""
+    path: Path
+    error: ConfigError
+
+    @property
+    def label(self) -> str:
+        return self.path.stem
+
+
+def load(path: Path | str) -> list[Scenario]:
+    """Every run a scenario file describes: the scenario, or one per combination of its
+    `matrix:`, named `name [combination]`."""
+    path = Path(path)
+    document = yamlmodel.compose(path)
+    values = matrix.take(path, document)
+    combinations = [matrix.NONE] if values is None else matrix.combinations(path, values)
+    runs, used = [], set()
+    for combination in combinations:
+        try:
+            scenario = yamlmodel.decode(path, matrix.substitute(path, document, combination, used), Scenario)
+            _check_variables(path, scenario, combination)
+        except ConfigError as error:
+            if not combination.name:
+                raise
+            raise ConfigError(path, error.line, error.field,
+                              f"{error.message} (in the matrix run {combination.name})") from None
+        object.__setattr__(scenario, "path", path)
+        if combination.name:
+            object.__setattr__(scenario, "variant", combination.name)
+            object.__setattr__(scenario, "name", f"{scenario.name} [{combination.name}]")
+        runs.append(scenario)
+    if values is not None:
+        matrix.check_used(path, values, used)
+    return runs
+
+
+def _check_variables(path: Path, scenario: Scenario, combination: matrix.Combination) -> None:
+    """Every `${name}` left in a step after the matrix's values went in must be one an earlier
+    step captures (a named group of `expect`) or saves (`save_as`): a typo fails here, not at run time."""
+    known: set[str] = set()
+    for index, step in enumerate(scenario.steps):
+        for field_name, text in _texts(step):
+            for name in matrix.VARIABLE.findall(text):
+                if name not in known:
+                    listed = ", ".join(sorted(known | set(combination.values))) or "none"
+                    raise ConfigError(path, step.line, f"steps[{index}].{step.TAG}.{field_name.rstrip('_')}",
+                                      f"unknown variable ${{{name}}} (known here: {listed}; names come from "
+                                      f"matrix:, a named group of an earlier expect, or an earlier save_as)")
+        saved = set(re.compile(step.pattern).groupindex) if isinstance(step, Expect) else set()
+        saved |= {getattr(step, "save_as", None)} - {None}
+        clash = saved & set(combination.values)
+        if clash:
+            raise ConfigError(path, step.line, f"steps[{index}].{step.TAG}",
+                              f"saves {', '.join(sorted(clash))}, a name the matrix gives: use another")
+        known |= saved
+
+
+def _texts(value: Any, prefix: str = ""):
+    """(field path, text) for every string in a step, nested fields included."""
+    for spec in dataclasses.fields(value):
+        item = getattr(value, spec.name)
+        name = f"{prefix}{spec.name}"
+        if isinstance(item, str):
+            yield name, item
+        elif isinstance(item, list):
+            yield from ((f"{name}[{i}]", text) for i, text in enumerate(item) if isinstance(text, str))
+        elif dataclasses.is_dataclass(item):
+            yield from _texts(item, f"{name}.")
 
 
 def config_path(scenario: Scenario, root: Path) -> Path:

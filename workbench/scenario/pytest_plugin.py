@@ -1,5 +1,6 @@
 """pytest integration (registered as the `kwast_scenarios` pytest11 plugin): every scenario YAML
-under a `scenarios/` directory (not in its `configs/`) is one test item, and a failure shows the
+under a `scenarios/` directory (not in its `configs/`) is one test item, or one per combination
+of its `matrix:` (`faults.yaml::faults[div_zero]`, the JUnit case name too), and a failure shows the
 runner's report: the failing step with file:line and why, the last serial lines, the kernel
 state. The `kwast_scenario` fixture runs the same steps written in Python. JUnit XML comes from
 pytest's own `--junitxml`."""
@@ -69,7 +70,8 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path):
 
 class ScenarioFile(pytest.File):
     def collect(self):
-        yield ScenarioItem.from_parent(self, name=self.path.stem)
+        for run in runner.load_all([self.path]):
+            yield ScenarioItem.from_parent(self, name=run.label, scenario=run)
 
 
 class ScenarioFailed(Exception):
@@ -87,9 +89,14 @@ def artifacts_root(config: pytest.Config) -> Path:
 
 
 class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: runner.Run, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+
     def runtest(self) -> None:
         settings = _settings(self.path, self.config)
-        result = asyncio.run(runner.run(self.path, settings, artifacts_root(self.config) / self.path.stem))
+        [folder] = runner.artifact_dirs([self.scenario], artifacts_root(self.config))
+        result = asyncio.run(runner.run(self.scenario, settings, folder))
         self.user_properties.append(("artifacts", str(result.artifacts)))
         assert_no_children_left()
         if not result.passed:
@@ -101,7 +108,7 @@ class ScenarioItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, 0, f"scenario {self.path.name}"
+        return self.path, 0, f"scenario {self.name}"
 
 
 def assert_no_children_left() -> None:

@@ -79,18 +79,21 @@ def hardware_for(scenario: model.Scenario, settings: Settings) -> config_module.
 StepListener = Callable[[int, int, str], None]
 
 
-async def run(scenario: model.Scenario | Path, settings: Settings, artifacts: Path,
+# One run of a scenario file (a matrix file has several), or a file that did not load.
+Run = model.Scenario | model.Unloadable
+
+
+async def run(scenario: Run, settings: Settings, artifacts: Path,
               on_step: StepListener | None = None) -> Result:
     """One scenario, start to end. `artifacts` is its own folder (emptied first)."""
     started = time.monotonic()
     shutil.rmtree(artifacts, ignore_errors=True)
     artifacts.mkdir(parents=True)
-    name = Path(scenario).stem if isinstance(scenario, Path) else scenario.name
-    result = Result(name, scenario if isinstance(scenario, Path) else scenario.path, False, 0.0, artifacts)
+    name = scenario.label if isinstance(scenario, model.Unloadable) else scenario.name
+    result = Result(name, scenario.path, False, 0.0, artifacts)
     try:
-        if isinstance(scenario, Path):
-            scenario = model.load(scenario)
-            result.name = scenario.name
+        if isinstance(scenario, model.Unloadable):
+            raise scenario.error
         await _run(scenario, settings, result, on_step)
     except (ConfigError, KernelImageError, QemuError) as error:  # before any step ran
         result.where, result.reason = "setup", str(error)
@@ -206,21 +209,40 @@ def discover(paths: list[Path]) -> list[Path]:
     return found
 
 
-def artifact_dirs(paths: list[Path], root: Path) -> list[Path]:
-    """One folder per scenario, by file name; a name seen twice gets its parent's name too."""
-    stems = [p.stem for p in paths]
-    return [root / (f"{p.parent.name}-{p.stem}" if stems.count(p.stem) > 1 else p.stem) for p in paths]
+def load_all(files: list[Path]) -> list[Run]:
+    """Every run of these scenario files, in order: one per matrix combination; a file with a
+    mistake stays in the list, to fail with it when run."""
+    runs: list[Run] = []
+    for path in files:
+        try:
+            runs += model.load(path)
+        except ConfigError as error:
+            runs.append(model.Unloadable(path, error))
+    return runs
 
 
-async def run_all(paths: list[Path], settings: Settings, artifacts: Path, jobs: int = 1,
+def artifact_dirs(runs: list[Run], root: Path) -> list[Path]:
+    """One folder per run, by file name and combination (`faults.div_zero`); a file name seen in
+    two folders gets its parent's name too."""
+    files = {run.path for run in runs}
+    stems = [path.stem for path in files]
+
+    def folder(run: Run) -> str:
+        name = f"{run.path.parent.name}-{run.path.stem}" if stems.count(run.path.stem) > 1 else run.path.stem
+        return f"{name}.{run.variant}" if isinstance(run, model.Scenario) and run.variant else name
+
+    return [root / folder(run) for run in runs]
+
+
+async def run_all(runs: list[Run], settings: Settings, artifacts: Path, jobs: int = 1,
                   on_result=None) -> list[Result]:
     slots = asyncio.Semaphore(max(1, jobs))
 
-    async def one(path: Path, folder: Path) -> Result:
+    async def one(scenario: Run, folder: Path) -> Result:
         async with slots:
-            result = await run(path, settings, folder)
+            result = await run(scenario, settings, folder)
         if on_result is not None:
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(one(p, f) for p, f in zip(paths, artifact_dirs(paths, artifacts)))))
+    return list(await asyncio.gather(*(one(r, f) for r, f in zip(runs, artifact_dirs(runs, artifacts)))))

@@ -18,7 +18,7 @@ from ..gdb import Gdb, GdbError, frame_stopped_in
 from ..kernel_image import KernelImage
 from ..qemu import BootOutcome, Machine, screen
 from ..state import DebugStateError, StateReader, memory_of, wait_published
-from . import model
+from . import matrix, model
 
 
 class StepFailed(Exception):
@@ -102,9 +102,6 @@ class Context:
 
 # --- ${name} substitution -------------------------------------------------------------
 
-_VARIABLE = re.compile(r"\$\{(\w+)\}")
-
-
 def substitute(step: Any, variables: dict[str, str]) -> Any:
     """The step with `${name}` in its strings replaced by the values captured so far."""
     def text(value: str) -> str:
@@ -114,7 +111,7 @@ def substitute(step: Any, variables: dict[str, str]) -> Any:
                 known = ", ".join(sorted(variables)) or "none yet"
                 raise StepFailed(f"unknown variable ${{{name}}} (defined so far: {known})")
             return variables[name]
-        return _VARIABLE.sub(one, value)
+        return matrix.VARIABLE.sub(one, value)
 
     def walk(value: Any) -> Any:
         if isinstance(value, str):

@@ -22,6 +22,7 @@ from .. import build, config
 from ..config import HardwareConfig
 from ..qemu import QemuError
 from ..qemu.keys import KeyNameError
+from ..scenario import runner
 from ..settings import Settings
 from ..yamlmodel import ConfigError
 from .build_pane import BuildPane
@@ -251,9 +252,9 @@ class KwastApp(App):
     def action_run_all_scenarios(self) -> None:
         self._run_scenarios(self.query_one(Sidebar).scenarios)
 
-    def _run_scenarios(self, paths: list[Path]) -> None:
+    def _run_scenarios(self, runs: list[runner.Run]) -> None:
         self._show_pane("scenarios")
-        if not self.query_one(ScenarioPane).start(paths):
+        if not self.query_one(ScenarioPane).start(runs):
             self.notify("scenarios are already running, or there are none", severity="warning")
 
     # --- leaving ------------------------------------------------------------------------

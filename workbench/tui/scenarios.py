@@ -4,8 +4,6 @@ Each scenario boots its own QEMU; the runner ends it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -19,7 +17,8 @@ from ..settings import Settings
 class ScenarioPane(Vertical):
     HELP = """\
 ## Scenarios
-**ctrl+r** runs the scenario selected in the sidebar; **ctrl+l** runs all of them, one at a time.
+**ctrl+r** runs the scenario selected in the sidebar; **ctrl+l** runs all of them, one at a time
+(a matrix scenario is a row per combination, `faults[div_zero]`).
 Each row shows the step under way; the log below follows every step, and a failure shows
 where and why, the last serial lines and the kernel state.
 """
@@ -37,43 +36,43 @@ where and why, the last serial lines and the kernel state.
         yield table
         yield Log(id="scenario-report")
 
-    def start(self, paths: list[Path]) -> bool:
-        """Runs `paths` unless a run is under way; says whether it started."""
-        if self.running or not paths:
+    def start(self, runs: list[runner.Run]) -> bool:
+        """Runs `runs` (a row each, keyed by label) unless a run is under way; says whether it started."""
+        if self.running or not runs:
             return False
         self.running = True
         table = self.query_one("#scenario-results", DataTable)
         table.clear()
-        for path in paths:
-            table.add_row(path.stem, "waiting", "", "", key=str(path))
+        for run in runs:
+            table.add_row(run.label, "waiting", "", "", key=run.label)
         self.query_one("#scenario-report", Log).clear()
-        self.query_one("#scenario-status", Static).update(f"running {len(paths)} scenario(s)...")
-        self._run(paths)
+        self.query_one("#scenario-status", Static).update(f"running {len(runs)} scenario(s)...")
+        self._run(runs)
         return True
 
     @work(group="scenarios")
-    async def _run(self, paths: list[Path]) -> None:
-        folders = runner.artifact_dirs(paths, self.settings.build_dir / "scenario-artifacts")
+    async def _run(self, runs: list[runner.Run]) -> None:
+        folders = runner.artifact_dirs(runs, self.settings.build_dir / "scenario-artifacts")
         table = self.query_one("#scenario-results", DataTable)
         report = self.query_one("#scenario-report", Log)
         passed = 0
         try:
-            for path, folder in zip(paths, folders):
-                table.update_cell(str(path), "result", "running")
+            for run, folder in zip(runs, folders):
+                table.update_cell(run.label, "result", "running")
 
-                def on_step(number: int, total: int, what: str, path: Path = path) -> None:
-                    table.update_cell(str(path), "result", f"step {number}/{total}")
-                    table.update_cell(str(path), "where", what)
-                    report.write_line(f"{path.stem}: step {number}/{total}: {what}")
+                def on_step(number: int, total: int, what: str, label: str = run.label) -> None:
+                    table.update_cell(label, "result", f"step {number}/{total}")
+                    table.update_cell(label, "where", what)
+                    report.write_line(f"{label}: step {number}/{total}: {what}")
 
-                result = await runner.run(path, self.settings, folder, on_step)
+                result = await runner.run(run, self.settings, folder, on_step)
                 passed += result.passed
-                table.update_cell(str(path), "result", Text("PASS", "bold green") if result.passed
+                table.update_cell(run.label, "result", Text("PASS", "bold green") if result.passed
                                   else Text("FAIL", "bold red"))
-                table.update_cell(str(path), "seconds", f"{result.seconds:.1f}")
-                table.update_cell(str(path), "where", result.where or "")
+                table.update_cell(run.label, "seconds", f"{result.seconds:.1f}")
+                table.update_cell(run.label, "where", result.where or "")
                 if not result.passed:
                     report.write_lines(result.report().splitlines())
         finally:
             self.running = False
-        self.query_one("#scenario-status", Static).update(f"{passed} of {len(paths)} passed")
+        self.query_one("#scenario-status", Static).update(f"{passed} of {len(runs)} passed")

@@ -15,6 +15,7 @@ from textual.widgets.option_list import Option
 
 from .. import config
 from ..config import HardwareConfig
+from ..scenario import runner
 from ..yamlmodel import ConfigError
 
 
@@ -22,7 +23,7 @@ class Sidebar(Vertical):
     HELP = """\
 ## Sidebar
 - **Configs**: hardware configs in `configs/`; **enter** selects one for the next boot.
-- **Scenarios**: scenarios in `scenarios/`; **enter** selects one.
+- **Scenarios**: scenarios in `scenarios/`, a row per matrix combination; **enter** selects one.
 - **Kernel command line**: extra words for the next boot, e.g. `hold` or `test=NAME`.
 """
 
@@ -34,16 +35,16 @@ class Sidebar(Vertical):
     def __init__(self, configs_dir: Path, scenarios_dir: Path, cmdline: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self.configs = sorted(configs_dir.glob("*.yaml"))
-        self.scenarios = sorted(scenarios_dir.glob("*.yaml"))
+        self.scenarios = runner.load_all(sorted(scenarios_dir.glob("*.yaml")))
         self._cmdline = cmdline
-        self.scenario: Path | None = None
+        self.scenario: runner.Run | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Configs", classes="sidebar-title")
         yield OptionList(*(Option(p.stem, id=str(p)) for p in self.configs), id="configs")
         yield Static("", id="config-error")
         yield Label("Scenarios", classes="sidebar-title")
-        scenarios = [Option(p.stem, id=str(p)) for p in self.scenarios] or [Option("none yet", disabled=True)]
+        scenarios = [Option(r.label, id=r.label) for r in self.scenarios] or [Option("none yet", disabled=True)]
         yield OptionList(*scenarios, id="scenarios")
         yield Static("", id="scenario-chosen")
         yield Label("Kernel command line", classes="sidebar-title")
@@ -61,11 +62,11 @@ class Sidebar(Vertical):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        path = Path(event.option.id)
         if event.option_list.id == "scenarios":
-            self.scenario = path
-            self.query_one("#scenario-chosen", Static).update(f"selected: {path.name}")
+            self.scenario = next(r for r in self.scenarios if r.label == event.option.id)
+            self.query_one("#scenario-chosen", Static).update(f"selected: {self.scenario.label}")
             return
+        path = Path(event.option.id)
         error = self.query_one("#config-error", Static)
         try:
             # Relative to where the user is, so errors name the file as they would type it.
