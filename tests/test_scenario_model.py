@@ -289,8 +289,3 @@ def test_cli_lists_the_runs_and_picks_one(tmp_path):
     none = subprocess.run([sys.executable, "-m", "workbench.cli", "run", f"{path}[3]"],
                           cwd=SETTINGS.root, capture_output=True, text=True, timeout=60)
     assert none.returncode == 2 and "no run m[3] (runs: m[1], m[2])" in none.stderr
-
-
-def test_keys_for_text_and_named_keys():
-    assert keys.for_text("aB1 !\n") == [["a"], ["shift", "b"], ["1"], ["spc"], ["shift", "1"], ["ret"]]
-    assert keys.named("ctrl-c") == [["ctrl", "c"]][0] and keys.named("Enter") == ["ret"] and keys.named("f1") == ["f1"]
