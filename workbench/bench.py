@@ -1,7 +1,11 @@
-"""The workbench's own latency figures, measured on the real kernel in real QEMU."""
+"""Figures measured on the real kernel in real QEMU, in suites: the workbench's own latency
+(wall clock), the kernel's IPC cost and wasm against native code (guest instructions, exact
+under -icount shift=0). Every figure has a name, a value, a unit and, where there is one, a
+target it must meet (`kwast-bench bench --json` writes them for tools)."""
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import time
@@ -28,6 +32,34 @@ class Figure:
         target = f"  (target <= {self.target_ms:g} ms: {'met' if self.median <= self.target_ms else 'MISSED'})" \
             if self.target_ms is not None else ""
         return f"{self.name:<46} median {self.median:7.3f} ms  p90 {p90:7.3f} ms  n={len(self.samples)}{target}"
+
+    def record(self) -> dict:
+        return {"name": self.name, "value": self.median, "unit": "ms (median)", "target": self.target_ms,
+                "met": None if self.target_ms is None else self.median <= self.target_ms}
+
+
+@dataclass
+class Count:
+    """An exact figure: guest instructions, or a ratio of them."""
+    name: str
+    value: float
+    unit: str
+    target: float | None = None  # the most it may be
+    detail: str = ""             # shown after the value, e.g. what a ratio divides
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None else self.value <= self.target
+
+    def line(self) -> str:
+        value = f"{self.value:>11.0f}" if self.unit == "instructions" else f"{self.value:>11.2f}"
+        target = f"  (target <= {self.target:g}: {'met' if self.met else 'MISSED'})" if self.target is not None else ""
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.name:<46} {value} {self.unit}{detail}{target}"
+
+    def record(self) -> dict:
+        return {"name": self.name, "value": self.value, "unit": self.unit, "target": self.target, "met": self.met,
+                **({"detail": self.detail} if self.detail else {})}
 
 
 async def measure(settings, hardware, image, count: int = 200) -> list[Figure]:
@@ -68,7 +100,7 @@ _PING = re.compile(r"^\[ping\] 64-byte call\+reply: (?P<call>\d+) cycles$.*?"
                    r"^\[ping\] thread switch: (?P<switch>\d+) cycles$", re.M | re.S)
 
 
-async def ipc(settings, image) -> list[str]:
+async def ipc(settings, image) -> list[Count]:
     """Boots configs/pingpong.yaml and reports ping's figures, measured in one run."""
     hardware = config.load(settings.configs_dir / "pingpong.yaml")
     outcome = await boot(settings, hardware, image, timeout=300)
@@ -76,9 +108,52 @@ async def ipc(settings, image) -> list[str]:
     if not outcome.ok or found is None:
         raise BenchError(f"the ping/pong run did not report its figures ({outcome.describe()}):\n{outcome.serial[-2000:]}")
     call, switch = int(found["call"]), int(found["switch"])
-    return [f"{'IPC 64-byte call+reply (guest instructions)':<46} {call:>8}",
-            f"{'thread switch (guest instructions)':<46} {switch:>8}",
-            f"{'call+reply / switch (same run)':<46} {call / switch:>8.1f}"]
+    return [Count("IPC 64-byte call+reply", call, "instructions"),
+            Count("thread switch", switch, "instructions"),
+            Count("call+reply / switch (same run)", call / switch, "ratio")]
+
+
+# What the kernel (natively) and the bench server (as wasm) print for each compute kernel.
+_COMPUTED = re.compile(r"^(?P<side>native|\[bench\]) (?P<name>\w+): (?P<count>\d+) instructions, "
+                       r"checksum (?P<checksum>[0-9a-f]{8})$", re.M)
+# Issue 15's targets: wasmtime on Linux is commonly 1.1-1.5x native.
+WASM_RATIO_TARGET, WASM_GEOMEAN_TARGET = 1.6, 1.3
+
+
+def computed(serial: str) -> dict[str, dict[str, tuple[int, str]]]:
+    """{"native"|"wasm": {kernel: (instructions, checksum)}} from a wasm-vs-native boot's console."""
+    sides: dict[str, dict[str, tuple[int, str]]] = {"native": {}, "wasm": {}}
+    for found in _COMPUTED.finditer(serial):
+        side = "native" if found["side"] == "native" else "wasm"
+        sides[side][found["name"]] = (int(found["count"]), found["checksum"])
+    return sides
+
+
+async def wasm_vs_native(settings, image) -> list[Count]:
+    """Boots configs/wasm-vs-native.yaml: the same C, natively in the kernel and as a wasm server.
+    Each kernel's figure is wasm instructions / native instructions; a different checksum is a
+    wrong answer, not a figure."""
+    hardware = config.load(settings.configs_dir / "wasm-vs-native.yaml")
+    outcome = await boot(settings, hardware, image, timeout=300)
+    sides = computed(outcome.serial)
+    if not outcome.ok or not sides["native"]:
+        raise BenchError(f"the wasm-vs-native run did not report its figures ({outcome.describe()}):\n"
+                         f"{outcome.serial[-2000:]}")
+    return ratios(sides)
+
+
+def ratios(sides: dict[str, dict[str, tuple[int, str]]]) -> list[Count]:
+    """Each kernel's wasm instructions / native instructions, and their geometric mean."""
+    if sides["native"].keys() != sides["wasm"].keys():
+        raise BenchError(f"kernels run natively {sorted(sides['native'])} and as wasm {sorted(sides['wasm'])} differ")
+    figures = []
+    for name, (native, checksum) in sides["native"].items():
+        wasm, wasm_checksum = sides["wasm"][name]
+        if wasm_checksum != checksum:
+            raise BenchError(f"{name}: the wasm checksum {wasm_checksum} differs from the native {checksum}")
+        figures.append(Count(f"wasm/native {name}", wasm / native, "ratio", WASM_RATIO_TARGET, f"{wasm} / {native}"))
+    geomean = math.exp(statistics.fmean(math.log(f.value) for f in figures))
+    return figures + [Count("wasm/native geometric mean", geomean, "ratio", WASM_GEOMEAN_TARGET)]
 
 
 class BenchError(Exception):

@@ -13,6 +13,7 @@ mod debug;
 mod ipc;
 mod ktest;
 mod mm;
+mod native_bench;
 mod panic;
 mod process;
 mod rt;
@@ -73,6 +74,9 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
 
     if let Some(name) = cmdline_value(boot.cmdline(), "test") {
         ktest::run(name);
+    }
+    if cmdline_value(boot.cmdline(), "bench") == Some("native") {
+        native_bench::run();
     }
     let servers = wasm::start_boot_servers(&boot);
     kprintln!("started {} servers", servers);

@@ -1,9 +1,11 @@
-"""`kwast-bench bench`: the workbench's latency figures and the kernel's IPC cost."""
+"""`kwast-bench bench [--suite NAME] [--json FILE]`: the workbench's latency, the kernel's IPC
+cost, wasm against native code."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -12,24 +14,38 @@ from ..kernel_image import KernelImage
 from .status import EXIT_KERNEL_FAILED
 
 
+SUITES = ("latency", "ipc", "wasm")
+
+
 def add_parsers(commands) -> None:
-    measure = commands.add_parser("bench", help="measure state-snapshot and GDB latency, and IPC cost (ping/pong)")
-    measure.add_argument("--config", type=Path, help="hardware config YAML (default: from workbench.toml)")
-    measure.add_argument("-n", type=int, default=200, help="samples per figure")
+    measure = commands.add_parser("bench", help="measure the workbench's latency, IPC cost, wasm against native code")
+    measure.add_argument("--suite", choices=SUITES, action="append",
+                         help="run only this suite (repeatable; default: all): latency (state snapshots, GDB), "
+                              "ipc (ping/pong), wasm (the same C as wasm and native)")
+    measure.add_argument("--json", type=Path, metavar="FILE", help="also write every figure (name, value, unit, target, met)")
+    measure.add_argument("--config", type=Path, help="hardware config YAML for the latency suite (default: from workbench.toml)")
+    measure.add_argument("-n", type=int, default=200, help="samples per latency figure")
 
 
 def cmd_bench(args: argparse.Namespace, settings) -> int:
-    hardware = config.load(args.config or settings.default_config)
+    suites = args.suite or SUITES
+    figures = []
     with KernelImage(settings.kernel_elf) as image:
-        figures = asyncio.run(bench.measure(settings, hardware, image, args.n))
-        for figure in figures:
-            print(figure.line())
         try:
-            for line in asyncio.run(bench.ipc(settings, image)):
-                print(line)
+            for suite in suites:
+                if suite == "latency":
+                    hardware = config.load(args.config or settings.default_config)
+                    measured = asyncio.run(bench.measure(settings, hardware, image, args.n))
+                else:
+                    measured = asyncio.run({"ipc": bench.ipc, "wasm": bench.wasm_vs_native}[suite](settings, image))
+                for figure in measured:
+                    print(figure.line(), flush=True)
+                figures += [{"suite": suite, **figure.record()} for figure in measured]
         except bench.BenchError as error:
             print(f"kwast-bench: {error}", file=sys.stderr)
             return EXIT_KERNEL_FAILED
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
     return 0
 
 

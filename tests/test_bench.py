@@ -1,0 +1,56 @@
+"""The wasm-vs-native benchmark computes right answers: servers/bench's kernels, compiled for the
+host from the same C, give the checksums that both the kernel (natively) and the bench server
+(as wasm) report in one boot. A fast wrong answer fails here; the speed is `kwast-bench bench`'s."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from conftest import SETTINGS
+from workbench import bench, config
+from workbench.qemu import boot
+
+SOURCE = SETTINGS.servers_dir / "bench"
+
+HOST_MAIN = r"""
+#include <stdio.h>
+#include "kernels.h"
+int main(void) {
+    for (uint32_t i = 0; i < bench_kernel_count; i++)
+        printf("%s %08x\n", bench_kernels[i].name, bench_kernels[i].run(bench_kernels[i].size));
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def host_checksums(tmp_path_factory) -> dict[str, str]:
+    build = tmp_path_factory.mktemp("bench-host")
+    (build / "main.c").write_text(HOST_MAIN)
+    sources = [str(p) for p in sorted(SOURCE.glob("*.c")) if p.name != "main.c"]
+    subprocess.run(["clang", "-O2", "-ffp-contract=off", f"-I{SOURCE}", "-o", str(build / "bench"),
+                    str(build / "main.c"), *sources], check=True)
+    lines = subprocess.run([str(build / "bench")], check=True, capture_output=True, text=True).stdout.split("\n")
+    return dict(line.split() for line in lines if line)
+
+
+def test_native_and_wasm_compute_what_the_host_computes(kernel_image, host_checksums):
+    hardware = config.load(SETTINGS.configs_dir / "wasm-vs-native.yaml")
+    outcome = asyncio.run(boot(SETTINGS, hardware, kernel_image, timeout=120))
+    assert outcome.ok, outcome.describe()
+    sides = bench.computed(outcome.serial)
+    assert len(host_checksums) >= 7
+    for side in ("native", "wasm"):
+        assert {name: checksum for name, (_, checksum) in sides[side].items()} == host_checksums, side
+        assert all(count > 100_000 for count, _ in sides[side].values()), f"{side}: every kernel does real work"
+
+
+def test_a_wrong_wasm_answer_is_an_error_not_a_figure():
+    right = "native crc32: 1000 instructions, checksum 0badcafe\n[bench] crc32: 1500 instructions, checksum 0badcafe\n"
+    assert [(f.name, f.value) for f in bench.ratios(bench.computed(right))] == \
+        [("wasm/native crc32", 1.5), ("wasm/native geometric mean", pytest.approx(1.5))]
+    with pytest.raises(bench.BenchError, match="crc32: the wasm checksum 0badcafd differs from the native 0badcafe"):
+        bench.ratios(bench.computed(right.replace("1500 instructions, checksum 0badcafe", "1500 instructions, checksum 0badcafd")))
