@@ -1,11 +1,8 @@
-//! The kernel's one wasmtime engine: the shared configuration (engine/config), this CPU's
-//! features, and the epoch the timer advances.
+//! The kernel's one wasmtime engine: the shared configuration (engine/config) and this CPU's
+//! features.
 
 use spin::Once;
 use wasmtime::{Config, Engine};
-
-/// Timer ticks per epoch: the granularity at which runaway servers are noticed.
-pub const EPOCH_TICKS: u64 = 10;
 
 static ENGINE: Once<Engine> = Once::new();
 
@@ -41,13 +38,4 @@ pub fn init() -> wasmtime::Result<()> {
 
 pub fn engine() -> &'static Engine {
     ENGINE.get().expect("wasm engine not initialised")
-}
-
-/// From the timer interrupt: an atomic increment, safe there.
-pub fn on_tick(now: u64) {
-    if now % EPOCH_TICKS == 0 {
-        if let Some(engine) = ENGINE.get() {
-            engine.increment_epoch();
-        }
-    }
 }

@@ -10,6 +10,7 @@ pub mod engine;
 mod guest;
 pub mod platform;
 pub mod server;
+pub mod stop;
 mod wasi;
 
 use crate::boot::multiboot::BootInfo;

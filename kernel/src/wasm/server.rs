@@ -4,6 +4,7 @@
 
 use super::artifact;
 use super::engine::engine;
+use super::stop::{self, Stop};
 use super::wasi::{self, Errno, Outcome, Wasi};
 use crate::process::{self, Process, ProcessId};
 use crate::sched::{self, Priority, WaitQueue};
@@ -15,7 +16,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use wasmtime::{Caller, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline, Val, WasmBacktrace};
+use wasmtime::{Caller, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, Val, WasmBacktrace};
 
 /// Stack of a server's thread: the wasm stack limit plus room for the kernel and wasmtime.
 const SERVER_STACK: u64 = kwast_engine_config::MAX_WASM_STACK as u64 + (512 << 10);
@@ -49,45 +50,27 @@ pub struct ServerState {
     process: Arc<Process>,
     wasi: Wasi,
     limits: StoreLimits,
-    watchdog_ms: Option<u64>,
-    /// The server thread's CPU time (ticks) at its last call into the kernel: the watchdog's
-    /// reference.
-    cpu_at_last_call: u64,
+    /// What the timer interrupt stops it by, while it runs wasm (wasm/stop.rs).
+    stop: stop::Registered,
     /// The instance's exported memory, found once: looking an export up by name on every
     /// kernel call cost hundreds of instructions per IPC.
     memory: Option<Memory>,
 }
 
 impl ServerState {
-    /// The server called the kernel: it is not running away.
-    fn touch(&mut self) {
-        self.cpu_at_last_call = sched::current_run_ticks();
-    }
-
     /// Every kernel call starts here: it resets the watchdog, and a server that is to die stops.
     pub fn enter(&mut self) -> wasmtime::Result<()> {
-        self.touch();
+        self.stop.touch();
         self.check_killed()
     }
 
-    /// Stops the server if it is to die: checked on every kernel call and every epoch.
+    /// Stops the server if it is to die: checked on every kernel call (in wasm code, the timer
+    /// interrupt stops it).
     pub fn check_killed(&self) -> wasmtime::Result<()> {
         if self.process.kill_requested.load(core::sync::atomic::Ordering::Acquire) {
-            return Err(wasmtime::Error::new(KilledOnRequest));
+            return Err(wasmtime::Error::new(Stopped(stop::Reason::Killed)));
         }
         Ok(())
-    }
-
-    /// Every epoch: a kill, or the watchdog if the server has one and ran past it.
-    fn on_epoch(&self) -> wasmtime::Result<UpdateDeadline> {
-        self.check_killed()?;
-        if let Some(limit) = self.watchdog_ms {
-            let computing = sched::current_run_ticks() - self.cpu_at_last_call;
-            if computing * 1000 / crate::time::TICK_HZ > limit {
-                return Err(wasmtime::Error::new(Watchdog(limit)));
-            }
-        }
-        Ok(UpdateDeadline::Continue(1))
     }
 }
 
@@ -103,32 +86,22 @@ pub fn memory_of(caller: &mut Caller<'_, ServerState>) -> wasmtime::Result<Memor
         .ok_or_else(|| wasmtime::Error::msg("the server exports no memory"))
 }
 
-/// A kill the workbench asked for (debug/control.rs), carried out of wasm as an error.
+/// A stop (a kill on request, the watchdog), carried out of a kernel call as an error, and
+/// what a stop in wasm code is said to be.
 #[derive(Debug)]
-struct KilledOnRequest;
+struct Stopped(stop::Reason);
 
-impl core::fmt::Display for KilledOnRequest {
+impl core::fmt::Display for Stopped {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        write!(f, "killed on request")
-    }
-}
-
-impl core::error::Error for KilledOnRequest {}
-
-/// The watchdog's stop, carried out of wasm as an error.
-#[derive(Debug)]
-struct Watchdog(u64);
-
-impl core::fmt::Display for Watchdog {
-    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        match self.0 % 1000 {
-            0 => write!(f, "watchdog: {} s of CPU without a kernel call", self.0 / 1000),
-            _ => write!(f, "watchdog: {} ms of CPU without a kernel call", self.0),
+        match self.0 {
+            stop::Reason::Killed => write!(f, "killed on request"),
+            stop::Reason::Watchdog(ms) if ms % 1000 == 0 => write!(f, "watchdog: {} s of CPU without a kernel call", ms / 1000),
+            stop::Reason::Watchdog(ms) => write!(f, "watchdog: {} ms of CPU without a kernel call", ms),
         }
     }
 }
 
-impl core::error::Error for Watchdog {}
+impl core::error::Error for Stopped {}
 
 /// `proc_exit`, carried out of wasm as an error.
 #[derive(Debug)]
@@ -221,14 +194,11 @@ fn run(process: &Arc<Process>, file_name: &str, limits: Limits, bytes: &[u8]) ->
         process: process.clone(),
         wasi: Wasi::new(name, &process.args),
         limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(),
-        watchdog_ms: limits.watchdog_ms,
-        cpu_at_last_call: sched::current_run_ticks(),
+        stop: Stop::register(&module, process.clone(), limits.watchdog_ms),
         memory: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|context| context.data().on_epoch());
     let linker = match linker(&mut store, &module) {
         Ok(linker) => linker,
         Err(error) => return Exit::Killed(alloc::format!("cannot link: {:#}", error)),
@@ -245,17 +215,20 @@ fn run(process: &Arc<Process>, file_name: &str, limits: Limits, bytes: &[u8]) ->
         Ok(()) => Exit::Code(0),
         Err(error) => match error.downcast_ref::<ProcExit>() {
             Some(ProcExit(code)) => Exit::Code(*code),
-            None => Exit::Killed(kill_reason(&error)),
+            None => Exit::Killed(kill_reason(&error, store.data().stop.reason())),
         },
     }
 }
 
 /// What happened and where: `out of bounds memory access in poke ← main ← _start`. Functions
 /// are named from the module's name section, else `func[INDEX]@0xOFFSET` (module offset); a
-/// function repeated (recursion) is said once with its count, `deeper ×4000`.
-fn kill_reason(error: &wasmtime::Error) -> String {
+/// function repeated (recursion) is said once with its count, `deeper ×4000`. A server stopped
+/// in wasm code (`stopped`) was unwound through a trap site it did not reach: the stop is what
+/// happened.
+fn kill_reason(error: &wasmtime::Error, stopped: Option<stop::Reason>) -> String {
     use core::fmt::Write;
     let mut reason = match error.downcast_ref::<Trap>() {
+        _ if stopped.is_some() => alloc::format!("{}", Stopped(stopped.unwrap())),
         // wasmtime says "wasm trap: <what>"; every kill reason is one, so only <what> is kept.
         Some(trap) => {
             let text = alloc::format!("{}", trap);

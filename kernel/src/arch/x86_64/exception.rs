@@ -4,6 +4,7 @@
 //! that thread's stack overflow.
 
 use super::qemu_exit::{exit, ExitCode};
+use super::divert::divert;
 use super::trap::TrapFrame;
 
 const NAMES: [&str; 32] = [
@@ -24,32 +25,16 @@ const PAGE_FAULT: u64 = 14;
 /// page), a division by zero or overflow, a trap instruction (`ud2`).
 const WASM_TRAPS: [u64; 3] = [DIVIDE_ERROR, INVALID_OPCODE, PAGE_FAULT];
 
+/// A fault of wasm code goes on as a call to `wasm_fault` on the faulting thread: wasmtime's
+/// handler unwinds that thread's stack to where it entered wasm.
 pub fn handle(frame: &mut TrapFrame) {
     let address = if frame.vector == PAGE_FAULT { x86_64::registers::control::Cr2::read_raw() } else { 0 };
     let stack_overflow = frame.vector == PAGE_FAULT && crate::sched::stack_overflow_victim(address).is_some();
     if WASM_TRAPS.contains(&frame.vector) && !stack_overflow
         && crate::wasm::platform::trap_handler_for(frame.rip).is_some() {
-        return divert(frame, address);
+        return divert(frame, wasm_fault, address);
     }
     report(frame, address)
-}
-
-/// Resumes the faulting thread in `wasm_fault` instead of at the faulting instruction:
-/// wasmtime's handler unwinds the thread's own stack to where it entered wasm, which it cannot
-/// do from this IST stack with interrupts off. A copy of the frame goes below the thread's red
-/// zone, for the report should wasmtime disown the fault.
-fn divert(frame: &mut TrapFrame, address: u64) {
-    let copy = ((frame.rsp - 128 - core::mem::size_of::<TrapFrame>() as u64) & !15) as *mut TrapFrame;
-    // As a call leaves it: the return address slot (none) at rsp, rsp + 8 16-byte aligned.
-    let return_slot = copy as u64 - 8;
-    unsafe {
-        copy.write(*frame);
-        (return_slot as *mut u64).write(0);
-    }
-    frame.rdi = copy as u64;
-    frame.rsi = address;
-    frame.rsp = return_slot;
-    frame.rip = wasm_fault as *const () as u64;
 }
 
 extern "C" fn wasm_fault(saved: &TrapFrame, address: u64) -> ! {

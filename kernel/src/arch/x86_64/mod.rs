@@ -3,6 +3,7 @@
 pub mod apic;
 mod boot;
 pub mod cpu;
+mod divert;
 mod exception;
 pub mod gdt;
 mod idt;

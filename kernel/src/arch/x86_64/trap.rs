@@ -125,6 +125,8 @@ trap_common:
     mov rdi, rsp
     cld
     call {dispatch}
+.global trap_return
+trap_return:
     fxrstor64 [rsp]
     add rsp, 512
     pop r15
@@ -148,13 +150,22 @@ trap_common:
     dispatch = sym dispatch,
 );
 
+/// A server that is to stop (killed, or its watchdog) was running wasm: wasmtime unwinds it on
+/// its own thread; if it cannot from here, the thread goes on and the next tick tries again.
+extern "C" fn stop_wasm(saved: &TrapFrame, _: u64) -> ! {
+    crate::wasm::stop::deliver(saved.rip, saved.rbp);
+    super::divert::resume(saved)
+}
+
 extern "C" fn dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         0..=31 => super::exception::handle(frame),
         TIMER_VECTOR => {
             super::apic::end_of_interrupt();
             let now = crate::time::tick();
-            crate::wasm::engine::on_tick(now);
+            if crate::wasm::stop::due(frame.rip) {
+                super::divert::divert(frame, stop_wasm, 0);
+            }
             if now % 10 == 0 {
                 crate::debug::control::poll();
             }
