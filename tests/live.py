@@ -13,10 +13,11 @@ from workbench.state import MmapMemory, StateReader, wait_published
 
 
 @contextlib.asynccontextmanager
-async def held_machine(run: bool = True, **changes):
-    """A machine running the kernel with `hold` and guest RAM in a file; with `run` it has
-    published its debug state when this yields (machine, reader, mmap memory)."""
-    hardware = dataclasses.replace(config.load(SETTINGS.default_config), **changes)
+async def held_machine(run: bool = True, config_path=None, **changes):
+    """A machine running the kernel with `hold` and guest RAM in a file (the default config,
+    or `config_path`); with `run` it has published its debug state when this yields
+    (machine, reader, mmap memory)."""
+    hardware = dataclasses.replace(config.load(config_path or SETTINGS.default_config), **changes)
     with KernelImage(SETTINGS.kernel_elf) as image:
         async with Machine(SETTINGS, hardware, image, "hold", ram_file=True) as machine:
             reader = StateReader(image.path)

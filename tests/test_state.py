@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from conftest import SETTINGS
 from live import held_machine
 from workbench.gdb import Gdb
 from workbench.state import DebugStateError, QmpMemory
@@ -39,7 +40,7 @@ def test_live_state_from_the_running_kernel():
         assert snap.cpu_count == 1
         assert [cpu.index for cpu in snap.cpus] == [0] and snap.cpus[0].online == 1
         assert snap.sequence % 2 == 0 and snap.sequence > 0
-        assert len(snap.threads) == min(snap.raw.thread_count, len(snap.raw.threads))
+        assert snap.threads and all(thread.id != 0 for thread in snap.threads)  # free rows hidden
         assert len(snap.events) == min(snap.events_written, len(snap.raw.events))
         names = {thread.name: thread for thread in snap.threads}
         assert {"kmain", "idle"} <= set(names), names
@@ -116,3 +117,66 @@ def test_event_ring_wraps_oldest_to_newest():
     assert stamps == [1000 + i for i in range(3, capacity)] + [1000, 1001, 1002]
     assert snap.events_dropped == 3 and snap.events_written == capacity + 3
     assert {e.kind for e in snap.events} == {"Switch"}
+
+
+
+async def _collect_events(reader, memory, seen: dict, done, timeout: float):
+    """Adds events, numbered from the first ever written, to `seen` from snapshots taken back to
+    back (a few reads a millisecond keep up with the small ring) until `done(events)`: then the
+    last snapshot, or None after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        snap = await reader.snapshot(memory)
+        seen.update(enumerate(snap.events, snap.events_written - len(snap.events)))
+        if done(list(seen.values())):
+            return snap
+        await asyncio.sleep(0.001)
+    return None
+
+
+def test_irq_delivery_and_restart_are_events():
+    """desktop.yaml: a key press is an Irq event on line 1 once ps2 has bound it; F12 crashes
+    ps2, and init starting it again is a Restart event naming the new and the old process."""
+    def of_kind(events, kind):
+        return [e for e in events if e.kind == kind]
+
+    def ps2_processes(snap):
+        return [t.process for t in snap.threads if t.name == "ps2"]
+
+    async def scenario():
+        async with held_machine(config_path=SETTINGS.configs_dir / "desktop.yaml") as (machine, reader, memory):
+            seen: dict = {}
+
+            async def press(key: str) -> None:
+                await machine.command("send-key", {"keys": [{"type": "qcode", "data": key}]})
+
+            # Until ps2 has bound IRQ 1, a key press is counted but delivered to no one.
+            for _ in range(120):
+                await press("a")
+                if await _collect_events(reader, memory, seen, lambda events: of_kind(events, "Irq"), 0.5):
+                    break
+            else:
+                raise AssertionError("no Irq event after a minute of key presses")
+            old = ps2_processes(await reader.snapshot(memory))
+            await press("f12")
+            restarted = await _collect_events(reader, memory, seen, lambda events: of_kind(events, "Restart"), 60)
+            assert restarted, f"no Restart event; kinds seen: {sorted({str(e.kind) for e in seen.values()})}"
+            # The old ps2's row is freed once its thread is off the CPU: then only the new one shows.
+            new = of_kind(seen.values(), "Restart")[0].a
+            for _ in range(100):
+                snap = await reader.snapshot(memory)
+                if ps2_processes(snap) == [new]:
+                    break
+                await asyncio.sleep(0.05)
+            return list(seen.values()), old, snap
+
+    events, old, snap = run(scenario())
+    irq = of_kind(events, "Irq")[0]
+    assert (irq.thread, irq.a) == (0, 1), dict(irq)
+    restart = of_kind(events, "Restart")[0]
+    assert len(old) == 1 and restart.b == old[0] != restart.a, (dict(restart), old)
+    assert any(e.a == old[0] for e in of_kind(events, "Trap")), "ps2's death is a Trap event first"
+    init = next(t.id for t in snap.threads if t.name == "init")
+    assert restart.thread == init, "the restart is init's doing"
+    assert ps2_processes(snap) == [restart.a], "only live rows: the old ps2's row is hidden"

@@ -88,9 +88,9 @@ class Snapshot:
     cpu_count: int
     tsc_per_us: int
     cpus: list[Record]        # online CPUs only, each with its `index`
-    threads: list[Record]     # the `thread_count` valid entries
+    threads: list[Record]     # live rows only (see `live_rows`), as every reader shows them
     threads_dropped: int
-    endpoints: list[Record]
+    endpoints: list[Record]   # live rows only
     endpoints_dropped: int
     irq_counts: list[int]
     events: list[Record]      # oldest to newest
@@ -195,8 +195,8 @@ class StateReader:
     def parse(self, data: bytes) -> Snapshot:
         raw = self._decode(data, 0)
         cpus = [Record(index=i, **cpu) for i, cpu in enumerate(raw.cpus) if cpu.online]
-        threads = raw.threads[:min(raw.thread_count, len(raw.threads))]
-        endpoints = raw.endpoints[:min(raw.endpoint_count, len(raw.endpoints))]
+        threads = live_rows(raw.threads, raw.thread_count)
+        endpoints = live_rows(raw.endpoints, raw.endpoint_count)
         ring, written = raw.events, raw.events_written
         if written <= len(ring):
             events = ring[:written]
@@ -209,6 +209,13 @@ class StateReader:
             endpoints=endpoints, endpoints_dropped=raw.endpoints_dropped,
             irq_counts=raw.irq_counts, events=events, events_written=written,
             events_dropped=max(0, written - len(ring)), raw=raw)
+
+
+def live_rows(rows: list[Record], used: int) -> list[Record]:
+    """A table's rows that describe a live object: of the first `used` (rows ever used), those
+    not freed since. The kernel marks a free row by id 0 and nothing else
+    (kernel/src/debug/rows.rs); this is the one place the workbench goes by that mark."""
+    return [row for row in rows[:min(used, len(rows))] if row.id != 0]
 
 
 async def wait_published(reader: StateReader, memory, timeout: float = 30, interval: float = 0.02) -> Snapshot:

@@ -60,11 +60,7 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
               free as u64 * 4, heap >> 10, tsc_per_us, arch::apic::timer_ticks_per_ms());
     sched::init();
     // Published once the threads are: a reader that sees the CPU online sees kmain and idle.
-    debug::state::update(|state| {
-        state.cpu_count = 1;
-        state.cpus[0].online = 1;
-        state.tsc_per_us = tsc_per_us;
-    });
+    debug::cpu_online(tsc_per_us);
     random::init();
     if let Err(error) = wasm::engine::init() {
         panic!("the wasm engine does not start: {:#}", error);

@@ -354,7 +354,7 @@ async def inject(ctx: Context, step: model.Inject) -> str:
 async def _kill(ctx: Context, server: str) -> str:
     """Writes the server's process id into the kernel's KWAST_DEBUG_CONTROL (layout from DWARF)."""
     snap = await ctx.state()
-    processes = {t.name: t.process for t in snap.threads if t.process and str(t.state) not in ("Free", "Dead")}
+    processes = {t.name: t.process for t in snap.threads if t.process and t.state != "Dead"}
     if server not in processes:
         raise StepFailed(f"no running server {server!r}; running now: {', '.join(sorted(processes)) or 'none'}")
     await _control(ctx, "kill_process", processes[server])

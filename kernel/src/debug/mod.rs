@@ -1,4 +1,17 @@
-//! What the kernel shows the workbench.
+//! What the kernel shows the workbench, and what the workbench may ask of it.
+//!
+//! - `state`: the layout of the block `KWAST_DEBUG_STATE`, declared once; the host reads it
+//!   through the ELF's DWARF.
+//! - `rows`: the tables of live objects: a `Slot` claims a row and frees it when dropped.
+//! - `record`: events (each stamped here) and the CPU and IRQ counters.
+//! - `control`: requests from the workbench (`KWAST_DEBUG_CONTROL`).
+//!
+//! The rest of the kernel writes the block only through `rows` and `record`.
 
 pub mod control;
+mod record;
+mod rows;
 pub mod state;
+
+pub use record::{count_irq, cpu_online, cpu_ticks, record, set_current, switched};
+pub use rows::Slot;

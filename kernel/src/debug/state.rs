@@ -4,13 +4,16 @@
 //!
 //! Consistency: writers make `sequence` odd, update, then make it even again; a reader that sees
 //! an odd or changed sequence reads again. Capacities are fixed; what did not fit is counted.
+//! Only `rows` and `record` in this folder write it: see `debug/mod.rs`.
 
+use crate::sched::RunState;
 use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"KWASTDBG");
 /// Raised when a change breaks readers that go by field names (renames, changed meanings).
 /// Adding a field does not need it: readers find fields by name in the DWARF.
-pub const LAYOUT_VERSION: u32 = 1;
+/// 2: thread rows lost their `Free` state; a free row of any table is one whose id is 0.
+pub const LAYOUT_VERSION: u32 = 2;
 
 pub const MAX_CPUS: usize = 8;
 pub const MAX_THREADS: usize = 64;
@@ -19,20 +22,7 @@ pub const MAX_IRQS: usize = 24;
 pub const EVENT_RING: usize = 128;
 pub const NAME_LEN: usize = 24;
 
-#[repr(u8)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ThreadRunState {
-    Free = 0,
-    Ready = 1,
-    Running = 2,
-    Blocked = 3,
-    Sleeping = 4,
-    Dead = 5,
-}
-
-/// Declared whole for the host's decoder; IPC, trap, restart and IRQ events are recorded as
-/// those subsystems arrive.
-#[allow(dead_code)]
+/// `None` marks a ring slot never written.
 #[repr(u32)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum EventKind {
@@ -56,12 +46,13 @@ pub struct CpuState {
     pub idle_ticks: u64,
 }
 
+/// A thread's row; free when `id` is 0 (thread ids start at 1).
 #[repr(C)]
-pub struct ThreadState {
+pub struct ThreadRow {
     pub id: u32,
     pub process: u32,
     pub name: [u8; NAME_LEN],
-    pub state: ThreadRunState,
+    pub state: RunState,
     pub priority: u8,
     pub cpu: u8,
     pub wait_object: u32,
@@ -69,8 +60,9 @@ pub struct ThreadState {
     pub switches: u64,
 }
 
+/// An endpoint's row; free when `id` is 0 (endpoint ids start at 1).
 #[repr(C)]
-pub struct EndpointState {
+pub struct EndpointRow {
     pub id: u32,
     pub owner: u32,
     pub waiters: u32,
@@ -98,12 +90,14 @@ pub struct DebugState {
     /// Time stamp counter ticks per microsecond, to turn event stamps into time.
     pub tsc_per_us: u64,
     pub cpus: [CpuState; MAX_CPUS],
+    /// Rows ever used: the first `thread_count`, some freed since.
     pub thread_count: u32,
+    /// Threads that found no free row.
     pub threads_dropped: u32,
-    pub threads: [ThreadState; MAX_THREADS],
+    pub threads: [ThreadRow; MAX_THREADS],
     pub endpoint_count: u32,
     pub endpoints_dropped: u32,
-    pub endpoints: [EndpointState; MAX_ENDPOINTS],
+    pub endpoints: [EndpointRow; MAX_ENDPOINTS],
     pub irq_counts: [u64; MAX_IRQS],
     /// Events ever recorded; the newest is at `(events_written - 1) % EVENT_RING`.
     pub events_written: u64,
@@ -111,11 +105,12 @@ pub struct DebugState {
 }
 
 const EMPTY_CPU: CpuState = CpuState { online: 0, current_thread: 0, ticks: 0, idle_ticks: 0 };
-const EMPTY_THREAD: ThreadState = ThreadState {
-    id: 0, process: 0, name: [0; NAME_LEN], state: ThreadRunState::Free, priority: 0, cpu: 0,
+/// A free row: id 0 is the mark; the state is whatever, readers skip the row.
+pub(super) const FREE_THREAD: ThreadRow = ThreadRow {
+    id: 0, process: 0, name: [0; NAME_LEN], state: RunState::Dead, priority: 0, cpu: 0,
     wait_object: 0, run_ticks: 0, switches: 0,
 };
-const EMPTY_ENDPOINT: EndpointState = EndpointState { id: 0, owner: 0, waiters: 0, messages: 0, bytes: 0, errors: 0 };
+pub(super) const FREE_ENDPOINT: EndpointRow = EndpointRow { id: 0, owner: 0, waiters: 0, messages: 0, bytes: 0, errors: 0 };
 const EMPTY_EVENT: Event = Event { tsc: 0, kind: EventKind::None, thread: 0, a: 0, b: 0 };
 
 #[no_mangle]
@@ -129,10 +124,10 @@ pub static mut KWAST_DEBUG_STATE: DebugState = DebugState {
     cpus: [EMPTY_CPU; MAX_CPUS],
     thread_count: 0,
     threads_dropped: 0,
-    threads: [EMPTY_THREAD; MAX_THREADS],
+    threads: [FREE_THREAD; MAX_THREADS],
     endpoint_count: 0,
     endpoints_dropped: 0,
-    endpoints: [EMPTY_ENDPOINT; MAX_ENDPOINTS],
+    endpoints: [FREE_ENDPOINT; MAX_ENDPOINTS],
     irq_counts: [0; MAX_IRQS],
     events_written: 0,
     events: [EMPTY_EVENT; EVENT_RING],
@@ -140,7 +135,7 @@ pub static mut KWAST_DEBUG_STATE: DebugState = DebugState {
 
 /// Runs `f` on the block as one update the host sees whole or not at all.
 /// Interrupts are off meanwhile, so an interrupt cannot update it half-way through ours.
-pub fn update<R>(f: impl FnOnce(&mut DebugState) -> R) -> R {
+pub(super) fn update<R>(f: impl FnOnce(&mut DebugState) -> R) -> R {
     let _irq = crate::arch::cpu::InterruptGuard::new();
     let state = unsafe { &mut *core::ptr::addr_of_mut!(KWAST_DEBUG_STATE) };
     state.sequence.fetch_add(1, Ordering::AcqRel);
@@ -156,12 +151,4 @@ pub fn copy_name(name: &str) -> [u8; NAME_LEN] {
     let n = name.len().min(NAME_LEN - 1);
     out[..n].copy_from_slice(&name.as_bytes()[..n]);
     out
-}
-
-impl DebugState {
-    pub fn record(&mut self, tsc: u64, kind: EventKind, thread: u32, a: u64, b: u64) {
-        let slot = (self.events_written % EVENT_RING as u64) as usize;
-        self.events[slot] = Event { tsc, kind, thread, a, b };
-        self.events_written += 1;
-    }
 }

@@ -6,7 +6,8 @@
 use super::error::{Error, Result};
 use super::handle::Capability;
 use super::notification::Notification;
-use crate::debug::state::{self, EventKind, MAX_ENDPOINTS};
+use crate::debug::state::{EndpointRow, EventKind};
+use crate::debug::{self, Slot};
 use crate::sched::{self, WaitQueue};
 use crate::sync::IrqMutex;
 use alloc::collections::VecDeque;
@@ -62,8 +63,7 @@ impl Call {
         }
         let length = data.len() as u64;
         self.reply(Ok(data))?;
-        let tsc = crate::arch::cpu::rdtsc();
-        state::update(|s| s.record(tsc, EventKind::IpcReply, sched::current_id(), self.endpoint as u64, length));
+        debug::record(EventKind::IpcReply, sched::current_id(), self.endpoint as u64, length);
         Ok(())
     }
 
@@ -95,11 +95,10 @@ pub struct Endpoint {
     inner: IrqMutex<Inner>,
     receivers: WaitQueue,
     notification: IrqMutex<Option<Arc<Notification>>>,
-    debug_slot: Option<usize>,
+    debug_row: Option<Slot<EndpointRow>>,
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-static DEBUG_SLOTS: IrqMutex<[bool; MAX_ENDPOINTS]> = IrqMutex::new([false; MAX_ENDPOINTS]);
 
 /// What a receiver gets: a call, or the bits of its bound notification.
 pub enum Received {
@@ -110,27 +109,13 @@ pub enum Received {
 impl Endpoint {
     pub fn new(owner: u32) -> Arc<Endpoint> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let debug_slot = {
-            let mut slots = DEBUG_SLOTS.lock();
-            let slot = slots.iter().position(|used| !used);
-            if let Some(slot) = slot {
-                slots[slot] = true;
-            }
-            slot
-        };
-        state::update(|s| match debug_slot {
-            Some(slot) => {
-                s.endpoints[slot] = state::EndpointState { id, owner, waiters: 0, messages: 0, bytes: 0, errors: 0 };
-                s.endpoint_count = s.endpoint_count.max(slot as u32 + 1);
-            }
-            None => s.endpoints_dropped += 1,
-        });
+        let debug_row = Slot::claim(EndpointRow { id, owner, waiters: 0, messages: 0, bytes: 0, errors: 0 });
         Arc::new(Endpoint {
             id, owner,
             inner: IrqMutex::new(Inner { queue: VecDeque::new(), unanswered: Vec::new(), closed: false }),
             receivers: WaitQueue::new(),
             notification: IrqMutex::new(None),
-            debug_slot,
+            debug_row,
         })
     }
 
@@ -146,9 +131,8 @@ impl Endpoint {
 
     fn account(&self, bytes: usize, error: bool) {
         let waiting = self.inner.lock().queue.len() as u32;
-        if let Some(slot) = self.debug_slot {
-            state::update(|s| {
-                let e = &mut s.endpoints[slot];
+        if let Some(row) = &self.debug_row {
+            row.update(|e| {
                 e.waiters = waiting;
                 if error {
                     e.errors += 1;
@@ -188,7 +172,7 @@ impl Endpoint {
             inner.queue.push_back(call.clone());
         }
         let length = call.request.len() as u64;
-        state::update(|s| s.record(crate::arch::cpu::rdtsc(), EventKind::IpcCall, sched::current_id(), self.id as u64, length));
+        debug::record(EventKind::IpcCall, sched::current_id(), self.id as u64, length);
         if let Some(receiver) = self.receivers.wake_one() {
             sched::hand_off_to(receiver);
         }
@@ -246,14 +230,5 @@ impl Endpoint {
             let _ = call.reply(Err(Error::PeerDied));
         }
         self.receivers.wake_all();
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        if let Some(slot) = self.debug_slot {
-            state::update(|s| s.endpoints[slot].id = 0);
-            DEBUG_SLOTS.lock()[slot] = false;
-        }
     }
 }

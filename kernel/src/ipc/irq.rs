@@ -4,6 +4,7 @@
 use super::error::{Error, Result};
 use super::notification::Notification;
 use crate::arch::{apic, ioapic};
+use crate::debug::state::EventKind;
 use crate::sync::IrqMutex;
 use alloc::sync::{Arc, Weak};
 
@@ -51,10 +52,14 @@ impl Drop for IrqLine {
 }
 
 /// From the trap handler: mask the line until the driver acknowledges, and signal it.
+/// Each delivery is an event: the mask paces them to the driver's acknowledgements, so a storm
+/// on the line cannot flood the event ring faster than the driver's own IPC does.
 pub fn on_interrupt(irq: u8) {
     let line = BOUND.lock().get(irq as usize).and_then(Weak::upgrade);
     if let Some(line) = line {
         ioapic::mask(irq);
+        // Thread 0: an interrupt is no thread's doing.
+        crate::debug::record(EventKind::Irq, 0, irq as u64, line.bits);
         line.notification.signal(line.bits);
     }
 }

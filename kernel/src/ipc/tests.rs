@@ -117,7 +117,7 @@ kernel_test!(ipc_fast_path_hands_off_to_the_server, {
         ORDER.lock().push('S');
         reply(m.reply_handle, b"").unwrap();
     });
-    while sched::state_of(server_thread) != Some(crate::debug::state::ThreadRunState::Blocked) {
+    while sched::state_of(server_thread) != Some(sched::RunState::Blocked) {
         sched::yield_now();
     }
     let client_thread = in_process(&client, "client", move || {

@@ -4,19 +4,21 @@
 //! Every switch happens in an interrupt (the timer, or `int 0x81` for a thread giving up the
 //! CPU): the trap entry has saved the whole register file and SSE state in a `TrapFrame`, and
 //! switching is replacing that frame with the next thread's saved one.
+//!
+//! A thread's `RunState` is the scheduler's own; the debug-state block shows it in a row the
+//! thread holds (`debug::Slot`), freed with the thread.
 
 mod scheduler;
 mod tests;
 mod thread;
 mod wait;
 
-pub use thread::{Name, Priority, ThreadId};
+pub use thread::{Name, Priority, RunState, ThreadId};
 pub use wait::WaitQueue;
 
 use crate::arch::cpu::InterruptGuard;
 use crate::arch::percpu::this_cpu;
 use crate::arch::trap::{TrapFrame, YIELD_VECTOR};
-use crate::debug::state::ThreadRunState;
 use crate::process::ProcessId;
 use crate::sync::IrqMutex;
 use alloc::boxed::Box;
@@ -110,7 +112,7 @@ pub fn stack_overflow_victim(address: u64) -> Option<Name> {
     scheduler.as_ref()?.thread_with_stack(slot).map(|t| t.name)
 }
 
-pub fn state_of(id: ThreadId) -> Option<ThreadRunState> {
+pub fn state_of(id: ThreadId) -> Option<RunState> {
     with(|s| s.get(id).map(|t| t.state))
 }
 
@@ -144,7 +146,7 @@ pub fn sleep_ms(ms: u64) {
 /// Ends the calling thread; the scheduler frees its stack once it has switched away.
 pub fn exit() -> ! {
     let _irq = InterruptGuard::new();
-    with(|s| s.set_current_state(ThreadRunState::Dead, 0));
+    with(|s| s.set_current_state(RunState::Dead, 0));
     EXITED.wake_all();
     give_up_cpu();
     unreachable!("a dead thread was scheduled");
@@ -152,7 +154,7 @@ pub fn exit() -> ! {
 
 /// Waits until thread `id` has exited.
 pub fn join(id: ThreadId) {
-    EXITED.wait_until(|| with(|s| s.get(id).is_none_or(|t| t.state == ThreadRunState::Dead)));
+    EXITED.wait_until(|| with(|s| s.get(id).is_none_or(|t| t.state == RunState::Dead)));
 }
 
 /// Wakes every blocked or sleeping thread of `process` (it is being killed).

@@ -1,8 +1,8 @@
 //! The scheduler's state and decisions; `sched/mod.rs` is its interface to threads and traps.
 
-use super::thread::{Name, Priority, Thread, ThreadId, TLS_SLOTS};
+use super::thread::{Name, Priority, RunState, Thread, ThreadId, TLS_SLOTS};
 use crate::arch::trap::TrapFrame;
-use crate::debug::state::{self, EventKind, ThreadRunState, MAX_THREADS};
+use crate::debug::{self, state::EventKind, Slot};
 use crate::mm::stacks::Stack;
 use crate::process::ProcessId;
 use alloc::boxed::Box;
@@ -42,11 +42,11 @@ impl Scheduler {
         let boot_frame = Box::new(unsafe { core::mem::zeroed() });
         let boot = scheduler.add(Name::new("kmain"), Priority::NORMAL, boot_frame, None, None, None);
         scheduler.ready[Priority::NORMAL.0 as usize].retain(|&t| t != boot);
-        scheduler.set_state(boot, ThreadRunState::Running);
+        scheduler.set_state(boot, RunState::Running);
         let idle_frame = Box::new(TrapFrame::new_thread(idle_entry, 0, idle_stack.top()));
         scheduler.idle = scheduler.add(Name::new("idle"), Priority::IDLE, idle_frame, Some(idle_stack), None, None);
         scheduler.ready[Priority::IDLE.0 as usize].clear();
-        state::update(|s| s.cpus[0].current_thread = BOOT_THREAD);
+        debug::set_current(BOOT_THREAD);
         scheduler
     }
 
@@ -54,11 +54,11 @@ impl Scheduler {
                entry: Option<Box<dyn FnOnce() + Send>>, process: Option<ProcessId>) -> ThreadId {
         let id = self.next_id;
         self.next_id += 1;
-        let debug_slot = self.free_debug_slot();
-        let thread = Thread {
-            id, name, priority, state: ThreadRunState::Ready, context, stack, entry,
-            wake_at: 0, timed_out: false, process, wait_object: 0, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_slot, tls: [0; TLS_SLOTS],
+        let mut thread = Thread {
+            id, name, priority, state: RunState::Ready, context, stack, entry,
+            wake_at: 0, timed_out: false, process, wait_object: 0, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_row: None, tls: [0; TLS_SLOTS],
         };
+        thread.debug_row = Slot::claim(thread.row());
         // Room for every thread in every queue now, so interrupt paths never allocate.
         let count = self.threads.len() + 1;
         for queue in self.ready.iter_mut() {
@@ -67,8 +67,7 @@ impl Scheduler {
         self.sleeping.reserve(count.saturating_sub(self.sleeping.len()));
         self.threads.insert(id, thread);
         self.ready[priority.0 as usize].push_back(id);
-        self.publish(id);
-        self.event(EventKind::ThreadStart, id, priority.0 as u64, 0);
+        debug::record(EventKind::ThreadStart, id, priority.0 as u64, 0);
         id
     }
 
@@ -88,14 +87,14 @@ impl Scheduler {
         self.threads.values().find(|t| t.stack.as_ref().is_some_and(|s| s.slot == slot))
     }
 
-    fn set_state(&mut self, id: ThreadId, run_state: ThreadRunState) {
+    fn set_state(&mut self, id: ThreadId, run_state: RunState) {
         if let Some(thread) = self.threads.get_mut(&id) {
             thread.state = run_state;
             self.publish(id);
         }
     }
 
-    pub fn set_current_state(&mut self, run_state: ThreadRunState, wait_object: u32) {
+    pub fn set_current_state(&mut self, run_state: RunState, wait_object: u32) {
         self.current_mut().wait_object = wait_object;
         self.set_state(self.current, run_state);
     }
@@ -108,7 +107,7 @@ impl Scheduler {
             current.wake_at = deadline;
             self.sleeping.push(self.current);
         }
-        self.set_current_state(ThreadRunState::Blocked, wait_object);
+        self.set_current_state(RunState::Blocked, wait_object);
     }
 
     pub fn current_timed_out(&self) -> bool {
@@ -118,20 +117,20 @@ impl Scheduler {
     pub fn sleep_current(&mut self, wake_at: u64) {
         self.current_mut().wake_at = wake_at;
         self.sleeping.push(self.current);
-        self.set_current_state(ThreadRunState::Sleeping, 0);
+        self.set_current_state(RunState::Sleeping, 0);
     }
 
     pub fn wake(&mut self, id: ThreadId) {
         let Some(thread) = self.threads.get_mut(&id) else { return };
-        if !matches!(thread.state, ThreadRunState::Blocked | ThreadRunState::Sleeping) {
+        if !matches!(thread.state, RunState::Blocked | RunState::Sleeping) {
             return;
         }
         thread.wait_object = 0;
         let priority = thread.priority;
         self.sleeping.retain(|&t| t != id);
         self.ready[priority.0 as usize].push_back(id);
-        self.set_state(id, ThreadRunState::Ready);
-        self.event(EventKind::Wake, id, 0, 0);
+        self.set_state(id, RunState::Ready);
+        debug::record(EventKind::Wake, id, 0, 0);
     }
 
     pub fn hand_off_to(&mut self, id: ThreadId) {
@@ -179,28 +178,25 @@ impl Scheduler {
         current.run_ticks += 1;
         current.quantum_left = current.quantum_left.saturating_sub(1);
         let expired = current.quantum_left == 0;
-        let (run_ticks, slot) = (current.run_ticks, current.debug_slot);
         if idle {
             self.idle_ticks += 1;
         }
         // Published at a tenth of the tick rate: a reader copying the block while the guest
         // runs then rarely meets an update in flight.
         if now % PUBLISH_EVERY_TICKS == 0 {
-            let idle_ticks = self.idle_ticks;
-            state::update(|s| {
-                s.cpus[0].ticks = now;
-                s.cpus[0].idle_ticks = idle_ticks;
-                if let Some(slot) = slot {
-                    s.threads[slot].run_ticks = run_ticks;
-                }
-            });
+            debug::cpu_ticks(now, self.idle_ticks);
+            let current = self.current();
+            if let Some(row) = &current.debug_row {
+                let run_ticks = current.run_ticks;
+                row.update(|r| r.run_ticks = run_ticks);
+            }
         }
         let mut i = 0;
         while i < self.sleeping.len() {
             let id = self.sleeping[i];
             if self.threads[&id].wake_at <= now {
                 let thread = self.threads.get_mut(&id).expect("sleeping thread missing");
-                thread.timed_out = thread.state == ThreadRunState::Blocked;
+                thread.timed_out = thread.state == RunState::Blocked;
                 self.wake(id);
             } else {
                 i += 1;
@@ -218,24 +214,24 @@ impl Scheduler {
         let idle = self.idle;
         let thread = self.current_mut();
         *thread.context = *frame;
-        if thread.state == ThreadRunState::Running {
-            thread.state = ThreadRunState::Ready;
+        if thread.state == RunState::Running {
+            thread.state = RunState::Ready;
             let priority = thread.priority;
             if from != idle {
                 self.ready[priority.0 as usize].push_back(from);
             }
         }
         let to = self.pick_next();
-        let dead = if self.threads[&from].state == ThreadRunState::Dead {
-            self.event(EventKind::ThreadExit, from, 0, 0);
-            self.unpublish(from);
+        // A dead thread's row is freed with it, by the caller.
+        let dead = if self.threads[&from].state == RunState::Dead {
+            debug::record(EventKind::ThreadExit, from, 0, 0);
             self.threads.remove(&from)
         } else {
             self.publish(from);
             None
         };
         let next = self.threads.get_mut(&to).expect("next thread missing");
-        next.state = ThreadRunState::Running;
+        next.state = RunState::Running;
         next.quantum_left = QUANTUM_TICKS;
         if to != from {
             next.switches += 1;
@@ -244,50 +240,16 @@ impl Scheduler {
         self.current = to;
         self.publish(to);
         if to != from {
-            self.event(EventKind::Switch, from, to as u64, 0);
-            state::update(|s| s.cpus[0].current_thread = to);
+            debug::switched(from, to);
         }
         dead
     }
 
-    // --- the debug-state block ----------------------------------------------------------
-
-    fn free_debug_slot(&self) -> Option<usize> {
-        let taken = |slot: usize| self.threads.values().any(|t| t.debug_slot == Some(slot));
-        let slot = (0..MAX_THREADS).find(|&slot| !taken(slot));
-        if slot.is_none() {
-            state::update(|s| s.threads_dropped += 1);
-        }
-        slot
-    }
-
     fn publish(&self, id: ThreadId) {
-        let Some(t) = self.threads.get(&id) else { return };
-        let Some(slot) = t.debug_slot else { return };
-        state::update(|s| {
-            s.threads[slot] = state::ThreadState {
-                id: t.id,
-                process: t.process.unwrap_or(0),
-                name: t.name.0,
-                state: t.state,
-                priority: t.priority.0,
-                cpu: 0,
-                wait_object: t.wait_object,
-                run_ticks: t.run_ticks,
-                switches: t.switches,
-            };
-            s.thread_count = s.thread_count.max(slot as u32 + 1);
-        });
-    }
-
-    fn unpublish(&self, id: ThreadId) {
-        if let Some(slot) = self.threads.get(&id).and_then(|t| t.debug_slot) {
-            state::update(|s| s.threads[slot].state = ThreadRunState::Free);
+        if let Some(thread) = self.threads.get(&id) {
+            if let Some(row) = &thread.debug_row {
+                row.set(thread.row());
+            }
         }
-    }
-
-    fn event(&self, kind: EventKind, thread: ThreadId, a: u64, b: u64) {
-        let tsc = crate::arch::cpu::rdtsc();
-        state::update(|s| s.record(tsc, kind, thread, a, b));
     }
 }

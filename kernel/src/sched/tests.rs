@@ -189,7 +189,7 @@ kernel_test!(wait_queue_wakeup, {
             WOKEN.fetch_add(1, Ordering::SeqCst);
         }).unwrap());
     }
-    while waiters.iter().any(|&w| state_of(w) != Some(ThreadRunState::Blocked)) {
+    while waiters.iter().any(|&w| state_of(w) != Some(RunState::Blocked)) {
         yield_now();
     }
     assert!(QUEUE.wake_one().is_some(), "a spurious wake-up: the condition still fails");

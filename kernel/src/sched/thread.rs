@@ -2,7 +2,8 @@
 //! the scheduler and the debug-state block need to know about it.
 
 use crate::arch::trap::TrapFrame;
-use crate::debug::state::{copy_name, ThreadRunState, NAME_LEN};
+use crate::debug::state::{copy_name, ThreadRow, NAME_LEN};
+use crate::debug::Slot;
 use crate::mm::stacks::Stack;
 use alloc::boxed::Box;
 
@@ -20,6 +21,17 @@ impl Priority {
     pub const NORMAL: Priority = Priority(4);
     pub const HIGH: Priority = Priority(6);
     pub const LEVELS: usize = 8;
+}
+
+/// `repr(u8)`: the debug-state block shows it as is (`ThreadRow::state`).
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RunState {
+    Ready,
+    Running,
+    Blocked,
+    Sleeping,
+    Dead,
 }
 
 /// A thread name, fixed-size so fault reports can print it without allocating.
@@ -47,7 +59,7 @@ pub struct Thread {
     pub id: ThreadId,
     pub name: Name,
     pub priority: Priority,
-    pub state: ThreadRunState,
+    pub state: RunState,
     pub context: Box<TrapFrame>,
     /// None for the boot thread, which runs on the boot stack.
     pub stack: Option<Stack>,
@@ -64,8 +76,25 @@ pub struct Thread {
     pub quantum_left: u32,
     pub run_ticks: u64,
     pub switches: u64,
-    /// Index in the debug-state thread table, if it fit.
-    pub debug_slot: Option<usize>,
+    /// Its row in the debug-state block, if one was free.
+    pub debug_row: Option<Slot<ThreadRow>>,
     /// Thread-local slots of the wasm runtime (wasmtime_tls_get/set).
     pub tls: [usize; TLS_SLOTS],
+}
+
+impl Thread {
+    /// What the debug-state block shows of it.
+    pub fn row(&self) -> ThreadRow {
+        ThreadRow {
+            id: self.id,
+            process: self.process.unwrap_or(0),
+            name: self.name.0,
+            state: self.state,
+            priority: self.priority.0,
+            cpu: 0,
+            wait_object: self.wait_object,
+            run_ticks: self.run_ticks,
+            switches: self.switches,
+        }
+    }
 }

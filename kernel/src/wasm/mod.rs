@@ -14,7 +14,9 @@ pub mod stop;
 mod wasi;
 
 use crate::boot::multiboot::BootInfo;
+use crate::debug::state::EventKind;
 use crate::ipc::handle::{Capability, Object, Rights};
+use crate::process::ProcessId;
 use crate::sync::IrqMutex;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -28,6 +30,8 @@ pub struct BootModule {
     /// Its limits unless its starter gives others.
     pub limits: server::Limits,
     pub bytes: &'static [u8],
+    /// The server `spawn` last started from it, to tell a restart from a first start.
+    last_started: Option<ProcessId>,
 }
 
 impl BootModule {
@@ -55,6 +59,7 @@ impl BootModule {
             file_name,
             limits,
             bytes,
+            last_started: None,
         })
     }
 }
@@ -90,16 +95,24 @@ pub fn start_boot_servers(boot: &BootInfo) -> usize {
 /// Starts the boot module `name` on behalf of a server holding the spawn capability, with the
 /// module's own limits where `limits` leaves them unset.
 pub fn spawn(name: &str, args: Vec<String>, limits: SpawnLimits, grants: Vec<Capability>,
-             on_exit: Option<server::ExitSignal>) -> Option<crate::process::ProcessId> {
+             on_exit: Option<server::ExitSignal>) -> Option<ProcessId> {
     let modules = BOOT_MODULES.lock();
     let module = modules.iter().find(|m| m.name == name)?;
-    let (file_name, bytes) = (module.file_name.clone(), module.bytes);
+    let (file_name, bytes, previous) = (module.file_name.clone(), module.bytes, module.last_started);
     let limits = server::Limits {
         memory: limits.memory.unwrap_or(module.limits.memory),
         watchdog_ms: limits.watchdog_ms.or(module.limits.watchdog_ms),
     };
     drop(modules);
-    Some(server::start(name, &file_name, args, limits, bytes, grants, on_exit))
+    let id = server::start(name, &file_name, args, limits, bytes, grants, on_exit);
+    if let Some(module) = BOOT_MODULES.lock().iter_mut().find(|m| m.name == name) {
+        module.last_started = Some(id);
+    }
+    // Started again once its last server has ended: a supervisor restarting it.
+    if let Some(previous) = previous.filter(|&p| server::exit_of(p).is_some()) {
+        crate::debug::record(EventKind::Restart, crate::sched::current_id(), id as u64, previous as u64);
+    }
+    Some(id)
 }
 
 /// The limits a starter asks for; None keeps the boot module's.

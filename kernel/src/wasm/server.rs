@@ -154,8 +154,7 @@ fn finish(process: &Arc<Process>, exit: Exit, on_exit: Option<ExitSignal>) {
         Exit::Killed(reason) => crate::kprintln!("server {} killed: {}", name.as_str(), reason),
     }
     if matches!(exit, Exit::Killed(_)) {
-        let tsc = crate::arch::cpu::rdtsc();
-        crate::debug::state::update(|s| s.record(tsc, EventKind::Trap, sched::current_id(), process.id as u64, 0));
+        crate::debug::record(EventKind::Trap, sched::current_id(), process.id as u64, 0);
     }
     process::destroy(process.id);
     EXITS.lock().insert(process.id, exit);

@@ -173,7 +173,7 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
         }
         YIELD_VECTOR => crate::sched::on_yield(frame),
         v if (IRQ_BASE..IRQ_BASE + IRQ_COUNT).contains(&v) => {
-            crate::debug::state::update(|s| s.irq_counts[(v - IRQ_BASE) as usize] += 1);
+            crate::debug::count_irq((v - IRQ_BASE) as usize);
             crate::ipc::irq::on_interrupt((v - IRQ_BASE) as u8);
             super::apic::end_of_interrupt();
         }
