@@ -90,7 +90,7 @@ def test_bench_prints_its_figures(tmp_path):
     done = run_cli("bench", "-n", "30", "--json", str(written))
     assert done.returncode == 0, done.stderr
     figures = {f["name"]: f for f in json.loads(written.read_text())}
-    for name in ("state snapshot read+decode (RAM file mmap)", "state snapshot read+decode (QMP pmemsave+xp)",
+    for name in ("kernel state read+decode (RAM file mmap)", "kernel state read+decode (QMP pmemsave+xp)",
                  "GDB/MI round trip (-data-evaluate-expression)"):
         assert figures[name]["value"] > 0 and figures[name]["suite"] == "latency"
         assert re.search(rf"^{re.escape(name)}\s+median\s+[\d.]+ ms", done.stdout, re.M), done.stdout

@@ -21,28 +21,28 @@ def run(coroutine):
 def test_live_state_from_the_running_kernel():
     async def scenario():
         async with held_machine() as (machine, reader, memory):
-            mapped = await reader.snapshot(memory)
-            dumped = await reader.snapshot(QmpMemory(machine))  # the pmemsave path agrees
+            mapped = await reader.read(memory)
+            dumped = await reader.read(QmpMemory(machine))  # the pmemsave path agrees
             # Small reads go through HMP `xp`: the same bytes as the RAM file (the magic is fixed).
             for size in (8, 3):
                 assert await QmpMemory(machine).read(reader.address, size) == await memory.read(reader.address, size)
             ticks = [mapped.cpus[0].ticks]
             for _ in range(20):  # the kernel's timer moves these
                 await asyncio.sleep(0.1)
-                ticks.append((await reader.snapshot(memory)).cpus[0].ticks)
+                ticks.append((await reader.read(memory)).cpus[0].ticks)
             return mapped, dumped, ticks, reader
 
     mapped, dumped, ticks, reader = run(scenario())
-    for snap in (mapped, dumped):
-        assert snap.raw.magic == reader.expected_magic
-        assert snap.raw.magic.to_bytes(8, "little") == b"KWASTDBG"
-        assert snap.raw.layout_version == reader.expected_version
-        assert snap.cpu_count == 1
-        assert [cpu.index for cpu in snap.cpus] == [0] and snap.cpus[0].online == 1
-        assert snap.sequence % 2 == 0 and snap.sequence > 0
-        assert snap.threads and all(thread.id != 0 for thread in snap.threads)  # free rows hidden
-        assert len(snap.events) == min(snap.events_written, len(snap.raw.events))
-        names = {thread.name: thread for thread in snap.threads}
+    for kernel in (mapped, dumped):
+        assert kernel.raw.magic == reader.expected_magic
+        assert kernel.raw.magic.to_bytes(8, "little") == b"KWASTDBG"
+        assert kernel.raw.layout_version == reader.expected_version
+        assert kernel.cpu_count == 1
+        assert [cpu.index for cpu in kernel.cpus] == [0] and kernel.cpus[0].online == 1
+        assert kernel.sequence % 2 == 0 and kernel.sequence > 0
+        assert kernel.threads and all(thread.id != 0 for thread in kernel.threads)  # free rows hidden
+        assert len(kernel.events) == min(kernel.events_written, len(kernel.raw.events))
+        names = {thread.name: thread for thread in kernel.threads}
         assert {"kmain", "idle"} <= set(names), names
         assert str(names["kmain"].state) in ("Sleeping", "Running", "Ready"), names["kmain"]
     assert ticks == sorted(ticks), f"cpu 0 ticks went backwards: {ticks}"
@@ -61,7 +61,7 @@ async def _corrupt_and_read(field: str, value: int):
         with Gdb(reader.elf_path, machine.gdb_socket) as gdb:
             gdb.write_memory(address, raw)
             assert gdb.read_memory(address, len(raw)) == raw
-            return await reader.snapshot(memory)
+            return await reader.read(memory)
 
 
 def test_corrupted_magic_is_a_clear_error():
@@ -82,7 +82,7 @@ def test_sequence_left_odd_is_a_clear_error_after_bounded_retries():
 def test_block_before_the_kernel_is_loaded_is_reported_not_decoded():
     async def scenario():
         async with held_machine(run=False) as (machine, reader, memory):  # held at reset: RAM still empty
-            return await reader.snapshot(memory)
+            return await reader.read(memory)
 
     with pytest.raises(DebugStateError, match="magic is 0x0 expected"):
         run(scenario())
@@ -110,13 +110,13 @@ def test_event_ring_wraps_oldest_to_newest():
                 block = bytearray(await memory.read(reader.address, reader.size))
                 fill(block)
                 gdb.write_memory(reader.address, bytes(block))
-                return await reader.snapshot(memory), ring.count
+                return await reader.read(memory), ring.count
 
-    snap, capacity = run(scenario())
-    stamps = [e.tsc for e in snap.events]
+    kernel, capacity = run(scenario())
+    stamps = [e.tsc for e in kernel.events]
     assert stamps == [1000 + i for i in range(3, capacity)] + [1000, 1001, 1002]
-    assert snap.events_dropped == 3 and snap.events_written == capacity + 3
-    assert {e.kind for e in snap.events} == {"Switch"}
+    assert kernel.events_dropped == 3 and kernel.events_written == capacity + 3
+    assert {e.kind for e in kernel.events} == {"Switch"}
 
 
 
@@ -127,10 +127,10 @@ async def _collect_events(reader, memory, seen: dict, done, timeout: float):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        snap = await reader.snapshot(memory)
-        seen.update(enumerate(snap.events, snap.events_written - len(snap.events)))
+        kernel = await reader.read(memory)
+        seen.update(enumerate(kernel.events, kernel.events_written - len(kernel.events)))
         if done(list(seen.values())):
-            return snap
+            return kernel
         await asyncio.sleep(0.001)
     return None
 
@@ -141,8 +141,8 @@ def test_irq_delivery_and_restart_are_events():
     def of_kind(events, kind):
         return [e for e in events if e.kind == kind]
 
-    def ps2_processes(snap):
-        return [t.process for t in snap.threads if t.name == "ps2"]
+    def ps2_processes(kernel):
+        return [t.process for t in kernel.threads if t.name == "ps2"]
 
     async def scenario():
         async with held_machine(config_path=SETTINGS.configs_dir / "desktop.yaml") as (machine, reader, memory):
@@ -158,25 +158,25 @@ def test_irq_delivery_and_restart_are_events():
                     break
             else:
                 raise AssertionError("no Irq event after a minute of key presses")
-            old = ps2_processes(await reader.snapshot(memory))
+            old = ps2_processes(await reader.read(memory))
             await press("f12")
             restarted = await _collect_events(reader, memory, seen, lambda events: of_kind(events, "Restart"), 60)
             assert restarted, f"no Restart event; kinds seen: {sorted({str(e.kind) for e in seen.values()})}"
             # The old ps2's row is freed once its thread is off the CPU: then only the new one shows.
             new = of_kind(seen.values(), "Restart")[0].a
             for _ in range(100):
-                snap = await reader.snapshot(memory)
-                if ps2_processes(snap) == [new]:
+                kernel = await reader.read(memory)
+                if ps2_processes(kernel) == [new]:
                     break
                 await asyncio.sleep(0.05)
-            return list(seen.values()), old, snap
+            return list(seen.values()), old, kernel
 
-    events, old, snap = run(scenario())
+    events, old, kernel = run(scenario())
     irq = of_kind(events, "Irq")[0]
     assert (irq.thread, irq.a) == (0, 1), dict(irq)
     restart = of_kind(events, "Restart")[0]
     assert len(old) == 1 and restart.b == old[0] != restart.a, (dict(restart), old)
     assert any(e.a == old[0] for e in of_kind(events, "Trap")), "ps2's death is a Trap event first"
-    init = next(t.id for t in snap.threads if t.name == "init")
+    init = next(t.id for t in kernel.threads if t.name == "init")
     assert restart.thread == init, "the restart is init's doing"
-    assert ps2_processes(snap) == [restart.a], "only live rows: the old ps2's row is hidden"
+    assert ps2_processes(kernel) == [restart.a], "only live rows: the old ps2's row is hidden"

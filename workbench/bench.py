@@ -72,11 +72,11 @@ async def measure(settings, hardware, image, count: int = 200) -> list[Figure]:
         try:
             await machine.resume()
             await wait_published(reader, mapped)
-            for name, memory, target in (("state snapshot read+decode (RAM file mmap)", mapped, 5.0),
-                                         ("state snapshot read+decode (QMP pmemsave+xp)", QmpMemory(machine), 5.0)):
+            for name, memory, target in (("kernel state read+decode (RAM file mmap)", mapped, 5.0),
+                                         ("kernel state read+decode (QMP pmemsave+xp)", QmpMemory(machine), 5.0)):
                 samples = []
                 for _ in range(count):
-                    samples.append((await reader.snapshot(memory)).read_ms)
+                    samples.append((await reader.read(memory)).read_ms)
                 figures.append(Figure(name, samples, target))
         finally:
             mapped.close()

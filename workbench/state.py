@@ -1,4 +1,4 @@
-"""Snapshots of the kernel's debug-state block (`KWAST_DEBUG_STATE`, kernel/src/debug/state.rs),
+"""Reading the kernel's debug-state block (`KWAST_DEBUG_STATE`, kernel/src/debug/state.rs),
 read from guest memory while the guest runs.
 
 Where the block is and how it is laid out come from the kernel ELF (see `dwarf`); so do the
@@ -6,7 +6,7 @@ magic and layout version it must carry (the static's initial bytes in .data). Gu
 read through the machine's QMP monitor, or through its RAM file when it has one (much faster):
 the kernel is identity-mapped, so its addresses are physical.
 
-Consistency (the kernel's seqlock): a snapshot is taken as read the sequence S1, read the
+Consistency (the kernel's seqlock): a read is: read the sequence S1, read the
 block (which holds the sequence S2), read the sequence S3. It is consistent when
 S1 == S2 == S3 and they are even (no update in flight, none completed in between). Otherwise
 read again, reusing S3 as the next S1, for up to `patience` seconds. The bound is in time, not
@@ -39,7 +39,7 @@ class QmpMemory:
     """Guest physical memory through the machine's QMP monitor (`Monitor.read_memory`): each
     read is a QMP round trip, while a kernel with a timer updates the block every few
     milliseconds, so a seqlock check does not always bracket a quiet moment. After
-    `optimistic_attempts`, a snapshot pauses the guest (`paused()`) for its read."""
+    `optimistic_attempts`, a read pauses the guest (`paused()`) for its read."""
 
     optimistic_attempts = 3
 
@@ -83,7 +83,9 @@ def memory_of(machine) -> QmpMemory | MmapMemory:
 
 
 @dataclass
-class Snapshot:
+class KernelState:
+    """The kernel's debug-state block as read at one moment (`StateReader.read`); a VM snapshot
+    (`savevm`) is something else, the scenario step `snapshot`."""
     sequence: int
     cpu_count: int
     tsc_per_us: int
@@ -127,7 +129,7 @@ class StateReader:
         decode = dwarf.decoder(member.type)
         return lambda data: decode(data, member.offset)
 
-    async def snapshot(self, memory) -> Snapshot:
+    async def read(self, memory) -> KernelState:
         started = time.perf_counter()
         deadline = started + self.patience
         seq_address = self.address + self._seq_offset
@@ -144,7 +146,7 @@ class StateReader:
                 return self._timed(data, started)
             before = after
             if optimistic is not None and reads >= optimistic:
-                return await self._paused_snapshot(memory, started, deadline)
+                return await self._paused_read(memory, started, deadline)
             if time.perf_counter() > deadline:
                 break
             if reads >= self.SPIN_READS:
@@ -154,7 +156,7 @@ class StateReader:
             f"last {before:#x}): the kernel may have stopped inside an update (a fault?) or updates "
             f"without pause; look at the serial console, or stop the guest and read again")
 
-    async def _paused_snapshot(self, memory, started: float, deadline: float) -> Snapshot:
+    async def _paused_read(self, memory, started: float, deadline: float) -> KernelState:
         # With the guest stopped nothing moves: the block is consistent unless the guest was
         # stopped inside an update (sequence odd); then let it run a moment and try again.
         reads = 0
@@ -174,10 +176,10 @@ class StateReader:
             f"paused guest (last {sequence:#x}): the kernel may have stopped inside an update (a "
             f"fault?); look at the serial console")
 
-    def _timed(self, data: bytes, started: float) -> Snapshot:
-        snap = self.parse(data)
-        snap.read_ms = (time.perf_counter() - started) * 1000
-        return snap
+    def _timed(self, data: bytes, started: float) -> KernelState:
+        kernel = self.parse(data)
+        kernel.read_ms = (time.perf_counter() - started) * 1000
+        return kernel
 
     def check(self, data: bytes) -> None:
         magic, version = self._magic(data), self._version(data)
@@ -192,7 +194,7 @@ class StateReader:
                 f"(from {self.elf_path}): the running kernel is not this build (rebuild and reboot), "
                 f"or memory corrupted")
 
-    def parse(self, data: bytes) -> Snapshot:
+    def parse(self, data: bytes) -> KernelState:
         raw = self._decode(data, 0)
         cpus = [Record(index=i, **cpu) for i, cpu in enumerate(raw.cpus) if cpu.online]
         threads = live_rows(raw.threads, raw.thread_count)
@@ -203,7 +205,7 @@ class StateReader:
         else:  # wrapped: the oldest is the slot the next event will overwrite
             start = written % len(ring)
             events = ring[start:] + ring[:start]
-        return Snapshot(
+        return KernelState(
             sequence=raw.sequence, cpu_count=raw.cpu_count, tsc_per_us=raw.tsc_per_us,
             cpus=cpus, threads=threads, threads_dropped=raw.threads_dropped,
             endpoints=endpoints, endpoints_dropped=raw.endpoints_dropped,
@@ -218,15 +220,15 @@ def live_rows(rows: list[Record], used: int) -> list[Record]:
     return [row for row in rows[:min(used, len(rows))] if row.id != 0]
 
 
-async def wait_published(reader: StateReader, memory, timeout: float = 30, interval: float = 0.02) -> Snapshot:
-    """The first snapshot after the kernel has published its CPUs. Until the boot loader has
+async def wait_published(reader: StateReader, memory, timeout: float = 30, interval: float = 0.02) -> KernelState:
+    """The first read after the kernel has published its CPUs. Until the boot loader has
     copied the kernel in, the block's memory holds zeros: that is expected, not an error yet."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            snap = await reader.snapshot(memory)
-            if snap.cpu_count > 0:
-                return snap
+            kernel = await reader.read(memory)
+            if kernel.cpu_count > 0:
+                return kernel
             error = DebugStateError("the kernel has not published its CPUs (cpu_count is 0)")
         except DebugStateError as failure:
             error = failure

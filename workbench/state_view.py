@@ -1,9 +1,9 @@
-"""A snapshot as plain-text tables. Columns are the records' own fields, so a field the kernel
+"""A kernel state read as plain-text tables. Columns are the records' own fields, so a field the kernel
 adds shows up here without a change."""
 
 from __future__ import annotations
 
-from .state import Snapshot
+from .state import KernelState
 
 
 def table(title: str, rows: list[dict], empty: str = "none") -> str:
@@ -21,7 +21,7 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _events(snap: Snapshot, limit: int) -> list[dict]:
+def _events(snap: KernelState, limit: int) -> list[dict]:
     events = snap.events[-limit:]
     if not events:
         return []
@@ -35,7 +35,7 @@ def _events(snap: Snapshot, limit: int) -> list[dict]:
     return rows
 
 
-def render(snap: Snapshot, events: int = 16) -> str:
+def render(snap: KernelState, events: int = 16) -> str:
     irqs = [{"irq": n, "count": c} for n, c in enumerate(snap.irq_counts) if c]
     parts = [
         f"sequence {snap.sequence}  cpus {snap.cpu_count}  read+decode {snap.read_ms:.2f} ms",

@@ -20,7 +20,7 @@ SUITES = ("latency", "ipc", "wasm")
 def add_parsers(commands) -> None:
     measure = commands.add_parser("bench", help="measure the workbench's latency, IPC cost, wasm against native code")
     measure.add_argument("--suite", choices=SUITES, action="append",
-                         help="run only this suite (repeatable; default: all): latency (state snapshots, GDB), "
+                         help="run only this suite (repeatable; default: all): latency (kernel state reads, GDB), "
                               "ipc (ping/pong), wasm (the same C as wasm and native)")
     measure.add_argument("--json", type=Path, metavar="FILE", help="also write every figure (name, value, unit, target, met)")
     measure.add_argument("--config", type=Path, help="hardware config YAML for the latency suite (default: from workbench.toml)")

@@ -70,13 +70,13 @@ def cmd_state(args: argparse.Namespace, settings) -> int:
             reader, memory = StateReader(elf), memory_of(machine)
             await wait_published(reader, memory)
             while True:
-                snap = await reader.snapshot(memory)
+                kernel = await reader.read(memory)
                 if args.json:
-                    print(json.dumps({"sequence": snap.sequence, "cpus": snap.cpus, "threads": snap.threads,
-                                      "endpoints": snap.endpoints, "irq_counts": snap.irq_counts,
-                                      "events": snap.events, "events_dropped": snap.events_dropped}))
+                    print(json.dumps({"sequence": kernel.sequence, "cpus": kernel.cpus, "threads": kernel.threads,
+                                      "endpoints": kernel.endpoints, "irq_counts": kernel.irq_counts,
+                                      "events": kernel.events, "events_dropped": kernel.events_dropped}))
                 else:
-                    print(("\x1b[H\x1b[2J" if args.watch and sys.stdout.isatty() else "") + render(snap, args.events),
+                    print(("\x1b[H\x1b[2J" if args.watch and sys.stdout.isatty() else "") + render(kernel, args.events),
                           flush=True)
                 if not args.watch:
                     return

@@ -75,10 +75,10 @@ class Context:
         self._reader.patience = patience
         if not self._published and until_published:
             # Until the kernel has published its CPUs the block is zeros or half set up.
-            snap = await wait_published(self._reader, self._memory, timeout=30)
+            kernel = await wait_published(self._reader, self._memory, timeout=30)
             self._published = True
-            return snap
-        return await self._reader.snapshot(self._memory)
+            return kernel
+        return await self._reader.read(self._memory)
 
     async def attach_gdb(self) -> GdbSession:
         if self.gdb is None:
@@ -172,13 +172,13 @@ async def send_keys(ctx: Context, step: model.SendKeys) -> str:
     return f"{await ctx.machine.send_keys(step.text, step.keys)} key presses sent"
 
 
-def _field(snap, path: str) -> Any:
+def _field(kernel, path: str) -> Any:
     """`cpus[0].ticks`, `threads[idle].state`, `cpu_count`, `raw.sequence` in a snapshot."""
-    value: Any = snap
+    value: Any = kernel
     for name, index in re.findall(r"(\w+)|\[([^\]]+)\]", path):
         try:
             if name:
-                value = getattr(value, name) if hasattr(value, name) else getattr(snap.raw, name)
+                value = getattr(value, name) if hasattr(value, name) else getattr(kernel.raw, name)
             elif index.isdigit():
                 value = value[int(index)]
             else:  # a record in a list, by its name
@@ -210,8 +210,8 @@ async def state(ctx: Context, step: model.State) -> str:
     said = []
     deadline = time.monotonic() + step.timeout
     while step.thread or step.value:
-        snap = await ctx.state()
-        problem = _thread_problem(snap, step.thread) or _value_problem(snap, step)
+        kernel = await ctx.state()
+        problem = _thread_problem(kernel, step.thread) or _value_problem(kernel, step)
         if problem is None:
             break
         if time.monotonic() > deadline:
@@ -220,13 +220,13 @@ async def state(ctx: Context, step: model.State) -> str:
     if step.thread:
         said.append(f"thread {step.thread.name} {step.thread.state or 'exists'}")
     if step.value:
-        value = _field(snap, step.value)
+        value = _field(kernel, step.value)
         if step.save_as:
             ctx.variables[step.save_as] = str(value)
         said.append(f"{step.value} = {value}")
     if step.no_traps:
-        snap = await ctx.state()
-        traps = [e for e in snap.events if e.kind == "Trap"]
+        kernel = await ctx.state()
+        traps = [e for e in kernel.events if e.kind == "Trap"]
         if traps:
             raise StepFailed(f"{len(traps)} trap event(s) in the kernel's event ring, the last: {dict(traps[-1])}")
         said.append("no traps")
@@ -243,20 +243,20 @@ async def state(ctx: Context, step: model.State) -> str:
     return ", ".join(said)
 
 
-def _thread_problem(snap, wanted: model.ThreadIs | None) -> str | None:
+def _thread_problem(kernel, wanted: model.ThreadIs | None) -> str | None:
     if wanted is None:
         return None
-    found = [t for t in snap.threads if t.name == wanted.name]
+    found = [t for t in kernel.threads if t.name == wanted.name]
     if found and (wanted.state is None or any(t.state == wanted.state for t in found)):
         return None
-    now = ", ".join(f"{t.name} {t.state}" for t in snap.threads) or "none"
+    now = ", ".join(f"{t.name} {t.state}" for t in kernel.threads) or "none"
     return f"no thread {wanted.name!r}" + (f" in state {wanted.state}" if wanted.state else "") + f"; threads now: {now}"
 
 
-def _value_problem(snap, step: model.State) -> str | None:
+def _value_problem(kernel, step: model.State) -> str | None:
     if not step.value:
         return None
-    return _bounds_problem(_field(snap, step.value), step.value, step)
+    return _bounds_problem(_field(kernel, step.value), step.value, step)
 
 
 def _bounds_problem(value: Any, what: str, step: model.State | model.Compare) -> str | None:
@@ -353,8 +353,8 @@ async def inject(ctx: Context, step: model.Inject) -> str:
 
 async def _kill(ctx: Context, server: str) -> str:
     """Writes the server's process id into the kernel's KWAST_DEBUG_CONTROL (layout from DWARF)."""
-    snap = await ctx.state()
-    processes = {t.name: t.process for t in snap.threads if t.process and t.state != "Dead"}
+    kernel = await ctx.state()
+    processes = {t.name: t.process for t in kernel.threads if t.process and t.state != "Dead"}
     if server not in processes:
         raise StepFailed(f"no running server {server!r}; running now: {', '.join(sorted(processes)) or 'none'}")
     await _control(ctx, "kill_process", processes[server])

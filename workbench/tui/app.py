@@ -1,7 +1,7 @@
 """The Kwast workbench app: sidebar, panes, the VM status bar and the footer of key bindings.
 
-The app wires panes together: it turns their messages (a machine booted, serial text, a state
-snapshot, a config chosen) into calls on the panes that show them. Every binding is also a
+The app wires panes together: it turns their messages (a machine booted, serial text, a kernel
+state read, a config chosen) into calls on the panes that show them. Every binding is also a
 command-palette entry; F1 shows the keys and the focused pane's help.
 """
 
@@ -213,7 +213,7 @@ class KwastApp(App):
 
     def on_state_feed_updated(self, event: StateFeed.Updated) -> None:
         for view in [*self.query(SchedulerView), *self.query(IpcView)]:
-            view.show(event.snapshot)
+            view.show(event.kernel)
 
     def on_state_feed_waiting(self, event: StateFeed.Waiting) -> None:
         for scheduler in self.query(SchedulerView):

@@ -1,6 +1,6 @@
-"""The live feed of kernel state: a snapshot of the debug-state block several times a second,
-read from the machine's RAM file, so the guest never pauses for it. Posts `Updated` with each
-snapshot and `Waiting` while there is none to show (the kernel has not published it yet)."""
+"""The live feed of kernel state: the debug-state block read several times a second from the
+machine's RAM file, so the guest never pauses for it. Posts `Updated` with each read
+(`KernelState`) and `Waiting` while there is none to show (the kernel has not published it yet)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
 
-from ..state import DebugStateError, MmapMemory, Snapshot, StateReader
+from ..state import DebugStateError, MmapMemory, KernelState, StateReader
 
 
 class StateFeed(Widget):
@@ -20,9 +20,9 @@ class StateFeed(Widget):
     INTERVAL = 0.25
 
     class Updated(Message):
-        def __init__(self, snapshot: Snapshot) -> None:
+        def __init__(self, kernel: KernelState) -> None:
             super().__init__()
-            self.snapshot = snapshot
+            self.kernel = kernel
 
     class Waiting(Message):
         def __init__(self, reason: str) -> None:
@@ -54,14 +54,14 @@ class StateFeed(Widget):
         if self._reader is None or self._memory is None:
             return
         try:
-            snapshot = await self._reader.snapshot(self._memory)
+            kernel = await self._reader.read(self._memory)
         except DebugStateError as error:
             self.post_message(self.Waiting(str(error)))
             return
-        if snapshot.cpu_count == 0:
+        if kernel.cpu_count == 0:
             self.post_message(self.Waiting("the kernel has not published its state yet"))
         else:
-            self.post_message(self.Updated(snapshot))
+            self.post_message(self.Updated(kernel))
 
     def on_unmount(self) -> None:
         self.stop()

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Sparkline
 
-from ..state import Snapshot
+from ..state import KernelState
 
 ENDPOINT_COLUMNS = ["id", "owner", "waiters", "messages", "bytes", "errors"]
 EVENT_COLUMNS = ["#", "kind", "thread", "a", "b"]
@@ -43,31 +43,31 @@ and the kernel's newest events: new since the last refresh in bold, traps and re
         events.add_columns(*EVENT_COLUMNS)
         yield events
 
-    def show(self, snapshot: Snapshot) -> None:
-        total = sum(endpoint.messages for endpoint in snapshot.endpoints)
+    def show(self, kernel: KernelState) -> None:
+        total = sum(endpoint.messages for endpoint in kernel.endpoints)
         now = time.monotonic()
         if self._last is not None and now > self._last[0]:
             self._rates.append(max(0, total - self._last[1]) / (now - self._last[0]))
         self._last = (now, total)
         self.query_one("#rate", Label).update(
-            f"message rate: {self._rates[-1]:.0f}/s   endpoints: {len(snapshot.endpoints)}"
-            + (f" ({snapshot.endpoints_dropped} not shown)" if snapshot.endpoints_dropped else ""))
+            f"message rate: {self._rates[-1]:.0f}/s   endpoints: {len(kernel.endpoints)}"
+            + (f" ({kernel.endpoints_dropped} not shown)" if kernel.endpoints_dropped else ""))
         self.query_one("#rate-sparkline", Sparkline).data = list(self._rates)
 
         endpoints = self.query_one("#endpoints", DataTable)
         endpoints.clear()
-        for endpoint in snapshot.endpoints:
+        for endpoint in kernel.endpoints:
             endpoints.add_row(*(str(endpoint[c]) for c in ENDPOINT_COLUMNS))
 
-        if snapshot.events_written != self._events_seen:
-            self._show_events(snapshot)
+        if kernel.events_written != self._events_seen:
+            self._show_events(kernel)
 
-    def _show_events(self, snapshot: Snapshot) -> None:
+    def _show_events(self, kernel: KernelState) -> None:
         table = self.query_one("#events", DataTable)
         table.clear()
-        first = snapshot.events_written - len(snapshot.events)  # number of the oldest event held
-        for number, event in reversed(list(enumerate(snapshot.events, first))[-EVENTS_SHOWN:]):
+        first = kernel.events_written - len(kernel.events)  # number of the oldest event held
+        for number, event in reversed(list(enumerate(kernel.events, first))[-EVENTS_SHOWN:]):
             kind = str(event.kind)
             style = ("bold red" if kind in ALARMING else "") + (" bold" if number >= self._events_seen else "")
             table.add_row(*(Text(str(v), style=style.strip()) for v in (number, kind, event.thread, event.a, event.b)))
-        self._events_seen = snapshot.events_written
+        self._events_seen = kernel.events_written

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from ..state import Snapshot
+from ..state import KernelState
 
 # (column key, heading, how to show a thread's field)
 COLUMNS = [
@@ -40,15 +40,15 @@ The running thread is bold; rows change in place, so the cursor stays where you 
     def waiting(self, reason: str) -> None:
         self.query_one("#cpus", Static).update(reason)
 
-    def show(self, snapshot: Snapshot) -> None:
-        names = {thread.id: thread.name for thread in snapshot.threads}
+    def show(self, kernel: KernelState) -> None:
+        names = {thread.id: thread.name for thread in kernel.threads}
         self.query_one("#cpus", Static).update("   ".join(
             f"cpu{cpu.index}: running {names.get(cpu.current_thread, cpu.current_thread)}, "
             f"idle {100 * cpu.idle_ticks // max(cpu.ticks, 1)}% of {cpu.ticks} ticks"
-            for cpu in snapshot.cpus))
+            for cpu in kernel.cpus))
         table = self.query_one("#threads", DataTable)
         seen = set()
-        for thread in snapshot.threads:
+        for thread in kernel.threads:
             key = str(thread.id)
             seen.add(key)
             style = "bold" if str(thread.state) == "Running" else ""
