@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import SETTINGS
-from workbench import bench, config
+from workbench import bench, bench_history, config
 from workbench.qemu import boot
 
 SOURCE = SETTINGS.servers_dir / "bench"
@@ -54,3 +54,18 @@ def test_a_wrong_wasm_answer_is_an_error_not_a_figure():
         [("wasm/native crc32", 1.5), ("wasm/native geometric mean", pytest.approx(1.5))]
     with pytest.raises(bench.BenchError, match="crc32: the wasm checksum 0badcafd differs from the native 0badcafe"):
         bench.ratios(bench.computed(right.replace("1500 instructions, checksum 0badcafe", "1500 instructions, checksum 0badcafd")))
+
+
+def test_history_keeps_one_run_per_commit_and_charts_each_figure(tmp_path):
+    def figure(name: str, value: float, target: float | None) -> dict:
+        return {"suite": "wasm", "name": name, "value": value, "unit": "ratio", "target": target, "met": None}
+
+    history = tmp_path / "history.json"
+    bench_history.append(history, "aaa1111", [figure("wasm/native sort", 2.2, 1.6)])
+    bench_history.append(history, "bbb2222", [figure("wasm/native sort", 1.9, 1.6), figure("thread switch", 2176, None)])
+    runs = bench_history.append(history, "bbb2222", [figure("wasm/native sort", 1.05, 1.6)])  # measured again
+    assert [(run["commit"], [f["value"] for f in run["figures"]]) for run in runs] == [("aaa1111", [2.2]), ("bbb2222", [1.05])]
+    charts = {path.name: path.read_text() for path in bench_history.charts(runs, tmp_path / "charts")}
+    assert sorted(charts) == ["wasm-native-sort.svg"]
+    svg = charts["wasm-native-sort.svg"]
+    assert "aaa1111" in svg and "bbb2222" in svg and ">target<" in svg and ">measured<" in svg

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from .. import bench, config
+from .. import bench, bench_history, config
 from ..kernel_image import KernelImage
 from .status import EXIT_KERNEL_FAILED
 
@@ -23,6 +23,9 @@ def add_parsers(commands) -> None:
                          help="run only this suite (repeatable; default: all): latency (kernel state reads, GDB), "
                               "ipc (ping/pong), wasm (the same C as wasm and native)")
     measure.add_argument("--json", type=Path, metavar="FILE", help="also write every figure (name, value, unit, target, met)")
+    measure.add_argument("--history", action="store_true",
+                         help="keep this run's figures under the git commit in build/bench-history.json and draw "
+                              "each figure across commits (build/bench-history/*.svg)")
     measure.add_argument("--config", type=Path, help="hardware config YAML for the latency suite (default: from workbench.toml)")
     measure.add_argument("-n", type=int, default=200, help="samples per latency figure")
 
@@ -46,6 +49,11 @@ def cmd_bench(args: argparse.Namespace, settings) -> int:
             return EXIT_KERNEL_FAILED
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
+    if args.history:
+        measured = bench_history.commit(settings.root)
+        runs = bench_history.append(settings.build_dir / "bench-history.json", measured, figures)
+        charts = bench_history.charts(runs, settings.build_dir / "bench-history")
+        print(f"history: {len(runs)} runs, this one as {measured}; {len(charts)} charts in {settings.build_dir / 'bench-history'}")
     return 0
 
 
