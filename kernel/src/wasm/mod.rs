@@ -13,7 +13,7 @@ pub mod server;
 mod wasi;
 
 use crate::boot::multiboot::BootInfo;
-use crate::ipc::handle::{Capability, Object, Rights};
+use crate::ipc::handle::{Capability, Rights};
 use crate::sync::IrqMutex;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -76,8 +76,7 @@ pub fn start_boot_servers(boot: &BootInfo) -> usize {
     let root = |object| Capability { object, rights: Rights::GRANT, badge: 0 };
     for module in &to_start {
         let grants = if has_init {
-            // KWAST_GRANT(0..3) of init: spawn, IRQ and port authority.
-            alloc::vec![root(Object::SpawnControl), root(Object::IrqControl), root(Object::PortControl)]
+            abi::INIT_GRANTS.into_iter().map(root).collect()
         } else {
             Vec::new()
         };
