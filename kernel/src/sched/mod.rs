@@ -114,12 +114,10 @@ pub fn state_of(id: ThreadId) -> Option<ThreadRunState> {
     with(|s| s.get(id).map(|t| t.state))
 }
 
-fn give_up_cpu() {
+/// Enters the scheduler through the yield trap, as blocking, sleeping and exiting do: the
+/// calling thread runs again when the scheduler picks it, at once if nothing else is ready.
+pub fn give_up_cpu() {
     unsafe { core::arch::asm!("int {}", const YIELD_VECTOR) };
-}
-
-pub fn yield_now() {
-    give_up_cpu();
 }
 
 /// Blocks the calling thread until `wake` or tick `deadline`; false if the deadline woke it.
