@@ -132,6 +132,9 @@ pub fn current_process() -> Option<ProcessId> {
     with(|s| s.current().process)
 }
 
+/// Never inlined: a debugger's breakpoint on it must stop every sleep, as the held kernel's
+/// loop does once a second; inlined into that loop it is hit once at most.
+#[inline(never)]
 pub fn sleep_ms(ms: u64) {
     let _irq = InterruptGuard::new();
     let wake_at = crate::time::ticks() + crate::time::ms_to_ticks(ms);
