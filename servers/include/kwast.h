@@ -5,8 +5,8 @@
  * lacks the right. The kernel never trusts a pointer: a buffer outside the server's linear
  * memory is KWAST_EBADADDRESS.
  *
- * The numbers below mirror the kernel's `ipc::error::Error` and `ipc::handle::Rights`;
- * tests/test_abi.py checks them against the kernel's DWARF.
+ * The numbers and records below mirror the kernel's (kernel/src/wasm/abi/records.rs and
+ * `ipc::error::Error`): tests/test_abi.py checks every one against the kernel's DWARF.
  */
 #ifndef KWAST_H
 #define KWAST_H
@@ -72,8 +72,6 @@ typedef struct {
     uint32_t transferred_count;
     kwast_handle transferred[KWAST_MAX_TRANSFER];  /* handles the caller passed, now ours */
 } kwast_message;
-
-_Static_assert(sizeof(kwast_message) == 48, "kwast_message is ABI");
 
 /* Sends `request` on `endpoint` (needs KWAST_RIGHT_CALL), passing copies of the `transfer`
  * handles (each needs KWAST_RIGHT_GRANT), and waits for the reply. Returns the reply's length

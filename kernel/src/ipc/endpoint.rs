@@ -17,25 +17,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 /// The largest message or reply, in bytes (ABI: KWAST_MAX_MESSAGE).
 pub const MAX_MESSAGE: usize = 4096;
-/// Handles passed with one message, at most.
+/// Handles passed with one message, at most (ABI: KWAST_MAX_TRANSFER).
 pub const MAX_TRANSFER: usize = 4;
-
-/// The ABI's limits, declared here for the workbench: tests/test_abi.py checks kwast.h
-/// against them.
-#[repr(C)]
-pub struct AbiLimits {
-    pub max_message: u32,
-    pub max_transfer: u32,
-    pub signal_bits: u64,
-}
-
-#[no_mangle]
-#[used]
-pub static KWAST_ABI_LIMITS: AbiLimits = AbiLimits {
-    max_message: MAX_MESSAGE as u32,
-    max_transfer: MAX_TRANSFER as u32,
-    signal_bits: super::notification::SIGNAL_BITS,
-};
 
 enum CallState {
     Queued,

@@ -14,6 +14,19 @@ pub type Handle = u32;
 
 pub const MAX_HANDLES: usize = 256;
 
+/// A new slot's generation.
+const FIRST_GENERATION: u16 = 1;
+
+const fn encode(generation: u16, index: usize) -> Handle {
+    ((generation as u32) << 16) | (index as u32 + 1)
+}
+
+/// The handle the `index`-th capability put into a new table gets: a new server's grants are
+/// these (kwast.h: KWAST_GRANT).
+pub const fn first_handle(index: usize) -> Handle {
+    encode(FIRST_GENERATION, index)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Rights(pub u32);
 
@@ -82,14 +95,14 @@ impl HandleTable {
         let index = match self.slots.iter().position(|s| s.capability.is_none()) {
             Some(index) => index,
             None if self.slots.len() < MAX_HANDLES => {
-                self.slots.push(Slot { generation: 1, capability: None });
+                self.slots.push(Slot { generation: FIRST_GENERATION, capability: None });
                 self.slots.len() - 1
             }
             None => return Err(Error::NoSpace),
         };
         let slot = &mut self.slots[index];
         slot.capability = Some(capability);
-        Ok(((slot.generation as u32) << 16) | (index as u32 + 1))
+        Ok(encode(slot.generation, index))
     }
 
     fn slot(&self, handle: Handle) -> Result<&Slot> {
@@ -117,7 +130,7 @@ impl HandleTable {
     pub fn remove(&mut self, handle: Handle) -> Result<Capability> {
         self.slot(handle)?;
         let slot = &mut self.slots[(handle & 0xFFFF) as usize - 1];
-        slot.generation = slot.generation.wrapping_add(1).max(1);
+        slot.generation = slot.generation.wrapping_add(1).max(FIRST_GENERATION);
         Ok(slot.capability.take().expect("checked by slot()"))
     }
 

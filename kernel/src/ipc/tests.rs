@@ -118,7 +118,7 @@ kernel_test!(ipc_fast_path_hands_off_to_the_server, {
         reply(m.reply_handle, b"").unwrap();
     });
     while sched::state_of(server_thread) != Some(sched::RunState::Blocked) {
-        sched::yield_now();
+        sched::give_up_cpu();
     }
     let client_thread = in_process(&client, "client", move || {
         let _no_preempt = sched::PreemptGuard::new();

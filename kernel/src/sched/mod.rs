@@ -116,12 +116,10 @@ pub fn state_of(id: ThreadId) -> Option<RunState> {
     with(|s| s.get(id).map(|t| t.state))
 }
 
-fn give_up_cpu() {
+/// Enters the scheduler through the yield trap, as blocking, sleeping and exiting do: the
+/// calling thread runs again when the scheduler picks it, at once if nothing else is ready.
+pub fn give_up_cpu() {
     unsafe { core::arch::asm!("int {}", const YIELD_VECTOR) };
-}
-
-pub fn yield_now() {
-    give_up_cpu();
 }
 
 /// Blocks the calling thread until `wake` or tick `deadline`; false if the deadline woke it.
@@ -136,6 +134,9 @@ pub fn current_process() -> Option<ProcessId> {
     with(|s| s.current().process)
 }
 
+/// Never inlined: a debugger's breakpoint on it must stop every sleep, as the held kernel's
+/// loop does once a second; inlined into that loop it is hit once at most.
+#[inline(never)]
 pub fn sleep_ms(ms: u64) {
     let _irq = InterruptGuard::new();
     let wake_at = crate::time::ticks() + crate::time::ms_to_ticks(ms);

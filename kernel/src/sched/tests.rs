@@ -190,7 +190,7 @@ kernel_test!(wait_queue_wakeup, {
         }).unwrap());
     }
     while waiters.iter().any(|&w| state_of(w) != Some(RunState::Blocked)) {
-        yield_now();
+        give_up_cpu();
     }
     assert!(QUEUE.wake_one().is_some(), "a spurious wake-up: the condition still fails");
     sleep_ms(5);

@@ -2,20 +2,22 @@
 //! function takes handles of the calling server's own process and pointers into its linear
 //! memory, checked here; failures are negative `ipc::error::Error` codes, never traps.
 
+mod records;
+
+pub use records::INIT_GRANTS;
+
 use super::guest::{Guest, OutOfBounds};
 use super::server::{memory_of, Exit, ServerState};
 use crate::ipc::handle::{Object, Rights};
 use crate::ipc::{self, error::Error, Incoming};
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::mem::size_of;
+use records::{KwastLimits, KwastMessage, MAX_GRANTS};
 use wasmtime::{Caller, Linker};
+use zerocopy::{FromBytes, IntoBytes};
 
 const MODULE: &str = "kwast";
-
-/// `kwast_message`: what `kwast_receive` reports besides the data (48 bytes, see kwast.h).
-const MESSAGE_INFO_SIZE: u32 = 48;
-const KIND_MESSAGE: u32 = 0;
-const KIND_SIGNALS: u32 = 1;
 
 impl From<OutOfBounds> for Error {
     fn from(_: OutOfBounds) -> Error {
@@ -75,31 +77,16 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
         // Check the buffers before blocking, so a bad pointer cannot swallow a message.
         let checked = with_guest(&mut c, |g| -> Result<(), Error> {
             g.bytes(buffer as u32, capacity as u32)?;
-            g.bytes(info as u32, MESSAGE_INFO_SIZE)?;
+            g.bytes(info as u32, size_of::<KwastMessage>() as u32)?;
             Ok(())
         })?;
         let incoming = checked.and_then(|()| ipc::receive(endpoint as u32, capacity as u32 as usize, timeout as u64));
         with_guest(&mut c, |g| {
             code(incoming.and_then(|incoming| {
-                let mut record = [0u8; MESSAGE_INFO_SIZE as usize];
-                match incoming {
-                    Incoming::Signals(bits) => {
-                        record[8..16].copy_from_slice(&bits.to_le_bytes());
-                        record[16..20].copy_from_slice(&KIND_SIGNALS.to_le_bytes());
-                    }
-                    Incoming::Message(message) => {
-                        g.write(buffer as u32, message.data())?;
-                        record[0..8].copy_from_slice(&message.badge.to_le_bytes());
-                        record[16..20].copy_from_slice(&KIND_MESSAGE.to_le_bytes());
-                        record[20..24].copy_from_slice(&(message.data().len() as u32).to_le_bytes());
-                        record[24..28].copy_from_slice(&message.reply_handle.to_le_bytes());
-                        record[28..32].copy_from_slice(&(message.transferred.len() as u32).to_le_bytes());
-                        for (i, handle) in message.transferred.iter().enumerate() {
-                            record[32 + 4 * i..36 + 4 * i].copy_from_slice(&handle.to_le_bytes());
-                        }
-                    }
+                if let Incoming::Message(message) = &incoming {
+                    g.write(buffer as u32, message.data())?;
                 }
-                g.write(info as u32, &record)?;
+                g.write(info as u32, KwastMessage::of(&incoming).as_bytes())?;
                 Ok(0)
             })) as i32
         })
@@ -160,11 +147,11 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
         let request = with_guest(&mut c, |g| -> Result<_, Error> {
             let limits = match limits {
                 0 => super::SpawnLimits::default(),
-                at => spawn_limits(g.read_u64(at as u32)?, g.read_u64(at as u32 + 8)?)?,
+                at => spawn_limits(&read_limits(g, at as u32)?)?,
             };
             let name = core::str::from_utf8(g.bytes(name as u32, name_len as u32)?).map_err(|_| Error::InvalidArgument)?;
             let args = core::str::from_utf8(g.bytes(args as u32, args_len as u32)?).map_err(|_| Error::InvalidArgument)?;
-            if grant_count as u32 > MAX_GRANTS {
+            if grant_count as u32 as usize > MAX_GRANTS {
                 return Err(Error::TooBig);
             }
             let handles: Vec<u32> = (0..grant_count as u32).map(|i| g.read_u32(grants as u32 + 4 * i)).collect::<Result<_, _>>()?;
@@ -201,12 +188,15 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Handles one spawn may give the new server.
-const MAX_GRANTS: u32 = 16;
+fn read_limits(guest: &Guest, at: u32) -> Result<KwastLimits, Error> {
+    let bytes = guest.bytes(at, size_of::<KwastLimits>() as u32)?;
+    KwastLimits::read_from_bytes(bytes).map_err(|_| Error::BadAddress)
+}
 
-/// `struct kwast_limits` (kwast.h): 0 keeps the boot module's setting. Linear memory is
-/// 32-bit: no limit above 4 GiB means anything.
-fn spawn_limits(memory: u64, watchdog_ms: u64) -> Result<super::SpawnLimits, Error> {
+/// 0 in a field keeps the boot module's setting. Linear memory is 32-bit: no limit above
+/// 4 GiB means anything.
+fn spawn_limits(limits: &KwastLimits) -> Result<super::SpawnLimits, Error> {
+    let (memory, watchdog_ms) = (limits.memory_bytes, limits.watchdog_ms);
     if memory > 1 << 32 {
         return Err(Error::InvalidArgument);
     }

@@ -13,9 +13,9 @@ pub mod server;
 pub mod stop;
 mod wasi;
 
-use crate::boot::multiboot::BootInfo;
+use crate::boot::multiboot::{BootInfo, Module};
 use crate::debug::state::EventKind;
-use crate::ipc::handle::{Capability, Object, Rights};
+use crate::ipc::handle::{Capability, Rights};
 use crate::process::ProcessId;
 use crate::sync::IrqMutex;
 use alloc::string::String;
@@ -37,9 +37,9 @@ pub struct BootModule {
 impl BootModule {
     /// A module's command line is `FILE [SETTING=VALUE ... --] ARGS...`: the settings before a
     /// `--` are the kernel's (`memory=BYTES`, `watchdog_ms=MS`), the rest the server's arguments.
-    fn parse(file_name: &str, cmdline: &str, bytes: &'static [u8]) -> Result<BootModule, String> {
-        let file_name = String::from(file_name);
-        let words: Vec<&str> = cmdline.split_whitespace().skip(1).collect();
+    fn parse(module: &Module) -> Result<BootModule, String> {
+        let file_name = String::from(module.name());
+        let words: Vec<&str> = module.cmdline.split_whitespace().skip(1).collect();
         let (settings, args) = match words.iter().position(|&w| w == "--") {
             Some(end) => (&words[..end], &words[end + 1..]),
             None => (&[][..], &words[..]),
@@ -58,7 +58,7 @@ impl BootModule {
             args: args.iter().map(|&a| String::from(a)).collect(),
             file_name,
             limits,
-            bytes,
+            bytes: module.bytes(),
             last_started: None,
         })
     }
@@ -70,7 +70,7 @@ static BOOT_MODULES: IrqMutex<Vec<BootModule>> = IrqMutex::new(Vec::new());
 pub fn start_boot_servers(boot: &BootInfo) -> usize {
     let mut modules = BOOT_MODULES.lock();
     for module in boot.modules() {
-        match BootModule::parse(module.name(), module.cmdline, module.bytes()) {
+        match BootModule::parse(&module) {
             Ok(parsed) => modules.push(parsed),
             Err(why) => crate::kprintln!("module ignored: {}", why),
         }
@@ -80,16 +80,16 @@ pub fn start_boot_servers(boot: &BootInfo) -> usize {
     // Starting a server may switch threads: never with a lock held.
     drop(modules);
     let root = |object| Capability { object, rights: Rights::GRANT, badge: 0 };
-    for module in &to_start {
+    let count = to_start.len();
+    for module in to_start {
         let grants = if has_init {
-            // KWAST_GRANT(0..3) of init: spawn, IRQ and port authority.
-            alloc::vec![root(Object::SpawnControl), root(Object::IrqControl), root(Object::PortControl)]
+            abi::INIT_GRANTS.into_iter().map(root).collect()
         } else {
             Vec::new()
         };
-        server::start(&module.name, &module.file_name, module.args.clone(), module.limits, module.bytes, grants, None);
+        server::start(module, grants, None);
     }
-    to_start.len()
+    count
 }
 
 /// Starts the boot module `name` on behalf of a server holding the spawn capability, with the
@@ -97,16 +97,23 @@ pub fn start_boot_servers(boot: &BootInfo) -> usize {
 pub fn spawn(name: &str, args: Vec<String>, limits: SpawnLimits, grants: Vec<Capability>,
              on_exit: Option<server::ExitSignal>) -> Option<ProcessId> {
     let modules = BOOT_MODULES.lock();
-    let module = modules.iter().find(|m| m.name == name)?;
-    let (file_name, bytes, previous) = (module.file_name.clone(), module.bytes, module.last_started);
-    let limits = server::Limits {
-        memory: limits.memory.unwrap_or(module.limits.memory),
-        watchdog_ms: limits.watchdog_ms.or(module.limits.watchdog_ms),
+    let boot = modules.iter().find(|m| m.name == name)?;
+    let previous = boot.last_started;
+    let module = BootModule {
+        name: boot.name.clone(),
+        file_name: boot.file_name.clone(),
+        args,
+        limits: server::Limits {
+            memory: limits.memory.unwrap_or(boot.limits.memory),
+            watchdog_ms: limits.watchdog_ms.or(boot.limits.watchdog_ms),
+        },
+        bytes: boot.bytes,
+        last_started: None,
     };
     drop(modules);
-    let id = server::start(name, &file_name, args, limits, bytes, grants, on_exit);
-    if let Some(module) = BOOT_MODULES.lock().iter_mut().find(|m| m.name == name) {
-        module.last_started = Some(id);
+    let id = server::start(module, grants, on_exit);
+    if let Some(boot) = BOOT_MODULES.lock().iter_mut().find(|m| m.name == name) {
+        boot.last_started = Some(id);
     }
     // Started again once its last server has ended: a supervisor restarting it.
     if let Some(previous) = previous.filter(|&p| server::exit_of(p).is_some()) {

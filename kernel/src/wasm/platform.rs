@@ -194,7 +194,7 @@ fn acquire(lock: &core::sync::atomic::AtomicUsize, try_once: impl Fn(usize) -> O
                 return;
             }
         } else {
-            crate::sched::yield_now();
+            crate::sched::give_up_cpu();
         }
     }
 }

@@ -305,7 +305,7 @@ impl Wasi {
     }
 
     pub fn sched_yield(&mut self) -> Outcome {
-        crate::sched::yield_now();
+        crate::sched::give_up_cpu();
         Outcome::Return(Errno::Success)
     }
 
