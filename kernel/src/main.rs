@@ -83,7 +83,7 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
             sched::sleep_ms(1000);
         }
     }
-    wasm::server::wait_all();
+    wasm::exits::wait_all();
     kprintln!("nothing left to run: shutting down");
     exit(ExitCode::Success)
 }

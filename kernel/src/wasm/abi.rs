@@ -7,7 +7,9 @@ mod records;
 pub use records::INIT_GRANTS;
 
 use super::guest::{Guest, OutOfBounds};
-use super::server::{memory_of, Exit, ServerState};
+use super::exits::Exit;
+use super::link::memory_of;
+use super::server::ServerState;
 use crate::ipc::handle::{Object, Rights};
 use crate::ipc::{self, error::Error, Incoming};
 use alloc::string::String;
@@ -171,7 +173,7 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
         Ok(code(result.map(i64::from)) as i32)
     })?;
     linker.func_wrap(MODULE, "process_status", |mut c: Caller<'_, ServerState>, process: i32, reason: i32, capacity: i32| {
-        let exit = ipc::process_of(process as u32).and_then(|id| super::server::exit_of(id).ok_or(Error::StillRunning));
+        let exit = ipc::process_of(process as u32).and_then(|id| super::exits::exit_of(id).ok_or(Error::StillRunning));
         with_guest(&mut c, |g| {
             code(exit.and_then(|exit| match exit {
                 Exit::Code(status) => Ok(status as i64),

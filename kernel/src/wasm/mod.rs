@@ -7,7 +7,9 @@
 mod abi;
 mod artifact;
 pub mod engine;
+pub mod exits;
 mod guest;
+mod link;
 pub mod platform;
 pub mod server;
 pub mod stop;
@@ -95,7 +97,7 @@ pub fn start_boot_servers(boot: &BootInfo) -> usize {
 /// Starts the boot module `name` on behalf of a server holding the spawn capability, with the
 /// module's own limits where `limits` leaves them unset.
 pub fn spawn(name: &str, args: Vec<String>, limits: SpawnLimits, grants: Vec<Capability>,
-             on_exit: Option<server::ExitSignal>) -> Option<ProcessId> {
+             on_exit: Option<exits::ExitSignal>) -> Option<ProcessId> {
     let modules = BOOT_MODULES.lock();
     let boot = modules.iter().find(|m| m.name == name)?;
     let previous = boot.last_started;
@@ -116,7 +118,7 @@ pub fn spawn(name: &str, args: Vec<String>, limits: SpawnLimits, grants: Vec<Cap
         boot.last_started = Some(id);
     }
     // Started again once its last server has ended: a supervisor restarting it.
-    if let Some(previous) = previous.filter(|&p| server::exit_of(p).is_some()) {
+    if let Some(previous) = previous.filter(|&p| exits::exit_of(p).is_some()) {
         crate::debug::record(EventKind::Restart, crate::sched::current_id(), id as u64, previous as u64);
     }
     Some(id)

@@ -1,26 +1,25 @@
-//! A server: one boot module become a process with its own wasmtime instance, linear memory
-//! and thread. Whatever the server does (trap, run away, exit), it ends alone: its thread
-//! reports why, its process is destroyed, and the kernel and other servers go on.
+//! A server's life: one boot module become a process with its own wasmtime instance, linear
+//! memory and thread. Whatever the server does (trap, run away, exit), it ends alone: its thread
+//! reports why (`kill_reason`), its process is destroyed, its end is kept (exits.rs), and the
+//! kernel and other servers go on. Its imports are bound in link.rs, stops delivered by stop.rs.
 
-use super::{artifact, BootModule};
 use super::engine::engine;
+use super::exits::{self, Exit, ExitSignal};
+use super::link::{self, ProcExit};
 use super::stop::{self, Stop};
-use super::wasi::{self, Errno, Outcome, Wasi};
-use crate::process::{self, Process, ProcessId};
-use crate::sched::{self, Priority, WaitQueue};
-use crate::sync::IrqMutex;
+use super::wasi::Wasi;
+use super::{artifact, BootModule};
 use crate::debug::state::EventKind;
 use crate::ipc::handle::Capability;
-use crate::ipc::notification::Notification;
-use alloc::collections::BTreeMap;
+use crate::process::{self, Process, ProcessId};
+use crate::sched::{self, Priority};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use wasmtime::{Caller, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, Val, WasmBacktrace};
+use wasmtime::{Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, WasmBacktrace};
 
 /// Stack of a server's thread: the wasm stack limit plus room for the kernel and wasmtime.
 const SERVER_STACK: u64 = kwast_engine_config::MAX_WASM_STACK as u64 + (512 << 10);
-const WASI: &str = "wasi_snapshot_preview1";
 
 /// What a server may use. Set per server in the config and in init's manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,28 +36,21 @@ impl Default for Limits {
     }
 }
 
-/// How a server ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Exit {
-    /// It returned from `_start` or called `proc_exit`.
-    Code(u32),
-    /// It was killed: a trap, a refused artifact, a failed start. The reason, for humans.
-    Killed(String),
-}
-
+/// What a server's store holds for the kernel's side of its calls.
 pub struct ServerState {
     process: Arc<Process>,
-    wasi: Wasi,
+    pub(super) wasi: Wasi,
     limits: StoreLimits,
     /// What the timer interrupt stops it by, while it runs wasm (wasm/stop.rs).
     stop: stop::Registered,
     /// The instance's exported memory, found once: looking an export up by name on every
     /// kernel call cost hundreds of instructions per IPC.
-    memory: Option<Memory>,
+    pub(super) memory: Option<Memory>,
 }
 
 impl ServerState {
     /// Every kernel call starts here: it resets the watchdog, and a server that is to die stops.
+    #[inline]
     pub fn enter(&mut self) -> wasmtime::Result<()> {
         self.stop.touch();
         self.check_killed()
@@ -66,62 +58,27 @@ impl ServerState {
 
     /// Stops the server if it is to die: checked on every kernel call (in wasm code, the timer
     /// interrupt stops it).
+    #[inline]
     pub fn check_killed(&self) -> wasmtime::Result<()> {
         if self.process.kill_requested.load(core::sync::atomic::Ordering::Acquire) {
-            return Err(wasmtime::Error::new(Stopped(stop::Reason::Killed)));
+            return Err(wasmtime::Error::new(stop::Reason::Killed));
         }
         Ok(())
     }
 }
 
-/// The server's linear memory (its `memory` export).
-pub fn memory_of(caller: &mut Caller<'_, ServerState>) -> wasmtime::Result<Memory> {
-    if let Some(memory) = caller.data().memory {
-        return Ok(memory);
+fn finish(process: &Arc<Process>, exit: Exit, on_exit: Option<ExitSignal>) {
+    let name = process.name;
+    match &exit {
+        Exit::Code(code) => crate::kprintln!("server {} exited with code {}", name.as_str(), code),
+        Exit::Killed(reason) => crate::kprintln!("server {} killed: {}", name.as_str(), reason),
     }
-    // Not instantiated yet (a start function calling the kernel): look it up.
-    caller
-        .get_export("memory")
-        .and_then(|export| export.into_memory())
-        .ok_or_else(|| wasmtime::Error::msg("the server exports no memory"))
-}
-
-/// A stop (a kill on request, the watchdog), carried out of a kernel call as an error, and
-/// what a stop in wasm code is said to be.
-#[derive(Debug)]
-struct Stopped(stop::Reason);
-
-impl core::fmt::Display for Stopped {
-    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        match self.0 {
-            stop::Reason::Killed => write!(f, "killed on request"),
-            stop::Reason::Watchdog(ms) if ms % 1000 == 0 => write!(f, "watchdog: {} s of CPU without a kernel call", ms / 1000),
-            stop::Reason::Watchdog(ms) => write!(f, "watchdog: {} ms of CPU without a kernel call", ms),
-        }
+    if matches!(exit, Exit::Killed(_)) {
+        crate::debug::record(EventKind::Trap, sched::current_id(), process.id as u64, 0);
     }
+    process::destroy(process.id);
+    exits::ended(process.id, exit, on_exit);
 }
-
-impl core::error::Error for Stopped {}
-
-/// `proc_exit`, carried out of wasm as an error.
-#[derive(Debug)]
-struct ProcExit(u32);
-
-impl core::fmt::Display for ProcExit {
-    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        write!(f, "exit({})", self.0)
-    }
-}
-
-impl core::error::Error for ProcExit {}
-
-static EXITED: WaitQueue = WaitQueue::new();
-static RUNNING: IrqMutex<usize> = IrqMutex::new(0);
-/// How each ended server ended, for whoever started it.
-static EXITS: IrqMutex<BTreeMap<ProcessId, Exit>> = IrqMutex::new(BTreeMap::new());
-
-/// Signalled when a server ends (its parent's wake-up).
-pub type ExitSignal = (Arc<Notification>, u64);
 
 /// Starts `module` as a server, holding `grants` as its first handles (see KWAST_GRANT in
 /// kwast.h).
@@ -137,7 +94,7 @@ pub fn start(mut module: BootModule, grants: Vec<Capability>, on_exit: Option<Ex
             table.insert(grant).expect("a new handle table has room for the grants");
         }
     }
-    *RUNNING.lock() += 1;
+    exits::started();
     let spawned = sched::spawn_in(Some(id), name.as_str(), Priority::NORMAL, SERVER_STACK, move || {
         let exit = run(&process, &module);
         finish(&process, exit, on_exit);
@@ -146,34 +103,6 @@ pub fn start(mut module: BootModule, grants: Vec<Capability>, on_exit: Option<Ex
         finish(&process::get(id).expect("just created"), Exit::Killed(alloc::format!("no thread: {:?}", error)), None);
     }
     id
-}
-
-fn finish(process: &Arc<Process>, exit: Exit, on_exit: Option<ExitSignal>) {
-    let name = process.name;
-    match &exit {
-        Exit::Code(code) => crate::kprintln!("server {} exited with code {}", name.as_str(), code),
-        Exit::Killed(reason) => crate::kprintln!("server {} killed: {}", name.as_str(), reason),
-    }
-    if matches!(exit, Exit::Killed(_)) {
-        crate::debug::record(EventKind::Trap, sched::current_id(), process.id as u64, 0);
-    }
-    process::destroy(process.id);
-    EXITS.lock().insert(process.id, exit);
-    *RUNNING.lock() -= 1;
-    if let Some((notification, bits)) = on_exit {
-        notification.signal(bits);
-    }
-    EXITED.wake_all();
-}
-
-/// How server `id` ended; None while it runs.
-pub fn exit_of(id: ProcessId) -> Option<Exit> {
-    EXITS.lock().get(&id).cloned()
-}
-
-/// Waits until every server has ended.
-pub fn wait_all() {
-    EXITED.wait_until(|| *RUNNING.lock() == 0);
 }
 
 fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
@@ -199,7 +128,7 @@ fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
-    let linker = match linker(&mut store, &module) {
+    let linker = match link::linker(&mut store, &module) {
         Ok(linker) => linker,
         Err(error) => return Exit::Killed(alloc::format!("cannot link: {:#}", error)),
     };
@@ -228,7 +157,7 @@ fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
 fn kill_reason(error: &wasmtime::Error, stopped: Option<stop::Reason>) -> String {
     use core::fmt::Write;
     let mut reason = match error.downcast_ref::<Trap>() {
-        _ if stopped.is_some() => alloc::format!("{}", Stopped(stopped.unwrap())),
+        _ if stopped.is_some() => alloc::format!("{}", stopped.unwrap()),
         // wasmtime says "wasm trap: <what>"; every kill reason is one, so only <what> is kept.
         Some(trap) => {
             let text = alloc::format!("{}", trap);
@@ -257,88 +186,4 @@ fn kill_reason(error: &wasmtime::Error, stopped: Option<stop::Reason>) -> String
         };
     }
     reason
-}
-
-/// Runs a WASI call with the server's linear memory, and turns its outcome into wasm's.
-fn wasi_call(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Wasi, &mut [u8]) -> Outcome) -> wasmtime::Result<i32> {
-    caller.data_mut().enter()?;
-    let memory = memory_of(caller)?;
-    let (data, state) = memory.data_and_store_mut(caller);
-    let outcome = f(&mut state.wasi, data);
-    state.check_killed()?;
-    match outcome {
-        Outcome::Return(errno) => Ok(errno as i32),
-        Outcome::Exit(code) => Err(wasmtime::Error::new(ProcExit(code))),
-    }
-}
-
-fn linker(store: &mut Store<ServerState>, module: &Module) -> wasmtime::Result<Linker<ServerState>> {
-    let mut linker = Linker::new(store.engine());
-    linker.func_wrap(WASI, "fd_write", |mut c: Caller<'_, ServerState>, fd: i32, iovs: i32, len: i32, written: i32| {
-        wasi_call(&mut c, |w, m| w.fd_write(m, fd as u32, iovs as u32, len as u32, written as u32))
-    })?;
-    linker.func_wrap(WASI, "fd_read", |mut c: Caller<'_, ServerState>, fd: i32, iovs: i32, len: i32, read: i32| {
-        wasi_call(&mut c, |w, m| w.fd_read(m, fd as u32, iovs as u32, len as u32, read as u32))
-    })?;
-    linker.func_wrap(WASI, "fd_close", |mut c: Caller<'_, ServerState>, fd: i32| wasi_call(&mut c, |w, _| w.fd_close(fd as u32)))?;
-    linker.func_wrap(WASI, "fd_renumber", |mut c: Caller<'_, ServerState>, from: i32, to: i32| {
-        wasi_call(&mut c, |w, _| w.fd_renumber(from as u32, to as u32))
-    })?;
-    linker.func_wrap(WASI, "fd_fdstat_get", |mut c: Caller<'_, ServerState>, fd: i32, stat: i32| {
-        wasi_call(&mut c, |w, m| w.fd_fdstat_get(m, fd as u32, stat as u32))
-    })?;
-    linker.func_wrap(WASI, "fd_filestat_get", |mut c: Caller<'_, ServerState>, fd: i32, stat: i32| {
-        wasi_call(&mut c, |w, m| w.fd_filestat_get(m, fd as u32, stat as u32))
-    })?;
-    linker.func_wrap(WASI, "args_sizes_get", |mut c: Caller<'_, ServerState>, count: i32, size: i32| {
-        wasi_call(&mut c, |w, m| w.args_sizes_get(m, count as u32, size as u32))
-    })?;
-    linker.func_wrap(WASI, "args_get", |mut c: Caller<'_, ServerState>, argv: i32, buffer: i32| {
-        wasi_call(&mut c, |w, m| w.args_get(m, argv as u32, buffer as u32))
-    })?;
-    linker.func_wrap(WASI, "environ_sizes_get", |mut c: Caller<'_, ServerState>, count: i32, size: i32| {
-        wasi_call(&mut c, |w, m| w.environ_sizes_get(m, count as u32, size as u32))
-    })?;
-    linker.func_wrap(WASI, "environ_get", |mut c: Caller<'_, ServerState>, environ: i32, buffer: i32| {
-        wasi_call(&mut c, |w, m| w.environ_get(m, environ as u32, buffer as u32))
-    })?;
-    linker.func_wrap(WASI, "clock_time_get", |mut c: Caller<'_, ServerState>, clock: i32, _precision: i64, time: i32| {
-        wasi_call(&mut c, |w, m| w.clock_time_get(m, clock as u32, time as u32))
-    })?;
-    linker.func_wrap(WASI, "clock_res_get", |mut c: Caller<'_, ServerState>, clock: i32, resolution: i32| {
-        wasi_call(&mut c, |w, m| w.clock_res_get(m, clock as u32, resolution as u32))
-    })?;
-    linker.func_wrap(WASI, "random_get", |mut c: Caller<'_, ServerState>, buffer: i32, len: i32| {
-        wasi_call(&mut c, |w, m| w.random_get(m, buffer as u32, len as u32))
-    })?;
-    linker.func_wrap(WASI, "sched_yield", |mut c: Caller<'_, ServerState>| wasi_call(&mut c, |w, _| w.sched_yield()))?;
-    linker.func_wrap(WASI, "poll_oneoff", |mut c: Caller<'_, ServerState>, input: i32, output: i32, count: i32, events: i32| {
-        wasi_call(&mut c, |w, m| w.poll_oneoff(m, input as u32, output as u32, count as u32, events as u32))
-    })?;
-    linker.func_wrap(WASI, "proc_exit", |mut c: Caller<'_, ServerState>, code: i32| -> wasmtime::Result<()> {
-        wasi_call(&mut c, |w, _| w.proc_exit(code as u32)).map(drop)
-    })?;
-    super::abi::define(&mut linker)?;
-    // The other WASI functions the module imports: those that only look at their descriptor
-    // answer by it (wasi::by_descriptor), the rest (none that wasi-libc reaches) ENOSYS.
-    let imports: Vec<_> = module.imports().filter(|i| i.module() == WASI).collect();
-    for import in imports {
-        let Some(ty) = import.ty().func().cloned() else { continue };
-        if linker.get(&mut *store, WASI, import.name()).is_ok() {
-            continue;
-        }
-        let rule = wasi::by_descriptor(import.name());
-        linker.func_new(WASI, import.name(), ty, move |mut caller, params, results| {
-            caller.data_mut().enter()?;
-            let errno = match (&rule, params.get(rule.as_ref().map_or(0, |r| r.argument))) {
-                (Some(rule), Some(Val::I32(fd))) => caller.data().wasi.answer(rule, *fd as u32),
-                _ => Errno::Nosys,
-            };
-            if let Some(result) = results.first_mut() {
-                *result = Val::I32(errno as i32);
-            }
-            Ok(())
-        })?;
-    }
-    Ok(linker)
 }

@@ -12,13 +12,26 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-/// Why a server was stopped while it ran wasm.
+/// Why a server was stopped: carried out of a kernel call as an error, and what a stop in wasm
+/// code is said to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
     Killed,
     /// Its watchdog (ms of CPU without a kernel call).
     Watchdog(u64),
 }
+
+impl core::fmt::Display for Reason {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match *self {
+            Reason::Killed => write!(f, "killed on request"),
+            Reason::Watchdog(ms) if ms % 1000 == 0 => write!(f, "watchdog: {} s of CPU without a kernel call", ms / 1000),
+            Reason::Watchdog(ms) => write!(f, "watchdog: {} ms of CPU without a kernel call", ms),
+        }
+    }
+}
+
+impl core::error::Error for Reason {}
 
 /// One server thread's stop state, shared by its store and the timer interrupt.
 pub struct Stop {
@@ -52,6 +65,7 @@ impl Stop {
     }
 
     /// The server called the kernel: it is not running away.
+    #[inline]
     pub fn touch(&self) {
         self.cpu_at_last_call.store(sched::current_run_ticks(), Ordering::Relaxed);
     }
