@@ -69,3 +69,21 @@ def test_history_keeps_one_run_per_commit_and_charts_each_figure(tmp_path):
     assert sorted(charts) == ["wasm-native-sort.svg"]
     svg = charts["wasm-native-sort.svg"]
     assert "aaa1111" in svg and "bbb2222" in svg and ">target<" in svg and ">measured<" in svg
+
+
+def test_a_restart_reuses_the_checked_and_linked_module(kernel_image):
+    # Exact instruction counts (-icount shift=0): a budget, not a timing.
+    hardware = config.load(SETTINGS.configs_dir / "server-start.yaml")
+    outcome = asyncio.run(boot(SETTINGS, hardware, kernel_image, timeout=120))
+    assert outcome.ok, outcome.describe()
+    first, restarts = bench.starts(outcome.serial, "fault_oob")
+    assert len(restarts) == 3
+    assert all(restart <= first * bench.RESTART_TARGET for restart in restarts), (first, restarts)
+
+
+def test_starts_are_read_in_order_and_a_second_first_start_is_an_error():
+    line = "server s: s.cwasm ready in {} us, {} cycles (100 bytes, {})\n"
+    serial = line.format(40, 40000, "first start") + line.format(2, 2000, "module kept from an earlier start")
+    assert bench.starts(serial, "s") == (40000, [2000])
+    with pytest.raises(bench.BenchError, match="expected one first start of s"):
+        bench.starts(serial + line.format(40, 40000, "first start"), "s")

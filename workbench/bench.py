@@ -156,5 +156,36 @@ def ratios(sides: dict[str, dict[str, tuple[int, str]]]) -> list[Count]:
     return figures + [Count("wasm/native geometric mean", geomean, "ratio", WASM_GEOMEAN_TARGET)]
 
 
+# What the kernel prints when a server is ready to run `_start`; cycles are guest instructions
+# under -icount shift=0.
+_READY = re.compile(r"^server (?P<name>\w+): \S+ ready in \d+ us, (?P<cycles>\d+) cycles \(\d+ bytes, "
+                    r"(?P<first>first start|module kept from an earlier start)\)$", re.M)
+# Issue 15's target: a restart costs at most a fifth of the first start.
+RESTART_TARGET = 0.2
+
+
+def starts(serial: str, server: str) -> tuple[int, list[int]]:
+    """The instructions of `server`'s first start and of each start after it."""
+    found = [(int(m["cycles"]), m["first"] == "first start") for m in _READY.finditer(serial) if m["name"] == server]
+    if not found or not found[0][1] or any(first for _, first in found[1:]):
+        raise BenchError(f"expected one first start of {server} and restarts after it, found {found}")
+    return found[0][0], [cycles for cycles, _ in found[1:]]
+
+
+async def server_start(settings, image) -> list[Count]:
+    """Boots configs/server-start.yaml: init restarts a server that faults at once."""
+    hardware = config.load(settings.configs_dir / "server-start.yaml")
+    outcome = await boot(settings, hardware, image, timeout=120)
+    if not outcome.ok:
+        raise BenchError(f"the server-start run failed ({outcome.describe()}):\n{outcome.serial[-2000:]}")
+    first, restarts = starts(outcome.serial, "fault_oob")
+    if not restarts:
+        raise BenchError("fault_oob was not restarted")
+    restart = statistics.median(restarts)
+    return [Count("server first start", first, "instructions"),
+            Count("server restart (median)", restart, "instructions", detail=f"{len(restarts)} restarts"),
+            Count("server restart / first start", restart / first, "ratio", RESTART_TARGET)]
+
+
 class BenchError(Exception):
     pass

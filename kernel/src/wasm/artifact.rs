@@ -1,8 +1,13 @@
-//! Which artifacts the kernel will run. Artifacts are native code and loading one is `unsafe`,
-//! so the kernel runs only those whose SHA-256 digest was recorded when it was built (see
-//! build.rs): a corrupted or substituted artifact is refused before wasmtime sees it.
+//! Which artifacts the kernel will run, and their modules. Artifacts are native code and loading
+//! one is `unsafe`, so the kernel runs only those whose SHA-256 digest was recorded when it was
+//! built (see build.rs): a corrupted or substituted artifact is refused before wasmtime sees it.
+//! An artifact is checked and deserialised once; a server started from it again reuses that.
 
+use crate::sync::IrqMutex;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 use sha2::{Digest, Sha256};
+use wasmtime::Module;
 
 include!(concat!(env!("OUT_DIR"), "/trusted_artifacts.rs"));
 
@@ -30,8 +35,25 @@ impl core::fmt::Display for Refusal {
     }
 }
 
+/// Modules already loaded, by artifact file name (boot modules never change).
+static LOADED: IrqMutex<BTreeMap<String, Module>> = IrqMutex::new(BTreeMap::new());
+
+/// The module of the artifact `file_name`, and whether this call loaded it (rather than a
+/// start before it); the reason it is refused, if it is.
+pub fn load(file_name: &str, bytes: &[u8]) -> Result<(Module, bool), String> {
+    if let Some(module) = LOADED.lock().get(file_name) {
+        return Ok((module.clone(), false));
+    }
+    verify(file_name, bytes).map_err(|refusal| alloc::format!("artifact {} refused: {}", file_name, refusal))?;
+    // Safe only for trusted artifacts: `verify` checked this one against the build's digests.
+    let module = unsafe { Module::deserialize(super::engine::engine(), bytes) }
+        .map_err(|error| alloc::format!("artifact {} refused by wasmtime: {:#}", file_name, error))?;
+    LOADED.lock().insert(String::from(file_name), module.clone());
+    Ok((module, true))
+}
+
 /// Checks `bytes` may be run; returns the artifact's recorded file name.
-pub fn verify(file_name: &str, bytes: &[u8]) -> Result<&'static str, Refusal> {
+fn verify(file_name: &str, bytes: &[u8]) -> Result<&'static str, Refusal> {
     if !file_name.ends_with(".cwasm") {
         return Err(Refusal::NotAnArtifact);
     }

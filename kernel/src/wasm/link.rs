@@ -1,11 +1,15 @@
 //! What a server's imports are bound to: WASI preview1 (wasi.rs does the work on the server's
 //! memory; here each function is wrapped) and the `kwast` ABI (abi.rs). A WASI function this
-//! table does not define answers by its descriptor (`wasi::by_descriptor`) or ENOSYS.
+//! table does not define answers by its descriptor (`wasi::by_descriptor`) or ENOSYS. A module
+//! is linked once; its next servers are instantiated from that.
 
 use super::server::ServerState;
 use super::wasi::{self, Errno, Outcome, Wasi};
+use crate::sync::IrqMutex;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::vec::Vec;
-use wasmtime::{Caller, Linker, Memory, Module, Store, Val};
+use wasmtime::{Caller, InstancePre, Linker, Memory, Module, Store, Val};
 
 const WASI: &str = "wasi_snapshot_preview1";
 
@@ -48,7 +52,20 @@ fn wasi_call(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Wasi, &mu
     }
 }
 
-pub fn linker(store: &mut Store<ServerState>, module: &Module) -> wasmtime::Result<Linker<ServerState>> {
+/// Modules already linked, by artifact file name.
+static LINKED: IrqMutex<BTreeMap<String, InstancePre<ServerState>>> = IrqMutex::new(BTreeMap::new());
+
+/// `module` (the artifact `file_name`) with its imports resolved, ready to instantiate.
+pub fn prepared(store: &mut Store<ServerState>, file_name: &str, module: &Module) -> wasmtime::Result<InstancePre<ServerState>> {
+    if let Some(prepared) = LINKED.lock().get(file_name) {
+        return Ok(prepared.clone());
+    }
+    let prepared = linker(store, module)?.instantiate_pre(module)?;
+    LINKED.lock().insert(String::from(file_name), prepared.clone());
+    Ok(prepared)
+}
+
+fn linker(store: &mut Store<ServerState>, module: &Module) -> wasmtime::Result<Linker<ServerState>> {
     let mut linker = Linker::new(store.engine());
     linker.func_wrap(WASI, "fd_write", |mut c: Caller<'_, ServerState>, fd: i32, iovs: i32, len: i32, written: i32| {
         wasi_call(&mut c, |w, m| w.fd_write(m, fd as u32, iovs as u32, len as u32, written as u32))

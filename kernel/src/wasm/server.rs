@@ -16,7 +16,7 @@ use crate::sched::{self, Priority};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use wasmtime::{Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, WasmBacktrace};
+use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, WasmBacktrace};
 
 /// Stack of a server's thread: the wasm stack limit plus room for the kernel and wasmtime.
 const SERVER_STACK: u64 = kwast_engine_config::MAX_WASM_STACK as u64 + (512 << 10);
@@ -107,18 +107,11 @@ pub fn start(mut module: BootModule, grants: Vec<Capability>, on_exit: Option<Ex
 
 fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
     let (name, file_name, limits, bytes) = (process.name.as_str(), module.file_name.as_str(), module.limits, module.bytes);
-    if let Err(refusal) = artifact::verify(file_name, bytes) {
-        return Exit::Killed(alloc::format!("artifact {} refused: {}", file_name, refusal));
-    }
-    let engine = engine();
-    let started = crate::time::uptime_us();
-    // Safe only for trusted artifacts: `verify` checked this one against the build's digests.
-    let module = match unsafe { Module::deserialize(engine, bytes) } {
-        Ok(module) => module,
-        Err(error) => return Exit::Killed(alloc::format!("artifact {} refused by wasmtime: {:#}", file_name, error)),
+    let started = crate::arch::cpu::rdtsc();
+    let (module, first) = match artifact::load(file_name, bytes) {
+        Ok(loaded) => loaded,
+        Err(refusal) => return Exit::Killed(refusal),
     };
-    crate::kprintln!("server {}: {} loaded in {} us ({} bytes)", name, file_name, crate::time::uptime_us() - started, bytes.len());
-
     let state = ServerState {
         process: process.clone(),
         wasi: Wasi::new(name, &process.args),
@@ -126,19 +119,22 @@ fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
         stop: Stop::register(&module, process.clone(), limits.watchdog_ms),
         memory: None,
     };
-    let mut store = Store::new(engine, state);
+    let mut store = Store::new(engine(), state);
     store.limiter(|state| &mut state.limits);
-    let linker = match link::linker(&mut store, &module) {
-        Ok(linker) => linker,
+    let prepared = match link::prepared(&mut store, file_name, &module) {
+        Ok(prepared) => prepared,
         Err(error) => return Exit::Killed(alloc::format!("cannot link: {:#}", error)),
     };
-    let result = linker
-        .instantiate(&mut store, &module)
-        .and_then(|instance| {
-            store.data_mut().memory = instance.get_memory(&mut store, "memory");
-            instance.get_typed_func::<(), ()>(&mut store, "_start")
-        })
-        .and_then(|start| start.call(&mut store, ()));
+    let start = prepared.instantiate(&mut store).and_then(|instance| {
+        store.data_mut().memory = instance.get_memory(&mut store, "memory");
+        instance.get_typed_func::<(), ()>(&mut store, "_start")
+    });
+    // Cycles are guest instructions under -icount shift=0 (`kwast-bench bench --suite start`).
+    let cycles = crate::arch::cpu::rdtsc() - started;
+    crate::kprintln!("server {}: {} ready in {} us, {} cycles ({} bytes, {})", name, file_name,
+                     cycles / crate::time::tsc_per_us(), cycles, bytes.len(),
+                     if first { "first start" } else { "module kept from an earlier start" });
+    let result = start.and_then(|start| start.call(&mut store, ()));
     store.data_mut().wasi.flush();
     match result {
         Ok(()) => Exit::Code(0),
@@ -156,15 +152,15 @@ fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
 /// happened.
 fn kill_reason(error: &wasmtime::Error, stopped: Option<stop::Reason>) -> String {
     use core::fmt::Write;
-    let mut reason = match error.downcast_ref::<Trap>() {
-        _ if stopped.is_some() => alloc::format!("{}", stopped.unwrap()),
+    let mut reason = match (stopped, error.downcast_ref::<Trap>()) {
+        (Some(stop), _) => alloc::format!("{}", stop),
         // wasmtime says "wasm trap: <what>"; every kill reason is one, so only <what> is kept.
-        Some(trap) => {
+        (None, Some(trap)) => {
             let text = alloc::format!("{}", trap);
             String::from(text.strip_prefix("wasm trap: ").unwrap_or(&text))
         }
         // The root cause names what happened; the outer layers only add the backtrace.
-        None => alloc::format!("{}", error.root_cause()),
+        (None, None) => alloc::format!("{}", error.root_cause()),
     };
     let frames = error.downcast_ref::<WasmBacktrace>().map(WasmBacktrace::frames).unwrap_or(&[]);
     let name = |frame: &wasmtime::FrameInfo| match frame.func_name() {
