@@ -83,7 +83,7 @@ def test_a_restart_reuses_the_checked_and_linked_module(kernel_image):
 
 def test_starts_are_read_in_order_and_a_second_first_start_is_an_error():
     line = "server s: s.cwasm ready in {} us, {} cycles (100 bytes, {})\n"
-    serial = line.format(40, 40000, "first start") + line.format(2, 2000, "module kept from an earlier start")
+    serial = line.format(40, 40000, "first start, code at 0x20000001000") + line.format(2, 2000, "module kept from an earlier start")
     assert bench.starts(serial, "s") == (40000, [2000])
     with pytest.raises(bench.BenchError, match="expected one first start of s"):
         bench.starts(serial + line.format(40, 40000, "first start"), "s")

@@ -159,7 +159,7 @@ def ratios(sides: dict[str, dict[str, tuple[int, str]]]) -> list[Count]:
 # What the kernel prints when a server is ready to run `_start`; cycles are guest instructions
 # under -icount shift=0.
 _READY = re.compile(r"^server (?P<name>\w+): \S+ ready in \d+ us, (?P<cycles>\d+) cycles \(\d+ bytes, "
-                    r"(?P<first>first start|module kept from an earlier start)\)$", re.M)
+                    r"(?P<first>first start|module kept from an earlier start)(, code at 0x[0-9a-f]+)?\)$", re.M)
 # Issue 15's target: a restart costs at most a fifth of the first start.
 RESTART_TARGET = 0.2
 

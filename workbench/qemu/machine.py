@@ -78,6 +78,10 @@ class Machine(Monitor):
     on_serial: Callable[[str], None] | None = None
     # Guest RAM in a file (socket_dir/ram) the host can mmap: reads without any QEMU round trip.
     ram_file: bool = False
+    # Log every translation block QEMU executes, and each block's instructions when translated
+    # (`-d exec,nochain,in_asm`), to `exec_log_path`: `kwast-bench profile` counts them.
+    # Gigabytes, in the private dir, so removed with it.
+    exec_log: bool = False
     serial_lines: list[str] = field(default_factory=list, init=False)
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000), init=False)
 
@@ -130,6 +134,8 @@ class Machine(Monitor):
             argv += ["-initrd", ",".join(modules)]
         if c.icount:
             argv += ["-icount", f"shift={c.icount_shift},sleep=off"]
+        if self.exec_log:
+            argv += ["-d", "exec,nochain,in_asm", "-D", str(self.exec_log_path)]
         if c.snapshots:
             argv += ["-blockdev", f"driver=qcow2,node-name={SNAPSHOT_NODE},file.driver=file,"
                                   f"file.filename={self.socket_dir / 'snapshots.qcow2'}"]
@@ -147,6 +153,11 @@ class Machine(Monitor):
     def attach_socket(self) -> Path:
         assert self.socket_dir is not None
         return self.socket_dir / "attach.sock"
+
+    @property
+    def exec_log_path(self) -> Path:
+        assert self.socket_dir is not None
+        return self.socket_dir / "exec.log"
 
     @property
     def ram_path(self) -> Path:

@@ -131,9 +131,13 @@ fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
     });
     // Cycles are guest instructions under -icount shift=0 (`kwast-bench bench --suite start`).
     let cycles = crate::arch::cpu::rdtsc() - started;
+    // Where its code is, once: `kwast-bench profile` names wasm functions by it.
+    let how = match first {
+        true => alloc::format!("first start, code at {:#x}", module.text().as_ptr() as u64),
+        false => String::from("module kept from an earlier start"),
+    };
     crate::kprintln!("server {}: {} ready in {} us, {} cycles ({} bytes, {})", name, file_name,
-                     cycles / crate::time::tsc_per_us(), cycles, bytes.len(),
-                     if first { "first start" } else { "module kept from an earlier start" });
+                     cycles / crate::time::tsc_per_us(), cycles, bytes.len(), how);
     let result = start.and_then(|start| start.call(&mut store, ()));
     store.data_mut().wasi.flush();
     match result {

@@ -1,0 +1,56 @@
+"""`kwast-bench profile --config FILE [--from RE --to RE] [--out DIR]`: an exact flat profile."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from .. import config, profile
+from ..kernel_image import KernelImage
+from ..qemu import Machine
+from .status import EXIT_KERNEL_FAILED
+
+
+def add_parsers(commands) -> None:
+    command = commands.add_parser("profile", help="count every guest instruction of a boot, by kernel and wasm function")
+    command.add_argument("--config", type=Path, help="hardware config YAML (default: from workbench.toml)")
+    command.add_argument("--append", default="", help="extra kernel command-line words")
+    command.add_argument("--from", dest="start", metavar="RE", help="count from the end of the first console line matching this")
+    command.add_argument("--to", dest="end", metavar="RE", help="... to the end of the first later line matching this")
+    command.add_argument("--out", type=Path, help="where to write profile.txt, .folded and .speedscope.json "
+                                                 "(default: build/profile)")
+    command.add_argument("--top", type=int, default=25, help="functions in the printed table")
+    command.add_argument("--timeout", type=float, default=600, help="seconds the profiled boot may take")
+
+
+def cmd_profile(args: argparse.Namespace, settings) -> int:
+    hardware = config.load(args.config or settings.default_config)
+    out = args.out or settings.build_dir / "profile"
+    with KernelImage(settings.kernel_elf) as image:
+        started = time.monotonic()
+
+        async def run():
+            async with Machine(settings, hardware, image, args.append, exec_log=True) as machine:
+                await machine.resume()
+                outcome = await machine.wait_exit(args.timeout)
+                artifacts = {Path(m.split()[0]).name: Path(m.split()[0]) for m in machine.modules()}
+                booted = time.monotonic()
+                names = profile.symbols(image.path, outcome.serial, artifacts)
+                window = profile.window_bytes(outcome.serial, args.start, args.end)
+                counts = await asyncio.to_thread(profile.read_log, machine.exec_log_path, names, window)
+                return outcome, profile.attribute(counts, names), booted
+
+        outcome, result, booted = asyncio.run(run())
+    if not outcome.ok:
+        print(f"kwast-bench: the profiled boot did not end cleanly: {outcome.describe()}", file=sys.stderr)
+        return EXIT_KERNEL_FAILED
+    print(result.table(args.top))
+    written = profile.write(result, out, str(args.config or settings.default_config))
+    print(f"\nboot {booted - started:.1f} s, log read {time.monotonic() - booted:.1f} s; wrote {', '.join(map(str, written))}")
+    return 0
+
+
+COMMANDS = {"profile": cmd_profile}
