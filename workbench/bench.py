@@ -100,13 +100,20 @@ _PING = re.compile(r"^\[ping\] 64-byte call\+reply: (?P<call>\d+) cycles$.*?"
                    r"^\[ping\] thread switch: (?P<switch>\d+) cycles$", re.M | re.S)
 
 
+async def _console(settings, image, name: str, timeout: float = 300) -> str:
+    """Boots configs/NAME.yaml to its end: its console, or a BenchError if it ended otherwise."""
+    outcome = await boot(settings, config.load(settings.configs_dir / f"{name}.yaml"), image, timeout=timeout)
+    if not outcome.ok:
+        raise BenchError(f"the {name} run failed ({outcome.describe()}):\n{outcome.serial[-2000:]}")
+    return outcome.serial
+
+
 async def ipc(settings, image) -> list[Count]:
     """Boots configs/pingpong.yaml and reports ping's figures, measured in one run."""
-    hardware = config.load(settings.configs_dir / "pingpong.yaml")
-    outcome = await boot(settings, hardware, image, timeout=300)
-    found = _PING.search(outcome.serial)
-    if not outcome.ok or found is None:
-        raise BenchError(f"the ping/pong run did not report its figures ({outcome.describe()}):\n{outcome.serial[-2000:]}")
+    serial = await _console(settings, image, "pingpong")
+    found = _PING.search(serial)
+    if found is None:
+        raise BenchError(f"ping did not report its figures:\n{serial[-2000:]}")
     call, switch = int(found["call"]), int(found["switch"])
     return [Count("IPC 64-byte call+reply", call, "instructions"),
             Count("thread switch", switch, "instructions"),
@@ -133,12 +140,10 @@ async def wasm_vs_native(settings, image) -> list[Count]:
     """Boots configs/wasm-vs-native.yaml: the same C, natively in the kernel and as a wasm server.
     Each kernel's figure is wasm instructions / native instructions; a different checksum is a
     wrong answer, not a figure."""
-    hardware = config.load(settings.configs_dir / "wasm-vs-native.yaml")
-    outcome = await boot(settings, hardware, image, timeout=300)
-    sides = computed(outcome.serial)
-    if not outcome.ok or not sides["native"]:
-        raise BenchError(f"the wasm-vs-native run did not report its figures ({outcome.describe()}):\n"
-                         f"{outcome.serial[-2000:]}")
+    serial = await _console(settings, image, "wasm-vs-native")
+    sides = computed(serial)
+    if not sides["native"]:
+        raise BenchError(f"the kernel did not run its native benchmark (bench=native):\n{serial[-2000:]}")
     return ratios(sides)
 
 
@@ -156,17 +161,18 @@ def ratios(sides: dict[str, dict[str, tuple[int, str]]]) -> list[Count]:
     return figures + [Count("wasm/native geometric mean", geomean, "ratio", WASM_GEOMEAN_TARGET)]
 
 
-# What the kernel prints when a server is ready to run `_start`; cycles are guest instructions
-# under -icount shift=0.
-_READY = re.compile(r"^server (?P<name>\w+): \S+ ready in \d+ us, (?P<cycles>\d+) cycles \(\d+ bytes, "
-                    r"(?P<first>first start|module kept from an earlier start)(, code at 0x[0-9a-f]+)?\)$", re.M)
+# What the kernel prints when a server is ready to run `_start` (wasm/server.rs): cycles are
+# guest instructions under -icount shift=0; the code address comes with a first start.
+SERVER_READY = re.compile(r"^server (?P<name>\w+): (?P<file>\S+) ready in \d+ us, (?P<cycles>\d+) cycles "
+                          r"\(\d+ bytes, (?P<first>first start|module kept from an earlier start)"
+                          r"(, code at (?P<code>0x[0-9a-f]+))?\)$", re.M)
 # Issue 15's target: a restart costs at most a fifth of the first start.
 RESTART_TARGET = 0.2
 
 
 def starts(serial: str, server: str) -> tuple[int, list[int]]:
     """The instructions of `server`'s first start and of each start after it."""
-    found = [(int(m["cycles"]), m["first"] == "first start") for m in _READY.finditer(serial) if m["name"] == server]
+    found = [(int(m["cycles"]), m["first"] == "first start") for m in SERVER_READY.finditer(serial) if m["name"] == server]
     if not found or not found[0][1] or any(first for _, first in found[1:]):
         raise BenchError(f"expected one first start of {server} and restarts after it, found {found}")
     return found[0][0], [cycles for cycles, _ in found[1:]]
@@ -174,11 +180,7 @@ def starts(serial: str, server: str) -> tuple[int, list[int]]:
 
 async def server_start(settings, image) -> list[Count]:
     """Boots configs/server-start.yaml: init restarts a server that faults at once."""
-    hardware = config.load(settings.configs_dir / "server-start.yaml")
-    outcome = await boot(settings, hardware, image, timeout=120)
-    if not outcome.ok:
-        raise BenchError(f"the server-start run failed ({outcome.describe()}):\n{outcome.serial[-2000:]}")
-    first, restarts = starts(outcome.serial, "fault_oob")
+    first, restarts = starts(await _console(settings, image, "server-start", timeout=120), "fault_oob")
     if not restarts:
         raise BenchError("fault_oob was not restarted")
     restart = statistics.median(restarts)

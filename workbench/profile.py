@@ -25,8 +25,9 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
+from .bench import SERVER_READY
+
 _TRACE = re.compile(rb"^Trace \d+: (0x[0-9a-f]+) \[[0-9a-f]+/([0-9a-f]+)/")
-_READY = re.compile(r"^server (?P<name>\w+): (?P<file>\S+) ready in .*, code at (?P<code>0x[0-9a-f]+)\)$", re.M)
 
 
 class ProfileError(Exception):
@@ -96,9 +97,9 @@ def server_symbols(server: str, artifact: Path, code: int) -> list[tuple[int, in
 def symbols(kernel_elf: Path, serial: str, artifacts: dict[str, Path]) -> Symbols:
     """The kernel's functions and those of every server whose first start `serial` shows."""
     ranges = kernel_symbols(kernel_elf)
-    for ready in _READY.finditer(serial):
+    for ready in SERVER_READY.finditer(serial):
         artifact = artifacts.get(ready["file"])
-        if artifact is not None:
+        if artifact is not None and ready["code"]:
             ranges += server_symbols(ready["name"], artifact, int(ready["code"], 16))
     return Symbols.of(ranges)
 

@@ -95,7 +95,7 @@ pub unsafe extern "C" fn wasmtime_mmap_new(size: usize, prot: u32, ret: *mut *mu
             start
         }
     };
-    // A reservation (no access) is fresh address space: nothing to unmap, nothing to back.
+    // A reservation (no access) has nothing mapped, fresh or released whole: nothing to do.
     let result = if access(prot).is_none() { 0 } else { set(start as *mut u8, size as usize, prot, false) };
     if result != 0 {
         set(start as *mut u8, size as usize, 0, true);
