@@ -166,9 +166,7 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
                     block = len(blocks)
                     blocks[block] = _strip_bytes(pending.pop(pc))
                     by_host[host] = block
-                    outs_in[block] = sum(1 for address, text in blocks[block]
-                                         if text.startswith("outb") and "%al, %dx" in text
-                                         and _is_console(kernel, address))
+                    outs_in[block] = _console_writes(kernel, blocks[block])
                 block = by_host.get(host)
                 if block is None:
                     continue
@@ -178,9 +176,21 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
     return Counts(blocks, executed)
 
 
-def _is_console(kernel: Symbols, address: int) -> bool:
-    name = kernel.name(address) or ""
-    return "serial" in name and "init" not in name
+def _console_writes(kernel: Symbols, block: list[tuple[int, str]]) -> int:
+    """Bytes a block writes to the serial data port: an `outb` after `movw $0x3f8, %dx` in the
+    same block (the compiler inlines the port write into callers of any name), or one inside
+    the serial writer itself, which may take the port as a value."""
+    writes, port = 0, None
+    for address, text in block:
+        if re.match(r"movw? +\$0x3f8, %dx", text):
+            port = 0x3F8
+        elif "%dx" in text.partition(",")[2] and not text.startswith("out"):
+            port = None
+        elif text.startswith("outb") and "%al, %dx" in text:
+            name = kernel.name(address) or ""
+            if "init" not in name and (port == 0x3F8 or "serial" in name):  # init sets the baud rate
+                writes += 1
+    return writes
 
 
 def _strip_bytes(insns: list[tuple[int, str]]) -> list[tuple[int, str]]:
