@@ -54,10 +54,6 @@ impl<R: Row> Slot<R> {
         })
     }
 
-    pub fn set(&self, row: R) {
-        update(|s| R::table(s).0[self.index] = row);
-    }
-
     pub fn update(&self, f: impl FnOnce(&mut R)) {
         update(|s| f(&mut R::table(s).0[self.index]));
     }

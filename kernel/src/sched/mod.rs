@@ -203,26 +203,29 @@ impl Drop for PreemptGuard {
     }
 }
 
-pub fn on_timer_tick(frame: &mut TrapFrame, now: u64) {
+/// Accounts a tick of the thread whose trap is `frame`; returns the frame to resume.
+pub fn on_timer_tick(frame: &mut TrapFrame, now: u64) -> *mut TrapFrame {
     let mut guard = SCHEDULER.lock();
-    let Some(s) = guard.as_mut() else { return };
+    let Some(s) = guard.as_mut() else { return frame };
     if !s.tick(now) {
-        return;
+        return frame;
     }
     let cpu = this_cpu();
     if cpu.preempt_disabled.get() > 0 {
         cpu.switch_deferred.set(true);
-        return;
+        return frame;
     }
-    let dead = s.switch(frame);
+    let (resume, dead) = s.switch(frame);
     drop(guard);
     drop(dead);
+    resume
 }
 
-pub fn on_yield(frame: &mut TrapFrame) {
+/// The running thread gave up the CPU (`give_up_cpu`); returns the frame to resume.
+pub fn on_yield(frame: &mut TrapFrame) -> *mut TrapFrame {
     this_cpu().switch_deferred.set(false);
-    let dead = with(|s| s.switch(frame));
+    let (resume, dead) = with(|s| s.switch(frame));
     // Freeing a stack takes the frame and page-table locks: do it outside the scheduler's.
     drop(dead);
+    resume
 }
-

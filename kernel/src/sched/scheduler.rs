@@ -15,7 +15,11 @@ const BOOT_THREAD: ThreadId = 1;
 const PUBLISH_EVERY_TICKS: u64 = 10;
 
 pub struct Scheduler {
-    threads: BTreeMap<ThreadId, Thread>,
+    /// Boxed: `running` points into one, and a frame's address must not move (the CPU saves
+    /// traps into it).
+    threads: BTreeMap<ThreadId, Box<Thread>>,
+    /// The thread `current` names, found without a lookup: switches and kernel calls ask for it.
+    running: *mut Thread,
     ready: [VecDeque<ThreadId>; Priority::LEVELS],
     sleeping: Vec<ThreadId>,
     pub current: ThreadId,
@@ -26,11 +30,15 @@ pub struct Scheduler {
     next_id: ThreadId,
 }
 
+// SAFETY: `running` points into a box the scheduler owns; it moves with the scheduler.
+unsafe impl Send for Scheduler {}
+
 impl Scheduler {
     /// The code running now becomes the boot thread "kmain"; its context is saved at its first switch.
     pub fn new(idle_stack: Stack, idle_entry: extern "C" fn(usize) -> !) -> Scheduler {
         let mut scheduler = Scheduler {
             threads: BTreeMap::new(),
+            running: core::ptr::null_mut(),
             ready: Default::default(),
             sleeping: Vec::new(),
             current: BOOT_THREAD,
@@ -42,6 +50,7 @@ impl Scheduler {
         let boot_frame = Box::new(unsafe { core::mem::zeroed() });
         let boot = scheduler.add(Name::new("kmain"), Priority::NORMAL, boot_frame, None, None, None);
         scheduler.ready[Priority::NORMAL.0 as usize].retain(|&t| t != boot);
+        scheduler.running = &mut **scheduler.threads.get_mut(&boot).expect("boot thread");
         scheduler.set_state(boot, RunState::Running);
         let idle_frame = Box::new(TrapFrame::new_thread(idle_entry, 0, idle_stack.top()));
         scheduler.idle = scheduler.add(Name::new("idle"), Priority::IDLE, idle_frame, Some(idle_stack), None, None);
@@ -54,10 +63,10 @@ impl Scheduler {
                entry: Option<Box<dyn FnOnce() + Send>>, process: Option<ProcessId>) -> ThreadId {
         let id = self.next_id;
         self.next_id += 1;
-        let mut thread = Thread {
+        let mut thread = Box::new(Thread {
             id, name, priority, state: RunState::Ready, context, stack, entry,
             wake_at: 0, timed_out: false, process, wait_object: 0, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_row: None, tls: [0; TLS_SLOTS],
-        };
+        });
         thread.debug_row = Slot::claim(thread.row());
         // Room for every thread in every queue now, so interrupt paths never allocate.
         let count = self.threads.len() + 1;
@@ -72,31 +81,35 @@ impl Scheduler {
     }
 
     pub fn get(&self, id: ThreadId) -> Option<&Thread> {
-        self.threads.get(&id)
+        self.threads.get(&id).map(|t| &**t)
     }
 
     pub fn current(&self) -> &Thread {
-        &self.threads[&self.current]
+        // SAFETY: `running` points into the box of `current`, in `threads` while it runs.
+        unsafe { &*self.running }
     }
 
     pub fn current_mut(&mut self) -> &mut Thread {
-        self.threads.get_mut(&self.current).expect("current thread missing")
+        // SAFETY: as `current`; `&mut self` makes the borrow unique.
+        unsafe { &mut *self.running }
     }
 
     pub fn thread_with_stack(&self, slot: usize) -> Option<&Thread> {
-        self.threads.values().find(|t| t.stack.as_ref().is_some_and(|s| s.slot == slot))
+        self.threads.values().map(|t| &**t).find(|t| t.stack.as_ref().is_some_and(|s| s.slot == slot))
     }
 
     fn set_state(&mut self, id: ThreadId, run_state: RunState) {
         if let Some(thread) = self.threads.get_mut(&id) {
             thread.state = run_state;
-            self.publish(id);
+            thread.publish();
         }
     }
 
     pub fn set_current_state(&mut self, run_state: RunState, wait_object: u32) {
-        self.current_mut().wait_object = wait_object;
-        self.set_state(self.current, run_state);
+        let current = self.current_mut();
+        current.wait_object = wait_object;
+        current.state = run_state;
+        current.publish();
     }
 
     /// Blocks the running thread on `wait_object`, giving up at tick `deadline` if given.
@@ -126,10 +139,13 @@ impl Scheduler {
             return;
         }
         thread.wait_object = 0;
+        thread.state = RunState::Ready;
+        thread.publish();
         let priority = thread.priority;
-        self.sleeping.retain(|&t| t != id);
+        if !self.sleeping.is_empty() {
+            self.sleeping.retain(|&t| t != id);
+        }
         self.ready[priority.0 as usize].push_back(id);
-        self.set_state(id, RunState::Ready);
         debug::record(EventKind::Wake, id, 0, 0);
     }
 
@@ -145,6 +161,11 @@ impl Scheduler {
             if let Some(thread) = self.threads.get(&target) {
                 let queue = &mut self.ready[thread.priority.0 as usize];
                 if best.is_none_or(|p| thread.priority >= p) {
+                    // Usually just woken: last in its queue.
+                    if queue.back() == Some(&target) {
+                        queue.pop_back();
+                        return target;
+                    }
                     if let Some(position) = queue.iter().position(|&t| t == target) {
                         queue.remove(position);
                         return target;
@@ -207,14 +228,19 @@ impl Scheduler {
         competition.is_some_and(|p| p > own || (p == own && expired) || idle)
     }
 
-    /// Switches `frame` from the running thread to the next one. Returns a thread that died
-    /// and is now off the CPU, for the caller to free outside this lock.
-    pub fn switch(&mut self, frame: &mut TrapFrame) -> Option<Thread> {
+    /// Switches from the running thread, whose trap is `frame`, to the next one. Returns the
+    /// frame to resume, and a thread that died and is now off the CPU, for the caller to free
+    /// outside this lock.
+    pub fn switch(&mut self, frame: &mut TrapFrame) -> (*mut TrapFrame, Option<Box<Thread>>) {
         let from = self.current;
         let idle = self.idle;
         let thread = self.current_mut();
-        *thread.context = *frame;
-        if thread.state == RunState::Running {
+        if !core::ptr::eq(&*thread.context, frame) {
+            *thread.context = *frame; // the boot code's traps before its first switch
+        }
+        let dead = thread.state == RunState::Dead;
+        let preempted = thread.state == RunState::Running;
+        if preempted {
             thread.state = RunState::Ready;
             let priority = thread.priority;
             if from != idle {
@@ -223,33 +249,30 @@ impl Scheduler {
         }
         let to = self.pick_next();
         // A dead thread's row is freed with it, by the caller.
-        let dead = if self.threads[&from].state == RunState::Dead {
+        let dead = if dead {
             debug::record(EventKind::ThreadExit, from, 0, 0);
             self.threads.remove(&from)
         } else {
-            self.publish(from);
+            // A thread that blocked or slept published that itself.
+            if preempted && to != from {
+                self.current().publish();
+            }
             None
         };
-        let next = self.threads.get_mut(&to).expect("next thread missing");
+        let next = &mut **self.threads.get_mut(&to).expect("next thread missing");
         next.state = RunState::Running;
         next.quantum_left = QUANTUM_TICKS;
         if to != from {
             next.switches += 1;
         }
-        *frame = *next.context;
+        let resume: *mut TrapFrame = &mut *next.context;
+        crate::arch::trap::use_frame(resume);
+        self.running = next;
         self.current = to;
-        self.publish(to);
         if to != from {
+            self.current().publish();
             debug::switched(from, to);
         }
-        dead
-    }
-
-    fn publish(&self, id: ThreadId) {
-        if let Some(thread) = self.threads.get(&id) {
-            if let Some(row) = &thread.debug_row {
-                row.set(thread.row());
-            }
-        }
+        (resume, dead)
     }
 }

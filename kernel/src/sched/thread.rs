@@ -83,6 +83,18 @@ pub struct Thread {
 }
 
 impl Thread {
+    /// Shows what changes of it (state, wait, CPU time, switches) in its debug-state row.
+    pub fn publish(&self) {
+        if let Some(row) = &self.debug_row {
+            row.update(|r| {
+                r.state = self.state;
+                r.wait_object = self.wait_object;
+                r.run_ticks = self.run_ticks;
+                r.switches = self.switches;
+            });
+        }
+    }
+
     /// What the debug-state block shows of it.
     pub fn row(&self) -> ThreadRow {
         ThreadRow {

@@ -1,7 +1,9 @@
-//! GDT and TSS. The TSS matters for its Interrupt Stack Table: every interrupt and exception
-//! runs on an IST stack, never on the interrupted thread's stack, because the prebuilt `core`
-//! uses the red zone below `rsp` that a same-stack interrupt frame would overwrite.
+//! GDT and TSS. The TSS matters for its Interrupt Stack Table: no interrupt or exception pushes
+//! onto the interrupted thread's stack, because the prebuilt `core` uses the red zone below
+//! `rsp` that a same-stack interrupt frame would overwrite. Ordinary traps are pushed into the
+//! running thread's saved-context frame (`set_trap_stack`) and handled on the trap stack.
 
+use core::mem::size_of;
 use spin::Once;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
@@ -9,7 +11,8 @@ use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
-/// IST slot (1-based, as the IDT counts) for ordinary interrupts and exceptions.
+/// IST slot (1-based, as the IDT counts) for ordinary interrupts and exceptions: points just
+/// past the frame the trap is saved into.
 pub const IST_TRAP: u8 = 1;
 /// A separate stack for faults that may hit while the first one is in use: #DF, NMI, #MC.
 pub const IST_CRITICAL: u8 = 2;
@@ -19,10 +22,14 @@ const IST_SIZE: usize = 32 * 1024;
 #[repr(C, align(16))]
 struct Stack([u8; IST_SIZE]);
 
+/// Where trap handlers run, once `trap_common` has saved the frame.
 static mut TRAP_STACK: Stack = Stack([0; IST_SIZE]);
 static mut CRITICAL_STACK: Stack = Stack([0; IST_SIZE]);
+/// Where traps are saved before the scheduler gives the boot code a thread frame.
+static mut BOOT_FRAME: crate::arch::trap::TrapFrame = unsafe { core::mem::zeroed() };
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// Written on every thread switch (`set_trap_stack`); the CPU reads it at each trap.
+static mut TSS: TaskStateSegment = TaskStateSegment::new();
 static GDT: Once<(GlobalDescriptorTable, SegmentSelector, SegmentSelector, SegmentSelector)> = Once::new();
 
 fn stack_top(stack: *mut Stack) -> VirtAddr {
@@ -30,12 +37,13 @@ fn stack_top(stack: *mut Stack) -> VirtAddr {
 }
 
 pub fn init() {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        tss.interrupt_stack_table[IST_TRAP as usize - 1] = stack_top(&raw mut TRAP_STACK);
+    // SAFETY: before interrupts are enabled, on the one CPU.
+    let tss: &'static TaskStateSegment = unsafe {
+        let tss = &mut *(&raw mut TSS);
+        tss.interrupt_stack_table[IST_TRAP as usize - 1] = VirtAddr::from_ptr(&raw mut BOOT_FRAME) + size_of::<crate::arch::trap::TrapFrame>() as u64;
         tss.interrupt_stack_table[IST_CRITICAL as usize - 1] = stack_top(&raw mut CRITICAL_STACK);
         tss
-    });
+    };
     let (gdt, code, data, tss_selector) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let code = gdt.append(Descriptor::kernel_code_segment());
@@ -51,6 +59,19 @@ pub fn init() {
         SS::set_reg(*data);
         load_tss(*tss_selector);
     }
+}
+
+/// Where the CPU saves the next ordinary trap: just past the running thread's frame. Called
+/// with interrupts off.
+pub fn set_trap_stack(top: u64) {
+    // SAFETY: a single store (the TSS is packed: unaligned); the CPU reads the slot only when
+    // it takes a trap.
+    unsafe { (&raw mut TSS.interrupt_stack_table[IST_TRAP as usize - 1]).write_unaligned(VirtAddr::new(top)) };
+}
+
+/// The top of the stack trap handlers run on.
+pub fn trap_stack_top() -> u64 {
+    stack_top(&raw mut TRAP_STACK).as_u64()
 }
 
 /// Selectors a new thread's first frame needs.

@@ -19,9 +19,9 @@ pub mod trap;
 
 /// Descriptor tables, per-CPU data, interrupt controllers. Returns TSC ticks per microsecond.
 pub fn init() -> u64 {
+    percpu::init_boot_cpu(); // first: the trap entry finds its stack through GS
     gdt::init();
     idt::init();
-    percpu::init_boot_cpu();
     pic::disable();
     ioapic::init();
     apic::init()

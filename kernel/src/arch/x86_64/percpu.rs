@@ -8,6 +8,8 @@ use x86_64::VirtAddr;
 #[repr(C)]
 pub struct PerCpu {
     this: *const PerCpu,
+    /// The stack trap handlers run on (`trap_common` loads it from here).
+    pub trap_stack: u64,
     pub index: u32,
     /// Non-zero while preemption is disabled.
     pub preempt_disabled: Cell<u32>,
@@ -17,6 +19,7 @@ pub struct PerCpu {
 
 static mut BOOT_CPU: PerCpu = PerCpu {
     this: core::ptr::null(),
+    trap_stack: 0,
     index: 0,
     preempt_disabled: Cell::new(0),
     switch_deferred: Cell::new(false),
@@ -26,9 +29,13 @@ pub fn init_boot_cpu() {
     unsafe {
         let cpu = &raw mut BOOT_CPU;
         (*cpu).this = cpu;
+        (*cpu).trap_stack = super::gdt::trap_stack_top();
         GsBase::write(VirtAddr::from_ptr(cpu));
     }
 }
+
+/// Where `trap_common` finds the handler stack, GS-relative.
+pub const TRAP_STACK_OFFSET: usize = core::mem::offset_of!(PerCpu, trap_stack);
 
 pub fn this_cpu() -> &'static PerCpu {
     let cpu: *const PerCpu;

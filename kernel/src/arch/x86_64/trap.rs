@@ -1,7 +1,9 @@
 //! Interrupt and exception entry. Every vector has a 16-byte stub that pushes its number (and a
 //! zero where the CPU pushes no error code) and joins `trap_common`, which saves the full
-//! register file and the SSE state into a `TrapFrame` on the IST stack before any Rust code
-//! runs. A thread switch is then just replacing that frame with another thread's saved one.
+//! register file and the SSE state into a `TrapFrame` before any Rust code runs. The IST slot
+//! the CPU pushes to points just past the running thread's own frame (`use_frame`), so the
+//! trap is saved where the thread keeps its context: a switch copies nothing, it returns the
+//! next thread's frame for `trap_return` to restore.
 
 use core::arch::global_asm;
 
@@ -58,7 +60,15 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+// The CPU aligns the IST pointer down to 16: the frame must end where it begins pushing.
+const _: () = assert!(core::mem::size_of::<TrapFrame>() % 16 == 0);
+
 pub const RFLAGS_IF: u64 = 1 << 9;
+
+/// Traps from now on are saved into `frame` (the running thread's context).
+pub fn use_frame(frame: *mut TrapFrame) {
+    super::gdt::set_trap_stack(frame as u64 + core::mem::size_of::<TrapFrame>() as u64);
+}
 
 impl TrapFrame {
     /// The first frame of a new kernel thread: it "returns" into `entry(arg)` on `stack_top`.
@@ -100,11 +110,15 @@ trap_stubs:
         push 0
     .endif
     push vector
-    jmp trap_common
+    .if (vector == 2) || (vector == 8) || (vector == 18)
+        jmp trap_critical
+    .else
+        jmp trap_common
+    .endif
     .set vector, vector + 1
 .endr
 
-trap_common:
+.macro save_frame
     push rax
     push rbx
     push rcx
@@ -124,7 +138,21 @@ trap_common:
     fxsave64 [rsp]
     mov rdi, rsp
     cld
+.endm
+
+// NMI, #DF, #MC: saved on, and handled on, their own IST stack.
+trap_critical:
+    save_frame
     call {dispatch}
+    mov rsp, rax
+    jmp trap_return
+
+// The frame is the running thread's own: the handler runs on the trap stack.
+trap_common:
+    save_frame
+    mov rsp, gs:[{trap_stack}]
+    call {dispatch}
+    mov rsp, rax
 .global trap_return
 trap_return:
     fxrstor64 [rsp]
@@ -148,6 +176,7 @@ trap_return:
     iretq
 "#,
     dispatch = sym dispatch,
+    trap_stack = const super::percpu::TRAP_STACK_OFFSET,
 );
 
 /// A server that is to stop (killed, or its watchdog) was running wasm: wasmtime unwinds it on
@@ -157,7 +186,9 @@ extern "C" fn stop_wasm(saved: &TrapFrame, _: u64) -> ! {
     super::divert::resume(saved)
 }
 
-extern "C" fn dispatch(frame: &mut TrapFrame) {
+/// Handles the trap saved in `frame`; returns the frame to resume: `frame`, or another
+/// thread's after a switch.
+extern "C" fn dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
     match frame.vector {
         0..=31 => super::exception::handle(frame),
         TIMER_VECTOR => {
@@ -169,9 +200,9 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
             if now % 10 == 0 {
                 crate::debug::control::poll();
             }
-            crate::sched::on_timer_tick(frame, now);
+            return crate::sched::on_timer_tick(frame, now);
         }
-        YIELD_VECTOR => crate::sched::on_yield(frame),
+        YIELD_VECTOR => return crate::sched::on_yield(frame),
         v if (IRQ_BASE..IRQ_BASE + IRQ_COUNT).contains(&v) => {
             crate::debug::count_irq((v - IRQ_BASE) as usize);
             crate::ipc::irq::on_interrupt((v - IRQ_BASE) as u8);
@@ -180,4 +211,5 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
         SPURIOUS_VECTOR => {}
         _ => super::exception::unexpected(frame),
     }
+    frame
 }
