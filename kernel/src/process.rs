@@ -40,7 +40,15 @@ pub fn get(id: ProcessId) -> Option<Arc<Process>> {
 
 /// The process of the calling thread.
 pub fn current() -> Option<Arc<Process>> {
-    get(crate::sched::current_process()?)
+    let process = crate::arch::percpu::this_cpu().process.get();
+    if process.is_null() {
+        return None;
+    }
+    // SAFETY: the running thread holds an Arc of its process, so it is alive: take another.
+    unsafe {
+        Arc::increment_strong_count(process);
+        Some(Arc::from_raw(process))
+    }
 }
 
 /// Asks process `id` to die: its threads are woken from any wait and stop where the runtime
@@ -54,7 +62,8 @@ pub fn request_kill(id: ProcessId) {
 
 /// Whether the calling thread's process is to die.
 pub fn current_killed() -> bool {
-    current().is_some_and(|p| p.kill_requested.load(Ordering::Acquire))
+    // SAFETY: the running thread holds its process.
+    unsafe { crate::arch::percpu::this_cpu().process.get().as_ref() }.is_some_and(|p| p.kill_requested.load(Ordering::Acquire))
 }
 
 /// Ends a process's hold on the system: its capabilities are dropped, the endpoints it served

@@ -8,8 +8,8 @@ use alloc::string::String;
 use alloc::vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-fn in_process(process: &Process, name: &str, f: impl FnOnce() + Send + 'static) -> sched::ThreadId {
-    sched::spawn_in(Some(process.id), name, Priority::NORMAL, DEFAULT_STACK, f).unwrap()
+fn in_process(process: &Arc<Process>, name: &str, f: impl FnOnce() + Send + 'static) -> sched::ThreadId {
+    sched::spawn_in(Some(process), name, Priority::NORMAL, DEFAULT_STACK, f).unwrap()
 }
 
 /// A server process with an endpoint, a client process holding a call handle with `badge`.
@@ -22,7 +22,7 @@ fn pair(badge: u64) -> (Arc<Process>, Handle, Arc<Process>, Handle) {
 }
 
 /// Serves `count` calls, replying with the request upper-cased and the badge appended.
-fn uppercase_server(server: &Process, handle: Handle, count: usize) -> sched::ThreadId {
+fn uppercase_server(server: &Arc<Process>, handle: Handle, count: usize) -> sched::ThreadId {
     in_process(server, "upper", move || {
         for _ in 0..count {
             let Ok(Incoming::Message(message)) = receive(handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!("receive failed") };

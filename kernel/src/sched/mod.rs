@@ -19,7 +19,8 @@ pub use wait::WaitQueue;
 use crate::arch::cpu::InterruptGuard;
 use crate::arch::percpu::this_cpu;
 use crate::arch::trap::{TrapFrame, YIELD_VECTOR};
-use crate::process::ProcessId;
+use crate::process::{Process, ProcessId};
+use alloc::sync::Arc;
 use crate::sync::IrqMutex;
 use alloc::boxed::Box;
 use scheduler::Scheduler;
@@ -56,11 +57,11 @@ pub enum SpawnError {
 }
 
 /// Starts a thread of `process` (None: a kernel thread) running `f` on a stack of `stack_size` bytes.
-pub fn spawn_in(process: Option<ProcessId>, name: &str, priority: Priority, stack_size: u64,
+pub fn spawn_in(process: Option<&Arc<Process>>, name: &str, priority: Priority, stack_size: u64,
                 f: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
     let stack = crate::mm::stacks::allocate(stack_size).map_err(SpawnError::Stack)?;
     let frame = Box::new(TrapFrame::new_thread(thread_start, 0, stack.top()));
-    let id = with(|s| s.add(Name::new(name), priority, frame, Some(stack), Some(Box::new(f)), process));
+    let id = with(|s| s.add(Name::new(name), priority, frame, Some(stack), Some(Box::new(f)), process.cloned()));
     preempt_if_outranked();
     Ok(id)
 }
@@ -97,7 +98,7 @@ pub fn current_run_ticks() -> u64 {
 }
 
 pub fn current_id() -> ThreadId {
-    with(|s| s.current)
+    this_cpu().thread.get()
 }
 
 /// The running thread's name, for fault reports: never waits for the scheduler lock.
@@ -128,10 +129,6 @@ pub(crate) fn block_current(wait_object: u32, deadline: Option<u64>) -> bool {
     with(|s| s.block_current(wait_object, deadline));
     give_up_cpu();
     !with(|s| s.current_timed_out())
-}
-
-pub fn current_process() -> Option<ProcessId> {
-    with(|s| s.current().process)
 }
 
 /// Never inlined: a debugger's breakpoint on it must stop every sleep, as the held kernel's

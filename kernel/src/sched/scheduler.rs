@@ -4,7 +4,8 @@ use super::thread::{Name, Priority, RunState, Thread, ThreadId, TLS_SLOTS};
 use crate::arch::trap::TrapFrame;
 use crate::debug::{self, state::EventKind, Slot};
 use crate::mm::stacks::Stack;
-use crate::process::ProcessId;
+use crate::process::{Process, ProcessId};
+use alloc::sync::Arc;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -56,11 +57,12 @@ impl Scheduler {
         scheduler.idle = scheduler.add(Name::new("idle"), Priority::IDLE, idle_frame, Some(idle_stack), None, None);
         scheduler.ready[Priority::IDLE.0 as usize].clear();
         debug::set_current(BOOT_THREAD);
+        crate::arch::percpu::this_cpu().thread.set(BOOT_THREAD);
         scheduler
     }
 
     pub fn add(&mut self, name: Name, priority: Priority, context: Box<TrapFrame>, stack: Option<Stack>,
-               entry: Option<Box<dyn FnOnce() + Send>>, process: Option<ProcessId>) -> ThreadId {
+               entry: Option<Box<dyn FnOnce() + Send>>, process: Option<Arc<Process>>) -> ThreadId {
         let id = self.next_id;
         self.next_id += 1;
         let mut thread = Box::new(Thread {
@@ -177,7 +179,8 @@ impl Scheduler {
     }
 
     pub fn wake_process(&mut self, process: ProcessId) {
-        let threads: Vec<ThreadId> = self.threads.values().filter(|t| t.process == Some(process)).map(|t| t.id).collect();
+        let threads: Vec<ThreadId> = self.threads.values()
+            .filter(|t| t.process.as_ref().is_some_and(|p| p.id == process)).map(|t| t.id).collect();
         for id in threads {
             self.wake(id);
         }
@@ -267,6 +270,9 @@ impl Scheduler {
         }
         let resume: *mut TrapFrame = &mut *next.context;
         crate::arch::trap::use_frame(resume);
+        let cpu = crate::arch::percpu::this_cpu();
+        cpu.thread.set(to);
+        cpu.process.set(next.process.as_ref().map_or(core::ptr::null(), Arc::as_ptr));
         self.running = next;
         self.current = to;
         if to != from {

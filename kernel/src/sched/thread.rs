@@ -70,7 +70,7 @@ pub struct Thread {
     /// Set when a blocked thread was woken by its deadline rather than by `wake`.
     pub timed_out: bool,
     /// The process it belongs to; None for kernel threads.
-    pub process: Option<crate::process::ProcessId>,
+    pub process: Option<alloc::sync::Arc<crate::process::Process>>,
     /// Identifies what a blocked thread waits on (for the debug view).
     pub wait_object: u32,
     pub quantum_left: u32,
@@ -99,7 +99,7 @@ impl Thread {
     pub fn row(&self) -> ThreadRow {
         ThreadRow {
             id: self.id,
-            process: self.process.unwrap_or(0),
+            process: self.process.as_ref().map_or(0, |p| p.id),
             name: self.name.0,
             state: self.state,
             priority: self.priority.0,

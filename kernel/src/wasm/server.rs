@@ -95,7 +95,8 @@ pub fn start(mut module: BootModule, grants: Vec<Capability>, on_exit: Option<Ex
         }
     }
     exits::started();
-    let spawned = sched::spawn_in(Some(id), name.as_str(), Priority::NORMAL, SERVER_STACK, move || {
+    let owner = process.clone();
+    let spawned = sched::spawn_in(Some(&owner), name.as_str(), Priority::NORMAL, SERVER_STACK, move || {
         let exit = run(&process, &module);
         finish(&process, exit, on_exit);
     });

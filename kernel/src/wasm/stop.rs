@@ -10,7 +10,7 @@ use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 /// Why a server was stopped: carried out of a kernel call as an error, and what a stop in wasm
 /// code is said to be.
@@ -39,7 +39,11 @@ pub struct Stop {
     /// one, never in a trampoline between wasm and the kernel.
     functions: Vec<(u64, u64)>,
     watchdog_ms: Option<u64>,
-    /// Its CPU time (ticks) at its last kernel call: the watchdog's reference.
+    /// Set by each kernel call; the timer interrupt turns it into `cpu_at_last_call` (a store
+    /// here costs a kernel call one instruction, the CPU time would cost it the scheduler lock).
+    called: AtomicBool,
+    /// Its CPU time (ticks) when the timer interrupt last saw it had called the kernel: the
+    /// watchdog's reference.
     cpu_at_last_call: AtomicU64,
     process: Arc<crate::process::Process>,
     /// 0: running; 1: killed; 2: watchdog (set once, by the interrupt).
@@ -57,7 +61,7 @@ impl Stop {
             .collect();
         functions.sort_unstable();
         let stop = Arc::new(Stop {
-            functions, watchdog_ms, process, stopped: AtomicU8::new(0),
+            functions, watchdog_ms, process, stopped: AtomicU8::new(0), called: AtomicBool::new(false),
             cpu_at_last_call: AtomicU64::new(sched::current_run_ticks()),
         });
         RUNNING.lock().insert(sched::current_id(), stop.clone());
@@ -67,7 +71,7 @@ impl Stop {
     /// The server called the kernel: it is not running away.
     #[inline]
     pub fn touch(&self) {
-        self.cpu_at_last_call.store(sched::current_run_ticks(), Ordering::Relaxed);
+        self.called.store(true, Ordering::Relaxed);
     }
 
     /// Why it was stopped while running wasm, if it was.
@@ -90,6 +94,9 @@ impl Stop {
             return Some(1);
         }
         let limit = self.watchdog_ms?;
+        if self.called.swap(false, Ordering::Relaxed) {
+            self.cpu_at_last_call.store(run_ticks, Ordering::Relaxed);
+        }
         let computing = run_ticks.saturating_sub(self.cpu_at_last_call.load(Ordering::Relaxed));
         (computing * 1000 / crate::time::TICK_HZ > limit).then_some(2)
     }

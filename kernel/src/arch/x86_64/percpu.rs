@@ -15,6 +15,10 @@ pub struct PerCpu {
     pub preempt_disabled: Cell<u32>,
     /// A timer tick wanted a switch while preemption was disabled: switch when it is enabled.
     pub switch_deferred: Cell<bool>,
+    /// The running thread and its process (null for a kernel thread), set at each switch so
+    /// kernel calls find them without the scheduler's lock.
+    pub thread: Cell<u32>,
+    pub process: Cell<*const crate::process::Process>,
 }
 
 static mut BOOT_CPU: PerCpu = PerCpu {
@@ -23,6 +27,8 @@ static mut BOOT_CPU: PerCpu = PerCpu {
     index: 0,
     preempt_disabled: Cell::new(0),
     switch_deferred: Cell::new(false),
+    thread: Cell::new(0),
+    process: Cell::new(core::ptr::null()),
 };
 
 pub fn init_boot_cpu() {
