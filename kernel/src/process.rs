@@ -75,7 +75,7 @@ pub fn destroy(id: ProcessId) {
         match capability.object {
             Object::Endpoint(endpoint) if endpoint.owner == id => endpoint.close(),
             Object::Reply(call) => {
-                let _ = call.reply(Err(crate::ipc::error::Error::PeerDied));
+                let _ = call.fail(crate::ipc::error::Error::PeerDied);
             }
             _ => {}
         }

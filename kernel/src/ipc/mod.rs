@@ -57,24 +57,27 @@ fn notification(handle: Handle, rights: Rights) -> Result<Arc<notification::Noti
     })?.0)
 }
 
-/// Sends `request` (moved, not copied: the kernel keeps one copy of a message) and waits.
-pub fn call(handle: Handle, request: impl Into<Vec<u8>>, transfer: &[Handle], timeout_ms: u64) -> Result<Vec<u8>> {
+/// Sends `request` with the handles `transfer` (each moved: the caller keeps its own) and waits
+/// for the answer, which the caller copies out (`Answer::copy_to`).
+pub fn call(handle: Handle, request: &[u8], transfer: &[Handle], timeout_ms: u64) -> Result<endpoint::Answer> {
     let (endpoint, badge) = endpoint(handle, Rights::CALL)?;
-    endpoint.call(badge, request.into(), grants(transfer)?, deadline(timeout_ms))
+    endpoint.call(badge, request, grants(transfer)?, deadline(timeout_ms))
 }
 
 pub struct Message {
     pub badge: u64,
+    /// Bytes of the request, at the start of the receive buffer.
+    pub length: usize,
     /// Answer with `reply(reply_handle, ...)`, once.
     pub reply_handle: Handle,
-    pub transferred: Vec<Handle>,
-    call: Arc<endpoint::Call>,
+    transferred: [Handle; endpoint::MAX_TRANSFER],
+    transferred_count: usize,
 }
 
 impl Message {
-    /// The request, read in place from the call.
-    pub fn data(&self) -> &[u8] {
-        &self.call.request
+    /// The handles that came with the request, now in the receiver's table.
+    pub fn transferred(&self) -> &[Handle] {
+        &self.transferred[..self.transferred_count]
     }
 }
 
@@ -83,11 +86,11 @@ pub enum Incoming {
     Signals(u64),
 }
 
-/// Waits for a call (its request at most `capacity` bytes) or for signals. A call that cannot be
-/// delivered whole fails its caller: one too big for `capacity` with TooBig, and the receiver
+/// Waits for a call, its request copied into `buffer`, or for signals. A call that cannot be
+/// delivered whole fails its caller: one too big for `buffer` with TooBig, and the receiver
 /// waits on, so no client can make a server's receive fail; one whose handles do not fit the
 /// receiver's table with NoSpace, which the receiver gets too (its table is full).
-pub fn receive(handle: Handle, capacity: usize, timeout_ms: u64) -> Result<Incoming> {
+pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Incoming> {
     let (endpoint, _) = endpoint(handle, Rights::RECEIVE)?;
     let deadline = deadline(timeout_ms);
     let process = me()?;
@@ -96,33 +99,38 @@ pub fn receive(handle: Handle, capacity: usize, timeout_ms: u64) -> Result<Incom
             Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
             Received::Call(call) => call,
         };
-        if call.request.len() > capacity {
-            let _ = call.reply(Err(Error::TooBig));
+        let Ok((length, badge, transfers)) = call.deliver(buffer) else {
+            let _ = call.fail(Error::TooBig);
             continue;
-        }
+        };
         let mut table = process.handles.lock();
+        let mut handles = [0; 1 + endpoint::MAX_TRANSFER];
         let capabilities = core::iter::once(Capability { object: Object::Reply(call.clone()), rights: Rights(0), badge: 0 })
-            .chain(call.transfers.iter().cloned());
-        let mut handles = Vec::new();
+            .chain(transfers);
+        let mut inserted = 0;
         for capability in capabilities {
             match table.insert(capability) {
-                Ok(handle) => handles.push(handle),
+                Ok(handle) => {
+                    handles[inserted] = handle;
+                    inserted += 1;
+                }
                 Err(error) => {
                     // All or nothing: take back what went in.
-                    for handle in handles {
+                    for &handle in &handles[..inserted] {
                         let _ = table.remove(handle);
                     }
                     drop(table);
-                    let _ = call.reply(Err(error));
+                    let _ = call.fail(error);
                     return Err(error);
                 }
             }
         }
         return Ok(Incoming::Message(Message {
-            badge: call.badge,
+            badge,
+            length,
             reply_handle: handles[0],
-            transferred: handles[1..].to_vec(),
-            call,
+            transferred: handles[1..].try_into().expect("MAX_TRANSFER handles"),
+            transferred_count: inserted - 1,
         }));
     }
 }
@@ -140,8 +148,11 @@ fn take_reply(reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
     }
 }
 
-pub fn reply(reply_handle: Handle, data: impl Into<Vec<u8>>) -> Result<()> {
-    take_reply(reply_handle)?.answer(data.into())
+pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
+    if data.len() > endpoint::MAX_MESSAGE {
+        return Err(Error::TooBig);
+    }
+    take_reply(reply_handle)?.answer(data)
 }
 
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {

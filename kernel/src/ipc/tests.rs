@@ -12,6 +12,50 @@ fn in_process(process: &Arc<Process>, name: &str, f: impl FnOnce() + Send + 'sta
     sched::spawn_in(Some(process), name, Priority::NORMAL, DEFAULT_STACK, f).unwrap()
 }
 
+/// `call` with the answer copied out, as a server's kernel call does.
+fn call(handle: Handle, request: &[u8], transfer: &[Handle], timeout_ms: u64) -> Result<Vec<u8>> {
+    let answer = super::call(handle, request, transfer, timeout_ms)?;
+    let mut buffer = vec![0; answer.len()];
+    answer.copy_to(&mut buffer)?;
+    Ok(buffer)
+}
+
+/// What the tests' `receive` got: a message with its request, or signals.
+enum Incoming {
+    Message(Received),
+    Signals(u64),
+}
+
+struct Received {
+    message: Message,
+    data: Vec<u8>,
+}
+
+impl Received {
+    fn data(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl core::ops::Deref for Received {
+    type Target = Message;
+    fn deref(&self) -> &Message {
+        &self.message
+    }
+}
+
+/// `receive` into a buffer of `capacity` bytes.
+fn receive(handle: Handle, capacity: usize, timeout_ms: u64) -> Result<Incoming> {
+    let mut buffer = vec![0; capacity];
+    Ok(match super::receive(handle, &mut buffer, timeout_ms)? {
+        super::Incoming::Signals(bits) => Incoming::Signals(bits),
+        super::Incoming::Message(message) => {
+            buffer.truncate(message.length);
+            Incoming::Message(Received { message, data: buffer })
+        }
+    })
+}
+
 /// A server process with an endpoint, a client process holding a call handle with `badge`.
 fn pair(badge: u64) -> (Arc<Process>, Handle, Arc<Process>, Handle) {
     let server = process::create("server", vec![]);
@@ -28,7 +72,7 @@ fn uppercase_server(server: &Arc<Process>, handle: Handle, count: usize) -> sche
             let Ok(Incoming::Message(message)) = receive(handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!("receive failed") };
             let mut answer = message.data().to_ascii_uppercase();
             answer.extend_from_slice(&message.badge.to_le_bytes());
-            reply(message.reply_handle, answer).unwrap();
+            reply(message.reply_handle, &answer).unwrap();
         }
     })
 }
@@ -141,8 +185,8 @@ kernel_test!(ipc_handles_pass_in_messages, {
     let given = grant(&client, Object::Notification(notification), Rights::SIGNAL.union(Rights::GRANT), 0).unwrap();
     let server_thread = in_process(&server, "server", move || {
         let Ok(Incoming::Message(m)) = receive(receive_handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!() };
-        assert_eq!(m.transferred.len(), 1);
-        signal(m.transferred[0], 0b101).unwrap();
+        assert_eq!(m.transferred().len(), 1);
+        signal(m.transferred()[0], 0b101).unwrap();
         reply(m.reply_handle, b"signalled").unwrap();
     });
     let client_thread = in_process(&client, "client", move || {

@@ -131,6 +131,25 @@ pub(crate) fn block_current(wait_object: u32, deadline: Option<u64>) -> bool {
     !with(|s| s.current_timed_out())
 }
 
+/// Blocks the calling thread until `condition` holds, its process is killed, or tick
+/// `deadline`: whoever makes the condition true wakes it by id (`wake`). Returns whether the
+/// condition holds. `wait_object` names what it waits on, for the debug view.
+pub fn wait_for(mut condition: impl FnMut() -> bool, deadline: Option<u64>, wait_object: u32) -> bool {
+    loop {
+        // With interrupts off between the check and the block, a wake cannot slip in.
+        let _irq = InterruptGuard::new();
+        if condition() {
+            return true;
+        }
+        if crate::process::current_killed() {
+            return false;
+        }
+        if !block_current(wait_object, deadline) {
+            return condition();
+        }
+    }
+}
+
 /// Never inlined: a debugger's breakpoint on it must stop every sleep, as the held kernel's
 /// loop does once a second; inlined into that loop it is hit once at most.
 #[inline(never)]

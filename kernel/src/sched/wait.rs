@@ -52,8 +52,12 @@ impl WaitQueue {
 
     pub fn wake_all(&self) -> usize {
         let _irq = InterruptGuard::new();
-        let waiters: VecDeque<ThreadId> = core::mem::take(&mut *self.waiters.lock());
-        waiters.iter().for_each(|&t| super::wake(t));
-        waiters.len()
+        // One at a time, keeping the queue's buffer: a wait then never allocates.
+        let mut woken = 0;
+        while let Some(waiter) = self.waiters.lock().pop_front() {
+            super::wake(waiter);
+            woken += 1;
+        }
+        woken
     }
 }

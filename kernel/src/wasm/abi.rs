@@ -11,7 +11,7 @@ use super::exits::Exit;
 use super::link::memory_of;
 use super::server::ServerState;
 use crate::ipc::handle::{Object, Rights};
-use crate::ipc::{self, error::Error, Incoming};
+use crate::ipc::{self, error::Error};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::mem::size_of;
@@ -42,12 +42,22 @@ fn with_guest<R>(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest
     Ok(f(&mut Guest::new(memory.data_mut(caller))))
 }
 
-/// Copies a guest buffer into the kernel so no guest memory is borrowed while blocking.
-fn copy_in(guest: &Guest, ptr: u32, len: u32) -> Result<Vec<u8>, Error> {
+/// A message in guest memory: TooBig before any bounds check, as the ABI orders its errors.
+fn message<'g>(guest: &'g Guest, ptr: u32, len: u32) -> Result<&'g [u8], Error> {
     if len as usize > ipc::endpoint::MAX_MESSAGE {
         return Err(Error::TooBig);
     }
-    Ok(guest.bytes(ptr, len)?.to_vec())
+    Ok(guest.bytes(ptr, len)?)
+}
+
+/// Runs a blocking kernel call `f` with the server's memory (a server's linear memory never
+/// moves, and only its own thread touches it), then stops the server if it was killed meanwhile.
+fn blocking(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> Result<i64, Error>) -> wasmtime::Result<i64> {
+    enter(caller)?;
+    let memory = memory_of(caller)?;
+    let result = f(&mut Guest::new(memory.data_mut(&mut *caller)));
+    caller.data().check_killed()?;
+    Ok(code(result))
 }
 
 fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<Vec<u32>, Error> {
@@ -60,42 +70,27 @@ fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<Vec<u32>, Error> {
 pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
     linker.func_wrap(MODULE, "call", |mut c: Caller<'_, ServerState>, endpoint: i32, request: i32, request_len: i32,
                                        reply: i32, reply_capacity: i32, transfer: i32, transfer_count: i32, timeout: i64| {
-        let arguments = with_guest(&mut c, |g| -> Result<_, Error> {
-            Ok((copy_in(g, request as u32, request_len as u32)?, handles_in(g, transfer as u32, transfer_count as u32)?))
-        })?;
-        let answer = arguments.and_then(|(data, handles)| ipc::call(endpoint as u32, data, &handles, timeout as u64));
-        with_guest(&mut c, |g| {
-            code(answer.and_then(|answer| {
-                if answer.len() > reply_capacity as usize {
-                    return Err(Error::TooBig);
-                }
-                g.write(reply as u32, &answer)?;
-                Ok(answer.len() as i64)
-            })) as i32
-        })
+        blocking(&mut c, |g| {
+            let handles = handles_in(g, transfer as u32, transfer_count as u32)?;
+            let answer = ipc::call(endpoint as u32, message(g, request as u32, request_len as u32)?, &handles, timeout as u64)?;
+            if answer.len() > reply_capacity as usize {
+                return Err(Error::TooBig);
+            }
+            Ok(answer.copy_to(g.bytes_mut(reply as u32, answer.len() as u32)?)? as i64)
+        }).map(|code| code as i32)
     })?;
     linker.func_wrap(MODULE, "receive", |mut c: Caller<'_, ServerState>, endpoint: i32, buffer: i32, capacity: i32,
                                           info: i32, timeout: i64| {
-        // Check the buffers before blocking, so a bad pointer cannot swallow a message.
-        let checked = with_guest(&mut c, |g| -> Result<(), Error> {
-            g.bytes(buffer as u32, capacity as u32)?;
+        blocking(&mut c, |g| {
+            // Check the buffers before blocking, so a bad pointer cannot swallow a message.
             g.bytes(info as u32, size_of::<KwastMessage>() as u32)?;
-            Ok(())
-        })?;
-        let incoming = checked.and_then(|()| ipc::receive(endpoint as u32, capacity as u32 as usize, timeout as u64));
-        with_guest(&mut c, |g| {
-            code(incoming.and_then(|incoming| {
-                if let Incoming::Message(message) = &incoming {
-                    g.write(buffer as u32, message.data())?;
-                }
-                g.write(info as u32, KwastMessage::of(&incoming).as_bytes())?;
-                Ok(0)
-            })) as i32
-        })
+            let incoming = ipc::receive(endpoint as u32, g.bytes_mut(buffer as u32, capacity as u32)?, timeout as u64)?;
+            g.write(info as u32, KwastMessage::of(&incoming).as_bytes())?;
+            Ok(0)
+        }).map(|code| code as i32)
     })?;
     linker.func_wrap(MODULE, "reply", |mut c: Caller<'_, ServerState>, reply: i32, data: i32, len: i32| {
-        let data = with_guest(&mut c, |g| copy_in(g, data as u32, len as u32))?;
-        Ok(code(data.and_then(|data| ipc::reply(reply as u32, data).map(|()| 0))) as i32)
+        with_guest(&mut c, |g| code(message(g, data as u32, len as u32).and_then(|data| ipc::reply(reply as u32, data)).map(|()| 0)) as i32)
     })?;
     linker.func_wrap(MODULE, "signal", |mut c: Caller<'_, ServerState>, notification: i32, bits: i64| {
         enter(&mut c)?;

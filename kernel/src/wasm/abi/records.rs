@@ -48,9 +48,9 @@ impl KwastMessage {
             }
             Incoming::Message(message) => {
                 record.badge = message.badge;
-                record.length = message.data().len() as u32;
+                record.length = message.length as u32;
                 record.reply = message.reply_handle;
-                for (slot, &handle) in record.transferred.iter_mut().zip(&message.transferred) {
+                for (slot, &handle) in record.transferred.iter_mut().zip(message.transferred()) {
                     *slot = handle;
                     record.transferred_count += 1;
                 }
