@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 const QUANTUM_TICKS: u32 = 10;
 const BOOT_THREAD: ThreadId = 1;
 const PUBLISH_EVERY_TICKS: u64 = 10;
+const ID_CACHE: usize = 64;
 
 pub struct Scheduler {
     /// Boxed: `running` points into one, and a frame's address must not move (the CPU saves
@@ -21,6 +22,9 @@ pub struct Scheduler {
     threads: BTreeMap<ThreadId, Box<Thread>>,
     /// The thread `current` names, found without a lookup: switches and kernel calls ask for it.
     running: *mut Thread,
+    /// A direct-mapped cache of `threads` by id (ids are sequential, so live threads rarely
+    /// share an entry): a wake or switch finds its thread in a few instructions, not a search.
+    by_id: [(ThreadId, *mut Thread); ID_CACHE],
     ready: [VecDeque<ThreadId>; Priority::LEVELS],
     sleeping: Vec<ThreadId>,
     pub current: ThreadId,
@@ -40,6 +44,7 @@ impl Scheduler {
         let mut scheduler = Scheduler {
             threads: BTreeMap::new(),
             running: core::ptr::null_mut(),
+            by_id: [(0, core::ptr::null_mut()); ID_CACHE],
             ready: Default::default(),
             sleeping: Vec::new(),
             current: BOOT_THREAD,
@@ -76,6 +81,7 @@ impl Scheduler {
             queue.reserve(count.saturating_sub(queue.len()));
         }
         self.sleeping.reserve(count.saturating_sub(self.sleeping.len()));
+        self.by_id[id as usize % ID_CACHE] = (id, &mut *thread);
         self.threads.insert(id, thread);
         self.ready[priority.0 as usize].push_back(id);
         debug::record(EventKind::ThreadStart, id, priority.0 as u64, 0);
@@ -83,7 +89,26 @@ impl Scheduler {
     }
 
     pub fn get(&self, id: ThreadId) -> Option<&Thread> {
-        self.threads.get(&id).map(|t| &**t)
+        match self.by_id[id as usize % ID_CACHE] {
+            // SAFETY: an entry is cleared when its thread is removed.
+            (cached, thread) if cached == id => Some(unsafe { &*thread }),
+            _ => self.threads.get(&id).map(|t| &**t),
+        }
+    }
+
+    fn get_mut(&mut self, id: ThreadId) -> Option<&mut Thread> {
+        match self.by_id[id as usize % ID_CACHE] {
+            // SAFETY: as `get`; `&mut self` makes the borrow unique.
+            (cached, thread) if cached == id => Some(unsafe { &mut *thread }),
+            _ => self.threads.get_mut(&id).map(|t| &mut **t),
+        }
+    }
+
+    fn remove(&mut self, id: ThreadId) -> Option<Box<Thread>> {
+        if self.by_id[id as usize % ID_CACHE].0 == id {
+            self.by_id[id as usize % ID_CACHE] = (0, core::ptr::null_mut());
+        }
+        self.threads.remove(&id)
     }
 
     pub fn current(&self) -> &Thread {
@@ -101,7 +126,7 @@ impl Scheduler {
     }
 
     fn set_state(&mut self, id: ThreadId, run_state: RunState) {
-        if let Some(thread) = self.threads.get_mut(&id) {
+        if let Some(thread) = self.get_mut(id) {
             thread.state = run_state;
             thread.publish();
         }
@@ -136,7 +161,7 @@ impl Scheduler {
     }
 
     pub fn wake(&mut self, id: ThreadId) {
-        let Some(thread) = self.threads.get_mut(&id) else { return };
+        let Some(thread) = self.get_mut(id) else { return };
         if !matches!(thread.state, RunState::Blocked | RunState::Sleeping) {
             return;
         }
@@ -160,9 +185,9 @@ impl Scheduler {
     fn pick_next(&mut self) -> ThreadId {
         let best = self.highest_ready();
         if let Some(target) = self.hand_off.take() {
-            if let Some(thread) = self.threads.get(&target) {
-                let queue = &mut self.ready[thread.priority.0 as usize];
-                if best.is_none_or(|p| thread.priority >= p) {
+            if let Some(priority) = self.get(target).map(|t| t.priority) {
+                let queue = &mut self.ready[priority.0 as usize];
+                if best.is_none_or(|p| priority >= p) {
                     // Usually just woken: last in its queue.
                     if queue.back() == Some(&target) {
                         queue.pop_back();
@@ -218,8 +243,8 @@ impl Scheduler {
         let mut i = 0;
         while i < self.sleeping.len() {
             let id = self.sleeping[i];
-            if self.threads[&id].wake_at <= now {
-                let thread = self.threads.get_mut(&id).expect("sleeping thread missing");
+            if self.get(id).is_some_and(|t| t.wake_at <= now) {
+                let thread = self.get_mut(id).expect("sleeping thread missing");
                 thread.timed_out = thread.state == RunState::Blocked;
                 self.wake(id);
             } else {
@@ -254,7 +279,7 @@ impl Scheduler {
         // A dead thread's row is freed with it, by the caller.
         let dead = if dead {
             debug::record(EventKind::ThreadExit, from, 0, 0);
-            self.threads.remove(&from)
+            self.remove(from)
         } else {
             // A thread that blocked or slept published that itself.
             if preempted && to != from {
@@ -262,7 +287,7 @@ impl Scheduler {
             }
             None
         };
-        let next = &mut **self.threads.get_mut(&to).expect("next thread missing");
+        let next = self.get_mut(to).expect("next thread missing");
         next.state = RunState::Running;
         next.quantum_left = QUANTUM_TICKS;
         if to != from {
