@@ -102,7 +102,7 @@ static void fill_arena(void) {
 
 static void kwast_once(void) {
     uint32_t n = length(), m = length();
-    switch (below(19)) {
+    switch (below(20)) {
     case 0: {
         kwast_handle to = below(2) ? pong : handle();
         int32_t r = kwast_call(to, (void *)buffer(n), n, (void *)buffer(m), m, (kwast_handle *)buffer(16), below(7), timeout());
@@ -112,6 +112,9 @@ static void kwast_once(void) {
     }
     case 1: count("kwast_receive", kwast_receive(handle(), (void *)buffer(n), n, (kwast_message *)buffer(sizeof(kwast_message)), timeout())); break;
     case 2: count("kwast_reply", kwast_reply(handle(), (void *)buffer(n), n)); break;
+    case 19: count("kwast_reply_receive", kwast_reply_receive(below(2) ? 0 : handle(), (void *)buffer(n), n, handle(),
+                                                              (void *)buffer(m), m, (kwast_message *)buffer(sizeof(kwast_message)),
+                                                              timeout())); break;
     case 3: count("kwast_signal", kwast_signal(handle(), next())); break;
     case 4: count("kwast_wait", kwast_wait(handle(), timeout())); break;
     case 5: count("kwast_irq_ack", kwast_irq_ack(handle())); break;

@@ -94,6 +94,13 @@ int32_t kwast_receive(kwast_handle endpoint, void *buffer, uint32_t capacity, kw
 KWAST_IMPORT(reply)
 int32_t kwast_reply(kwast_handle reply, const void *data, uint32_t length);
 
+/* A server's loop in one kernel call: answers `reply` as kwast_reply (0: nothing to answer),
+ * then waits as kwast_receive. A caller that gave up is no error here: the server serves on.
+ * Any other error of the reply is returned, and nothing is received. */
+KWAST_IMPORT(reply_receive)
+int32_t kwast_reply_receive(kwast_handle reply, const void *data, uint32_t length, kwast_handle endpoint,
+                            void *buffer, uint32_t capacity, kwast_message *info, uint64_t timeout_ms);
+
 /* ORs `bits` into a notification (needs KWAST_RIGHT_SIGNAL). A notification has 63 bits
  * (KWAST_SIGNAL_BITS), so that kwast_wait can return them; bit 63 is KWAST_EINVALIDARGUMENT
  * here, in kwast_irq_bind and in kwast_spawn's exit_bits. */

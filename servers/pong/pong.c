@@ -1,4 +1,5 @@
-/* pong: answers every call with its own message (the other half of ping).
+/* pong: answers every call with its own message (the other half of ping), the way a server
+ * loops: each answer goes with the next receive, in one kernel call.
  * "yield N" is answered at once, then pong gives up the CPU N times, so ping can time thread
  * switches. Grants: KWAST_GRANT(0) receive right of the "pong" endpoint. */
 #include <kwast.h>
@@ -8,10 +9,14 @@
 
 int main(void) {
     static char buffer[KWAST_MAX_MESSAGE];
+    kwast_handle pending = 0;  /* the call the next receive answers first (0: none) ... */
+    uint32_t answer = 0;       /* ... with the first `answer` bytes of buffer: its echo */
     for (;;) {
         kwast_message info;
-        if (kwast_receive(KWAST_GRANT(0), buffer, sizeof buffer - 1, &info, KWAST_FOREVER) < 0)
+        if (kwast_reply_receive(pending, buffer, answer, KWAST_GRANT(0), buffer, sizeof buffer - 1, &info,
+                                KWAST_FOREVER) < 0)
             return 1;
+        pending = 0;
         if (info.kind != KWAST_MESSAGE)
             continue;
         for (uint32_t i = 0; i < info.transferred_count; i++)
@@ -25,7 +30,8 @@ int main(void) {
             kwast_reply(info.reply, "", 0);
             return 0;
         } else {
-            kwast_reply(info.reply, buffer, info.length);
+            pending = info.reply;
+            answer = info.length;
         }
     }
 }

@@ -81,6 +81,8 @@ impl Call {
             return Err(Error::TooBig);
         }
         let endpoint = self.finish(Ok(()), |reply| reply.extend_from_slice(data))?;
+        // The caller runs next when this receiver blocks again (its next receive).
+        sched::hand_off_to(self.inner.lock().caller);
         debug::record(EventKind::IpcReply, sched::current_id(), endpoint as u64, data.len() as u64);
         Ok(())
     }

@@ -67,6 +67,15 @@ fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<Vec<u32>, Error> {
     (0..count).map(|i| Ok(guest.read_u32(ptr + 4 * i)?)).collect()
 }
 
+/// `kwast_receive` on the server's memory.
+fn receive(g: &mut Guest, endpoint: i32, buffer: i32, capacity: i32, info: i32, timeout: i64) -> Result<i64, Error> {
+    // Check the buffers before blocking, so a bad pointer cannot swallow a message.
+    g.bytes(info as u32, size_of::<KwastMessage>() as u32)?;
+    let incoming = ipc::receive(endpoint as u32, g.bytes_mut(buffer as u32, capacity as u32)?, timeout as u64)?;
+    g.write(info as u32, KwastMessage::of(&incoming).as_bytes())?;
+    Ok(0)
+}
+
 pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
     linker.func_wrap(MODULE, "call", |mut c: Caller<'_, ServerState>, endpoint: i32, request: i32, request_len: i32,
                                        reply: i32, reply_capacity: i32, transfer: i32, transfer_count: i32, timeout: i64| {
@@ -81,12 +90,18 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
     })?;
     linker.func_wrap(MODULE, "receive", |mut c: Caller<'_, ServerState>, endpoint: i32, buffer: i32, capacity: i32,
                                           info: i32, timeout: i64| {
+        blocking(&mut c, |g| receive(g, endpoint, buffer, capacity, info, timeout)).map(|code| code as i32)
+    })?;
+    linker.func_wrap(MODULE, "reply_receive", |mut c: Caller<'_, ServerState>, reply: i32, data: i32, len: i32, endpoint: i32,
+                                                buffer: i32, capacity: i32, info: i32, timeout: i64| {
         blocking(&mut c, |g| {
-            // Check the buffers before blocking, so a bad pointer cannot swallow a message.
-            g.bytes(info as u32, size_of::<KwastMessage>() as u32)?;
-            let incoming = ipc::receive(endpoint as u32, g.bytes_mut(buffer as u32, capacity as u32)?, timeout as u64)?;
-            g.write(info as u32, KwastMessage::of(&incoming).as_bytes())?;
-            Ok(0)
+            if reply != 0 {
+                match ipc::reply(reply as u32, message(g, data as u32, len as u32)?) {
+                    Ok(()) | Err(Error::PeerDied) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            receive(g, endpoint, buffer, capacity, info, timeout)
         }).map(|code| code as i32)
     })?;
     linker.func_wrap(MODULE, "reply", |mut c: Caller<'_, ServerState>, reply: i32, data: i32, len: i32| {
