@@ -87,3 +87,18 @@ def test_starts_are_read_in_order_and_a_second_first_start_is_an_error():
     assert bench.starts(serial, "s") == (40000, [2000])
     with pytest.raises(bench.BenchError, match="expected one first start of s"):
         bench.starts(serial + line.format(40, 40000, "first start"), "s")
+
+
+def test_ping_figures_carry_their_targets_and_minima():
+    serial = "".join(f"[ping] {what}: median {median}, min {low} cycles\n" for what, median, low in (
+        ("64-byte call+reply", 1200, 1190), ("4096-byte call+reply", 2300, 2290), ("call+reply passing a handle", 1500, 1500),
+        ("signal+wait", 600, 590), ("thread switch", 480, 470)))
+    figures = {f.name: f for f in bench.ping_figures(serial)}
+    assert (figures["IPC 64-byte call+reply"].value, figures["IPC 64-byte call+reply"].detail) == (1200, "min 1190")
+    assert figures["IPC 64-byte call+reply"].met is False
+    assert figures["IPC 4096-byte call+reply"].target == 1200 + bench.BIG_CALL_EXTRA and figures["IPC 4096-byte call+reply"].met is False
+    assert figures["thread switch"].met is True
+    assert figures["call passing a handle / plain call"].value == pytest.approx(1.25) and figures["call passing a handle / plain call"].met
+    assert figures["signal+wait / switch"].value == pytest.approx(1.25) and figures["signal+wait / switch"].met is False
+    with pytest.raises(bench.BenchError, match="ping did not report signal\\+wait"):
+        bench.ping_figures(serial.replace("signal+wait", "signal or wait"))

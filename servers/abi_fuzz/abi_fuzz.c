@@ -147,7 +147,7 @@ static void kwast_once(void) {
     }
     case 17: {  /* a well-formed call to pong (perhaps passing a handle): it must echo */
         unsigned char *request = arena, *reply = arena + ARENA / 2;
-        uint32_t size = below(ARENA / 2);  /* pong's buffer holds one byte less than a message */
+        uint32_t size = below(ARENA / 2);  /* up to a message less a byte */
         int32_t r = kwast_call(pong, request, size, reply, ARENA / 2, (kwast_handle *)request, below(2), 1000);
         count("kwast_call", r);
         if (r >= 0 && ((uint32_t)r != size || memcmp(request, reply, size) != 0) && unexpected++ < 10)
