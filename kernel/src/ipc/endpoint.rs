@@ -1,11 +1,12 @@
-//! Endpoints: synchronous call / receive / reply. A caller's message is copied into a call,
-//! handed to one receiver, and the caller sleeps until that receiver replies. A call to a
-//! receiver already waiting hands the CPU straight to it (the fast path) instead of queueing
-//! it behind other ready threads.
+//! Endpoints: synchronous call / receive / reply. A call lends the receiver the caller's
+//! request and reply buffers, and the caller sleeps until that receiver replies: the request is
+//! copied once, into the receiver's buffer, and the reply once, into the caller's. A call to a
+//! receiver already waiting hands the CPU straight to it (the fast path) instead of queueing it
+//! behind other ready threads.
 //!
-//! Calls are pooled with their buffers: once the pool has what the system uses, a round trip
-//! allocates nothing. A call goes back to the pool only when its caller holds the last
-//! reference, so a reply capability never names a call that was reused.
+//! Calls are pooled: once the pool has what the system uses, a round trip allocates nothing. A
+//! call goes back to the pool only when its caller holds the last reference, so a reply
+//! capability never names a call that was reused.
 
 use super::error::{Error, Result};
 use super::handle::Capability;
@@ -23,6 +24,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 pub const MAX_MESSAGE: usize = 4096;
 /// Handles passed with one message, at most (ABI: KWAST_MAX_TRANSFER).
 pub const MAX_TRANSFER: usize = 4;
+/// The capabilities one message carries, inline.
+pub type Transfers = smallvec::SmallVec<[Capability; MAX_TRANSFER]>;
 /// Idle calls kept for reuse.
 const POOL_SIZE: usize = 32;
 
@@ -35,16 +38,46 @@ enum CallState {
     Abandoned,
 }
 
+/// The caller's memory a call reads its request from and writes the reply into: one copy each
+/// way, from server to server. Raw, because other threads use it while the caller is blocked
+/// in the call, and valid until the caller leaves it, which it marks (Abandoned) under the
+/// call's lock: whoever copies holds that lock and checks the state first.
+#[derive(Clone, Copy)]
+pub struct Lent {
+    request: *const u8,
+    request_length: usize,
+    reply: *mut u8,
+    /// What the caller said its reply buffer holds: a longer reply is TooBig.
+    reply_capacity: usize,
+    /// What of it lies in memory the caller may lend: a reply longer than this is BadAddress.
+    reply_room: usize,
+}
+
+impl Lent {
+    /// # Safety
+    /// `request` and `reply_room` bytes at `reply` stay valid, and untouched by anyone else,
+    /// until the call that borrows them returns. They may overlap: they are never used at once.
+    pub unsafe fn new(request: *const u8, request_length: usize, reply: *mut u8, reply_capacity: usize, reply_room: usize) -> Lent {
+        Lent { request, request_length, reply, reply_capacity, reply_room }
+    }
+
+    /// A kernel caller's own buffers.
+    pub fn buffers(request: &[u8], reply: &mut [u8]) -> Lent {
+        Lent { request: request.as_ptr(), request_length: request.len(), reply: reply.as_mut_ptr(), reply_capacity: reply.len(), reply_room: reply.len() }
+    }
+
+    const NONE: Lent = Lent { request: core::ptr::null(), request_length: 0, reply: core::ptr::null_mut(), reply_capacity: 0, reply_room: 0 };
+}
+
 struct CallInner {
     state: CallState,
     endpoint: u32,
     caller: ThreadId,
     badge: u64,
-    request: Vec<u8>,
-    transfers: Vec<Capability>,
-    /// Once Replied: the answer is `reply`, or this error.
-    result: Result<()>,
-    reply: Vec<u8>,
+    lent: Lent,
+    transfers: Transfers,
+    /// Once Replied: the reply's length, or the error.
+    result: Result<usize>,
 }
 
 /// One call in flight.
@@ -52,14 +85,19 @@ pub struct Call {
     inner: IrqMutex<CallInner>,
 }
 
+// SAFETY: the raw pointers in `Lent` are used only under the call's lock, while the caller,
+// blocked in the call, keeps them valid (see `Lent`).
+unsafe impl Send for Call {}
+unsafe impl Sync for Call {}
+
 static POOL: IrqMutex<Vec<Arc<Call>>> = IrqMutex::new(Vec::new());
 
 impl Call {
     fn take() -> Arc<Call> {
         POOL.lock().pop().unwrap_or_else(|| Arc::new(Call {
             inner: IrqMutex::new(CallInner {
-                state: CallState::Abandoned, endpoint: 0, caller: 0, badge: 0,
-                request: Vec::new(), transfers: Vec::new(), result: Ok(()), reply: Vec::new(),
+                state: CallState::Abandoned, endpoint: 0, caller: 0, badge: 0, lent: Lent::NONE,
+                transfers: Transfers::new(), result: Ok(0),
             }),
         }))
     }
@@ -67,7 +105,10 @@ impl Call {
     /// Back to the pool if no one else holds it (a receiver that never replied still may).
     fn recycle(call: &Arc<Call>) {
         if Arc::strong_count(call) == 1 {
-            call.inner.lock().transfers.clear();
+            let mut inner = call.inner.lock();
+            inner.transfers.clear();
+            inner.lent = Lent::NONE;
+            drop(inner);
             let mut pool = POOL.lock();
             if pool.len() < POOL_SIZE {
                 pool.push(call.clone());
@@ -75,24 +116,37 @@ impl Call {
         }
     }
 
-    /// The receiver's answer. `PeerDied` if the caller is no longer waiting.
+    /// The receiver's answer, copied straight into the caller's reply buffer (a reply too long
+    /// for it is the caller's error, not the receiver's). `PeerDied` if the caller is no longer
+    /// waiting.
     pub fn answer(&self, data: &[u8]) -> Result<()> {
         if data.len() > MAX_MESSAGE {
             return Err(Error::TooBig);
         }
-        let endpoint = self.finish(Ok(()), |reply| reply.extend_from_slice(data))?;
+        let (caller, endpoint) = self.finish(|lent| {
+            if data.len() > lent.reply_capacity {
+                return Err(Error::TooBig);
+            }
+            if data.len() > lent.reply_room {
+                return Err(Error::BadAddress);
+            }
+            // SAFETY: the caller is still in the call (`finish` checked, under the lock).
+            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), lent.reply, data.len()) };
+            Ok(data.len())
+        })?;
         // The caller runs next when this receiver blocks again (its next receive).
-        sched::hand_off_to(self.inner.lock().caller);
+        sched::hand_off_to(caller);
         debug::record(EventKind::IpcReply, sched::current_id(), endpoint as u64, data.len() as u64);
         Ok(())
     }
 
     /// Ends the call with `error`. `PeerDied` if the caller is no longer waiting.
     pub fn fail(&self, error: Error) -> Result<()> {
-        self.finish(Err(error), |_| {}).map(drop)
+        self.finish(|_| Err(error)).map(drop)
     }
 
-    fn finish(&self, result: Result<()>, fill: impl FnOnce(&mut Vec<u8>)) -> Result<u32> {
+    /// Ends the call with what `answer` makes of the caller's buffers, and wakes the caller.
+    fn finish(&self, answer: impl FnOnce(&Lent) -> Result<usize>) -> Result<(ThreadId, u32)> {
         let (caller, endpoint) = {
             let mut inner = self.inner.lock();
             match inner.state {
@@ -100,46 +154,41 @@ impl Call {
                 CallState::Abandoned => return Err(Error::PeerDied),
                 CallState::Replied => return Err(Error::InvalidArgument),
             }
-            inner.reply.clear();
-            fill(&mut inner.reply);
-            inner.result = result;
+            inner.result = answer(&inner.lent);
             inner.state = CallState::Replied;
             (inner.caller, inner.endpoint)
         };
         sched::wake(caller);
-        Ok(endpoint)
+        Ok((caller, endpoint))
     }
 
-    /// Takes the request for a receiver: copied into `buffer`, which must hold it. Returns its
-    /// length, the badge and the handles that came with it.
-    pub fn deliver(&self, buffer: &mut [u8]) -> Result<(usize, u64, Vec<Capability>)> {
+    /// Takes the request for a receiver: copied from the caller's memory into `buffer`, which
+    /// must hold it (TooBig), from a caller still waiting (PeerDied); the handles that came
+    /// with it go to `transfers`. Returns its length and the badge.
+    pub fn deliver(&self, buffer: &mut [u8], transfers: &mut Transfers) -> Result<(usize, u64)> {
         let mut inner = self.inner.lock();
-        let length = inner.request.len();
+        if inner.state != CallState::Received {
+            return Err(Error::PeerDied);
+        }
+        let length = inner.lent.request_length;
         let target = buffer.get_mut(..length).ok_or(Error::TooBig)?;
-        target.copy_from_slice(&inner.request);
-        Ok((length, inner.badge, core::mem::take(&mut inner.transfers)))
+        // SAFETY: the caller is still in the call (checked above, under the lock).
+        unsafe { core::ptr::copy_nonoverlapping(inner.lent.request, target.as_mut_ptr(), length) };
+        if crate::debug::control::corrupt_if_requested(target) {
+            crate::kprintln!("endpoint {}: a message corrupted on request", inner.endpoint);
+        }
+        // Moved only when there are any: the inline array is large for a call that has none.
+        if !inner.transfers.is_empty() {
+            transfers.extend(inner.transfers.drain(..));
+        }
+        Ok((length, inner.badge))
     }
 }
 
-/// What a call got back: the reply, read before the call goes back to the pool.
-pub struct Answer(Arc<Call>);
+/// A call taken from the pool, going back when dropped.
+struct Pooled(Arc<Call>);
 
-impl Answer {
-    /// The reply's length.
-    pub fn len(&self) -> usize {
-        self.0.inner.lock().reply.len()
-    }
-
-    /// Copies the reply into `buffer`; its length, or TooBig if it does not fit.
-    pub fn copy_to(&self, buffer: &mut [u8]) -> Result<usize> {
-        let inner = self.0.inner.lock();
-        let target = buffer.get_mut(..inner.reply.len()).ok_or(Error::TooBig)?;
-        target.copy_from_slice(&inner.reply);
-        Ok(target.len())
-    }
-}
-
-impl Drop for Answer {
+impl Drop for Pooled {
     fn drop(&mut self) {
         Call::recycle(&self.0);
     }
@@ -205,24 +254,23 @@ impl Endpoint {
         }
     }
 
-    /// Sends `request` with `transfers` and waits for the reply until tick `deadline`.
-    pub fn call(&self, badge: u64, request: &[u8], transfers: Vec<Capability>, deadline: Option<u64>) -> Result<Answer> {
-        if request.len() > MAX_MESSAGE || transfers.len() > MAX_TRANSFER {
+    /// Sends the request `lent` holds, with the capabilities taken from `transfers`, and waits until tick `deadline` for
+    /// the reply, which goes where `lent` says; returns its length.
+    pub fn call(&self, badge: u64, lent: Lent, transfers: &mut Transfers, deadline: Option<u64>) -> Result<usize> {
+        if lent.request_length > MAX_MESSAGE || transfers.len() > MAX_TRANSFER {
             return Err(Error::TooBig);
         }
-        let answer = Answer(Call::take());
-        let call = &answer.0;
+        let pooled = Pooled(Call::take());
+        let call = &pooled.0;
         {
             let mut inner = call.inner.lock();
             inner.state = CallState::Queued;
             inner.endpoint = self.id;
             inner.caller = sched::current_id();
             inner.badge = badge;
-            inner.request.clear();
-            inner.request.extend_from_slice(request);
-            inner.transfers = transfers;
-            if crate::debug::control::corrupt_if_requested(&mut inner.request) {
-                crate::kprintln!("endpoint {}: a message corrupted on request", self.id);
+            inner.lent = lent;
+            if !transfers.is_empty() {
+                inner.transfers.extend(transfers.drain(..));
             }
         }
         {
@@ -233,22 +281,22 @@ impl Endpoint {
             }
             inner.queue.push_back(call.clone());
         }
-        debug::record(EventKind::IpcCall, sched::current_id(), self.id as u64, request.len() as u64);
+        debug::record(EventKind::IpcCall, sched::current_id(), self.id as u64, lent.request_length as u64);
         if let Some(receiver) = self.receivers.wake_one() {
             sched::hand_off_to(receiver);
         }
         let replied = sched::wait_for(|| call.inner.lock().state == CallState::Replied, deadline, Arc::as_ptr(call) as u32);
         let result = {
+            // Leaving the call: from here on no one touches the lent memory.
             let mut inner = call.inner.lock();
-            let result = if replied { inner.result } else { Err(Error::TimedOut) };
             inner.state = CallState::Abandoned;
-            result.map(|()| inner.reply.len())
+            if replied { inner.result } else { Err(Error::TimedOut) }
         };
         if !replied {
             self.inner.lock().queue.retain(|c| !Arc::ptr_eq(c, call));
         }
-        self.account(request.len() + result.unwrap_or(0), result.is_err());
-        result.map(|_| answer)
+        self.account(lent.request_length + *result.as_ref().unwrap_or(&0), result.is_err());
+        result
     }
 
     /// Waits for a call (or a signal on the bound notification) until tick `deadline`.

@@ -57,11 +57,19 @@ fn notification(handle: Handle, rights: Rights) -> Result<Arc<notification::Noti
     })?.0)
 }
 
-/// Sends `request` with the handles `transfer` (each moved: the caller keeps its own) and waits
-/// for the answer, which the caller copies out (`Answer::copy_to`).
-pub fn call(handle: Handle, request: &[u8], transfer: &[Handle], timeout_ms: u64) -> Result<endpoint::Answer> {
+/// Sends the request `lent` holds with copies of the handles `transfer` and waits for the
+/// answer, which goes where `lent` says: its length.
+pub fn call(handle: Handle, lent: endpoint::Lent, transfer: &[Handle], timeout_ms: u64) -> Result<usize> {
     let (endpoint, badge) = endpoint(handle, Rights::CALL)?;
-    endpoint.call(badge, request, grants(transfer)?, deadline(timeout_ms))
+    let mut transfers = endpoint::Transfers::new();
+    if !transfer.is_empty() {
+        let process = me()?;
+        let table = process.handles.lock();
+        for &handle in transfer {
+            transfers.push(table.get_with(handle, Rights::GRANT)?.clone());
+        }
+    }
+    endpoint.call(badge, lent, &mut transfers, deadline(timeout_ms))
 }
 
 pub struct Message {
@@ -99,9 +107,14 @@ pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Inc
             Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
             Received::Call(call) => call,
         };
-        let Ok((length, badge, transfers)) = call.deliver(buffer) else {
-            let _ = call.fail(Error::TooBig);
-            continue;
+        let mut transfers = endpoint::Transfers::new();
+        let (length, badge) = match call.deliver(buffer, &mut transfers) {
+            Ok(delivered) => delivered,
+            Err(Error::TooBig) => {
+                let _ = call.fail(Error::TooBig);
+                continue;
+            }
+            Err(_) => continue, // its caller left meanwhile
         };
         let mut table = process.handles.lock();
         let mut handles = [0; 1 + endpoint::MAX_TRANSFER];

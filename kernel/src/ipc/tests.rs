@@ -14,10 +14,10 @@ fn in_process(process: &Arc<Process>, name: &str, f: impl FnOnce() + Send + 'sta
 
 /// `call` with the answer copied out, as a server's kernel call does.
 fn call(handle: Handle, request: &[u8], transfer: &[Handle], timeout_ms: u64) -> Result<Vec<u8>> {
-    let answer = super::call(handle, request, transfer, timeout_ms)?;
-    let mut buffer = vec![0; answer.len()];
-    answer.copy_to(&mut buffer)?;
-    Ok(buffer)
+    let mut reply = vec![0; endpoint::MAX_MESSAGE];
+    let length = super::call(handle, endpoint::Lent::buffers(request, &mut reply), transfer, timeout_ms)?;
+    reply.truncate(length);
+    Ok(reply)
 }
 
 /// What the tests' `receive` got: a message with its request, or signals.

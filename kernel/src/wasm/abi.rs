@@ -60,7 +60,7 @@ fn blocking(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> 
     Ok(code(result))
 }
 
-fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<Vec<u32>, Error> {
+fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<smallvec::SmallVec<[u32; ipc::endpoint::MAX_TRANSFER]>, Error> {
     if count as usize > ipc::endpoint::MAX_TRANSFER {
         return Err(Error::TooBig);
     }
@@ -81,11 +81,12 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
                                        reply: i32, reply_capacity: i32, transfer: i32, transfer_count: i32, timeout: i64| {
         blocking(&mut c, |g| {
             let handles = handles_in(g, transfer as u32, transfer_count as u32)?;
-            let answer = ipc::call(endpoint as u32, message(g, request as u32, request_len as u32)?, &handles, timeout as u64)?;
-            if answer.len() > reply_capacity as usize {
-                return Err(Error::TooBig);
-            }
-            Ok(answer.copy_to(g.bytes_mut(reply as u32, answer.len() as u32)?)? as i64)
+            let request = message(g, request as u32, request_len as u32)?.as_ptr();
+            let (reply, room) = g.room(reply as u32);
+            // SAFETY: the server's memory stays, and only its own thread, blocked in the call,
+            // would touch it (a server has one thread).
+            let lent = unsafe { ipc::endpoint::Lent::new(request, request_len as usize, reply, reply_capacity as usize, room) };
+            Ok(ipc::call(endpoint as u32, lent, &handles, timeout as u64)? as i64)
         }).map(|code| code as i32)
     })?;
     linker.func_wrap(MODULE, "receive", |mut c: Caller<'_, ServerState>, endpoint: i32, buffer: i32, capacity: i32,

@@ -32,6 +32,12 @@ impl<'a> Guest<'a> {
         Ok(&mut self.memory[range])
     }
 
+    /// Where `ptr` points, and how many bytes from there lie in memory (0 past its end).
+    pub fn room(&mut self, ptr: u32) -> (*mut u8, usize) {
+        let room = self.memory.len().saturating_sub(ptr as usize);
+        (self.memory.as_mut_ptr().wrapping_add(ptr as usize), room)
+    }
+
     pub fn write(&mut self, ptr: u32, data: &[u8]) -> Result<(), OutOfBounds> {
         self.bytes_mut(ptr, data.len() as u32)?.copy_from_slice(data);
         Ok(())
