@@ -123,7 +123,7 @@ impl Call {
         if data.len() > MAX_MESSAGE {
             return Err(Error::TooBig);
         }
-        let (caller, endpoint) = self.finish(|lent| {
+        let endpoint = self.finish(true, |lent| {
             if data.len() > lent.reply_capacity {
                 return Err(Error::TooBig);
             }
@@ -134,19 +134,19 @@ impl Call {
             unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), lent.reply, data.len()) };
             Ok(data.len())
         })?;
-        // The caller runs next when this receiver blocks again (its next receive).
-        sched::hand_off_to(caller);
         debug::record(EventKind::IpcReply, sched::current_id(), endpoint as u64, data.len() as u64);
         Ok(())
     }
 
     /// Ends the call with `error`. `PeerDied` if the caller is no longer waiting.
     pub fn fail(&self, error: Error) -> Result<()> {
-        self.finish(|_| Err(error)).map(drop)
+        self.finish(false, |_| Err(error)).map(drop)
     }
 
-    /// Ends the call with what `answer` makes of the caller's buffers, and wakes the caller.
-    fn finish(&self, answer: impl FnOnce(&Lent) -> Result<usize>) -> Result<(ThreadId, u32)> {
+    /// Ends the call with what `answer` makes of the caller's buffers, and wakes the caller;
+    /// with `hand_off`, it runs next when this thread blocks again (a server's next receive).
+    /// Returns the endpoint's id.
+    fn finish(&self, hand_off: bool, answer: impl FnOnce(&Lent) -> Result<usize>) -> Result<u32> {
         let (caller, endpoint) = {
             let mut inner = self.inner.lock();
             match inner.state {
@@ -158,8 +158,12 @@ impl Call {
             inner.state = CallState::Replied;
             (inner.caller, inner.endpoint)
         };
-        sched::wake(caller);
-        Ok((caller, endpoint))
+        if hand_off {
+            sched::wake_and_hand_off(caller);
+        } else {
+            sched::wake(caller);
+        }
+        Ok(endpoint)
     }
 
     /// Takes the request for a receiver: copied from the caller's memory into `buffer`, which
@@ -282,9 +286,7 @@ impl Endpoint {
             inner.queue.push_back(call.clone());
         }
         debug::record(EventKind::IpcCall, sched::current_id(), self.id as u64, lent.request_length as u64);
-        if let Some(receiver) = self.receivers.wake_one() {
-            sched::hand_off_to(receiver);
-        }
+        self.receivers.hand_off_one();
         let replied = sched::wait_for(|| call.inner.lock().state == CallState::Replied, deadline, Arc::as_ptr(call) as u32);
         let result = {
             // Leaving the call: from here on no one touches the lent memory.

@@ -183,10 +183,13 @@ pub(crate) fn wake(id: ThreadId) {
     with(|s| s.wake(id));
 }
 
-/// The next switch away from the calling thread goes to `id` if it is ready and no thread of
-/// higher priority is: the IPC fast path, skipping the run queue's order.
-pub fn hand_off_to(id: ThreadId) {
-    with(|s| s.hand_off_to(id));
+/// Wakes `id`, and the next switch away from the calling thread goes to it if no thread of
+/// higher priority is ready: the IPC fast path, skipping the run queue's order.
+pub fn wake_and_hand_off(id: ThreadId) {
+    with(|s| {
+        s.wake(id);
+        s.hand_off_to(id);
+    });
 }
 
 /// Yields if a thread of higher priority than the caller is ready (after a wake or spawn).
