@@ -298,3 +298,102 @@ kernel_test!(ipc_undeliverable_calls_fail_their_caller_only, {
     sched::join(client_thread);
     sched::join(server_thread);
 });
+
+kernel_test!(ipc_reply_lands_in_the_callers_buffer_only, {
+    // The reply is copied once, straight into the lent buffer: its bytes, and not one more.
+    let (server, receive_handle, client, call_handle) = pair(0);
+    let server_thread = in_process(&server, "server", move || {
+        let Ok(Incoming::Message(m)) = receive(receive_handle, 8, FOREVER) else { panic!("receive failed") };
+        assert_eq!(m.data(), b"question");
+        reply(m.reply_handle, b"answer").unwrap();
+    });
+    let client_thread = in_process(&client, "client", move || {
+        let mut reply_buffer = [0xEEu8; 16];
+        let length = super::call(call_handle, endpoint::Lent::buffers(b"question", &mut reply_buffer[..8]), &[], FOREVER);
+        assert_eq!(length, Ok(6));
+        assert_eq!(&reply_buffer[..6], b"answer");
+        assert!(reply_buffer[6..].iter().all(|&b| b == 0xEE), "bytes past the reply are untouched");
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
+});
+
+kernel_test!(ipc_a_caller_killed_mid_call_leaves_its_call_to_the_server, {
+    // The caller is killed while the server holds its call: the caller leaves at once, the
+    // server's late reply finds no one (PeerDied), and the call is not reused meanwhile: a
+    // second client's call through the same endpoint gets its own answer.
+    static STAGE: AtomicU32 = AtomicU32::new(0);
+    let (server, receive_handle, client, call_handle) = pair(1);
+    let second = process::create("second", vec![]);
+    let second_handle = grant(&second, Object::Endpoint(endpoint_of(&client, call_handle)), Rights::CALL, 2).unwrap();
+    let server_thread = in_process(&server, "server", move || {
+        let Ok(Incoming::Message(first)) = receive(receive_handle, 16, FOREVER) else { panic!("receive failed") };
+        STAGE.store(1, Ordering::SeqCst);
+        while STAGE.load(Ordering::SeqCst) < 2 {
+            sched::sleep_ms(1);
+        }
+        assert_eq!(reply(first.reply_handle, b"late"), Err(Error::PeerDied));
+        let Ok(Incoming::Message(next)) = receive(receive_handle, 16, FOREVER) else { panic!("receive failed") };
+        assert_eq!((next.data(), next.badge), (&b"second"[..], 2));
+        reply(next.reply_handle, b"yours").unwrap();
+    });
+    let client_thread = in_process(&client, "doomed", move || {
+        assert!(call(call_handle, b"first", &[], FOREVER).is_err(), "a killed caller leaves its call");
+    });
+    while STAGE.load(Ordering::SeqCst) < 1 {
+        sched::sleep_ms(1);
+    }
+    process::request_kill(client.id);
+    sched::join(client_thread);
+    STAGE.store(2, Ordering::SeqCst);
+    let second_thread = in_process(&second, "second", move || {
+        assert_eq!(call(second_handle, b"second", &[], FOREVER).as_deref(), Ok(&b"yours"[..]));
+    });
+    sched::join(second_thread);
+    sched::join(server_thread);
+});
+
+kernel_test!(ipc_a_receiver_killed_mid_call_fails_the_caller, {
+    // The server dies holding the call: its reply capability goes with it, and the caller
+    // learns PeerDied instead of waiting for ever.
+    static RECEIVED: AtomicU32 = AtomicU32::new(0);
+    let (server, receive_handle, client, call_handle) = pair(1);
+    let server_thread = in_process(&server, "server", move || {
+        let Ok(Incoming::Message(_)) = receive(receive_handle, 16, FOREVER) else { panic!("receive failed") };
+        RECEIVED.store(1, Ordering::SeqCst);
+    });
+    let client_thread = in_process(&client, "caller", move || {
+        assert_eq!(call(call_handle, b"hello", &[], FOREVER), Err(Error::PeerDied));
+    });
+    sched::join(server_thread);
+    assert_eq!(RECEIVED.load(Ordering::SeqCst), 1);
+    process::destroy(server.id);
+    sched::join(client_thread);
+});
+
+kernel_test!(ipc_a_timeout_racing_a_reply_never_delivers_it_late, {
+    // The caller gives up just before the reply: it gets TimedOut, the reply PeerDied, and the
+    // caller's next call gets the next reply, not the stale one.
+    let (server, receive_handle, client, call_handle) = pair(1);
+    let server_thread = in_process(&server, "server", move || {
+        let Ok(Incoming::Message(slow)) = receive(receive_handle, 16, FOREVER) else { panic!("receive failed") };
+        sched::sleep_ms(20);
+        assert_eq!(reply(slow.reply_handle, b"stale"), Err(Error::PeerDied));
+        let Ok(Incoming::Message(next)) = receive(receive_handle, 16, FOREVER) else { panic!("receive failed") };
+        reply(next.reply_handle, b"fresh").unwrap();
+    });
+    let client_thread = in_process(&client, "caller", move || {
+        assert_eq!(call(call_handle, b"slow", &[], 5), Err(Error::TimedOut));
+        assert_eq!(call(call_handle, b"again", &[], FOREVER).as_deref(), Ok(&b"fresh"[..]));
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
+});
+
+/// The endpoint behind a process's handle (a test's set-up, to give another process a copy).
+fn endpoint_of(process: &Process, handle: Handle) -> Arc<Endpoint> {
+    match &process.handles.lock().get(handle).unwrap().object {
+        Object::Endpoint(endpoint) => endpoint.clone(),
+        _ => panic!("not an endpoint"),
+    }
+}
