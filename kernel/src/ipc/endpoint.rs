@@ -103,15 +103,18 @@ impl Call {
     }
 
     /// Back to the pool if no one else holds it (a receiver that never replied still may).
-    fn recycle(call: &Arc<Call>) {
-        if Arc::strong_count(call) == 1 {
-            let mut inner = call.inner.lock();
-            inner.transfers.clear();
-            inner.lent = Lent::NONE;
-            drop(inner);
+    /// Its lent buffers stay behind, unused: it is Abandoned until the next call sets them.
+    fn recycle(call: Arc<Call>) {
+        if Arc::strong_count(&call) == 1 {
+            {
+                let mut inner = call.inner.lock();
+                if !inner.transfers.is_empty() {
+                    inner.transfers.clear(); // a call abandoned before delivery
+                }
+            }
             let mut pool = POOL.lock();
             if pool.len() < POOL_SIZE {
-                pool.push(call.clone());
+                pool.push(call);
             }
         }
     }
@@ -190,17 +193,27 @@ impl Call {
 }
 
 /// A call taken from the pool, going back when dropped.
-struct Pooled(Arc<Call>);
+struct Pooled(Option<Arc<Call>>);
+
+impl Pooled {
+    fn call(&self) -> &Arc<Call> {
+        self.0.as_ref().expect("taken only on drop")
+    }
+}
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        Call::recycle(&self.0);
+        if let Some(call) = self.0.take() {
+            Call::recycle(call);
+        }
     }
 }
 
 struct Inner {
     queue: VecDeque<Arc<Call>>,
     closed: bool,
+    /// Its signals are received here too; under the queue's lock, as receive checks both.
+    notification: Option<Arc<Notification>>,
 }
 
 pub struct Endpoint {
@@ -208,7 +221,6 @@ pub struct Endpoint {
     pub owner: u32,
     inner: IrqMutex<Inner>,
     receivers: WaitQueue,
-    notification: IrqMutex<Option<Arc<Notification>>>,
     debug_row: Option<Slot<EndpointRow>>,
 }
 
@@ -226,9 +238,8 @@ impl Endpoint {
         let debug_row = Slot::claim(EndpointRow { id, owner, waiters: 0, messages: 0, bytes: 0, errors: 0 });
         Arc::new(Endpoint {
             id, owner,
-            inner: IrqMutex::new(Inner { queue: VecDeque::new(), closed: false }),
+            inner: IrqMutex::new(Inner { queue: VecDeque::new(), closed: false, notification: None }),
             receivers: WaitQueue::new(),
-            notification: IrqMutex::new(None),
             debug_row,
         })
     }
@@ -236,7 +247,7 @@ impl Endpoint {
     /// Lets `receive` also return this notification's signals.
     pub fn bind_notification(self: &Arc<Endpoint>, notification: Arc<Notification>) {
         notification.bind(self);
-        *self.notification.lock() = Some(notification);
+        self.inner.lock().notification = Some(notification);
     }
 
     pub(super) fn wake_receivers(&self) {
@@ -264,8 +275,8 @@ impl Endpoint {
         if lent.request_length > MAX_MESSAGE || transfers.len() > MAX_TRANSFER {
             return Err(Error::TooBig);
         }
-        let pooled = Pooled(Call::take());
-        let call = &pooled.0;
+        let pooled = Pooled(Some(Call::take()));
+        let call = pooled.call();
         {
             let mut inner = call.inner.lock();
             inner.state = CallState::Queued;
@@ -303,7 +314,6 @@ impl Endpoint {
 
     /// Waits for a call (or a signal on the bound notification) until tick `deadline`.
     pub fn receive(&self, deadline: Option<u64>) -> Result<Received> {
-        let notification = self.notification.lock().clone();
         let mut received = None;
         let ready = self.receivers.wait_until_deadline(|| {
             let mut inner = self.inner.lock();
@@ -315,7 +325,7 @@ impl Endpoint {
                 received = Some(Received::Call(call));
                 return true;
             }
-            if let Some(bits) = notification.as_ref().map(|n| n.take()).filter(|&b| b != 0) {
+            if let Some(bits) = inner.notification.as_ref().map(|n| n.take()).filter(|&b| b != 0) {
                 received = Some(Received::Signals(bits));
                 return true;
             }

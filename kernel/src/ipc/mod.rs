@@ -118,10 +118,9 @@ pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Inc
         };
         let mut table = process.handles.lock();
         let mut handles = [0; 1 + endpoint::MAX_TRANSFER];
-        let capabilities = core::iter::once(Capability { object: Object::Reply(call.clone()), rights: Rights(0), badge: 0 })
-            .chain(transfers);
+        let reply = Capability { object: Object::Reply(call.clone()), rights: Rights(0), badge: 0 };
         let mut inserted = 0;
-        for capability in capabilities {
+        for capability in core::iter::once(reply).chain(transfers.drain(..)) {
             match table.insert(capability) {
                 Ok(handle) => {
                     handles[inserted] = handle;
