@@ -128,7 +128,7 @@ pub fn give_up_cpu() {
 pub(crate) fn block_current(wait_object: u32, deadline: Option<u64>) -> bool {
     with(|s| s.block_current(wait_object, deadline));
     give_up_cpu();
-    !with(|s| s.current_timed_out())
+    !this_cpu().timed_out.get()
 }
 
 /// Blocks the calling thread until `condition` holds, its process is killed, or tick

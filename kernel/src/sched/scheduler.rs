@@ -150,10 +150,6 @@ impl Scheduler {
         self.set_current_state(RunState::Blocked, wait_object);
     }
 
-    pub fn current_timed_out(&self) -> bool {
-        self.current().timed_out
-    }
-
     pub fn sleep_current(&mut self, wake_at: u64) {
         self.current_mut().wake_at = wake_at;
         self.sleeping.push(self.current);
@@ -298,6 +294,7 @@ impl Scheduler {
         let cpu = crate::arch::percpu::this_cpu();
         cpu.thread.set(to);
         cpu.process.set(next.process.as_ref().map_or(core::ptr::null(), Arc::as_ptr));
+        cpu.timed_out.set(next.timed_out);
         self.running = next;
         self.current = to;
         if to != from {

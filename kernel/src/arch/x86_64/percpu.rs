@@ -19,6 +19,8 @@ pub struct PerCpu {
     /// kernel calls find them without the scheduler's lock.
     pub thread: Cell<u32>,
     pub process: Cell<*const crate::process::Process>,
+    /// Whether the running thread's last block ended by its deadline, not a wake.
+    pub timed_out: Cell<bool>,
 }
 
 static mut BOOT_CPU: PerCpu = PerCpu {
@@ -29,6 +31,7 @@ static mut BOOT_CPU: PerCpu = PerCpu {
     switch_deferred: Cell::new(false),
     thread: Cell::new(0),
     process: Cell::new(core::ptr::null()),
+    timed_out: Cell::new(false),
 };
 
 pub fn init_boot_cpu() {
