@@ -298,14 +298,19 @@ impl Endpoint {
         }
         debug::record(EventKind::IpcCall, sched::current_id(), self.id as u64, lent.request_length as u64);
         self.receivers.hand_off_one();
-        let replied = sched::wait_for(|| call.inner.lock().state == CallState::Replied, deadline, Arc::as_ptr(call) as u32);
-        let result = {
-            // Leaving the call: from here on no one touches the lent memory.
-            let mut inner = call.inner.lock();
+        // Leaving the call, under its lock: from then on no one touches the lent memory.
+        let leave = |inner: &mut CallInner, replied: bool| {
             inner.state = CallState::Abandoned;
             if replied { inner.result } else { Err(Error::TimedOut) }
         };
-        if !replied {
+        let replied = sched::wait_for(|| {
+            let mut inner = call.inner.lock();
+            (inner.state == CallState::Replied).then(|| leave(&mut inner, true))
+        }, deadline, Arc::as_ptr(call) as u32);
+        let result = replied.unwrap_or_else(|| {
+            leave(&mut call.inner.lock(), false)
+        });
+        if replied.is_none() {
             self.inner.lock().queue.retain(|c| !Arc::ptr_eq(c, call));
         }
         self.account(lent.request_length + *result.as_ref().unwrap_or(&0), result.is_err());

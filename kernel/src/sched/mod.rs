@@ -131,21 +131,21 @@ pub(crate) fn block_current(wait_object: u32, deadline: Option<u64>) -> bool {
     !this_cpu().timed_out.get()
 }
 
-/// Blocks the calling thread until `condition` holds, its process is killed, or tick
-/// `deadline`: whoever makes the condition true wakes it by id (`wake`). Returns whether the
-/// condition holds. `wait_object` names what it waits on, for the debug view.
-pub fn wait_for(mut condition: impl FnMut() -> bool, deadline: Option<u64>, wait_object: u32) -> bool {
+/// Blocks the calling thread until `ready` gives a value, its process is killed, or tick
+/// `deadline`: whoever makes it ready wakes the thread by id (`wake`). Returns the value, if
+/// it came. `wait_object` names what it waits on, for the debug view.
+pub fn wait_for<R>(mut ready: impl FnMut() -> Option<R>, deadline: Option<u64>, wait_object: u32) -> Option<R> {
     loop {
         // With interrupts off between the check and the block, a wake cannot slip in.
         let _irq = InterruptGuard::new();
-        if condition() {
-            return true;
+        if let Some(value) = ready() {
+            return Some(value);
         }
         if crate::process::current_killed() {
-            return false;
+            return None;
         }
         if !block_current(wait_object, deadline) {
-            return condition();
+            return ready();
         }
     }
 }
