@@ -5,6 +5,7 @@ host from the same C, give the checksums that both the kernel (natively) and the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 
 import pytest
@@ -82,7 +83,7 @@ def test_a_restart_reuses_the_checked_and_linked_module(kernel_image):
 
 
 def test_starts_are_read_in_order_and_a_second_first_start_is_an_error():
-    line = "server s: s.cwasm ready in {} us, {} cycles (100 bytes, {})\n"
+    line = "server s: s.cwasm ready in {} us, {} cycles (100 bytes, {}) at TSC 1\n"
     serial = line.format(40, 40000, "first start, code at 0x20000001000") + line.format(2, 2000, "module kept from an earlier start")
     assert bench.starts(serial, "s") == (40000, [2000])
     with pytest.raises(bench.BenchError, match="expected one first start of s"):
@@ -102,3 +103,12 @@ def test_ping_figures_carry_their_targets_and_minima():
     assert figures["signal+wait / switch"].value == pytest.approx(1.25) and figures["signal+wait / switch"].met is False
     with pytest.raises(bench.BenchError, match="ping did not report signal\\+wait"):
         bench.ping_figures(serial.replace("signal+wait", "signal or wait"))
+
+
+def test_the_boot_anchor_is_a_multiboot_kernel_that_exits_at_once():
+    # The boot figure's denominator must be a real boot: QEMU loads it as it loads Kwast and
+    # it leaves through isa-debug-exit with success, having printed nothing.
+    hardware = dataclasses.replace(config.load(SETTINGS.configs_dir / "desktop.yaml"), servers=[])
+    outcome = asyncio.run(boot(SETTINGS, hardware, bench.anchor(SETTINGS), timeout=30))
+    assert outcome.status == "success", outcome.describe()
+    assert outcome.serial == ""

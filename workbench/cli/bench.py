@@ -14,14 +14,15 @@ from ..kernel_image import KernelImage
 from .status import EXIT_KERNEL_FAILED
 
 
-SUITES = ("latency", "ipc", "wasm", "start")
+SUITES = ("latency", "ipc", "wasm", "start", "boot")
 
 
 def add_parsers(commands) -> None:
     measure = commands.add_parser("bench", help="measure the workbench's latency, IPC cost, wasm against native code")
     measure.add_argument("--suite", choices=SUITES, action="append",
                          help="run only this suite (repeatable; default: all): latency (kernel state reads, GDB), "
-                              "ipc (ping/pong), wasm (the same C as wasm and native), start (a server's first start and restarts)")
+                              "ipc (ping/pong), wasm (the same C as wasm and native), start (a server's first start and restarts), "
+                              "boot (configs/desktop.yaml against a kernel that does nothing)")
     measure.add_argument("--json", type=Path, metavar="FILE", help="also write every figure (name, value, unit, target, met)")
     measure.add_argument("--history", action="store_true",
                          help="keep this run's figures under the git commit in build/bench-history.json and draw "
@@ -40,7 +41,8 @@ def cmd_bench(args: argparse.Namespace, settings) -> int:
                     hardware = config.load(args.config or settings.default_config)
                     measured = asyncio.run(bench.measure(settings, hardware, image, args.n))
                 else:
-                    measured = asyncio.run({"ipc": bench.ipc, "wasm": bench.wasm_vs_native, "start": bench.server_start}[suite](settings, image))
+                    measured = asyncio.run({"ipc": bench.ipc, "wasm": bench.wasm_vs_native, "start": bench.server_start,
+                                          "boot": bench.boot_figures}[suite](settings, image))
                 for figure in measured:
                     print(figure.line(), flush=True)
                 figures += [{"suite": suite, **figure.record()} for figure in measured]

@@ -137,8 +137,10 @@ fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
         true => alloc::format!("first start, code at {:#x}", module.text().as_ptr() as u64),
         false => String::from("module kept from an earlier start"),
     };
-    crate::kprintln!("server {}: {} ready in {} us, {} cycles ({} bytes, {})", name, file_name,
-                     cycles / crate::time::tsc_per_us(), cycles, bytes.len(), how);
+    // The TSC since reset too: under -icount, every instruction the machine ran to get here
+    // (`kwast-bench bench --suite boot`).
+    crate::kprintln!("server {}: {} ready in {} us, {} cycles ({} bytes, {}) at TSC {}", name, file_name,
+                     cycles / crate::time::tsc_per_us(), cycles, bytes.len(), how, started + cycles);
     let result = start.and_then(|start| start.call(&mut store, ()));
     store.data_mut().wasi.flush();
     match result {
