@@ -4,12 +4,14 @@ is wrong, the seqlock honoured, the event ring in order. Offsets come from the l
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import struct
 
 import pytest
 
 from conftest import SETTINGS
 from live import held_machine
+from workbench import config
 from workbench.gdb import Gdb
 from workbench.state import DebugStateError, QmpMemory
 
@@ -48,6 +50,28 @@ def test_live_state_from_the_running_kernel():
     assert ticks == sorted(ticks), f"cpu 0 ticks went backwards: {ticks}"
     assert ticks[-1] > ticks[0], f"the timer keeps counting while the guest runs: {ticks}"
     # How fast a snapshot is gets measured and printed by `kwast-bench bench`, not asserted here.
+
+
+@pytest.mark.parametrize("count", [2, 4, 8])
+def test_every_cpu_of_the_machine_comes_online(count):
+    # The MADT names them, INIT/STARTUP brings each up through the trampoline, and each is
+    # in the debug state's CPU rows, in order, with the boot CPU first.
+    async def scenario():
+        cpu = dataclasses.replace(config.load(SETTINGS.default_config).cpu, count=count)
+        async with held_machine(cpu=cpu) as (machine, reader, memory):
+            for _ in range(100):
+                if f"cpus: {count} online" in machine.serial_text:
+                    break
+                await asyncio.sleep(0.1)
+            return await reader.read(memory), machine.serial_text
+
+    kernel, serial = run(scenario())
+    assert f"\ncpus: {count} online\n" in serial.replace("\r", ""), serial[-1500:]
+    for index in range(1, count):
+        assert f"cpu {index} online (APIC id {index})" in serial
+    assert "did not answer" not in serial
+    assert kernel.cpu_count == count
+    assert [(cpu.index, cpu.online) for cpu in kernel.cpus] == [(index, 1) for index in range(count)]
 
 
 async def _corrupt_and_read(field: str, value: int):

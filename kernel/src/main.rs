@@ -61,6 +61,7 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
     sched::init();
     // Published once the threads are: a reader that sees the CPU online sees kmain and idle.
     debug::cpu_online(tsc_per_us);
+    arch::smp::start_others();
     random::init();
     if let Err(error) = wasm::engine::init() {
         panic!("the wasm engine does not start: {:#}", error);

@@ -13,5 +13,5 @@ mod record;
 mod rows;
 pub mod state;
 
-pub use record::{count_irq, cpu_online, cpu_ticks, record, set_current, switched};
+pub use record::{count_irq, cpu_online, cpu_ticks, cpu_up, record, set_current, switched};
 pub use rows::Slot;

@@ -35,6 +35,14 @@ pub fn cpu_online(tsc_per_us: u64) {
     });
 }
 
+/// Another CPU, `index`, is online.
+pub fn cpu_up(index: usize) {
+    update(|s| {
+        s.cpus[index].online = 1;
+        s.cpu_count = s.cpu_count.max(index as u32 + 1);
+    });
+}
+
 pub fn cpu_ticks(ticks: u64, idle_ticks: u64) {
     update(|s| {
         s.cpus[0].ticks = ticks;

@@ -13,6 +13,11 @@ const LVT_TIMER: usize = 0x320;
 const TIMER_INITIAL: usize = 0x380;
 const TIMER_CURRENT: usize = 0x390;
 const TIMER_DIVIDE: usize = 0x3E0;
+const ICR_LOW: usize = 0x300;
+const ICR_HIGH: usize = 0x310;
+const ICR_PENDING: u32 = 1 << 12;
+const ICR_INIT: u32 = 0b101 << 8 | 1 << 14;
+const ICR_STARTUP: u32 = 0b110 << 8 | 1 << 14;
 
 const ENABLE: u32 = 1 << 8;
 const TIMER_PERIODIC: u32 = 1 << 17;
@@ -37,10 +42,33 @@ pub fn end_of_interrupt() {
     write(EOI, 0);
 }
 
+/// Enables this CPU's APIC.
+pub fn enable() {
+    write(SPURIOUS, ENABLE | SPURIOUS_VECTOR as u32);
+}
+
+fn send(apic_id: u32, command: u32) {
+    write(ICR_HIGH, apic_id << 24);
+    write(ICR_LOW, command);
+    while read(ICR_LOW) & ICR_PENDING != 0 {
+        core::hint::spin_loop();
+    }
+}
+
+/// INIT to the CPU with local APIC id `apic_id`: it waits for a STARTUP.
+pub fn send_init(apic_id: u32) {
+    send(apic_id, ICR_INIT);
+}
+
+/// STARTUP: the CPU starts in real mode at `page` * 4096.
+pub fn send_startup(apic_id: u32, page: u8) {
+    send(apic_id, ICR_STARTUP | page as u32);
+}
+
 /// Enables the APIC and measures its timer and the TSC over 10 ms of PIT time.
 /// Returns TSC ticks per microsecond.
 pub fn init() -> u64 {
-    write(SPURIOUS, ENABLE | SPURIOUS_VECTOR as u32);
+    enable();
     write(TIMER_DIVIDE, DIVIDE_BY_16);
     write(LVT_TIMER, TIMER_MASKED);
 

@@ -3,6 +3,7 @@
 //! `rsp` that a same-stack interrupt frame would overwrite. Ordinary traps are pushed into the
 //! running thread's saved-context frame (`set_trap_stack`) and handled on the trap stack.
 
+use alloc::boxed::Box;
 use core::mem::size_of;
 use spin::Once;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
@@ -58,6 +59,31 @@ pub fn init() {
         ES::set_reg(*data);
         SS::set_reg(*data);
         load_tss(*tss_selector);
+    }
+}
+
+/// Another CPU's descriptor tables, TSS and IST stacks, loaded on it. Its ordinary traps are
+/// saved in a frame of its own until it runs threads.
+pub fn init_other_cpu() {
+    let frame = Box::leak(Box::new(unsafe { core::mem::zeroed::<crate::arch::trap::TrapFrame>() }));
+    let critical = crate::mm::stacks::allocate(IST_SIZE as u64).expect("no critical-fault stack for a CPU");
+    let tss = Box::leak(Box::new(TaskStateSegment::new()));
+    tss.interrupt_stack_table[IST_TRAP as usize - 1] = VirtAddr::from_ptr(frame) + size_of::<crate::arch::trap::TrapFrame>() as u64;
+    tss.interrupt_stack_table[IST_CRITICAL as usize - 1] = VirtAddr::new(critical.top());
+    core::mem::forget(critical); // the CPU's for good
+    let gdt = Box::leak(Box::new(GlobalDescriptorTable::new()));
+    let code = gdt.append(Descriptor::kernel_code_segment());
+    let data = gdt.append(Descriptor::kernel_data_segment());
+    let tss_selector = gdt.append(Descriptor::tss_segment(tss));
+    // The boot CPU's selectors: the same entries in the same order.
+    debug_assert_eq!((code.0, data.0), kernel_selectors());
+    gdt.load();
+    unsafe {
+        CS::set_reg(code);
+        DS::set_reg(data);
+        ES::set_reg(data);
+        SS::set_reg(data);
+        load_tss(tss_selector);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Everything specific to x86_64.
 
+mod acpi;
 pub mod apic;
 mod boot;
 pub mod cpu;
@@ -15,6 +16,7 @@ pub mod port;
 pub mod qemu_exit;
 pub mod rtc;
 pub mod serial;
+pub mod smp;
 pub mod trap;
 
 /// Descriptor tables, per-CPU data, interrupt controllers. Returns TSC ticks per microsecond.

@@ -34,6 +34,26 @@ static mut BOOT_CPU: PerCpu = PerCpu {
     timed_out: Cell::new(false),
 };
 
+impl PerCpu {
+    /// Another CPU's block; `install` it on that CPU.
+    pub fn new(index: u32) -> PerCpu {
+        let trap_stack = crate::mm::stacks::allocate(32 << 10).expect("no trap stack for a CPU");
+        let top = trap_stack.top();
+        core::mem::forget(trap_stack); // the CPU's for good
+        PerCpu {
+            this: core::ptr::null(), trap_stack: top, index,
+            preempt_disabled: Cell::new(0), switch_deferred: Cell::new(false),
+            thread: Cell::new(0), process: Cell::new(core::ptr::null()), timed_out: Cell::new(false),
+        }
+    }
+}
+
+/// Makes `cpu` the block GS reaches on the calling CPU.
+pub fn install(cpu: &'static mut PerCpu) {
+    cpu.this = cpu;
+    GsBase::write(VirtAddr::from_ptr(cpu));
+}
+
 pub fn init_boot_cpu() {
     unsafe {
         let cpu = &raw mut BOOT_CPU;

@@ -1,0 +1,173 @@
+//! Starting the other CPUs. Each one ACPI's MADT names gets INIT, then STARTUP twice (Intel's
+//! MP start-up sequence) pointing at a real-mode trampoline copied below 1 MiB, which takes it
+//! to long mode on the kernel's page tables and its own stack. There it loads its own GDT,
+//! TSS and per-CPU block, the shared IDT, enables its local APIC and says it is online. The
+//! scheduler does not use it yet: it parks, interrupts off.
+
+use super::{apic, gdt, idt, percpu};
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Where the trampoline runs: a page below 1 MiB (a STARTUP vector names a page there) that
+/// the frame allocator never hands out (it starts above the kernel).
+const TRAMPOLINE: u64 = 0x8000;
+/// How long a CPU may take to come up before the boot CPU goes on without it.
+const ANSWER_US: u64 = 100_000;
+
+/// CPUs up, the boot CPU included.
+static ONLINE: AtomicU32 = AtomicU32::new(1);
+
+extern "C" {
+    static ap_trampoline: u8;
+    static ap_trampoline_end: u8;
+    static ap_cr3: u8;
+    static ap_stack: u8;
+    static ap_index: u8;
+    static ap_entry: u8;
+}
+
+core::arch::global_asm!(
+    r#"
+.section .rodata
+.balign 16
+.global ap_trampoline, ap_trampoline_end, ap_cr3, ap_stack, ap_index, ap_entry
+.set TRAMPOLINE, 0x8000
+ap_trampoline:
+.code16
+    cli
+    cld
+    xor %ax, %ax
+    mov %ax, %ds
+    lgdtl ap_gdt_pointer - ap_trampoline + TRAMPOLINE
+    mov %cr0, %eax
+    or $1, %eax
+    mov %eax, %cr0
+    ljmpl $0x08, $(ap_protected - ap_trampoline + TRAMPOLINE)
+.code32
+ap_protected:
+    mov $0x10, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    mov %cr4, %eax
+    or $0x620, %eax                         /* PAE, OSFXSR, OSXMMEXCPT: as the boot CPU */
+    mov %eax, %cr4
+    mov ap_cr3 - ap_trampoline + TRAMPOLINE, %eax
+    mov %eax, %cr3
+    mov $0xC0000080, %ecx                   /* EFER: long mode, no-execute */
+    rdmsr
+    or $0x900, %eax
+    wrmsr
+    mov %cr0, %eax
+    and $~0x4, %eax
+    or $0x80010022, %eax                    /* PG, WP, NE, MP */
+    mov %eax, %cr0
+    ljmp $0x18, $(ap_long - ap_trampoline + TRAMPOLINE)
+.code64
+ap_long:
+    mov $0x10, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    mov ap_stack - ap_trampoline + TRAMPOLINE, %rsp
+    mov ap_index - ap_trampoline + TRAMPOLINE, %rdi
+    mov ap_entry - ap_trampoline + TRAMPOLINE, %rax
+    call *%rax
+.balign 8
+ap_gdt:
+    .quad 0
+    .quad 0x00CF9A000000FFFF                /* 0x08: 32-bit code */
+    .quad 0x00CF92000000FFFF                /* 0x10: data */
+    .quad 0x00AF9A000000FFFF                /* 0x18: 64-bit code */
+ap_gdt_pointer:
+    .word ap_gdt_pointer - ap_gdt - 1
+    .long ap_gdt - ap_trampoline + TRAMPOLINE
+.balign 8
+ap_cr3:   .quad 0
+ap_stack: .quad 0
+ap_index: .quad 0
+ap_entry: .quad 0
+ap_trampoline_end:
+.text
+"#,
+    options(att_syntax)
+);
+
+/// A trampoline field's address in its copy at TRAMPOLINE.
+fn field(symbol: *const u8) -> *mut u64 {
+    (TRAMPOLINE + (symbol as u64 - (&raw const ap_trampoline) as u64)) as *mut u64
+}
+
+fn delay_us(us: u64) {
+    let end = super::cpu::rdtsc() + us * crate::time::tsc_per_us();
+    while super::cpu::rdtsc() < end {
+        core::hint::spin_loop();
+    }
+}
+
+/// Starts every other CPU the MADT names, one after the other; says which did not answer.
+pub fn start_others() {
+    let cpus = match super::acpi::cpus() {
+        Ok(cpus) => cpus,
+        Err(why) => {
+            crate::kprintln!("cpus: 1 online ({}: running on the boot CPU alone)", why);
+            return;
+        }
+    };
+    let me = apic::id();
+    // SAFETY: the trampoline page is identity-mapped, below the frames the allocator hands out.
+    unsafe {
+        let length = (&raw const ap_trampoline_end) as usize - (&raw const ap_trampoline) as usize;
+        core::ptr::copy_nonoverlapping(&raw const ap_trampoline, TRAMPOLINE as *mut u8, length);
+        field(&raw const ap_cr3).write(x86_64::registers::control::Cr3::read().0.start_address().as_u64());
+        field(&raw const ap_entry).write(ap_main as *const () as u64);
+    }
+    for &apic_id in cpus.iter().filter(|&&id| id != me) {
+        let index = ONLINE.load(Ordering::Acquire);
+        if index as usize >= crate::debug::state::MAX_CPUS {
+            crate::kprintln!("cpu with APIC id {}: more CPUs than the kernel keeps ({}), left off", apic_id, index);
+            continue;
+        }
+        let Ok(stack) = crate::mm::stacks::allocate(crate::sched::DEFAULT_STACK) else {
+            crate::kprintln!("cpu with APIC id {}: no stack for it, left off", apic_id);
+            continue;
+        };
+        // SAFETY: no CPU runs the trampoline now: the previous one has answered or given up.
+        unsafe {
+            field(&raw const ap_stack).write(stack.top());
+            field(&raw const ap_index).write(index as u64);
+        }
+        core::mem::forget(stack); // the CPU's for good
+        apic::send_init(apic_id);
+        delay_us(10_000);
+        for _ in 0..2 {
+            apic::send_startup(apic_id, (TRAMPOLINE >> 12) as u8);
+            delay_us(200);
+        }
+        let deadline = super::cpu::rdtsc() + ANSWER_US * crate::time::tsc_per_us();
+        while ONLINE.load(Ordering::Acquire) == index && super::cpu::rdtsc() < deadline {
+            core::hint::spin_loop();
+        }
+        if ONLINE.load(Ordering::Acquire) == index {
+            crate::kprintln!("cpu {} (APIC id {}) did not answer in {} ms: running without it", index, apic_id, ANSWER_US / 1000);
+        } else {
+            crate::debug::cpu_up(index as usize);
+            crate::kprintln!("cpu {} online (APIC id {})", index, apic_id);
+        }
+    }
+    crate::kprintln!("cpus: {} online", ONLINE.load(Ordering::Acquire));
+}
+
+/// Where each started CPU arrives from the trampoline, on its own stack.
+extern "C" fn ap_main(index: u64) -> ! {
+    let cpu = Box::leak(Box::new(percpu::PerCpu::new(index as u32)));
+    percpu::install(cpu);
+    gdt::init_other_cpu();
+    idt::init();
+    apic::enable();
+    ONLINE.fetch_add(1, Ordering::Release);
+    loop {
+        // Parked until the scheduler runs threads on more than one CPU.
+        unsafe { core::arch::asm!("cli", "hlt") };
+    }
+}
