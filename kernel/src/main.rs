@@ -61,7 +61,13 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
     sched::init();
     // Published once the threads are: a reader that sees the CPU online sees kmain and idle.
     debug::cpu_online(tsc_per_us);
-    arch::smp::start_others();
+    match arch::acpi::platform() {
+        Ok(platform) => {
+            arch::ioapic::set_overrides(&platform.irq_overrides);
+            arch::smp::start_others(&platform.cpus);
+        }
+        Err(why) => kprintln!("cpus: 1 online ({}: the boot CPU alone, ISA IRQs as numbered)", why),
+    }
     random::init();
     if let Err(error) = wasm::engine::init() {
         panic!("the wasm engine does not start: {:#}", error);

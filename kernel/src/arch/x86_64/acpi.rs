@@ -1,4 +1,5 @@
-//! ACPI's static tables, parsed by the `acpi` crate: the MADT names the CPUs there are.
+//! ACPI's static tables, parsed by the `acpi` crate: the MADT names the CPUs there are and
+//! where ISA IRQs reach the I/O APIC.
 
 use acpi::madt::{Madt, MadtEntry};
 use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
@@ -28,19 +29,36 @@ fn rsdp() -> Option<usize> {
     })
 }
 
-/// The local APIC ids of the enabled CPUs, in the MADT's order (the boot CPU's among them).
-pub fn cpus() -> Result<Vec<u32>, &'static str> {
+/// An ISA IRQ the firmware wired elsewhere than to the I/O APIC input of its number.
+pub struct IrqOverride {
+    pub irq: u8,
+    pub gsi: u32,
+    /// MPS INTI flags: bits 0-1 polarity (3: active low), bits 2-3 trigger (3: level).
+    pub flags: u16,
+}
+
+/// What the MADT says.
+pub struct Platform {
+    /// The local APIC ids of the enabled CPUs, in the MADT's order (the boot CPU's among them).
+    pub cpus: Vec<u32>,
+    pub irq_overrides: Vec<IrqOverride>,
+}
+
+pub fn platform() -> Result<Platform, &'static str> {
     let rsdp = rsdp().ok_or("no ACPI RSDP in the BIOS area")?;
     // SAFETY: `rsdp` holds the RSDP signature; the crate checks the rest.
     let tables = unsafe { AcpiTables::from_rsdp(Identity, rsdp) }.map_err(|_| "the ACPI RSDP or RSDT is invalid")?;
     let madt = tables.find_table::<Madt>().map_err(|_| "no ACPI MADT")?;
-    let mut cpus = Vec::new();
+    let mut platform = Platform { cpus: Vec::new(), irq_overrides: Vec::new() };
     for entry in madt.get().entries() {
         match entry {
-            MadtEntry::LocalApic(cpu) if { cpu.flags } & 1 != 0 => cpus.push(cpu.apic_id as u32),
-            MadtEntry::LocalX2Apic(cpu) if { cpu.flags } & 1 != 0 => cpus.push(cpu.x2apic_id),
+            MadtEntry::LocalApic(cpu) if { cpu.flags } & 1 != 0 => platform.cpus.push(cpu.apic_id as u32),
+            MadtEntry::LocalX2Apic(cpu) if { cpu.flags } & 1 != 0 => platform.cpus.push(cpu.x2apic_id),
+            MadtEntry::InterruptSourceOverride(o) if o.bus == 0 => platform.irq_overrides.push(IrqOverride {
+                irq: o.irq, gsi: o.global_system_interrupt, flags: o.flags,
+            }),
             _ => {}
         }
     }
-    Ok(cpus)
+    Ok(platform)
 }

@@ -1,6 +1,6 @@
 //! Everything specific to x86_64.
 
-mod acpi;
+pub mod acpi;
 pub mod apic;
 mod boot;
 pub mod cpu;

@@ -105,15 +105,8 @@ fn delay_us(us: u64) {
     }
 }
 
-/// Starts every other CPU the MADT names, one after the other; says which did not answer.
-pub fn start_others() {
-    let cpus = match super::acpi::cpus() {
-        Ok(cpus) => cpus,
-        Err(why) => {
-            crate::kprintln!("cpus: 1 online ({}: running on the boot CPU alone)", why);
-            return;
-        }
-    };
+/// Starts every other CPU of `cpus` (local APIC ids), one after the other; says which did not answer.
+pub fn start_others(cpus: &[u32]) {
     let me = apic::id();
     // SAFETY: the trampoline page is identity-mapped, below the frames the allocator hands out.
     unsafe {
