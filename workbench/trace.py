@@ -1,0 +1,258 @@
+"""`kwast-bench trace`: the kernel's event ring, drained while the guest runs, as a trace
+Perfetto opens (Chrome's JSON trace format).
+
+Draining reads only the ring and its `events_written` counter, found by name in the DWARF like
+the rest of the block (`state.StateReader`), through the machine's RAM file: no QEMU round
+trip, the guest never stops. No lock is needed: the kernel stores an event, then counts it, so
+event `i` is whole once `events_written` > i, and stays so until event `i + ring` starts
+overwriting it, which cannot have begun before `events_written` reached `i + ring`. A drain
+reads the counter, the ring, the counter again, and keeps the events between. What the kernel
+overwrote before a drain saw it is counted, and the trace marks where.
+
+The trace: a track per CPU and per thread with a slice for every run period (from `Switch`
+events), instants for IPC calls and replies, IRQs, traps, restarts, thread starts and exits,
+and flows from each call to its receive and reply, and from each IRQ to the driver it woke.
+The kernel records no receive event: a call's receive is where the thread that replies to it
+last started to run after the call (or the call itself, if it was already running). An
+endpoint is named after the server that replies on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import dwarf
+from .dwarf import Record
+from .state import KernelState, StateReader
+
+
+@dataclass
+class Drained:
+    events: list[tuple[int, Record]] = field(default_factory=list)  # (number, event), oldest first
+    lost: list[tuple[int, int]] = field(default_factory=list)       # (first number lost, how many)
+    drains: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return sum(count for _, count in self.lost)
+
+
+class RingDrainer:
+    """Keeps every new event of the ring, read from guest memory by `read(address, size)`."""
+
+    def __init__(self, reader: StateReader):
+        layout = reader.layout
+        ring = layout.member("events")
+        written = layout.member("events_written")
+        self._ring_address, self._ring_size = reader.address + ring.offset, ring.type.size
+        self._written_address, self._written_size = reader.address + written.offset, written.type.size
+        self._event = ring.type.element
+        self._decode_written = dwarf.decoder(written.type)
+        self.capacity = ring.type.count
+        self.seen = 0  # events numbered below this were kept or counted lost
+        self.drained = Drained()
+
+    def drain(self, read) -> int:
+        """Reads the ring once; returns how many new events it kept."""
+        before = self._decode_written(read(self._written_address, self._written_size), 0)
+        raw = read(self._ring_address, self._ring_size)
+        after = self._decode_written(read(self._written_address, self._written_size), 0)
+        self.drained.drains += 1
+        oldest = max(self.seen, after - self.capacity + 1, 0)
+        if oldest > self.seen:
+            self.drained.lost.append((self.seen, oldest - self.seen))
+        if before <= oldest:
+            self.seen = max(self.seen, before)
+            return 0
+        number = oldest
+        while number < before:  # at most two runs of slots: before and after the ring wraps
+            slot = number % self.capacity
+            count = min(before - number, self.capacity - slot)
+            run = dwarf.decoder(dwarf.Array(self._event, count))(raw, slot * self._event.size)
+            self.drained.events += zip(range(number, number + count), run)
+            number += count
+        self.seen = before
+        return before - oldest
+
+
+def drain_while(drainer: RingDrainer, read, stop: threading.Event, interval: float = 0.0002) -> None:
+    """Drains until `stop` is set, then once more (a thread: mmap reads never block on QEMU)."""
+    while not stop.is_set():
+        if drainer.drain(read) == 0:
+            time.sleep(interval)
+    drainer.drain(read)
+
+
+@dataclass
+class Names:
+    """What ids mean, from the state block's rows as last seen: threads and endpoints."""
+    threads: dict[int, str] = field(default_factory=dict)          # thread id -> name
+    thread_process: dict[int, int] = field(default_factory=dict)   # thread id -> process
+    endpoint_owner: dict[int, int] = field(default_factory=dict)   # endpoint id -> owning process
+    endpoint_server: dict[int, int] = field(default_factory=dict)  # endpoint id -> a thread that replied on it
+
+    def learn(self, kernel: KernelState) -> None:
+        for thread in kernel.threads:
+            self.threads[thread.id] = thread.name
+            self.thread_process[thread.id] = thread.process
+        for endpoint in kernel.endpoints:
+            self.endpoint_owner[endpoint.id] = endpoint.owner
+
+    def thread(self, id_: int) -> str:
+        return f"{self.threads.get(id_, 'thread')} ({id_})"
+
+    def process_name(self, process: int) -> str | None:
+        """A process's server name: its threads are named after it."""
+        names = {self.threads[t] for t, p in self.thread_process.items() if p == process and t in self.threads}
+        return min(names) if names else None
+
+    def endpoint(self, id_: int) -> str:
+        server = self.endpoint_server.get(id_)
+        if server is not None and server in self.threads:
+            return f"endpoint {id_} ({self.threads[server]})"
+        owner = self.process_name(self.endpoint_owner.get(id_, -1))
+        return f"endpoint {id_}" + (f" (made by {owner})" if owner else "")
+
+    def learn_events(self, events: list[tuple[int, Record]]) -> None:
+        for _, event in events:
+            if str(event.kind) == "IpcReply":
+                self.endpoint_server.setdefault(event.a, event.thread)
+
+
+def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int,
+                 lost: list[tuple[int, int]] = ()) -> dict:
+    """Events (numbered, oldest first) as Chrome's JSON trace: pid 1 holds a track per CPU, pid 2 a
+    track per thread; timestamps in microseconds of the kernel's TSC."""
+    scale = max(tsc_per_us, 1)
+    names.learn_events(events)
+    out: list[dict] = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "CPUs"}},
+                       {"ph": "M", "pid": 2, "name": "process_name", "args": {"name": "threads"}},
+                       {"ph": "M", "pid": 1, "tid": 0, "name": "thread_name", "args": {"name": "CPU 0"}}]
+    threads_seen: set[int] = set()
+
+    def us(tsc: int) -> float:
+        return tsc / scale
+
+    def track(thread: int) -> tuple[int, int]:
+        if thread not in threads_seen:
+            threads_seen.add(thread)
+            out.append({"ph": "M", "pid": 2, "tid": thread, "name": "thread_name", "args": {"name": names.thread(thread)}})
+        return 2, thread
+
+    def instant(event: Record, name: str, args: dict, pid_tid: tuple[int, int] | None = None) -> dict:
+        pid, tid = pid_tid or track(event.thread)
+        entry = {"ph": "i", "s": "t", "pid": pid, "tid": tid, "ts": us(event.tsc), "name": name, "cat": "kernel",
+                 "args": args}
+        out.append(entry)
+        return entry
+
+    def flow(phase: str, id_: int, ts: float, pid_tid: tuple[int, int], name: str) -> None:
+        entry = {"ph": phase, "id": id_, "pid": pid_tid[0], "tid": pid_tid[1], "ts": ts, "name": name, "cat": name}
+        if phase == "f":
+            entry["bp"] = "e"
+        out.append(entry)
+
+    running: tuple[int, float] | None = None  # (thread, since)
+    calls: dict[int, collections.deque] = collections.defaultdict(collections.deque)  # endpoint -> (flow id, ts)
+    started: dict[int, list[float]] = collections.defaultdict(list)  # thread -> when it started each run
+    irq_woken: dict[int, int] = {}                # thread -> flow id of the IRQ whose notification woke it
+    pending_irqs: list[int] = []                  # IRQ flows whose driver is not woken yet
+    next_flow = 1
+    for number, event in events:
+        kind, ts = str(event.kind), us(event.tsc)
+        if kind == "Switch":
+            if running is not None and running[0] == event.thread:
+                _slice(out, running, ts, names, track)
+            running = (event.a, ts)
+            started[event.a].append(ts)
+            if event.a in irq_woken:
+                flow("f", irq_woken.pop(event.a), ts, track(event.a), "irq")
+        elif kind == "IpcCall":
+            instant(event, f"call {names.endpoint(event.a)}", {"bytes": event.b, "event": number})
+            flow("s", next_flow, ts, track(event.thread), "ipc")
+            calls[event.a].append((next_flow, ts))
+            next_flow += 1
+        elif kind == "IpcReply":
+            instant(event, f"reply {names.endpoint(event.a)}", {"bytes": event.b, "event": number})
+            if calls[event.a]:
+                flow_id, called = calls[event.a].popleft()
+                runs = started[event.thread]
+                received = runs[-1] if runs and runs[-1] >= called else called
+                flow("t", flow_id, received, track(event.thread), "ipc")
+                flow("f", flow_id, ts, track(event.thread), "ipc")
+        elif kind == "Irq":
+            instant(event, f"IRQ {event.a}", {"bits": event.b, "event": number}, (1, 0))
+            flow("s", next_flow, ts, (1, 0), "irq")
+            pending_irqs.append(next_flow)
+            next_flow += 1
+        elif kind == "Wake":
+            instant(event, "wake", {"event": number})
+            if pending_irqs:  # the driver the interrupt's notification wakes
+                irq_woken[event.thread] = pending_irqs.pop(0)
+        elif kind == "Restart":
+            instant(event, "restart", {"process": event.a, "previous process": event.b, "event": number})
+        elif kind == "Trap":
+            instant(event, "trap (server killed)", {"process": event.a, "event": number})
+        elif kind in ("ThreadStart", "ThreadExit"):
+            instant(event, {"ThreadStart": "thread start", "ThreadExit": "thread exit"}[kind], {"event": number})
+    if running is not None and events:
+        _slice(out, running, us(events[-1][1].tsc), names, track)
+    for first, count in lost:
+        at = next((us(event.tsc) for number, event in events if number >= first + count), 0.0)
+        out.append({"ph": "i", "s": "g", "pid": 1, "tid": 0, "ts": at, "name": f"{count} events lost",
+                    "cat": "lost", "args": {"first event number": first, "count": count}})
+    return {"traceEvents": out, "displayTimeUnit": "ns",
+            "otherData": {"events": len(events), "dropped": sum(c for _, c in lost)}}
+
+
+def _slice(out: list[dict], running: tuple[int, float], end: float, names: Names, track) -> None:
+    thread, since = running
+    duration = max(end - since, 0.0)
+    pid, tid = track(thread)
+    out.append({"ph": "X", "pid": pid, "tid": tid, "ts": since, "dur": duration, "name": "running", "cat": "sched"})
+    out.append({"ph": "X", "pid": 1, "tid": 0, "ts": since, "dur": duration, "name": names.thread(thread), "cat": "sched"})
+
+
+def summary(events: list[tuple[int, Record]], names: Names) -> dict:
+    """Calls per endpoint and the median call-to-reply time in TSC ticks (under `-icount
+    shift=0`, guest instructions)."""
+    open_calls: dict[int, collections.deque] = collections.defaultdict(collections.deque)
+    latencies: dict[int, list[int]] = collections.defaultdict(list)
+    calls: collections.Counter = collections.Counter()
+    for _, event in events:
+        kind = str(event.kind)
+        if kind == "IpcCall":
+            calls[event.a] += 1
+            open_calls[event.a].append(event.tsc)
+        elif kind == "IpcReply" and open_calls[event.a]:
+            latencies[event.a].append(event.tsc - open_calls[event.a].popleft())
+    return {"endpoints": [{"endpoint": endpoint, "name": names.endpoint(endpoint), "calls": count,
+                           "replies": len(latencies[endpoint]),
+                           "median_latency": statistics.median(latencies[endpoint]) if latencies[endpoint] else None}
+                          for endpoint, count in sorted(calls.items())]}
+
+
+def write(folder_or_file: Path, events: list[tuple[int, Record]], names: Names, tsc_per_us: int,
+          lost: list[tuple[int, int]] = ()) -> tuple[Path, Path]:
+    """The trace and its summary (`NAME.summary.json` beside it)."""
+    path = folder_or_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(chrome_trace(events, names, tsc_per_us, lost)))
+    summary_path = path.with_name(path.name.removesuffix(".json") + ".summary.json")
+    summary_path.write_text(json.dumps({**summary(events, names), "events": len(events),
+                                        "dropped": sum(c for _, c in lost)}, indent=1))
+    return path, summary_path
+
+
+def from_state(kernel: KernelState) -> tuple[list[tuple[int, Record]], Names]:
+    """The events one state read holds (the ring's last ones), numbered, and their names."""
+    names = Names()
+    names.learn(kernel)
+    first = kernel.events_written - len(kernel.events)
+    return list(enumerate(kernel.events, first)), names
