@@ -222,6 +222,7 @@ def _slice(out: list[dict], running: tuple[int, float], end: float, names: Names
 def summary(events: list[tuple[int, Record]], names: Names) -> dict:
     """Calls per endpoint and the median call-to-reply time in TSC ticks (under `-icount
     shift=0`, guest instructions)."""
+    names.learn_events(events)
     open_calls: dict[int, collections.deque] = collections.defaultdict(collections.deque)
     latencies: dict[int, list[int]] = collections.defaultdict(list)
     calls: collections.Counter = collections.Counter()
