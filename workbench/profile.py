@@ -123,6 +123,16 @@ def symbols(kernel_elf: Path, serial: str, artifacts: dict[str, Path]) -> Symbol
     return Symbols.of(ranges)
 
 
+def measure(log: Path, kernel_elf: Path, serial: str, modules: list[str], start: str | None,
+            end: str | None) -> tuple[Counts, Profile]:
+    """The profile of a machine's exec log (`Machine(exec_log=True)`, `modules()` its servers)
+    between the console lines matching `start` and `end`."""
+    artifacts = {Path(module.split()[0]).name: Path(module.split()[0]) for module in modules}
+    names = symbols(kernel_elf, serial, artifacts)
+    counts = read_log(log, names, window_bytes(serial, start, end))
+    return counts, attribute(counts, names)
+
+
 def window_bytes(serial: str, start: str | None, end: str | None) -> tuple[int, int | None]:
     """The console byte offsets where the first line matching `start` ends and where the first
     later line matching `end` ends. The kernel writes each newline as \\r\\n."""

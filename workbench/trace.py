@@ -19,6 +19,7 @@ endpoint is named after the server that replies on it.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import statistics
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from . import dwarf
 from .dwarf import Record
-from .state import KernelState, StateReader
+from .state import DebugStateError, KernelState, StateReader, memory_of, wait_published
 
 
 @dataclass
@@ -59,10 +60,20 @@ class RingDrainer:
         self.drained = Drained()
 
     def drain(self, read) -> int:
-        """Reads the ring once; returns how many new events it kept."""
-        before = self._decode_written(read(self._written_address, self._written_size), 0)
+        """Reads the ring once through `read(address, size) -> bytes`; returns how many new
+        events it kept."""
+        before = read(self._written_address, self._written_size)
         raw = read(self._ring_address, self._ring_size)
-        after = self._decode_written(read(self._written_address, self._written_size), 0)
+        return self._keep(before, raw, read(self._written_address, self._written_size))
+
+    async def drain_async(self, memory) -> int:
+        """The same through a `state` memory (`await memory.read(address, size)`)."""
+        before = await memory.read(self._written_address, self._written_size)
+        raw = await memory.read(self._ring_address, self._ring_size)
+        return self._keep(before, raw, await memory.read(self._written_address, self._written_size))
+
+    def _keep(self, before: bytes, raw: bytes, after: bytes) -> int:
+        before, after = self._decode_written(before, 0), self._decode_written(after, 0)
         self.drained.drains += 1
         oldest = max(self.seen, after - self.capacity + 1, 0)
         if oldest > self.seen:
@@ -87,6 +98,45 @@ def drain_while(drainer: RingDrainer, read, stop: threading.Event, interval: flo
         if drainer.drain(read) == 0:
             time.sleep(interval)
     drainer.drain(read)
+
+
+async def record(machine, elf: Path, seconds: float, keys: str = "") -> tuple[Drained, Names, int]:
+    """Drains the ring of a resumed machine with a RAM file for `seconds` or until it ends,
+    typing `keys` first; returns the events, their names and the TSC's rate."""
+    if not machine.ram_file:
+        raise DebugStateError("tracing drains the ring through the machine's RAM file: start it with ram_file=True")
+    reader, memory = StateReader(elf), memory_of(machine)
+    try:
+        kernel = await wait_published(reader, memory)
+        names, drainer, stop = Names(), RingDrainer(reader), threading.Event()
+        names.learn(kernel)
+        drainer.seen = max(0, kernel.events_written - drainer.capacity + 1)  # what came before, still in the ring
+        worker = threading.Thread(target=drain_while, args=(drainer, memory.read_now, stop), daemon=True)
+        worker.start()
+        try:
+            if keys:
+                await machine.send_keys(keys)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and machine.process.returncode is None:
+                await asyncio.sleep(0.02)
+                # Ids name threads and endpoints only while their rows live: learn them as they come.
+                try:
+                    names.learn(await reader.read(memory))
+                except DebugStateError:  # the machine ended meanwhile: the rows learnt are kept
+                    break
+        finally:
+            stop.set()
+            await asyncio.to_thread(worker.join)
+    finally:
+        memory.close()
+    return drainer.drained, names, kernel.tsc_per_us
+
+
+async def ring_now(reader: StateReader, memory) -> list[tuple[int, Record]]:
+    """Every event the ring holds now, numbered, oldest first: a failure's last events."""
+    drainer = RingDrainer(reader)
+    await drainer.drain_async(memory)
+    return drainer.drained.events
 
 
 @dataclass

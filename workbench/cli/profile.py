@@ -36,12 +36,10 @@ def cmd_profile(args: argparse.Namespace, settings) -> int:
             async with Machine(settings, hardware, image, args.append, exec_log=True) as machine:
                 await machine.resume()
                 outcome = await machine.wait_exit(args.timeout)
-                artifacts = {Path(m.split()[0]).name: Path(m.split()[0]) for m in machine.modules()}
                 booted = time.monotonic()
-                names = profile.symbols(image.path, outcome.serial, artifacts)
-                window = profile.window_bytes(outcome.serial, args.start, args.end)
-                counts = await asyncio.to_thread(profile.read_log, machine.exec_log_path, names, window)
-                return outcome, counts, profile.attribute(counts, names), booted
+                counts, result = await asyncio.to_thread(profile.measure, machine.exec_log_path, image.path,
+                                                         outcome.serial, machine.modules(), args.start, args.end)
+                return outcome, counts, result, booted
 
         outcome, counts, result, booted = asyncio.run(run())
     if not outcome.ok:
@@ -52,7 +50,9 @@ def cmd_profile(args: argparse.Namespace, settings) -> int:
         print(f"kwast-bench: warning: the log shows {counts.console_bytes} console bytes written, the console "
               f"has {console}: the window may be misplaced", file=sys.stderr)
     print(result.table(args.top))
-    written = profile.write(result, out, str(args.config or settings.default_config))
+    title = str(args.config or settings.default_config) + (f" from /{args.start}/" if args.start else "") + \
+        (f" to /{args.end}/" if args.end else "")
+    written = profile.write(result, out, title)
     (out / "serial.log").write_text(outcome.serial)
     written.append(out / "serial.log")
     print(f"\nboot {booted - started:.1f} s, log read {time.monotonic() - booted:.1f} s; wrote {', '.join(map(str, written))}")

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-import threading
-import time
 from pathlib import Path
 
 from .. import config, trace
 from ..kernel_image import KernelImage
 from ..qemu import Machine
-from ..state import StateReader, memory_of, wait_published
 
 
 def add_parsers(commands) -> None:
@@ -26,32 +22,6 @@ def add_parsers(commands) -> None:
                                                  "its summary beside it as trace.summary.json)")
 
 
-async def record(machine: Machine, elf: Path, seconds: float, keys: str = "") -> tuple[trace.Drained, trace.Names, int]:
-    """Drains the ring of a resumed machine with a RAM file for `seconds` or until it ends."""
-    reader, memory = StateReader(elf), memory_of(machine)
-    kernel = await wait_published(reader, memory)
-    names, drainer, stop = trace.Names(), trace.RingDrainer(reader), threading.Event()
-    names.learn(kernel)
-    drainer.seen = kernel.events_written - len(kernel.events)  # what the boot wrote before is still in the ring
-    worker = threading.Thread(target=trace.drain_while, args=(drainer, memory.read_now, stop), daemon=True)
-    worker.start()
-    try:
-        if keys:
-            await machine.send_keys(keys)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and machine.process.returncode is None:
-            await asyncio.sleep(0.02)
-            # Ids name threads and endpoints only while their rows live: learn them as they come.
-            try:
-                names.learn(await reader.read(memory))
-            except Exception:  # the machine ended meanwhile: the rows already learnt are kept
-                break
-    finally:
-        stop.set()
-        await asyncio.to_thread(worker.join)
-    return drainer.drained, names, kernel.tsc_per_us
-
-
 def cmd_trace(args: argparse.Namespace, settings) -> int:
     hardware = config.load(args.config or settings.default_config)
     out = args.out or settings.build_dir / "trace" / "trace.json"
@@ -59,7 +29,7 @@ def cmd_trace(args: argparse.Namespace, settings) -> int:
     async def run():
         async with Machine(settings, hardware, image, args.append, ram_file=True) as machine:
             await machine.resume()
-            return await record(machine, image.path, args.seconds, args.keys)
+            return await trace.record(machine, image.path, args.seconds, args.keys)
 
     with KernelImage(settings.kernel_elf) as image:
         drained, names, tsc_per_us = asyncio.run(run())
