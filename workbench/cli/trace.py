@@ -37,7 +37,9 @@ def cmd_trace(args: argparse.Namespace, settings) -> int:
     print(f"{len(drained.events)} events in {drained.drains} drains, {drained.dropped} dropped"
           + "".join(f" ({count} from event {first})" for first, count in drained.lost))
     for row in trace.summary(drained.events, names)["endpoints"]:
-        print(f"  {row['name']}: {row['calls']} calls, median call to reply {row['median_latency']} TSC ticks")
+        latency = row["median_latency"]
+        print(f"  {row['name']}: {row['calls']} calls, median call to reply "
+              + ("-" if latency is None else f"{latency:.0f} TSC ticks"))
     print(f"wrote {path} (open in https://ui.perfetto.dev) and {summary}")
     return 0 if not drained.dropped else 1
 
