@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import collections
 import json
+import math
 import re
 import subprocess
 import zlib
@@ -34,7 +35,6 @@ from elftools.elf.elffile import ELFFile
 
 from .bench import SERVER_READY
 
-_TRACE = re.compile(rb"^Trace \d+: (0x[0-9a-f]+) \[[0-9a-f]+/([0-9a-f]+)/")
 
 
 class ProfileError(Exception):
@@ -276,10 +276,10 @@ class _Frames:
 @dataclass
 class Counts:
     """Executions of each translated block on each shadow call stack, inside the window."""
-    blocks: dict[int, Block]
+    blocks: list[Block]
     frames: _Frames
-    executed: collections.Counter  # (stack node, block id) -> executions
-    partial: collections.Counter   # (stack node, block id, instructions run) -> cut executions
+    executed: collections.Counter  # stack node << 32 | block id -> executions
+    partial: collections.Counter   # (stack node << 32 | block id, instructions run) -> cut executions
     unmatched_returns: int = 0     # returns to no address on the shadow stack (stack kept)
     console_bytes: int = 0         # console bytes the log shows written: the whole console's, if all were seen
 
@@ -291,7 +291,9 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
     Exact corrections: a block whose execution QEMU logged but did not start ("Stopped
     execution of TB chain") is not counted; one cut short by an exception or by an I/O
     instruction's re-execution ("cpu_io_recompile") counts only the instructions before it."""
-    blocks: dict[int, Block] = {}
+    blocks: list[Block] = []
+    outs: list[int] = []  # per block: its console bytes
+    kinds: list[int] = []  # per block: what its last instruction does to the call stack
     pending: dict[int, list[tuple[int, str]]] = {}  # translated, not yet executed: by guest pc
     by_host: dict[bytes, int] = {}                  # QEMU's block (host code address) -> block id
     frames = _Frames()
@@ -299,6 +301,7 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
     partial: collections.Counter = collections.Counter()
     unmatched = 0
     written, (first, end) = 0, window
+    end = math.inf if end is None else end
     node = 0                       # the current shadow stack
     segment, segment_pc = 0, None  # since the last return from an interrupt: whose stack is unknown
     interrupted: list[tuple[int, int]] = []  # per trap being handled: (interrupted stack, resume address)
@@ -334,11 +337,11 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
             ran = block.addresses.index(at)
             if counted:
                 executed[key] -= 1
-                partial[(*key, ran)] += 1
+                partial[key, ran] += 1
             written -= sum(1 for a in block.addresses[ran:] if a in block.console)
         last = None
 
-    key = (0, 0)
+    key = 0  # the last block's (stack node << 32 | block id): an int hashes faster than a tuple
     with path.open("rb") as log:
         for line in log:
             if translating is not None:
@@ -351,29 +354,35 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
                 translating = None
             head = line[:1]
             if head == b"T":
-                found = _TRACE.match(line)
-                if found is None:
+                # `Trace 0: HOST [CS_BASE/PC/FLAGS/CFLAGS]`, fields of 16 hex digits: sliced, not
+                # matched, as this runs for every block executed.
+                bracket = line.find(b" [")
+                if bracket < 0 or not line.startswith(b"Trace "):
                     continue
-                host, pc = found[1], int(found[2], 16)
-                if pc in pending:  # its first execution: this host block is that translation
-                    block = len(blocks)
-                    parsed = blocks[block] = Block.parse(pending.pop(pc))
-                    by_host[host] = block
-                    parsed.console = frozenset(a for a, text in zip(parsed.addresses, parsed.texts) if text.startswith("outb")
-                                               and "%al, %dx" in text and _is_console(kernel, a))
-                if last is not None:
-                    kind = blocks[last].kind
-                    if kind != _OTHER:
-                        effect(blocks[last], pc)
+                host = line[:bracket]
+                if pending:
+                    pc = int(line[bracket + 19:bracket + 35], 16)
+                    if pc in pending:  # its first execution: this host block is that translation
+                        block = len(blocks)
+                        parsed = Block.parse(pending.pop(pc))
+                        blocks.append(parsed)
+                        by_host[host] = block
+                        parsed.console = frozenset(a for a, text in zip(parsed.addresses, parsed.texts)
+                                                   if text.startswith("outb") and "%al, %dx" in text
+                                                   and _is_console(kernel, a))
+                        outs.append(len(parsed.console))
+                        kinds.append(parsed.kind)
+                if last is not None and kinds[last] != _OTHER:
+                    effect(blocks[last], int(line[bracket + 19:bracket + 35], 16))
                 block = by_host.get(host)
                 if block is None:
                     last = None
                     continue
-                key = (node, block)
-                counted = written >= first and (end is None or written < end)
+                key = node << 32 | block
+                counted = first <= written < end
                 if counted:
                     executed[key] += 1
-                written += len(blocks[block].console)
+                written += outs[block]
                 last = block
             elif head == b"I":
                 if line.startswith(b"IN:"):
@@ -416,7 +425,7 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
                 if line.startswith(_STOPPED) and last is not None:  # traced, but not run
                     if counted:
                         executed[key] -= 1
-                    written -= len(blocks[last].console)
+                    written -= outs[last]
                     last = None
             elif head == b"c":
                 found = _REWOUND.match(line)
@@ -532,8 +541,8 @@ def attribute(counts: Counts, names: Symbols) -> Profile:
 
     stacks: collections.Counter = collections.Counter()
     unknown = 0
-    executions = [(node, block, None, times) for (node, block), times in counts.executed.items()]
-    executions += [(node, block, ran, times) for (node, block, ran), times in counts.partial.items()]
+    executions = [(key >> 32, key & 0xFFFFFFFF, None, times) for key, times in counts.executed.items()]
+    executions += [(key >> 32, key & 0xFFFFFFFF, ran, times) for (key, ran), times in counts.partial.items()]
     for node, block, ran, times in executions:
         if times == 0:
             continue
