@@ -13,6 +13,7 @@ from pathlib import Path
 from conftest import SETTINGS
 from workbench import trace
 from workbench.dwarf import Record
+from workbench.scenario import model
 from workbench.state import StateReader
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -114,3 +115,21 @@ def test_keys_typed_on_the_desktop_are_traced_from_irq_to_console(tmp_path):
     irq_ends = [e for e in out if e["ph"] == "f" and e["cat"] == "irq"]
     tracks = {e["tid"]: e["args"]["name"] for e in out if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 2}
     assert irq_ends and all(tracks[e["tid"]].startswith("ps2") for e in irq_ends)
+
+
+def test_a_kill_on_request_and_the_restart_are_in_the_ring(kwast_scenario):
+    seen: dict[str, list[dict]] = {}
+
+    async def the_ring_as_a_trace(context):
+        snap = await context.state()
+        names = trace.Names()
+        names.learn(snap)
+        out = trace.chrome_trace(await context.ring_now(), names, snap.tsc_per_us)["traceEvents"]
+        seen["kills"] = [e for e in out if e["name"].startswith("kill requested")]
+        seen["restarts"] = [e for e in out if e["name"] == "restart"]
+
+    kwast_scenario(model.Boot(), model.Expect(r"^\[ps2\] ready$", timeout=60), model.Inject(action="kill", server="console"),
+                   model.Expect(r"^\[console\] serving$", timeout=30), model.Call(the_ring_as_a_trace),
+                   config="configs/desktop.yaml")
+    [kill], [restart] = seen["kills"], seen["restarts"]
+    assert restart["args"]["previous process"] == kill["args"]["process"] and restart["ts"] > kill["ts"]

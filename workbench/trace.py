@@ -10,7 +10,8 @@ reads the counter, the ring, the counter again, and keeps the events between. Wh
 overwrote before a drain saw it is counted, and the trace marks where.
 
 The trace: a track per CPU and per thread with a slice for every run period (from `Switch`
-events), instants for IPC calls and replies, IRQs, traps, restarts, thread starts and exits,
+events), instants for IPC calls and replies, IRQs, kills requested, traps, restarts, thread
+starts and exits,
 and flows from each call to its receive and reply, and from each IRQ to the driver it woke.
 The kernel records no receive event: a call's receive is where the thread that replies to it
 last started to run after the call (or the call itself, if it was already running). An
@@ -249,6 +250,8 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
             instant(event, "restart", {"process": event.a, "previous process": event.b, "event": number})
         elif kind == "Trap":
             instant(event, "trap (server killed)", {"process": event.a, "event": number})
+        elif kind == "Kill":
+            instant(event, f"kill requested: process {event.a}", {"process": event.a, "event": number}, (1, 0))
         elif kind in ("ThreadStart", "ThreadExit"):
             instant(event, {"ThreadStart": "thread start", "ThreadExit": "thread exit"}[kind], {"event": number})
     if running is not None and events:

@@ -17,7 +17,7 @@ from ..state import KernelState
 
 ENDPOINT_COLUMNS = ["id", "owner", "waiters", "messages", "bytes", "errors"]
 EVENT_COLUMNS = ["#", "kind", "thread", "a", "b"]
-ALARMING = {"Trap", "Restart"}
+ALARMING = {"Trap", "Restart", "Kill"}
 EVENTS_SHOWN = 32
 TRACE_COLUMNS = ["endpoint", "calls", "replies", "median call to reply (TSC)"]
 
@@ -26,7 +26,7 @@ class IpcView(Vertical):
     HELP = """\
 ## IPC and events
 Endpoints with their counters, the total message rate (messages per second, last minute),
-and the kernel's newest events: new since the last refresh in bold, traps and restarts in red.
+and the kernel's newest events: new since the last refresh in bold, traps, kills and restarts in red.
 
 - **t** shows the last trace's summary (`kwast-bench trace`, build/trace/trace.summary.json):
   calls per endpoint and the median time from call to reply, in TSC ticks (guest instructions

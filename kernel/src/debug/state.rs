@@ -39,6 +39,8 @@ pub enum EventKind {
     Trap = 7,
     Restart = 8,
     Irq = 9,
+    /// The workbench asked for process `a` to be killed (`KWAST_DEBUG_CONTROL`).
+    Kill = 10,
 }
 
 #[repr(C)]
