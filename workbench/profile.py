@@ -367,9 +367,7 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
                         parsed = Block.parse(pending.pop(pc))
                         blocks.append(parsed)
                         by_host[host] = block
-                        parsed.console = frozenset(a for a, text in zip(parsed.addresses, parsed.texts)
-                                                   if text.startswith("outb") and "%al, %dx" in text
-                                                   and _is_console(kernel, a))
+                        parsed.console = _console_writes(kernel, parsed)
                         outs.append(len(parsed.console))
                         kinds.append(parsed.kind)
                 if last is not None and kinds[last] != _OTHER:
@@ -438,14 +436,21 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
     return Counts(blocks, frames, executed, partial, unmatched, written)
 
 
-def _is_console(kernel: Symbols, address: int) -> bool:
-    """Whether an `out` there is a console byte: the serial driver's writes, inlined into the
-    console's `print` and `fmt::Write::write_char` (of which `Serial` is the only user)."""
-    name = kernel.name(address) or ""
-    return ("serial" in name and "init" not in name) or name in _CONSOLE_WRITERS
-
-
-_CONSOLE_WRITERS = ("kwast_kernel::console::print", "core::fmt::Write::write_char")
+def _console_writes(kernel: Symbols, block: Block) -> frozenset:
+    """Where a block writes a byte to the serial data port: an `outb` after `movw $0x3f8, %dx`
+    in the same block (the compiler inlines the port write into callers of any name), or one
+    inside the serial writer itself, which may take the port as a value."""
+    writes, port = [], None
+    for address, text in zip(block.addresses, block.texts):
+        if re.match(r"movw? +\$0x3f8, %dx", text):
+            port = 0x3F8
+        elif "%dx" in text.partition(",")[2] and not text.startswith("out"):
+            port = None
+        elif text.startswith("outb") and "%al, %dx" in text:
+            name = kernel.name(address) or ""
+            if "init" not in name and (port == 0x3F8 or "serial" in name):  # init sets the baud rate
+                writes.append(address)
+    return frozenset(writes)
 
 
 @dataclass

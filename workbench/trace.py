@@ -12,7 +12,8 @@ overwrote before a drain saw it is counted, and the trace marks where.
 The trace: a track per CPU and per thread with a slice for every run period (from `Switch`
 events), instants for IPC calls and replies, IRQs, kills requested, traps, restarts, thread
 starts and exits,
-and flows from each call to its receive and reply, and from each IRQ to the driver it woke.
+and flows from each call to its receive and reply, and from each IRQ to the next run of its
+driver (the thread an IRQ of that line wakes).
 The kernel records no receive event: a call's receive is where the thread that replies to it
 last started to run after the call (or the call itself, if it was already running). An
 endpoint is named after the server that replies on it.
@@ -212,8 +213,8 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
     running: tuple[int, float] | None = None  # (thread, since)
     calls: dict[int, collections.deque] = collections.defaultdict(collections.deque)  # endpoint -> (flow id, ts)
     started: dict[int, list[float]] = collections.defaultdict(list)  # thread -> when it started each run
-    irq_woken: dict[int, int] = {}                # thread -> flow id of the IRQ whose notification woke it
-    pending_irqs: list[int] = []                  # IRQ flows whose driver is not woken yet
+    irq_woken: dict[int, list[int]] = collections.defaultdict(list)  # driver -> flows of IRQs it has not run since
+    drivers = _irq_drivers(events)
     next_flow = 1
     for number, event in events:
         kind, ts = str(event.kind), us(event.tsc)
@@ -222,8 +223,8 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
                 _slice(out, running, ts, names, track)
             running = (event.a, ts)
             started[event.a].append(ts)
-            if event.a in irq_woken:
-                flow("f", irq_woken.pop(event.a), ts, track(event.a), "irq")
+            for flow_id in irq_woken.pop(event.a, ()):
+                flow("f", flow_id, ts, track(event.a), "irq")
         elif kind == "IpcCall":
             instant(event, f"call {names.endpoint(event.a)}", {"bytes": event.b, "event": number})
             flow("s", next_flow, ts, track(event.thread), "ipc")
@@ -239,13 +240,16 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
                 flow("f", flow_id, ts, track(event.thread), "ipc")
         elif kind == "Irq":
             instant(event, f"IRQ {event.a}", {"bits": event.b, "event": number}, (1, 0))
-            flow("s", next_flow, ts, (1, 0), "irq")
-            pending_irqs.append(next_flow)
-            next_flow += 1
+            driver = drivers.get(event.a)
+            if driver is not None:
+                flow("s", next_flow, ts, (1, 0), "irq")
+                if running is not None and running[0] == driver:  # it is running: it sees the IRQ now
+                    flow("f", next_flow, ts, track(driver), "irq")
+                else:  # at its next run
+                    irq_woken[driver].append(next_flow)
+                next_flow += 1
         elif kind == "Wake":
             instant(event, "wake", {"event": number})
-            if pending_irqs:  # the driver the interrupt's notification wakes
-                irq_woken[event.thread] = pending_irqs.pop(0)
         elif kind == "Restart":
             instant(event, "restart", {"process": event.a, "previous process": event.b, "event": number})
         elif kind == "Trap":
@@ -262,6 +266,16 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
                     "cat": "lost", "args": {"first event number": first, "count": count}})
     return {"traceEvents": out, "displayTimeUnit": "ns",
             "otherData": {"events": len(events), "dropped": sum(c for _, c in lost)}}
+
+
+def _irq_drivers(events: list[tuple[int, Record]]) -> dict[int, int]:
+    """IRQ line -> the driver thread it wakes: the kernel signals the line's notification as it
+    records the IRQ, so a waiting driver's Wake is the very next event."""
+    drivers = {}
+    for (_, event), (_, following) in zip(events, events[1:]):
+        if str(event.kind) == "Irq" and str(following.kind) == "Wake":
+            drivers.setdefault(event.a, following.thread)
+    return drivers
 
 
 def _slice(out: list[dict], running: tuple[int, float], end: float, names: Names, track) -> None:
