@@ -290,7 +290,8 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
 
     Exact corrections: a block whose execution QEMU logged but did not start ("Stopped
     execution of TB chain") is not counted; one cut short by an exception or by an I/O
-    instruction's re-execution ("cpu_io_recompile") counts only the instructions before it."""
+    instruction's re-execution ("cpu_io_recompile") counts only the instructions before it.
+    Reading stops at the first interrupt after the window, which names the last thread in it."""
     blocks: list[Block] = []
     outs: list[int] = []  # per block: its console bytes
     kinds: list[int] = []  # per block: what its last instruction does to the call stack
@@ -417,6 +418,8 @@ def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, N
                         node = frames.rebase(node, real)
                         segment_pc = None
                     saved[slot] = (node, at, resume)
+                    if written >= end:  # past the window, and every stack in it is known: done
+                        break
                 interrupted.append((node, resume))
                 node = frames.push(node, at, resume)
             elif head == b"S":
