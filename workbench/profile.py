@@ -193,7 +193,7 @@ class Block:
 
 class _Frames:
     """Shadow call stacks as interned nodes: a node is (parent, where, return address), so a
-    push or pop is a dict lookup and a sample is two ints. `where` names the caller: the call
+    push or pop is a dict lookup. `where` names the caller: the call
     instruction, or the instruction an interrupt came at. A thread's stack below where it was
     resumed is unknown until the next interrupt says (by its stack pointer) which thread ran:
     such stacks hang off a placeholder root per (segment, frames popped below it), given its
@@ -204,6 +204,7 @@ class _Frames:
         self.children: dict[tuple[int, int, int], int] = {}
         self.placeholders: dict[tuple[int, int], int] = {}
         self.placeholder_of: dict[int, tuple[int, int]] = {}
+        self.of_segment: dict[int, list[int]] = collections.defaultdict(list)
         self.alias: dict[int, int] = {}
 
     def push(self, node: int, where: int, returns: int) -> int:
@@ -225,6 +226,7 @@ class _Frames:
             self.where.append(0)
             self.returns.append(-1)
             self.placeholder_of[node] = key
+            self.of_segment[segment].append(node)
         return node
 
     def pop_to(self, node: int, target: int) -> int | None:
@@ -255,9 +257,8 @@ class _Frames:
         return base
 
     def resolve(self, segment: int, base: int) -> None:
-        for (seg, popped), node in self.placeholders.items():
-            if seg == segment:
-                self.alias[node] = self.rebase(node, base)
+        for node in self.of_segment.pop(segment, ()):
+            self.alias[node] = self.rebase(node, base)
 
     def path(self, node: int) -> tuple[int, ...] | None:
         """The callers' addresses, outermost first; None when the stack's base stayed unknown."""
