@@ -78,6 +78,11 @@ def test_shadow_stacks_follow_calls_interrupts_and_threads():
     inclusive = result.inclusive_counts()
     assert inclusive["main_a"] == 14 and inclusive["trap"] == 14 and inclusive["switch"] == 4
     assert result.total == 26 and result.unknown_base == 0 and result.unmatched_returns == 0
+    speedscope = result.speedscope("two threads")
+    frames = [frame["name"] for frame in speedscope["shared"]["frames"]]
+    [sampled] = speedscope["profiles"]
+    assert sorted(";".join(frames[i] for i in stack) + f" {weight}\n"
+                  for stack, weight in zip(sampled["samples"], sampled["weights"])) == result.folded().splitlines(True)
     svg = profile.flame_graph(result, "two threads")
     assert svg.count("<rect ") == 1 + 9 and "main_a;" not in svg and ">main_b<" in svg
 

@@ -52,6 +52,8 @@ def test_keys_on_the_desktop_flow_from_the_irq_to_ps2_to_the_console():
     switches = kinds.count("Switch")
     assert sum(1 for e in out if e["ph"] == "X" and e["pid"] == 1) == switches
     assert {e["name"] for e in out if e["ph"] == "i" and e["name"].startswith("call")} == {"call endpoint 1 (console)"}
+    receives = [e for e in out if e["ph"] == "i" and e["name"] == "receive endpoint 1 (console)"]
+    assert [(e["tid"], e["ts"]) for e in receives] == [(s[1]["tid"], s[1]["ts"]) for s in calls]
 
 
 def test_the_summary_counts_calls_and_their_median_latency():

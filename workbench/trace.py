@@ -236,6 +236,8 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
                 flow_id, called = calls[event.a].popleft()
                 runs = started[event.thread]
                 received = runs[-1] if runs and runs[-1] >= called else called
+                out.append({"ph": "i", "s": "t", "pid": 2, "tid": event.thread, "ts": received, "cat": "kernel",
+                            "name": f"receive {names.endpoint(event.a)}", "args": {"inferred": True}})
                 flow("t", flow_id, received, track(event.thread), "ipc")
                 flow("f", flow_id, ts, track(event.thread), "ipc")
         elif kind == "Irq":
