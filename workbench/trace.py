@@ -6,17 +6,16 @@ the rest of the block (`state.StateReader`), through the machine's RAM file: no 
 trip, the guest never stops. No lock is needed: the kernel stores an event, then counts it, so
 event `i` is whole once `events_written` > i, and stays so until event `i + ring` starts
 overwriting it, which cannot have begun before `events_written` reached `i + ring`. A drain
-reads the counter, the ring, the counter again, and keeps the events between. What the kernel
-overwrote before a drain saw it is counted, and the trace marks where.
+reads the counter, the slots of the events new since the last drain, the counter again, and
+keeps those the second count shows were not being overwritten. What the kernel overwrote
+before a drain saw it is counted, and the trace marks where.
 
 The trace: a track per CPU and per thread with a slice for every run period (from `Switch`
-events), instants for IPC calls and replies, IRQs, kills requested, traps, restarts, thread
-starts and exits,
-and flows from each call to its receive and reply, and from each IRQ to the next run of its
-driver (the thread an IRQ of that line wakes).
-The kernel records no receive event: a call's receive is where the thread that replies to it
-last started to run after the call (or the call itself, if it was already running). An
-endpoint is named after the server that replies on it.
+events), instants for IPC calls, receives and replies, IRQs, wakes, kills requested, traps,
+restarts, thread starts and exits, and flows from each call to its receive and reply, and from
+each IRQ to the next run of its driver. The kernel records no receive event: a call's receive
+is where the thread that replies to it last started to run after the call (or the call itself,
+if it was already running). An endpoint is named after the server that replies on it.
 """
 
 from __future__ import annotations
