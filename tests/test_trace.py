@@ -92,25 +92,35 @@ def test_the_drainer_keeps_each_event_once_and_counts_what_was_overwritten():
     assert all(e.tsc == 5000 + n for n, e in drainer.drained.events)
 
 
-def _trace(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[dict], dict]:
+def _trace(tmp_path: Path, *args: str, check: bool = True) -> tuple[subprocess.CompletedProcess, list[dict], dict]:
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "trace", *args, "--out", str(tmp_path / "trace.json")],
                           cwd=SETTINGS.root, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0 or not check, done.stdout + done.stderr
     return (done, json.loads((tmp_path / "trace.json").read_text())["traceEvents"],
             json.loads((tmp_path / "trace.summary.json").read_text()))
 
 
-def test_pingpong_is_traced_without_losing_an_event(tmp_path):
-    done, out, summary = _trace(tmp_path, "--config", "configs/pingpong.yaml", "--seconds", "60")
-    assert summary["dropped"] == 0 and ", 0 dropped" in done.stdout
+def test_pingpong_is_traced_and_every_event_accounted_for(tmp_path):
+    """Every event ping/pong's kernel records (52833, three rings' worth) is in the trace, or
+    counted lost with where: on an idle host none is (README), on a host too busy to run the
+    drainer for a tenth of a second some may be, and the trace must say so exactly."""
+    done, out, summary = _trace(tmp_path, "--config", "configs/pingpong.yaml", "--seconds", "90", check=False)
+    whole = json.loads((tmp_path / "trace.json").read_text())["otherData"]
+    lost = [(e["args"]["first event number"], e["args"]["count"]) for e in out if e.get("cat") == "lost"]
+    assert whole["events"] + whole["dropped"] == whole["last event"] + 1 - whole["first event"] > 50000
+    assert sum(count for _, count in lost) == summary["dropped"]
+    assert done.returncode == (1 if summary["dropped"] else 0), done.stdout
     [row] = summary["endpoints"]
-    assert row["name"] == "endpoint 1 (pong)" and row["calls"] == row["replies"] > 1000
-    ends = {e["id"] for e in out if e["ph"] == "f" and e["cat"] == "ipc"}
-    assert len(ends) == row["calls"]
+    assert row["name"] == "endpoint 1 (pong)" and row["replies"] > 1000
+    if not summary["dropped"]:
+        assert row["calls"] == row["replies"]
+        ends = {e["id"] for e in out if e["ph"] == "f" and e["cat"] == "ipc"}
+        assert len(ends) == row["calls"]
 
 
 def test_keys_typed_on_the_desktop_are_traced_from_irq_to_console(tmp_path):
-    _, out, summary = _trace(tmp_path, "--config", "configs/desktop.yaml", "--seconds", "5", "--keys", "hello")
+    _, out, summary = _trace(tmp_path, "--config", "configs/desktop.yaml", "--seconds", "10", "--keys", "hello",
+                             "--keys-after", r"^\[ps2\] ready$")
     assert summary["dropped"] == 0
     [row] = summary["endpoints"]
     assert row["name"] == "endpoint 1 (console)" and row["calls"] >= 5  # one call per character

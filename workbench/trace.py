@@ -25,11 +25,14 @@ import collections
 import contextlib
 import json
 import os
+import re
+import signal
 import statistics
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import dwarf
 from .dwarf import Record
@@ -41,6 +44,7 @@ class Drained:
     events: list[tuple[int, Record]] = field(default_factory=list)  # (number, event), oldest first
     lost: list[tuple[int, int]] = field(default_factory=list)       # (first number lost, how many)
     drains: int = 0
+    holds: int = 0  # drains that held the guest: the ring was half full
 
     @property
     def dropped(self) -> int:
@@ -66,12 +70,22 @@ class RingDrainer:
                         for name in ("thread_count", "threads", "endpoint_count", "endpoints")]
         self.drained = Drained()
 
-    def drain(self, read) -> int:
+    def drain(self, read, hold: Callable[[bool], None] | None = None) -> int:
         """Reads the ring's new events through `read(address, size) -> bytes`; returns how many
-        it kept. With nothing new it reads only the counter."""
+        it kept. With nothing new it reads only the counter. With `hold`, a ring found half
+        full has the guest held (`hold(True)`) while it is read, and let go after."""
         before = self._decode_written(read(self._written_address, self._written_size), 0)
-        runs = [(number, count, read(address, size)) for number, count, address, size in self._runs(before)]
-        return self._keep(before, runs, self._decode_written(read(self._written_address, self._written_size), 0))
+        held = hold is not None and before - self.seen > self.capacity // 2
+        if held:
+            hold(True)
+            before = self._decode_written(read(self._written_address, self._written_size), 0)
+        try:
+            runs = [(number, count, read(address, size)) for number, count, address, size in self._runs(before)]
+            return self._keep(before, runs, self._decode_written(read(self._written_address, self._written_size), 0))
+        finally:
+            if held:
+                self.drained.holds += 1
+                hold(False)
 
     async def drain_async(self, memory) -> int:
         """The same through a `state` memory (`await memory.read(address, size)`)."""
@@ -113,15 +127,22 @@ class RingDrainer:
 
 
 def drain_while(drainer: RingDrainer, read, stop: threading.Event, names: Names | None = None,
-                interval: float = 0.0002) -> None:
+                pid: int | None = None, interval: float = 0.0002) -> None:
     """Drains until `stop` is set, then once more: a thread of its own, as mmap reads never
     block on QEMU. With `names`, learns the rows' names whenever a thread has started (its row
     lives only as long as the thread), here too, so that nothing else holds the interpreter.
-    Where allowed (root), the thread runs at a higher priority than the host's other work."""
+    With QEMU's `pid`, a half-full ring stops QEMU (SIGSTOP) until it is drained: a host too
+    busy to drain in time slows the guest instead of losing events. Where allowed (root), the
+    thread runs at a higher priority than the host's other work."""
     with contextlib.suppress(PermissionError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+
+    def hold(stopped: bool) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP if stopped else signal.SIGCONT)
+
     while not stop.is_set():
-        kept = drainer.drain(read)
+        kept = drainer.drain(read, hold if pid is not None else None)
         if kept == 0:
             time.sleep(interval)
         elif names is not None and any(str(event.kind) == "ThreadStart" for _, event in drainer.drained.events[-kept:]):
@@ -129,9 +150,11 @@ def drain_while(drainer: RingDrainer, read, stop: threading.Event, names: Names 
     drainer.drain(read)
 
 
-async def record(machine, elf: Path, seconds: float, keys: str = "") -> tuple[Drained, Names, int]:
+async def record(machine, elf: Path, seconds: float, keys: str = "", keys_after: str | None = None
+                 ) -> tuple[Drained, Names, int]:
     """Drains the ring of a resumed machine with a RAM file for `seconds` or until it ends,
-    typing `keys` first; returns the events, their names and the TSC's rate."""
+    typing `keys` (once a console line matches `keys_after`, if given); returns the events,
+    their names and the TSC's rate."""
     if not machine.ram_file:
         raise DebugStateError("tracing drains the ring through the machine's RAM file: start it with ram_file=True")
     _yield_to_drainer(machine.process.pid)
@@ -141,12 +164,16 @@ async def record(machine, elf: Path, seconds: float, keys: str = "") -> tuple[Dr
         names, drainer, stop = Names(), RingDrainer(reader), threading.Event()
         names.learn(kernel)
         drainer.seen = max(0, kernel.events_written - drainer.capacity + 1)  # what came before, still in the ring
-        worker = threading.Thread(target=drain_while, args=(drainer, memory.read_now, stop, names), daemon=True)
+        worker = threading.Thread(target=drain_while, args=(drainer, memory.read_now, stop, names, machine.process.pid),
+                                  daemon=True)
         worker.start()
         try:
-            if keys:
-                await machine.send_keys(keys)
             deadline = time.monotonic() + seconds
+            while keys and time.monotonic() < deadline and machine.process.returncode is None:
+                if keys_after is None or re.search(keys_after, machine.serial_text, re.MULTILINE):
+                    await machine.send_keys(keys)
+                    break
+                await asyncio.sleep(0.05)
             while time.monotonic() < deadline and machine.process.returncode is None:
                 await asyncio.sleep(0.05)
         finally:
@@ -310,7 +337,8 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
         out.append({"ph": "i", "s": "g", "pid": 1, "tid": 0, "ts": at, "name": f"{count} events lost",
                     "cat": "lost", "args": {"first event number": first, "count": count}})
     return {"traceEvents": out, "displayTimeUnit": "ns",
-            "otherData": {"events": len(events), "dropped": sum(c for _, c in lost)}}
+            "otherData": {"events": len(events), "dropped": sum(c for _, c in lost),
+                          "first event": events[0][0] if events else None, "last event": events[-1][0] if events else None}}
 
 
 def _irq_drivers(events: list[tuple[int, Record]]) -> dict[int, int]:

@@ -18,6 +18,7 @@ def add_parsers(commands) -> None:
     command.add_argument("--append", default="", help="extra kernel command-line words")
     command.add_argument("--seconds", type=float, default=10, help="how long to trace (less if the guest ends)")
     command.add_argument("--keys", default="", help="text to type into the guest (PS/2) once it has booted")
+    command.add_argument("--keys-after", metavar="RE", help="... once a console line matches this (a driver is ready)")
     command.add_argument("--out", type=Path, help="the trace file (default: build/trace/trace.json; "
                                                  "its summary beside it as trace.summary.json)")
 
@@ -29,12 +30,13 @@ def cmd_trace(args: argparse.Namespace, settings) -> int:
     async def run():
         async with Machine(settings, hardware, image, args.append, ram_file=True) as machine:
             await machine.resume()
-            return await trace.record(machine, image.path, args.seconds, args.keys)
+            return await trace.record(machine, image.path, args.seconds, args.keys, args.keys_after)
 
     with KernelImage(settings.kernel_elf) as image:
         drained, names, tsc_per_us = asyncio.run(run())
     path, summary = trace.write(out, drained.events, names, tsc_per_us, drained.lost)
-    print(f"{len(drained.events)} events in {drained.drains} drains, {drained.dropped} dropped"
+    print(f"{len(drained.events)} events in {drained.drains} drains ({drained.holds} holding the guest), "
+          f"{drained.dropped} dropped"
           + "".join(f" ({count} from event {first})" for first, count in drained.lost))
     for row in trace.summary(drained.events, names)["endpoints"]:
         latency = row["median_latency"]
