@@ -1,9 +1,11 @@
-"""The exact profiler: its log decoder on a written log (no QEMU), and one profiled boot."""
+"""The exact profiler: its log decoder on written logs (no QEMU), and profiled boots."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import SETTINGS
 from workbench import profile
@@ -37,7 +39,7 @@ def test_every_execution_counts_each_instruction_of_its_block(tmp_path):
     log.write_bytes(LOG)
     result = profile.attribute(profile.read_log(log, NAMES), NAMES)
     assert result.by_function == [("work", 12), ("kwast_kernel::arch::x86_64::serial::write", 6)]
-    assert result.total == 18 and result.folded() == "work 12\nkwast_kernel::arch::x86_64::serial::write 6\n"
+    assert result.total == 18 and result.folded() == "kwast_kernel::arch::x86_64::serial::write 6\nwork 12\n"
 
 
 def test_the_window_is_counted_in_console_bytes(tmp_path):
@@ -50,12 +52,83 @@ def test_the_window_is_counted_in_console_bytes(tmp_path):
     assert profile.window_bytes("a\nbb\nccc\n", "^bb$", "^ccc$") == (7, 12)
 
 
+FIXTURES = Path(__file__).parent / "fixtures"
+TWO_THREADS = profile.Symbols.of([(0x1000, 0x1100, "main_a"), (0x2000, 0x2100, "main_b"), (0x3000, 0x3100, "work"),
+                                  (0x4000, 0x4100, "trap"), (0x5000, 0x5100, "switch")])
+
+
+def test_shadow_stacks_follow_calls_interrupts_and_threads():
+    """tests/fixtures/profile-two-threads.log, in QEMU's formats: thread A (stack slot 1) calls
+    `work`, which traps with `int 0x81`; the handler resumes thread B (slot 2, first run), whose
+    stack is known only at the timer interrupt that ends its run; then A again, returning below
+    where it was resumed, and faulting mid-block. Also a long instruction's wrapped bytes, an
+    I/O instruction's rewind and a block traced but not run."""
+    counts = profile.read_log(FIXTURES / "profile-two-threads.log", TWO_THREADS)
+    result = profile.attribute(counts, TWO_THREADS)
+    assert result.folded() == (
+        "main_a 3\n"                  # nop, call; after the return, one instruction before the fault
+        "main_a;trap 2\n"             # the fault's handler, on the stack it interrupted
+        "main_a;work 3\n"             # incq, int; and the return, run after A was resumed
+        "main_a;work;trap 4\n"        # int 0x81's handler: stub, call, iretq
+        "main_a;work;trap;switch 2\n"
+        "main_b 4\n"                  # call; incq before the rewound out, the out alone, jmp
+        "main_b;trap 4\n"
+        "main_b;trap;switch 2\n"
+        "main_b;work 2\n")            # movabsq (its bytes on two lines) and ret
+    inclusive = result.inclusive_counts()
+    assert inclusive["main_a"] == 14 and inclusive["trap"] == 14 and inclusive["switch"] == 4
+    assert result.total == 26 and result.unknown_base == 0 and result.unmatched_returns == 0
+    speedscope = result.speedscope("two threads")
+    frames = [frame["name"] for frame in speedscope["shared"]["frames"]]
+    [sampled] = speedscope["profiles"]
+    assert sorted(";".join(frames[i] for i in stack) + f" {weight}\n"
+                  for stack, weight in zip(sampled["samples"], sampled["weights"])) == result.folded().splitlines(True)
+    svg = profile.flame_graph(result, "two threads")
+    assert svg.count("<rect ") == 1 + 9 and "main_a;" not in svg and ">main_b<" in svg
+
+
+def test_a_thread_not_interrupted_again_has_an_unknown_base(tmp_path):
+    lines = (FIXTURES / "profile-two-threads.log").read_text().splitlines()
+    # Cut the log before the timer interrupt that names thread B.
+    cut = next(i for i, line in enumerate(lines) if "v=20" in line)
+    log = tmp_path / "exec.log"
+    log.write_text("\n".join(lines[:cut]) + "\n")
+    counts = profile.read_log(log, TWO_THREADS)
+    result = profile.attribute(counts, TWO_THREADS)
+    assert result.stacks[("[stack unknown]", "main_b")] == 4 and result.unknown_base == 6
+
+
+def test_a_kernel_routine_of_known_length_is_attributed_exactly(tmp_path):
+    """ktest `profile_known_work` (kernel/src/ktest_profile.rs) runs 2n + 2 instructions in
+    `kwast_profile_known_work` and prints the time stamp counter's delta around it: under
+    `-icount shift=0` the instructions run meanwhile, interrupts included."""
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "profile", "--config", "configs/pingpong.yaml",
+                           "--append", "test=profile_known_work", "--from", "profile_known_work: start",
+                           "--to", "iterations in", "--out", str(tmp_path)],
+                          cwd=SETTINGS.root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr, done.stderr
+    iterations, delta = map(int, re.search(r"(\d+) iterations in (\d+) instructions",
+                                           (tmp_path / "serial.log").read_text()).groups())
+    stacks = [line.rsplit(" ", 1) for line in (tmp_path / "profile.folded").read_text().splitlines()]
+    own = [int(count) for stack, count in stacks if stack.endswith(";kwast_profile_known_work")]
+    assert own == [2 * iterations + 2]
+    assert all("kmain;kwast_kernel::ktest::run" in stack for stack, _ in stacks)
+    # The window runs from the start line's end to the delta line's: the delta, plus printing it.
+    total = sum(int(count) for _, count in stacks)
+    assert delta <= total <= delta * 1.01
+    assert (tmp_path / "profile.svg").read_text().startswith("<svg")
+
+
 def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "profile", "--from", r"^\[hello\] hello from hello$",
                            "--to", r"^\[hello\] realtime", "--out", str(tmp_path)],
                           cwd=SETTINGS.root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    functions = dict(line.rsplit(" ", 1) for line in (tmp_path / "profile.folded").read_text().splitlines())
-    assert any(name.startswith("hello!") for name in functions), "the hello server's own functions"
-    assert any(name.startswith("kwast_kernel::") for name in functions)
-    assert sum(map(int, functions.values())) == int(done.stdout.split()[0])
+    stacks = [line.rsplit(" ", 1) for line in (tmp_path / "profile.folded").read_text().splitlines()]
+    leaves = {stack.rsplit(";", 1)[-1] for stack, _ in stacks}
+    assert any(name.startswith("hello!") for name in leaves), "the hello server's own functions"
+    assert any(name.startswith("kwast_kernel::") for name in leaves)
+    # The kernel's functions called from the server's, stacked on them.
+    assert any(re.search(r"hello!.*;kwast_kernel::wasm::", stack) for stack, _ in stacks)
+    assert sum(int(count) for _, count in stacks) == int(done.stdout.split()[0])

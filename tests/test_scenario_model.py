@@ -61,13 +61,15 @@ steps:
   - snapshot: s1
   - restore: s1
   - expect_exit: {status: failure, code: 3}
+  - trace: {seconds: 2, out: keys.json}
+  - profile: {from: "^a", to: "^b"}
 """)
     [scenario] = model.load(path)
     kinds = [type(s) for s in scenario.steps]
     assert kinds == [model.Boot, model.Expect, model.Expect, model.Reject, model.SendKeys, model.State, model.State,
                      model.Compare, model.Gdb, model.Gdb, model.Inject, model.Inject, model.Screendump,
-                     model.Screendump, model.Snapshot, model.Restore, model.ExpectExit]
-    assert [s.line for s in scenario.steps] == list(range(4, 21))
+                     model.Screendump, model.Snapshot, model.Restore, model.ExpectExit, model.Trace, model.Profile]
+    assert [s.line for s in scenario.steps] == list(range(4, 23))
     assert scenario.steps[1].pattern == "Kwast (?P<version>\\S+)" and scenario.steps[1].timeout == 10
     assert scenario.steps[3].pattern == "restarting|killed"
     assert scenario.steps[6].at_least == "1"          # numbers kept as text until ${...} is filled in
@@ -77,6 +79,8 @@ steps:
     assert scenario.steps[12].file == "screen.ppm" and scenario.steps[12].shows is None
     assert scenario.steps[13].shows == "^SeaBIOS"
     assert scenario.steps[16] == model.ExpectExit(status="failure", code=3)
+    assert scenario.steps[17] == model.Trace(seconds=2, out="keys.json")
+    assert scenario.steps[18] == model.Profile(from_="^a", to="^b", out="profile")  # `from` is a Python keyword
     assert scenario.needs_snapshots
 
 
@@ -103,6 +107,8 @@ steps:
     ("  - compare: {value: 3}\n", 4, "steps[0].compare: give a bound: equals, at_least or at_most"),
     ("  - boot\n  - restore: s1\n", 1, "steps: restore 's1' (line 5) comes before any snapshot"),
     ("  - expect_exit: crashed\n", 4, "'crashed' is not one of 'success' or 'failure'"),
+    ("  - trace: {out: t.txt}\n", 4, "steps[0].trace.out: must be a file name ending in .json"),
+    ("  - profile: {from: '(', to: x}\n", 4, "steps[0].profile.from: not a valid regular expression"),
 ])
 def test_step_mistakes_name_file_line_and_field(tmp_path, steps, line, message):
     path = write(tmp_path, "name: x\nconfig: configs/default.yaml\nsteps:\n" + steps)

@@ -60,6 +60,11 @@ def test_broken_scenario_reports_the_step_and_why(tmp_path):
     assert "| holding: the machine stays up" in report          # the console's last lines
     assert "kernel state at failure:" in report and "threads (" in report
     assert (result.artifacts / "state-at-failure.txt").read_text().startswith("sequence ")
+    # The ring's events up to the failure, as a Perfetto trace beside serial.log: the boot's
+    # threads starting, each on its own named track.
+    trace = json.loads((result.artifacts / "events-at-failure.json").read_text())["traceEvents"]
+    assert sum(1 for e in trace if e["name"] == "thread start") >= 2
+    assert {"kmain (1)", "idle (2)"} <= {e["args"]["name"] for e in trace if e["name"] == "thread_name"}
 
 
 def test_reject_fails_on_a_console_line_that_must_not_be_there(tmp_path):

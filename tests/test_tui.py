@@ -364,3 +364,27 @@ def test_a_scenario_chosen_in_the_sidebar_runs_and_passes():
             assert len(steps) == int(steps[0].split("/")[1].split(":")[0]), "every step was reported as it started"
 
     run(scenario)
+
+
+def test_the_ipc_view_shows_the_last_traces_summary(tmp_path):
+    """The summary `kwast-bench trace` writes, here of the recorded desktop session."""
+    from test_trace import _recorded
+    from workbench import trace
+
+    events, names, tsc_per_us = _recorded("trace-desktop-keys.json")
+    trace.write(tmp_path / "trace" / "trace.json", events, names, tsc_per_us)
+
+    async def scenario():
+        app = KwastApp(dataclasses.replace(SETTINGS, build_dir=tmp_path))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("ctrl+n", "ctrl+n")
+            assert app.query_one(TabbedContent).active == "ipc"
+            app.query_one("#endpoints", DataTable).focus()
+            await pilot.press("t")
+            table = app.query_one("#trace-summary", DataTable)
+            await until(pilot, lambda: table.row_count == 1, "the summary's row")
+            assert [str(cell) for cell in table.get_row_at(0)][:3] == ["endpoint 1 (console)", "2", "2"]
+            assert "38 events, 0 dropped" in str(app.query_one("#trace-title", Label).render())
+            await pilot.press("ctrl+q")
+
+    run(scenario)

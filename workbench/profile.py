@@ -9,8 +9,13 @@ the code address the kernel prints at a server's first start. The guest is not c
 
 A window (`--from`/`--to`, serial-line patterns) is found exactly: the kernel writes the
 console one byte per `out` in its serial driver, so the n-th execution of that instruction is
-the n-th byte of the console. The profile is flat (self counts per function): call stacks are
-not reconstructed yet.
+the n-th byte of the console.
+
+Call stacks are a shadow stack rebuilt from the executed blocks (`read_log`): a block ending in
+a call pushes its return address, a return pops to the frame returning there. QEMU's `-d int`
+adds each interrupt with the interrupted stack pointer, which names the thread (its stack slot):
+a trap's handler is stacked on the stack it interrupted, and after an `iretq` the resumed
+thread's stack is known at its next interrupt and filled in then.
 """
 
 from __future__ import annotations
@@ -18,16 +23,18 @@ from __future__ import annotations
 import bisect
 import collections
 import json
+import math
 import re
 import subprocess
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from .bench import SERVER_READY
 
-_TRACE = re.compile(rb"^Trace \d+: (0x[0-9a-f]+) \[[0-9a-f]+/([0-9a-f]+)/")
 
 
 class ProfileError(Exception):
@@ -71,19 +78,31 @@ def _demangle(names: list[str]) -> list[str]:
     return clean
 
 
-def _functions(elf_path: Path) -> list[tuple[int, int, str]]:
+def _functions(elf_path: Path, labels: bool = False) -> list[tuple[int, int, str]]:
+    """Sized function symbols; with `labels`, also assembly labels in code (`trap_stubs`,
+    `trap_return`), each reaching to the next symbol."""
     with elf_path.open("rb") as file:
         elf = ELFFile(file)
         table = elf.get_section_by_name(".symtab")
         if table is None:
             raise ProfileError(f"{elf_path}: no symbol table")
-        found = [(s["st_value"], s["st_value"] + s["st_size"], s.name) for s in table.iter_symbols()
-                 if s["st_info"]["type"] == "STT_FUNC" and s["st_size"] > 0 and s.name]
+        code = {i for i, section in enumerate(elf.iter_sections()) if section["sh_flags"] & SH_FLAGS.SHF_EXECINSTR}
+        found, marks = [], []
+        for s in table.iter_symbols():
+            if s["st_info"]["type"] == "STT_FUNC" and s["st_size"] > 0 and s.name:
+                found.append((s["st_value"], s["st_value"] + s["st_size"], s.name))
+            elif labels and s["st_info"]["type"] == "STT_NOTYPE" and s["st_shndx"] in code and s.name:
+                marks.append((s["st_value"], s.name))
+    starts = sorted({start for start, _, _ in found} | {address for address, _ in marks})
+    for address, name in marks:
+        following = starts[bisect.bisect_right(starts, address):]
+        if following:
+            found.append((address, following[0], name))
     return found
 
 
 def kernel_symbols(elf_path: Path) -> list[tuple[int, int, str]]:
-    found = _functions(elf_path)
+    found = _functions(elf_path, labels=True)
     names = _demangle([name for _, _, name in found])
     return [(start, end, name) for (start, end, _), name in zip(found, names)]
 
@@ -104,6 +123,16 @@ def symbols(kernel_elf: Path, serial: str, artifacts: dict[str, Path]) -> Symbol
     return Symbols.of(ranges)
 
 
+def measure(log: Path, kernel_elf: Path, serial: str, modules: list[str], start: str | None,
+            end: str | None) -> tuple[Counts, Profile]:
+    """The profile of a machine's exec log (`Machine(exec_log=True)`, `modules()` its servers)
+    between the console lines matching `start` and `end`."""
+    artifacts = {Path(module.split()[0]).name: Path(module.split()[0]) for module in modules}
+    names = symbols(kernel_elf, serial, artifacts)
+    counts = read_log(log, names, window_bytes(serial, start, end))
+    return counts, attribute(counts, names)
+
+
 def window_bytes(serial: str, start: str | None, end: str | None) -> tuple[int, int | None]:
     """The console byte offsets where the first line matching `start` ends and where the first
     later line matching `end` ends. The kernel writes each newline as \\r\\n."""
@@ -122,66 +151,301 @@ def window_bytes(serial: str, start: str | None, end: str | None) -> tuple[int, 
     return opened, None
 
 
+# How a block's last instruction moves the shadow call stack.
+_OTHER, _CALL, _RET, _IRET, _INT = range(5)
+_INSN = re.compile(r"^\s*((?:[0-9a-f]{2}(?: |$))+)\s*(.*)$")
+_INTERRUPT = re.compile(rb"^ *\d+: v=([0-9a-f]+) e=[0-9a-f]+ i=(\d) cpl=\d IP=[0-9a-f]+:([0-9a-f]+) "
+                        rb"pc=[0-9a-f]+ SP=[0-9a-f]+:([0-9a-f]+)")
+_REWOUND = re.compile(rb"^cpu_io_recompile: rewound execution of TB to ([0-9a-f]+)")
+_STOPPED = b"Stopped execution of TB chain"
+# Threads' kernel stacks are 4 MiB slots (kernel/src/mm/stacks.rs): an interrupted stack
+# pointer's slot says whose stack it was.
+_STACK_SLOT_SHIFT = 22
+
+
+@dataclass(slots=True)
+class Block:
+    """One translation: its instructions' addresses and text, the address after its last
+    instruction (a call's return address), and what that instruction does to the call stack."""
+    addresses: list[int]
+    texts: list[str]
+    after: int
+    kind: int
+    console: frozenset = frozenset()  # its console byte writes (`out` in the serial driver)
+
+    @classmethod
+    def parse(cls, lines: list[tuple[int, str]]) -> Block:
+        addresses, texts, after = [], [], 0
+        for address, rest in lines:
+            found = _INSN.match(rest)
+            size = len(found[1].split()) if found else 0
+            if found and not found[2] and addresses:  # in_asm wraps a long instruction's bytes
+                after += size
+                continue
+            addresses.append(address)
+            texts.append(found[2] if found else rest)
+            after = address + size
+        last = texts[-1].split(" ", 1)[0] if texts else ""
+        kind = (_CALL if last.startswith("call") else _IRET if last.startswith("iret")
+                else _RET if last.startswith(("ret", "lret")) else _INT if last in ("int", "int3") else _OTHER)
+        return cls(addresses, texts, after, kind)
+
+
+class _Frames:
+    """Shadow call stacks as interned nodes: a node is (parent, where, return address), so a
+    push or pop is a dict lookup. `where` names the caller: the call
+    instruction, or the instruction an interrupt came at. A thread's stack below where it was
+    resumed is unknown until the next interrupt says (by its stack pointer) which thread ran:
+    such stacks hang off a placeholder root per (segment, frames popped below it), given its
+    real node (`alias`) when the segment is resolved."""
+
+    def __init__(self):
+        self.parent, self.where, self.returns = [-1], [0], [0]
+        self.children: dict[tuple[int, int, int], int] = {}
+        self.placeholders: dict[tuple[int, int], int] = {}
+        self.placeholder_of: dict[int, tuple[int, int]] = {}
+        self.of_segment: dict[int, list[int]] = collections.defaultdict(list)
+        self.alias: dict[int, int] = {}
+
+    def push(self, node: int, where: int, returns: int) -> int:
+        key = (node, where, returns)
+        child = self.children.get(key)
+        if child is None:
+            child = self.children[key] = len(self.parent)
+            self.parent.append(node)
+            self.where.append(where)
+            self.returns.append(returns)
+        return child
+
+    def placeholder(self, segment: int, popped: int) -> int:
+        key = (segment, popped)
+        node = self.placeholders.get(key)
+        if node is None:
+            node = self.placeholders[key] = len(self.parent)
+            self.parent.append(-1)
+            self.where.append(0)
+            self.returns.append(-1)
+            self.placeholder_of[node] = key
+            self.of_segment[segment].append(node)
+        return node
+
+    def pop_to(self, node: int, target: int) -> int | None:
+        """The node after a return to `target`: the nearest frame returning there is popped
+        (frames above it were left without a return: unwinding). None: no frame returns there."""
+        walk = node
+        while walk > 0 and walk not in self.placeholder_of:
+            if self.returns[walk] == target:
+                return self.parent[walk]
+            walk = self.parent[walk]
+        if walk > 0 and node == walk:  # below where this thread was resumed: one frame further down
+            segment, popped = self.placeholder_of[walk]
+            return self.placeholder(segment, popped + 1)
+        return None
+
+    def rebase(self, node: int, base: int) -> int:
+        """`node`, relative to its segment's placeholder root, on the real stack `base`."""
+        path = []
+        while node > 0 and node not in self.placeholder_of:
+            path.append((self.where[node], self.returns[node]))
+            node = self.parent[node]
+        if node > 0:
+            _, popped = self.placeholder_of[node]
+            for _ in range(popped):
+                base = max(self.parent[base], 0)
+        for where, returns in reversed(path):
+            base = self.push(base, where, returns)
+        return base
+
+    def resolve(self, segment: int, base: int) -> None:
+        for node in self.of_segment.pop(segment, ()):
+            self.alias[node] = self.rebase(node, base)
+
+    def path(self, node: int) -> tuple[int, ...] | None:
+        """The callers' addresses, outermost first; None when the stack's base stayed unknown."""
+        where = []
+        while node > 0:
+            if node in self.placeholder_of:
+                if node not in self.alias:
+                    return None
+                node = self.alias[node]
+                continue
+            where.append(self.where[node])
+            node = self.parent[node]
+        return tuple(reversed(where))
+
+
 @dataclass
 class Counts:
-    """Executions of each translated block, and what the blocks hold."""
-    blocks: dict[int, list[tuple[int, str]]]  # block id -> [(address, instruction text)]
-    executed: collections.Counter             # block id -> executions inside the window
-
-    def per_instruction(self) -> collections.Counter:
-        counts: collections.Counter = collections.Counter()
-        for block, times in self.executed.items():
-            for address, _ in self.blocks[block]:
-                counts[address] += times
-        return counts
+    """Executions of each translated block on each shadow call stack, inside the window."""
+    blocks: list[Block]
+    frames: _Frames
+    executed: collections.Counter  # stack node << 32 | block id -> executions
+    partial: collections.Counter   # (stack node << 32 | block id, instructions run) -> cut executions
+    unmatched_returns: int = 0     # returns to no address on the shadow stack (stack kept)
+    console_bytes: int = 0         # console bytes the log shows written: the whole console's, if all were seen
 
 
 def read_log(path: Path, kernel: Symbols, window: tuple[int, int | None] = (0, None)) -> Counts:
-    """Counts block executions in QEMU's exec/in_asm log, within the console-byte `window`."""
-    blocks: dict[int, list[tuple[int, str]]] = {}
+    """Decodes QEMU's `-d exec,nochain,in_asm,int` log: every block execution, on the shadow
+    call stack of the thread that ran it, counted within the console-byte `window`.
+
+    Exact corrections: a block whose execution QEMU logged but did not start ("Stopped
+    execution of TB chain") is not counted; one cut short by an exception or by an I/O
+    instruction's re-execution ("cpu_io_recompile") counts only the instructions before it.
+    Reading stops at the first interrupt after the window, which names the last thread in it."""
+    blocks: list[Block] = []
+    outs: list[int] = []  # per block: its console bytes
+    kinds: list[int] = []  # per block: what its last instruction does to the call stack
     pending: dict[int, list[tuple[int, str]]] = {}  # translated, not yet executed: by guest pc
     by_host: dict[bytes, int] = {}                  # QEMU's block (host code address) -> block id
-    outs_in: dict[int, int] = {}                    # block id -> console byte writes in it
+    frames = _Frames()
     executed: collections.Counter = collections.Counter()
-    written, (first, last) = 0, window
+    partial: collections.Counter = collections.Counter()
+    unmatched = 0
+    written, (first, end) = 0, window
+    end = math.inf if end is None else end
+    node = 0                       # the current shadow stack
+    segment, segment_pc = 0, None  # since the last return from an interrupt: whose stack is unknown
+    interrupted: list[tuple[int, int]] = []  # per trap being handled: (interrupted stack, resume address)
+    saved: dict[int, tuple[int, int, int]] = {}  # stack slot -> (stack, where, resume) at its last interrupt
+    last: int | None = None        # the block just run, its control effect not yet applied
+    counted = False                # whether `last` was counted in the window
     translating: list[tuple[int, str]] | None = None
+
+    def effect(block: Block, target: int) -> None:
+        nonlocal node, segment, segment_pc, unmatched
+        if block.kind == _CALL:
+            node = frames.push(node, block.addresses[-1], block.after)
+        elif block.kind == _RET:
+            popped = frames.pop_to(node, target)
+            if popped is None:
+                unmatched += 1
+            else:
+                node = popped
+        elif block.kind == _IRET:
+            if len(interrupted) > 1:  # the end of a nested trap
+                node = interrupted.pop()[0]
+            else:
+                interrupted.clear()
+                segment += 1
+                segment_pc = target
+                node = frames.placeholder(segment, 0)
+
+    def cut(at: int) -> None:
+        """`last` ran only up to the instruction at `at`."""
+        nonlocal written, last
+        block = blocks[last]
+        if at in block.addresses:
+            ran = block.addresses.index(at)
+            if counted:
+                executed[key] -= 1
+                partial[key, ran] += 1
+            written -= sum(1 for a in block.addresses[ran:] if a in block.console)
+        last = None
+
+    key = 0  # the last block's (stack node << 32 | block id): an int hashes faster than a tuple
     with path.open("rb") as log:
         for line in log:
             if translating is not None:
                 if line.startswith(b"0x"):
                     address, _, rest = line.partition(b":")
-                    translating.append((int(address, 16), rest.decode(errors="replace").strip()))
+                    translating.append((int(address, 16), rest.decode(errors="replace").rstrip()))
                     continue
                 if translating:
                     pending[translating[0][0]] = translating
                 translating = None
-            if line.startswith(b"IN:"):
-                translating = []
-            elif line.startswith(b"Trace"):
-                found = _TRACE.match(line)
-                if found is None:
+            head = line[:1]
+            if head == b"T":
+                # `Trace 0: HOST [CS_BASE/PC/FLAGS/CFLAGS]`, fields of 16 hex digits: sliced, not
+                # matched, as this runs for every block executed.
+                bracket = line.find(b" [")
+                if bracket < 0 or not line.startswith(b"Trace "):
                     continue
-                host, pc = found[1], int(found[2], 16)
-                if pc in pending:  # its first execution: this host block is that translation
-                    block = len(blocks)
-                    blocks[block] = _strip_bytes(pending.pop(pc))
-                    by_host[host] = block
-                    outs_in[block] = _console_writes(kernel, blocks[block])
+                host = line[:bracket]
+                if pending:
+                    pc = int(line[bracket + 19:bracket + 35], 16)
+                    if pc in pending:  # its first execution: this host block is that translation
+                        block = len(blocks)
+                        parsed = Block.parse(pending.pop(pc))
+                        blocks.append(parsed)
+                        by_host[host] = block
+                        parsed.console = _console_writes(kernel, parsed)
+                        outs.append(len(parsed.console))
+                        kinds.append(parsed.kind)
+                if last is not None and kinds[last] != _OTHER:
+                    effect(blocks[last], int(line[bracket + 19:bracket + 35], 16))
                 block = by_host.get(host)
                 if block is None:
+                    last = None
                     continue
-                if written >= first and (last is None or written < last):
-                    executed[block] += 1
-                written += outs_in[block]
-    return Counts(blocks, executed)
+                key = node << 32 | block
+                counted = first <= written < end
+                if counted:
+                    executed[key] += 1
+                written += outs[block]
+                last = block
+            elif head == b"I":
+                if line.startswith(b"IN:"):
+                    translating = []
+            elif head == b" ":
+                found = _INTERRUPT.match(line)
+                if found is None:
+                    continue
+                vector, software = int(found[1], 16), found[2] == b"1"
+                at, stack_pointer = int(found[3], 16), int(found[4], 16)
+                resume = at
+                if last is not None:
+                    block = blocks[last]
+                    if software and block.kind == _INT:
+                        resume = block.after
+                        last = None
+                    elif vector < 32 and not software and at in block.addresses:
+                        cut(at)  # a fault: its instruction and the rest did not run
+                    else:  # between blocks: the last one ran whole
+                        if block.kind != _OTHER:
+                            effect(block, at)
+                        last = None
+                if not interrupted:
+                    slot = stack_pointer >> _STACK_SLOT_SHIFT
+                    if segment_pc is not None:  # now it is known whose stack ran since the last iretq
+                        base = saved.get(slot)
+                        if base is None:
+                            real = 0  # a thread's first run
+                        elif base[2] == segment_pc:
+                            real = base[0]
+                        else:  # resumed elsewhere (diverted): as if called from where it was
+                            real = frames.push(base[0], base[1], base[2])
+                        frames.resolve(segment, real)
+                        node = frames.rebase(node, real)
+                        segment_pc = None
+                    saved[slot] = (node, at, resume)
+                    if written >= end:  # past the window, and every stack in it is known: done
+                        break
+                interrupted.append((node, resume))
+                node = frames.push(node, at, resume)
+            elif head == b"S":
+                if line.startswith(_STOPPED) and last is not None:  # traced, but not run
+                    if counted:
+                        executed[key] -= 1
+                    written -= outs[last]
+                    last = None
+            elif head == b"c":
+                found = _REWOUND.match(line)
+                if found is not None and last is not None:
+                    cut(int(found[1], 16))
+    if segment_pc is not None:  # the log ended before the next interrupt: unknown, unless only one thread was left there
+        candidates = [stack for stack, _, resume in saved.values() if resume == segment_pc]
+        if len(candidates) == 1:
+            frames.resolve(segment, candidates[0])
+    return Counts(blocks, frames, executed, partial, unmatched, written)
 
 
-def _console_writes(kernel: Symbols, block: list[tuple[int, str]]) -> int:
-    """Bytes a block writes to the serial data port: an `outb` after `movw $0x3f8, %dx` in the
-    same block (the compiler inlines the port write into callers of any name), or one inside
-    the serial writer itself, which may take the port as a value."""
-    writes, port = 0, None
-    for address, text in block:
+def _console_writes(kernel: Symbols, block: Block) -> frozenset:
+    """Where a block writes a byte to the serial data port: an `outb` after `movw $0x3f8, %dx`
+    in the same block (the compiler inlines the port write into callers of any name), or one
+    inside the serial writer itself, which may take the port as a value."""
+    writes, port = [], None
+    for address, text in zip(block.addresses, block.texts):
         if re.match(r"movw? +\$0x3f8, %dx", text):
             port = 0x3F8
         elif "%dx" in text.partition(",")[2] and not text.startswith("out"):
@@ -189,50 +453,175 @@ def _console_writes(kernel: Symbols, block: list[tuple[int, str]]) -> int:
         elif text.startswith("outb") and "%al, %dx" in text:
             name = kernel.name(address) or ""
             if "init" not in name and (port == 0x3F8 or "serial" in name):  # init sets the baud rate
-                writes += 1
-    return writes
-
-
-def _strip_bytes(insns: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """`ea 5b e0 00 f0   ljmpw ...` -> `ljmpw ...`: in_asm prints each instruction's bytes first."""
-    return [(address, re.sub(r"^([0-9a-f]{2} )+\s*", "", text)) for address, text in insns]
+                writes.append(address)
+    return frozenset(writes)
 
 
 @dataclass
 class Profile:
     total: int
-    by_function: list[tuple[str, int]]  # most instructions first
+    stacks: dict[tuple[str, ...], int]  # callers outermost first, then the function that ran: instructions
+    unmatched_returns: int = 0
+    unknown_base: int = 0               # instructions whose stack below a thread's resume point stayed unknown
+
+    def self_counts(self) -> list[tuple[str, int]]:
+        counts: collections.Counter = collections.Counter()
+        for stack, count in self.stacks.items():
+            counts[stack[-1]] += count
+        return counts.most_common()
+
+    def inclusive_counts(self) -> collections.Counter:
+        """Instructions run in each function or anything it called (recursion counted once)."""
+        counts: collections.Counter = collections.Counter()
+        for stack, count in self.stacks.items():
+            for function in set(stack):
+                counts[function] += count
+        return counts
+
+    @property
+    def by_function(self) -> list[tuple[str, int]]:
+        return self.self_counts()
 
     def table(self, top: int = 30) -> str:
+        inclusive = self.inclusive_counts()
         lines = [f"{self.total} guest instructions in the window", "",
-                 f"{'instructions':>14} {'%':>6}  function"]
-        for name, count in self.by_function[:top]:
-            lines.append(f"{count:>14} {100 * count / self.total:>6.2f}  {name}")
+                 f"{'self':>12} {'%':>6} {'inclusive':>12} {'%':>6}  function"]
+        for name, count in self.self_counts()[:top]:
+            lines.append(f"{count:>12} {100 * count / self.total:>6.2f} {inclusive[name]:>12} "
+                         f"{100 * inclusive[name] / self.total:>6.2f}  {name}")
+        lines += ["", f"{'inclusive':>12} {'%':>6}  function (most inclusive)"]
+        for name, count in inclusive.most_common(top):
+            lines.append(f"{count:>12} {100 * count / self.total:>6.2f}  {name}")
+        if self.unknown_base or self.unmatched_returns:
+            lines += ["", f"stacks: {self.unknown_base} instructions under '[stack unknown]' (a thread resumed "
+                          f"and not interrupted again before the log ended); {self.unmatched_returns} returns "
+                          f"to no address on the shadow stack"]
         return "\n".join(lines)
 
     def folded(self) -> str:
-        """One `function count` line per function: what flame-graph tools read."""
-        return "".join(f"{name.replace(' ', '_')} {count}\n" for name, count in self.by_function)
+        """`caller;...;function count` per stack: what flame-graph tools read."""
+        return "".join(";".join(_folded_name(f) for f in stack) + f" {count}\n"
+                       for stack, count in sorted(self.stacks.items()))
 
     def speedscope(self, name: str) -> dict:
-        frames = [{"name": function} for function, _ in self.by_function]
-        return {"$schema": "https://www.speedscope.app/file-format-schema.json", "shared": {"frames": frames},
+        index: dict[str, int] = {}
+        samples = [[index.setdefault(function, len(index)) for function in stack] for stack in self.stacks]
+        return {"$schema": "https://www.speedscope.app/file-format-schema.json",
+                "shared": {"frames": [{"name": function} for function in index]},
                 "profiles": [{"type": "sampled", "name": name, "unit": "none", "startValue": 0, "endValue": self.total,
-                              "samples": [[i] for i in range(len(frames))],
-                              "weights": [count for _, count in self.by_function]}]}
+                              "samples": samples, "weights": list(self.stacks.values())}]}
+
+
+def _folded_name(function: str) -> str:
+    # Folded lines are `a;b;c count`: Rust names hold spaces (`<T as U>`) and `;` (`[u8; 4]`).
+    return function.replace(" ", "_").replace(";", ",")
+
+
+_UNKNOWN_BASE = "[stack unknown]"
 
 
 def attribute(counts: Counts, names: Symbols) -> Profile:
-    functions: collections.Counter = collections.Counter()
-    for address, count in counts.per_instruction().items():
-        functions[names.name(address) or f"[unknown {address:#x}]"] += count
-    return Profile(sum(functions.values()), functions.most_common())
+    named: dict[int, str] = {}
+
+    def name(address: int) -> str:
+        found = named.get(address)
+        if found is None:
+            found = named[address] = names.name(address) or f"[unknown {address:#x}]"
+        return found
+
+    callers: dict[int, tuple[str, ...]] = {}
+
+    def stack(node: int) -> tuple[str, ...]:
+        found = callers.get(node)
+        if found is None:
+            path = counts.frames.path(node)
+            found = callers[node] = (_UNKNOWN_BASE,) if path is None else tuple(name(a) for a in path)
+        return found
+
+    runs: dict[tuple[int, int | None], list[tuple[str, int]]] = {}
+
+    def leaves(block: int, ran: int | None) -> list[tuple[str, int]]:
+        """The functions a block's first `ran` instructions are in, with how many in each."""
+        found = runs.get((block, ran))
+        if found is None:
+            found = runs[(block, ran)] = collections.Counter(
+                name(address) for address in counts.blocks[block].addresses[:ran]).most_common()
+        return found
+
+    stacks: collections.Counter = collections.Counter()
+    unknown = 0
+    executions = [(key >> 32, key & 0xFFFFFFFF, None, times) for key, times in counts.executed.items()]
+    executions += [(key >> 32, key & 0xFFFFFFFF, ran, times) for (key, ran), times in counts.partial.items()]
+    for node, block, ran, times in executions:
+        if times == 0:
+            continue
+        prefix = stack(node)
+        for leaf, instructions in leaves(block, ran):
+            stacks[(*prefix, leaf)] += times * instructions
+            if prefix[:1] == (_UNKNOWN_BASE,):
+                unknown += times * instructions
+    return Profile(sum(stacks.values()), dict(stacks), counts.unmatched_returns, unknown)
+
+
+def flame_graph(profile: Profile, title: str, width: int = 1200) -> str:
+    """The stacks as an SVG flame graph: each function a box as wide as its inclusive count,
+    its callees stacked on it; hovering shows the counts."""
+    tree: dict = {}
+    for stack, count in profile.stacks.items():
+        level = tree
+        for function in stack:
+            entry = level.setdefault(function, [0, {}])
+            entry[0] += count
+            level = entry[1]
+    row, top = 17, 40
+    boxes: list[tuple[float, int, float, str, int]] = []  # x, depth, width, name, count
+
+    def lay(level: dict, x: float, depth: int) -> None:
+        for function, (count, children) in sorted(level.items()):
+            box = count * (width - 20) / max(profile.total, 1)
+            if box >= 0.3:
+                boxes.append((x, depth, box, function, count))
+                lay(children, x, depth + 1)
+            x += box
+
+    lay(tree, 10, 0)
+    depth = max((b[1] for b in boxes), default=0) + 1
+    height = top + depth * row + 10
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="monospace" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="#fdfdf6"/>',
+           f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="15">{_xml(title)}</text>',
+           f'<text x="10" y="34" fill="#555">{profile.total} guest instructions; box width = instructions '
+           f'in the function and its callees; hover for counts</text>']
+    for x, level, box, function, count in boxes:
+        y = height - 10 - (level + 1) * row
+        out.append(f'<g><title>{_xml(function)}: {count} instructions ({100 * count / profile.total:.2f} %)</title>'
+                   f'<rect x="{x:.1f}" y="{y}" width="{box:.1f}" height="{row - 1}" rx="2" fill="{_colour(function)}"/>')
+        chars = int((box - 4) / 6.6)
+        if chars >= 3:
+            label = function if len(function) <= chars else function[:chars - 2] + ".."
+            out.append(f'<text x="{x + 2:.1f}" y="{y + 12}">{_xml(label)}</text>')
+        out.append("</g>")
+    out.append("</svg>\n")
+    return "\n".join(out)
+
+
+def _colour(function: str) -> str:
+    """Warm colours for the kernel, cool for wasm servers (`server!function`), stable per name."""
+    shade = zlib.crc32(function.encode()) % 60
+    if "!" in function:
+        return f"rgb({80 + shade},{150 + shade},{200 + shade // 2})"
+    return f"rgb({205 + shade // 2},{90 + shade * 2},{40 + shade // 2})"
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def write(profile: Profile, folder: Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    table, folded, speedscope = folder / "profile.txt", folder / "profile.folded", folder / "profile.speedscope.json"
-    table.write_text(profile.table(top=len(profile.by_function)) + "\n")
-    folded.write_text(profile.folded())
-    speedscope.write_text(json.dumps(profile.speedscope(name)))
-    return [table, folded, speedscope]
+    files = {"profile.txt": profile.table(top=len(profile.stacks)) + "\n", "profile.folded": profile.folded(),
+             "profile.speedscope.json": json.dumps(profile.speedscope(name)), "profile.svg": flame_graph(profile, name)}
+    for file, text in files.items():
+        (folder / file).write_text(text)
+    return [folder / file for file in files]

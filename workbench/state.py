@@ -29,6 +29,8 @@ from .dwarf import Record
 from .qemu import Monitor
 
 SYMBOL = "KWAST_DEBUG_STATE"
+# Events a read decodes (`KernelState.events`), the newest; `trace` drains the whole ring.
+EVENTS_KEPT = 128
 
 
 class DebugStateError(Exception):
@@ -68,6 +70,10 @@ class MmapMemory:
         self._limit = min(len(self._map), self.LOW_MEMORY)
 
     async def read(self, address: int, size: int) -> bytes:
+        return self.read_now(address, size)
+
+    def read_now(self, address: int, size: int) -> bytes:
+        """The same, for a thread that polls (`trace.drain_while`)."""
         if address + size > self._limit:
             raise DebugStateError(f"{address:#x}+{size} is beyond the RAM file's low memory ({self._limit:#x})")
         return self._map[address:address + size]
@@ -95,7 +101,7 @@ class KernelState:
     endpoints: list[Record]   # live rows only
     endpoints_dropped: int
     irq_counts: list[int]
-    events: list[Record]      # oldest to newest
+    events: list[Record]      # the newest EVENTS_KEPT, oldest to newest
     events_written: int
     events_dropped: int       # overwritten in the ring before this read
     raw: Record               # every field of the block as decoded, including ones added later
@@ -115,7 +121,11 @@ class StateReader:
         self.elf_path = Path(elf_path)
         self.address, self.layout, self.patience = variable.address, variable.type, patience
         self.size = self.layout.size
-        self._decode = dwarf.decoder(self.layout)
+        # The event ring is decoded only for its newest `EVENTS_KEPT`: all of it (`trace`) costs
+        # more than a view a few times a second should pay.
+        self._members = [(m.name, m.offset, dwarf.decoder(m.type)) for m in self.layout.members if m.name != "events"]
+        ring = self.layout.member("events")
+        self._ring_offset, self._ring_capacity, self._event = ring.offset, ring.type.count, ring.type.element
         self._seq_offset = self.layout.offset_of("sequence")
         self._seq = struct.Struct("<Q")
         self._magic = self._field("magic")
@@ -195,22 +205,30 @@ class StateReader:
                 f"or memory corrupted")
 
     def parse(self, data: bytes) -> KernelState:
-        raw = self._decode(data, 0)
+        raw = Record((name, decode(data, offset)) for name, offset, decode in self._members)
+        raw["events"] = self._newest_events(data, raw.events_written)
         cpus = [Record(index=i, **cpu) for i, cpu in enumerate(raw.cpus) if cpu.online]
         threads = live_rows(raw.threads, raw.thread_count)
         endpoints = live_rows(raw.endpoints, raw.endpoint_count)
-        ring, written = raw.events, raw.events_written
-        if written <= len(ring):
-            events = ring[:written]
-        else:  # wrapped: the oldest is the slot the next event will overwrite
-            start = written % len(ring)
-            events = ring[start:] + ring[:start]
+        written = raw.events_written
         return KernelState(
             sequence=raw.sequence, cpu_count=raw.cpu_count, tsc_per_us=raw.tsc_per_us,
             cpus=cpus, threads=threads, threads_dropped=raw.threads_dropped,
             endpoints=endpoints, endpoints_dropped=raw.endpoints_dropped,
-            irq_counts=raw.irq_counts, events=events, events_written=written,
-            events_dropped=max(0, written - len(ring)), raw=raw)
+            irq_counts=raw.irq_counts, events=raw.events, events_written=written,
+            events_dropped=max(0, written - self._ring_capacity), raw=raw)
+
+    def _newest_events(self, data: bytes, written: int) -> list[Record]:
+        """The newest `EVENTS_KEPT` events, oldest first: event `i` is in slot `i % capacity`."""
+        first = max(0, written - EVENTS_KEPT)
+        events = []
+        while first < written:  # at most two runs of slots: before and after the ring wraps
+            slot = first % self._ring_capacity
+            count = min(written - first, self._ring_capacity - slot)
+            run = dwarf.decoder(dwarf.Array(self._event, count))
+            events += run(data, self._ring_offset + slot * self._event.size)
+            first += count
+        return events
 
 
 def live_rows(rows: list[Record], used: int) -> list[Record]:

@@ -12,6 +12,7 @@ mod boot;
 mod debug;
 mod ipc;
 mod ktest;
+mod ktest_profile;
 mod mm;
 mod native_bench;
 mod panic;

@@ -14,10 +14,10 @@ from ..qemu import QemuError
 from ..scenario import command as scenario_command
 from ..settings import SettingsError
 from ..yamlmodel import ConfigError
-from . import bench, boot, inspect, profile
+from . import bench, boot, inspect, profile, trace
 from .status import EXIT_INTERRUPTED, EXIT_USAGE
 
-_GROUPS = (boot, inspect, bench, profile)
+_GROUPS = (boot, inspect, bench, profile, trace)
 
 
 def _cmd_tui(args: argparse.Namespace, settings: settings_module.Settings) -> int:

@@ -1,4 +1,4 @@
-"""`kwast-bench profile --config FILE [--from RE --to RE] [--out DIR]`: an exact flat profile."""
+"""`kwast-bench profile --config FILE [--from RE --to RE] [--out DIR]`: an exact profile with call stacks."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def add_parsers(commands) -> None:
     command.add_argument("--append", default="", help="extra kernel command-line words")
     command.add_argument("--from", dest="start", metavar="RE", help="count from the end of the first console line matching this")
     command.add_argument("--to", dest="end", metavar="RE", help="... to the end of the first later line matching this")
-    command.add_argument("--out", type=Path, help="where to write profile.txt, .folded and .speedscope.json "
-                                                 "(default: build/profile)")
+    command.add_argument("--out", type=Path, help="where to write profile.txt, .folded, .speedscope.json and .svg "
+                                                 "(the flame graph; default: build/profile)")
     command.add_argument("--top", type=int, default=25, help="functions in the printed table")
     command.add_argument("--timeout", type=float, default=600, help="seconds the profiled boot may take")
 
@@ -36,19 +36,28 @@ def cmd_profile(args: argparse.Namespace, settings) -> int:
             async with Machine(settings, hardware, image, args.append, exec_log=True) as machine:
                 await machine.resume()
                 outcome = await machine.wait_exit(args.timeout)
-                artifacts = {Path(m.split()[0]).name: Path(m.split()[0]) for m in machine.modules()}
                 booted = time.monotonic()
-                names = profile.symbols(image.path, outcome.serial, artifacts)
-                window = profile.window_bytes(outcome.serial, args.start, args.end)
-                counts = await asyncio.to_thread(profile.read_log, machine.exec_log_path, names, window)
-                return outcome, profile.attribute(counts, names), booted
+                counts, result = await asyncio.to_thread(profile.measure, machine.exec_log_path, image.path,
+                                                         outcome.serial, machine.modules(), args.start, args.end)
+                return outcome, counts, result, booted
 
-        outcome, result, booted = asyncio.run(run())
+        outcome, counts, result, booted = asyncio.run(run())
     if not outcome.ok:
         print(f"kwast-bench: the profiled boot did not end cleanly: {outcome.describe()}", file=sys.stderr)
         return EXIT_KERNEL_FAILED
+    # The log is read to the window's end (else to its own); it must show the console written that far.
+    # More is fine: the console's tail can be lost as the machine ends.
+    window_end = profile.window_bytes(outcome.serial, args.start, args.end)[1]
+    console = window_end or len(outcome.serial.encode()) + outcome.serial.count("\n")  # the kernel writes \r\n
+    if counts.console_bytes < console:
+        print(f"kwast-bench: warning: the log shows {counts.console_bytes} console bytes written, the console "
+              f"has {console} to the window's end: the window may be misplaced", file=sys.stderr)
     print(result.table(args.top))
-    written = profile.write(result, out, str(args.config or settings.default_config))
+    title = str(args.config or settings.default_config) + (f" from /{args.start}/" if args.start else "") + \
+        (f" to /{args.end}/" if args.end else "")
+    written = profile.write(result, out, title)
+    (out / "serial.log").write_text(outcome.serial)
+    written.append(out / "serial.log")
     print(f"\nboot {booted - started:.1f} s, log read {time.monotonic() - booted:.1f} s; wrote {', '.join(map(str, written))}")
     return 0
 

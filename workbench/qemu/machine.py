@@ -79,7 +79,8 @@ class Machine(Monitor):
     # Guest RAM in a file (socket_dir/ram) the host can mmap: reads without any QEMU round trip.
     ram_file: bool = False
     # Log every translation block QEMU executes, and each block's instructions when translated
-    # (`-d exec,nochain,in_asm`), to `exec_log_path`: `kwast-bench profile` counts them.
+    # (`-d exec,nochain,in_asm`) and each interrupt with the interrupted stack pointer (`int`), to
+    # `exec_log_path`: `kwast-bench profile` counts them and rebuilds call stacks.
     # Gigabytes, in the private dir, so removed with it.
     exec_log: bool = False
     serial_lines: list[str] = field(default_factory=list, init=False)
@@ -135,7 +136,7 @@ class Machine(Monitor):
         if c.icount:
             argv += ["-icount", f"shift={c.icount_shift},sleep=off"]
         if self.exec_log:
-            argv += ["-d", "exec,nochain,in_asm", "-D", str(self.exec_log_path)]
+            argv += ["-d", "exec,nochain,in_asm,int", "-D", str(self.exec_log_path)]
         if c.snapshots:
             argv += ["-blockdev", f"driver=qcow2,node-name={SNAPSHOT_NODE},file.driver=file,"
                                   f"file.filename={self.socket_dir / 'snapshots.qcow2'}"]

@@ -228,6 +228,34 @@ class ExpectExit:
     line: int = _at(0)
 
 
+_JSON_FILE = check(lambda s: re.fullmatch(r"[\w.-]+\.json", s) is not None, "must be a file name ending in .json")
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Drains the kernel's event ring for `seconds` while the guest runs, into a Perfetto trace
+    in the artifact folder (`out`, its summary beside it; `kwast-bench trace`). Fails if events
+    were lost."""
+    TAG: ClassVar[str] = "trace"
+    seconds: float = field(default=5.0, metadata=_POSITIVE)
+    out: str = field(default="trace.json", metadata=_JSON_FILE)
+    line: int = _at(0)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every guest instruction between the end of the console line matching `from` and the end
+    of the next matching `to`, by call stack (`kwast-bench profile`), into the folder `out` of
+    the artifacts. The scenario's machine then logs every block it runs (`-d exec`): slow."""
+    TAG: ClassVar[str] = "profile"
+    from_: str = field(metadata=_REGEX)
+    to: str = field(metadata=_REGEX)
+    out: str = field(default="profile", metadata=check(lambda s: re.fullmatch(r"[\w.-]+", s) is not None,
+                                                       "must be a folder name"))
+    timeout: float = field(default=60.0, metadata=_POSITIVE)
+    line: int = _at(0)
+
+
 @dataclass(frozen=True)
 class Call:
     """Python only (fixtures): `function(context)`, sync or async, for what YAML cannot say."""
@@ -237,8 +265,10 @@ class Call:
     line: int = _at(0)
 
 
-Step = Boot | Expect | Reject | SendKeys | State | Compare | Gdb | Inject | Screendump | Snapshot | Restore | ExpectExit
-STEP_KINDS = [Boot, Expect, Reject, SendKeys, State, Compare, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit]
+Step = (Boot | Expect | Reject | SendKeys | State | Compare | Gdb | Inject | Screendump | Snapshot | Restore
+        | ExpectExit | Trace | Profile)
+STEP_KINDS = [Boot, Expect, Reject, SendKeys, State, Compare, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit,
+              Trace, Profile]
 
 
 @dataclass(frozen=True)

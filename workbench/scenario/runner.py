@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import config as config_module, yamlmodel
+from .. import config as config_module, trace, yamlmodel
 from ..dwarf import LayoutError
 from ..gdb import GdbError
 from ..kernel_image import KernelImage, KernelImageError
@@ -125,7 +125,8 @@ async def _run(scenario: model.Scenario, settings: Settings, result: Result, on_
             if context is not None:
                 context.serial_changed.set()
 
-        machine = Machine(settings, hardware, image, scenario.append, on_serial, ram_file=True)
+        profiled = any(isinstance(step, model.Profile) for step in scenario.steps)
+        machine = Machine(settings, hardware, image, scenario.append, on_serial, ram_file=True, exec_log=profiled)
         async with machine:
             context = Context(machine, image, artifacts)
             current, began = 0, time.monotonic()
@@ -181,6 +182,10 @@ async def _collect_failure(context: Context, result: Result) -> None:
         # The first read parses the kernel's DWARF: seconds for a big kernel.
         snap = await asyncio.wait_for(context.state(patience=0.5, until_published=False), 60)
         result.state = render(snap, events=8)
+        # The ring's events up to the failure, beside serial.log, for Perfetto.
+        events, names = await context.ring_now(), trace.Names()
+        names.learn(snap)
+        trace.write(result.artifacts / "events-at-failure.json", events, names, snap.tsc_per_us)
     except (DebugStateError, LayoutError, TimeoutError) as error:
         result.state = f"(no readable kernel state: {str(error) or 'timed out'})"
     (result.artifacts / "state-at-failure.txt").write_text(result.state + "\n")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import dwarf
+from .. import dwarf, profile, trace
 from ..gdb import Gdb, GdbError, frame_stopped_in
 from ..kernel_image import KernelImage
 from ..qemu import BootOutcome, Machine, screen
@@ -79,6 +79,10 @@ class Context:
             self._published = True
             return kernel
         return await self._reader.read(self._memory)
+
+    async def ring_now(self) -> list:
+        """Every event the kernel's ring holds now (after a first `state`)."""
+        return await trace.ring_now(self._reader, self._memory)
 
     async def attach_gdb(self) -> GdbSession:
         if self.gdb is None:
@@ -414,6 +418,36 @@ async def expect_exit(ctx: Context, step: model.ExpectExit) -> str:
     return outcome.describe()
 
 
+async def trace_step(ctx: Context, step: model.Trace) -> str:
+    drained, names, tsc_per_us = await trace.record(ctx.machine, ctx.image.path, step.seconds)
+    path, _ = trace.write(ctx.artifacts / step.out, drained.events, names, tsc_per_us, drained.lost)
+    if drained.dropped:
+        raise StepFailed(f"{drained.dropped} events were overwritten before they were drained (see {path.name})")
+    return f"{path.name}: {len(drained.events)} events"
+
+
+async def profile_step(ctx: Context, step: model.Profile) -> str:
+    if not ctx.machine.exec_log:
+        raise StepFailed("the machine logs no blocks (a profile step in a Python scenario needs exec_log)")
+    deadline = time.monotonic() + step.timeout
+    while True:  # until the `to` line has come and the log shows its last byte written
+        serial = ctx.machine.serial_text
+        try:
+            counts, result = await asyncio.to_thread(profile.measure, ctx.machine.exec_log_path, ctx.image.path,
+                                                     serial, ctx.machine.modules(), step.from_, step.to)
+            if counts.console_bytes >= profile.window_bytes(serial, step.from_, step.to)[1]:
+                break
+        except profile.ProfileError as error:
+            if time.monotonic() > deadline:
+                raise StepFailed(str(error)) from None
+        if time.monotonic() > deadline:
+            raise StepFailed("the exec log did not reach the window's end in time")
+        await asyncio.sleep(0.5)
+    profile.write(result, ctx.artifacts / step.out, f"from /{step.from_}/ to /{step.to}/")
+    top, count = result.self_counts()[0]
+    return f"{step.out}/: {result.total} instructions; most in {top} ({100 * count / result.total:.1f} %)"
+
+
 async def call(ctx: Context, step: model.Call) -> str:
     result = step.function(ctx)
     if inspect.isawaitable(result):
@@ -424,4 +458,4 @@ async def call(ctx: Context, step: model.Call) -> str:
 RUN = {model.Boot: boot, model.Expect: expect, model.Reject: reject, model.SendKeys: send_keys,
        model.State: state, model.Gdb: gdb, model.Inject: inject, model.Screendump: screendump,
        model.Compare: compare, model.Snapshot: snapshot, model.Restore: restore, model.ExpectExit: expect_exit,
-       model.Call: call}
+       model.Trace: trace_step, model.Profile: profile_step, model.Call: call}

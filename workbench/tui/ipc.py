@@ -1,9 +1,11 @@
 """The IPC view: endpoints with message, byte and error counters, a sparkline of the message
-rate, and the kernel's recent events, new ones marked and traps and restarts in red."""
+rate, and the kernel's recent events, new ones marked and traps and restarts in red; on `t`,
+the last `kwast-bench trace`'s summary (calls per endpoint, median call-to-reply time)."""
 
 from __future__ import annotations
 
 import collections
+import json
 import time
 
 from rich.text import Text
@@ -15,16 +17,22 @@ from ..state import KernelState
 
 ENDPOINT_COLUMNS = ["id", "owner", "waiters", "messages", "bytes", "errors"]
 EVENT_COLUMNS = ["#", "kind", "thread", "a", "b"]
-ALARMING = {"Trap", "Restart"}
+ALARMING = {"Trap", "Restart", "Kill"}
 EVENTS_SHOWN = 32
+TRACE_COLUMNS = ["endpoint", "calls", "replies", "median call to reply (TSC)"]
 
 
 class IpcView(Vertical):
     HELP = """\
 ## IPC and events
 Endpoints with their counters, the total message rate (messages per second, last minute),
-and the kernel's newest events: new since the last refresh in bold, traps and restarts in red.
+and the kernel's newest events: new since the last refresh in bold, traps, kills and restarts in red.
+
+- **t** shows the last trace's summary (`kwast-bench trace`, build/trace/trace.summary.json):
+  calls per endpoint and the median time from call to reply, in TSC ticks (guest instructions
+  under `-icount shift=0`)
 """
+    BINDINGS = [("t", "trace_summary", "Trace summary")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -42,6 +50,25 @@ and the kernel's newest events: new since the last refresh in bold, traps and re
         events = DataTable(id="events", cursor_type="row")
         events.add_columns(*EVENT_COLUMNS)
         yield events
+        yield Label("last trace: press t", id="trace-title", classes="section-title")
+        summary = DataTable(id="trace-summary", cursor_type="row")
+        summary.add_columns(*TRACE_COLUMNS)
+        yield summary
+
+    def action_trace_summary(self) -> None:
+        path = self.app.settings.build_dir / "trace" / "trace.summary.json"
+        title = self.query_one("#trace-title", Label)
+        table = self.query_one("#trace-summary", DataTable)
+        table.clear()
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            title.update(f"last trace: none readable ({error}); run `kwast-bench trace`")
+            return
+        title.update(f"last trace: {path} ({summary['events']} events, {summary['dropped']} dropped)")
+        for row in summary["endpoints"]:
+            latency = row["median_latency"]
+            table.add_row(row["name"], str(row["calls"]), str(row["replies"]), "-" if latency is None else f"{latency:.0f}")
 
     def show(self, kernel: KernelState) -> None:
         total = sum(endpoint.messages for endpoint in kernel.endpoints)

@@ -31,6 +31,8 @@ pub fn corrupt_if_requested(message: &mut [u8]) -> bool {
 pub fn poll() {
     let process = KWAST_DEBUG_CONTROL.kill_process.swap(0, Ordering::AcqRel);
     if process != 0 {
+        // Thread 0: no thread's doing, the workbench's.
+        super::record(super::state::EventKind::Kill, 0, process as u64, 0);
         crate::process::request_kill(process);
     }
 }

@@ -1,0 +1,147 @@
+"""`kwast-bench trace`: the ring drainer and the trace writer on recorded events (no QEMU), and
+live runs on the ping/pong benchmark and on the desktop while keys are typed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SETTINGS
+from workbench import trace
+from workbench.dwarf import Record
+from workbench.scenario import model
+from workbench.state import StateReader
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _recorded(name: str) -> tuple[list[tuple[int, Record]], trace.Names, int]:
+    """A recording made with `cli.trace.record`: events as drained, and the rows' names."""
+    data = json.loads((FIXTURES / name).read_text())
+    names = trace.Names({int(k): v for k, v in data["threads"].items()},
+                        {int(k): v for k, v in data["thread_process"].items()},
+                        {int(k): v for k, v in data["endpoint_owner"].items()})
+    return [(number, Record(event)) for number, event in data["events"]], names, data["tsc_per_us"]
+
+
+def test_keys_on_the_desktop_flow_from_the_irq_to_ps2_to_the_console():
+    """tests/fixtures/trace-desktop-keys.json: configs/desktop.yaml with "ab" typed."""
+    events, names, tsc_per_us = _recorded("trace-desktop-keys.json")
+    out = trace.chrome_trace(events, names, tsc_per_us)["traceEvents"]
+    tracks = {e["tid"]: e["args"]["name"] for e in out if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 2}
+    ps2, console = (next(t for t, n in tracks.items() if n.startswith(name)) for name in ("ps2", "console"))
+    flows: dict[tuple[str, int], list[dict]] = {}
+    for e in out:
+        if e["ph"] in "stf":
+            flows.setdefault((e["cat"], e["id"]), []).append(e)
+    irqs = [steps for (cat, _), steps in flows.items() if cat == "irq"]
+    calls = [steps for (cat, _), steps in flows.items() if cat == "ipc"]
+    kinds = [str(e.kind) for _, e in events]
+    assert len(irqs) == kinds.count("Irq") and len(calls) == kinds.count("IpcCall") == 2
+    # Each IRQ, on the CPU's track, ends where ps2 next runs; each of ps2's calls is received
+    # and answered by the console.
+    assert all([s["ph"] for s in steps] == ["s", "f"] and steps[0]["pid"] == 1 and steps[1]["tid"] == ps2
+               and steps[1]["ts"] >= steps[0]["ts"] for steps in irqs)
+    assert all([(s["ph"], s["tid"]) for s in steps] == [("s", ps2), ("t", console), ("f", console)]
+               and steps[0]["ts"] <= steps[1]["ts"] <= steps[2]["ts"] for steps in calls)
+    # A run slice per switch, on the CPU's track and the thread's.
+    switches = kinds.count("Switch")
+    assert sum(1 for e in out if e["ph"] == "X" and e["pid"] == 1) == switches
+    assert {e["name"] for e in out if e["ph"] == "i" and e["name"].startswith("call")} == {"call endpoint 1 (console)"}
+    receives = [e for e in out if e["ph"] == "i" and e["name"] == "receive endpoint 1 (console)"]
+    assert [(e["tid"], e["ts"]) for e in receives] == [(s[1]["tid"], s[1]["ts"]) for s in calls]
+
+
+def test_the_summary_counts_calls_and_their_median_latency():
+    events, names, _ = _recorded("trace-desktop-keys.json")
+    calls = [e.tsc for _, e in events if str(e.kind) == "IpcCall"]
+    replies = [e.tsc for _, e in events if str(e.kind) == "IpcReply"]
+    [row] = trace.summary(events, names)["endpoints"]
+    assert row["name"] == "endpoint 1 (console)" and row["calls"] == row["replies"] == 2
+    assert row["median_latency"] == statistics.median(r - c for c, r in zip(calls, replies))
+
+
+def test_the_drainer_keeps_each_event_once_and_counts_what_was_overwritten():
+    """The ring as guest memory, laid out by the kernel's DWARF."""
+    reader = StateReader(SETTINGS.kernel_elf)
+    ring, written = reader.layout.member("events"), reader.layout.member("events_written")
+    event, capacity = ring.type.element, ring.type.count
+    memory = bytearray(reader.size)
+
+    def emit(first: int, count: int) -> None:
+        for number in range(first, first + count):
+            at = ring.offset + (number % capacity) * event.size
+            struct.pack_into("<Q", memory, at + event.member("tsc").offset, 5000 + number)
+        struct.pack_into("<Q", memory, written.offset, first + count)
+
+    def read(address: int, size: int) -> bytes:
+        return bytes(memory[address - reader.address:address - reader.address + size])
+
+    drainer = trace.RingDrainer(reader)
+    emit(0, 5)
+    assert drainer.drain(read) == 5 and drainer.drain(read) == 0
+    emit(5, capacity + 10)  # ten more than the ring holds since the last drain
+    kept = drainer.drain(read)
+    numbers = [number for number, _ in drainer.drained.events]
+    assert drainer.drained.lost == [(5, 11)] and kept == capacity - 1
+    assert numbers == [0, 1, 2, 3, 4, *range(16, capacity + 15)]
+    assert all(e.tsc == 5000 + n for n, e in drainer.drained.events)
+
+
+def _trace(tmp_path: Path, *args: str, check: bool = True) -> tuple[subprocess.CompletedProcess, list[dict], dict]:
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "trace", *args, "--out", str(tmp_path / "trace.json")],
+                          cwd=SETTINGS.root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 or not check, done.stdout + done.stderr
+    return (done, json.loads((tmp_path / "trace.json").read_text())["traceEvents"],
+            json.loads((tmp_path / "trace.summary.json").read_text()))
+
+
+def test_pingpong_is_traced_and_every_event_accounted_for(tmp_path):
+    """Every event ping/pong's kernel records (52833, three rings' worth) is in the trace, or
+    counted lost with where: on an idle host none is (README), on a host too busy to run the
+    drainer for a tenth of a second some may be, and the trace must say so exactly."""
+    done, out, summary = _trace(tmp_path, "--config", "configs/pingpong.yaml", "--seconds", "90", check=False)
+    whole = json.loads((tmp_path / "trace.json").read_text())["otherData"]
+    lost = [(e["args"]["first event number"], e["args"]["count"]) for e in out if e.get("cat") == "lost"]
+    assert whole["events"] + whole["dropped"] == whole["last event"] + 1 - whole["first event"] > 50000
+    assert sum(count for _, count in lost) == summary["dropped"]
+    assert done.returncode == (1 if summary["dropped"] else 0), done.stdout
+    [row] = summary["endpoints"]
+    assert row["name"] == "endpoint 1 (pong)" and row["replies"] > 1000
+    if not summary["dropped"]:
+        assert row["calls"] == row["replies"]
+        ends = {e["id"] for e in out if e["ph"] == "f" and e["cat"] == "ipc"}
+        assert len(ends) == row["calls"]
+
+
+def test_keys_typed_on_the_desktop_are_traced_from_irq_to_console(tmp_path):
+    _, out, summary = _trace(tmp_path, "--config", "configs/desktop.yaml", "--seconds", "10", "--keys", "hello",
+                             "--keys-after", r"^\[ps2\] ready$")
+    assert summary["dropped"] == 0
+    [row] = summary["endpoints"]
+    assert row["name"] == "endpoint 1 (console)" and row["calls"] >= 5  # one call per character
+    irq_ends = [e for e in out if e["ph"] == "f" and e["cat"] == "irq"]
+    tracks = {e["tid"]: e["args"]["name"] for e in out if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 2}
+    assert irq_ends and all(tracks[e["tid"]].startswith("ps2") for e in irq_ends)
+
+
+def test_a_kill_on_request_and_the_restart_are_in_the_ring(kwast_scenario):
+    seen: dict[str, list[dict]] = {}
+
+    async def the_ring_as_a_trace(context):
+        snap = await context.state()
+        names = trace.Names()
+        names.learn(snap)
+        out = trace.chrome_trace(await context.ring_now(), names, snap.tsc_per_us)["traceEvents"]
+        seen["kills"] = [e for e in out if e["name"].startswith("kill requested")]
+        seen["restarts"] = [e for e in out if e["name"] == "restart"]
+
+    kwast_scenario(model.Boot(), model.Expect(r"^\[ps2\] ready$", timeout=60), model.Inject(action="kill", server="console"),
+                   model.Expect(r"^\[console\] serving$", timeout=30), model.Call(the_ring_as_a_trace),
+                   config="configs/desktop.yaml")
+    [kill], [restart] = seen["kills"], seen["restarts"]
+    assert restart["args"]["previous process"] == kill["args"]["process"] and restart["ts"] > kill["ts"]
