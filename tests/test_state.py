@@ -61,7 +61,7 @@ def test_every_cpu_of_the_machine_comes_online(count):
         cpu = dataclasses.replace(config.load(SETTINGS.default_config).cpu, count=count)
         async with held_machine(cpu=cpu) as (machine, reader, memory):
             for _ in range(100):
-                if f"cpus: {count} online" in machine.serial_text:
+                if f"cpus: {count} online\n" in machine.serial_text.replace("\r", ""):
                     break
                 await asyncio.sleep(0.1)
             return await reader.read(memory), machine.serial_text
