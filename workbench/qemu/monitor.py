@@ -157,6 +157,17 @@ class Monitor(abc.ABC):
             with contextlib.suppress(Exception):
                 await self.command("job-dismiss", {"id": job})
 
+    # --- record/replay ------------------------------------------------------------------
+
+    async def replay_position(self) -> int:
+        """The guest instruction count of a machine recording or replaying (QEMU's icount)."""
+        return int((await self.command("query-replay"))["icount"])  # type: ignore[index]
+
+    async def replay_break(self, icount: int) -> None:
+        """A replaying machine pauses when it reaches instruction `icount` (one at a time; a
+        newer one replaces it; it must lie ahead)."""
+        await self.command("replay-break", {"icount": icount})
+
     # --- memory -------------------------------------------------------------------------
 
     async def read_memory(self, address: int, size: int) -> bytes:
