@@ -356,6 +356,15 @@ class Machine(Monitor):
                 else:
                     await asyncio.sleep(0.01)
 
+    async def serial_settled(self, timeout: float = 5) -> None:
+        """Recording or replaying: every byte QEMU has written to the console so far has been
+        read (a held guest writes no more)."""
+        if self.rr is None or not self.config.serial:
+            return
+        deadline = time.monotonic() + timeout
+        while self.serial_file.stat().st_size > len(self.serial_bytes) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
     def _serial_arrived(self, chunk: bytes) -> None:
         self.serial_bytes += chunk
         # Incremental: a character of several bytes (a kill reason's arrows) may be split between reads.
