@@ -16,6 +16,7 @@ depends on what the guest did, not on how fast the replay runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -27,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import digest
+from .kernel_image import KernelImage
 from .qemu import Machine, QemuError
+from .qemu.monitor import SNAPSHOT_NODE
 from .scenario import model
 from .yamlmodel import ConfigError
 
@@ -84,8 +87,11 @@ class Recording:
             raise ReplayError(f"{path}: not a recording: {error}") from None
         if data.get("format") != FORMAT:
             raise ReplayError(f"{path}: recording format {data.get('format')}, this workbench reads {FORMAT}")
-        data["steps"] = [StepMark(**mark) for mark in data["steps"]]
-        return cls(**data)
+        try:
+            data["steps"] = [StepMark(**mark) for mark in data["steps"]]
+            return cls(**data)
+        except (KeyError, TypeError) as error:
+            raise ReplayError(f"{path}: not a recording this workbench reads: {error}") from None
 
 
 def digests(machine: Machine) -> dict[str, str]:
@@ -94,7 +100,13 @@ def digests(machine: Machine) -> dict[str, str]:
 
 
 def _portable(argv: list[str], socket_dir: str, rr_file: str) -> list[str]:
-    """The command line with what differs between two runs of one recording named, not given."""
+    """The command line with what differs between two runs of one recording named, not given,
+    and without the snapshot disk, which holds no guest state (a reverse replay adds one)."""
+    argv = list(argv)
+    for index, arg in enumerate(argv):
+        if arg == "-blockdev" and f"node-name={SNAPSHOT_NODE}," in argv[index + 1]:
+            del argv[index:index + 2]
+            break
     return [re.sub(r"rr=(record|replay)", "rr=MODE", a.replace(rr_file, "RRFILE").replace(socket_dir, "PRIVATE_DIR"))
             for a in argv]
 
@@ -185,7 +197,10 @@ class Tape:
                 await self._hold_at_next(machine, index)  # GDB leaves the guest running
             return
         position = await machine.replay_position()
-        if mark.end is not None and mark.end > position:
+        if mark.end is None:  # recorded, QEMU ended by itself in this step: so it will here
+            if await machine.status() == "paused":
+                await machine.resume()
+        elif mark.end > position:
             await machine.replay_break(mark.end)
             if await machine.status() == "paused":
                 await machine.resume()
@@ -352,3 +367,61 @@ def check_recordable(scenario: model.Scenario) -> None:
     if problems:
         raise ConfigError(scenario.path or Path("(python)"), problems[0][0], "steps",
                           "cannot be recorded: " + "; ".join(why for _, why in problems))
+
+
+# --- under a debugger ----------------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def debugged(folder: Path, settings, reverse: bool = False, on_note=print):
+    """A recorded run replayed for a debugger, held at its first instruction: yields the
+    machine (GDB attaches to `machine.gdb_socket`). The scenario's steps are not run; the
+    recorded memory writes are made at their instructions, where the replay stops (a debugger
+    sees a stop there). With `reverse`, the machine gets a qcow2 disk (in its private dir) for
+    QEMU's snapshots: one at the start, and QEMU's own when GDB attaches, from which GDB's
+    reverse-stepi and reverse-continue replay forward."""
+    from .scenario.runner import hardware_for  # the runner uses this module
+
+    scenario, recording = scenario_of(folder)
+    hardware = hardware_for(scenario, settings)
+    writes = [(index, write) for index, mark in enumerate(recording.steps, 1) for write in mark.writes]
+    if reverse and writes:
+        # Going back replays forward from a snapshot; from one before a write the replay would
+        # miss it, and QEMU 7.2 hung loading a snapshot taken at one (tried).
+        index, write = writes[0]
+        raise ReplayError(f"--reverse: step {index} ({model.describe(scenario.steps[index - 1])}) wrote guest memory "
+                          f"through GDB at instruction {write['icount']}, which a reverse replay cannot make again; "
+                          f"reverse debugging needs a recording without such steps")
+    if reverse:
+        hardware = dataclasses.replace(hardware, snapshots=True)
+    tape = Tape(folder, recording)
+    with KernelImage(settings.kernel_elf) as image:
+        async with Machine(settings, hardware, image, scenario.append, None, **tape.machine_options()) as machine:
+            tape.check_machine(machine)
+            if reverse:
+                await machine.save_snapshot("start")
+            maker = asyncio.create_task(_make_writes(machine, recording, scenario, on_note))
+            try:
+                yield machine
+            finally:
+                maker.cancel()
+                await asyncio.gather(maker, return_exceptions=True)
+
+
+async def _make_writes(machine: Machine, recording: Recording, scenario: model.Scenario, on_note) -> None:
+    """Each recorded write, at its instruction: a replay break there (armed again whenever the
+    guest is stopped short of it: reverse execution sets breaks of its own), then the bytes."""
+    pending = [(write, index) for index, mark in enumerate(recording.steps, 1) for write in mark.writes]
+    for write, index in pending:
+        icount = write["icount"]
+        while True:
+            if machine.process is None or machine.process.returncode is not None:
+                return
+            status, position = await machine.status(), await machine.replay_position()
+            if status != "running" and position == icount:
+                break
+            if status != "running" and position < icount:
+                await machine.replay_break(icount)
+            await asyncio.sleep(0.05)
+        _write_ram(machine, write["address"], bytes.fromhex(write["bytes"]))
+        on_note(f"kwast-bench: the replay stopped at instruction {icount} for the recorded write of step {index} "
+                f"({model.describe(scenario.steps[index - 1])}): made it; continue")

@@ -35,6 +35,12 @@ def add_parser(commands) -> None:
                                                "its steps judged again")
     again.add_argument("folder", type=Path, metavar="ARTIFACT_DIR",
                        help="the run's artifact folder (holding recording/), or the recording folder")
+    again.add_argument("--gdb", action="store_true",
+                       help="instead of judging the steps, replay under GDB with the kernel's symbols, held at the start")
+    again.add_argument("--reverse", action="store_true",
+                       help="with --gdb: take snapshots during the replay, so reverse-stepi and reverse-continue work")
+    again.add_argument("--ex", action="append", default=[], metavar="CMD",
+                       help="with --gdb: run this GDB command (repeatable), print its output, then leave")
 
 
 def cmd_run(args: argparse.Namespace, settings) -> int:
@@ -74,6 +80,15 @@ def cmd_replay(args: argparse.Namespace, settings) -> int:
     not; 2: it could not be replayed (a different build, no recording)."""
     folder = args.folder
     recorded = folder if (folder / "recording.json").exists() else folder / replay.FOLDER
+    if (args.reverse or args.ex) and not args.gdb:
+        print("kwast-bench: --reverse and --ex go with --gdb", file=sys.stderr)
+        return 2
+    if args.gdb:
+        try:
+            return asyncio.run(_replay_under_gdb(recorded, settings, args))
+        except (replay.ReplayError, ConfigError) as error:
+            print(f"kwast-bench: cannot replay {folder}: {error}", file=sys.stderr)
+            return 2
     try:
         scenario, recording = replay.scenario_of(recorded)
         tape = replay.Tape(recorded, recording)
@@ -91,6 +106,15 @@ def cmd_replay(args: argparse.Namespace, settings) -> int:
     print("judgement: " + ("the same as the recording: " + verdict if not differences
                            else "NOT the same as the recording:\n  " + "\n  ".join(differences)))
     return 0 if serial is None and not differences else 1
+
+
+async def _replay_under_gdb(recorded: Path, settings, args: argparse.Namespace) -> int:
+    from ..cli.inspect import interactive_gdb, scripted_gdb  # the GDB commands' own ways to run it
+
+    async with replay.debugged(recorded, settings, reverse=args.reverse) as machine:
+        if args.ex:
+            return await asyncio.to_thread(scripted_gdb, machine.image.path, machine.gdb_socket, args.ex)
+        return await interactive_gdb(machine.image.path, machine.gdb_socket)
 
 
 def chosen(path: Path) -> list[Run]:
