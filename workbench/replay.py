@@ -99,7 +99,7 @@ def digests(machine: Machine) -> dict[str, str]:
     return {str(path): digest(path) for path in files}
 
 
-def _portable(argv: list[str], socket_dir: str, rr_file: str) -> list[str]:
+def _portable(argv: list[str], socket_dir: str) -> list[str]:
     """The command line with what differs between two runs of one recording named, not given,
     and without the snapshot disk, which holds no guest state (a reverse replay adds one)."""
     argv = list(argv)
@@ -107,7 +107,7 @@ def _portable(argv: list[str], socket_dir: str, rr_file: str) -> list[str]:
         if arg == "-blockdev" and f"node-name={SNAPSHOT_NODE}," in argv[index + 1]:
             del argv[index:index + 2]
             break
-    return [re.sub(r"rr=(record|replay)", "rr=MODE", a.replace(rr_file, "RRFILE").replace(socket_dir, "PRIVATE_DIR"))
+    return [re.sub(r"rr=(record|replay),rrfile=[^,]*", "rr=MODE,rrfile=LOG", a.replace(socket_dir, "PRIVATE_DIR"))
             for a in argv]
 
 
@@ -154,8 +154,8 @@ class Tape:
         if differ:
             raise ReplayError("the recording was made with a different build; these differ (SHA-256):\n"
                               + "\n".join(differ) + "\n  check out and build the recorded commit to replay it")
-        was = _portable(self.recording.argv, self.recording.socket_dir, str(self.rr_file))
-        argv = _portable(machine.argv(), str(machine.socket_dir), str(self.rr_file))
+        was = _portable(self.recording.argv, self.recording.socket_dir)
+        argv = _portable(machine.argv(), str(machine.socket_dir))
         if was != argv:
             changed = [f"  recorded {a!r}, now {b!r}" for a, b in zip(was, argv) if a != b]
             changed += [f"  recorded only: {a!r}" for a in was[len(argv):]] + [f"  now only: {b!r}" for b in argv[len(was):]]

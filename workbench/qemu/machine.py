@@ -274,6 +274,9 @@ class Machine(Monitor):
             return f"{c.path}: snapshots are off: add `snapshots: true` to use savevm/loadvm"
         return None
 
+    def _keys_from_here(self) -> bool:
+        return self.rr == "record"
+
     @contextlib.asynccontextmanager
     async def reboots_allowed(self):
         """A guest reset meanwhile reboots the guest; otherwise (-no-reboot) it ends QEMU."""
