@@ -87,9 +87,14 @@ def test_steps_that_cannot_be_recorded_are_named_when_loaded(settings, tmp_path)
                     "  - snapshot: a\n  - restore: a\n  - inject: nmi\n")
     done = kwast_bench(settings, "run", "--record", str(path), "--artifacts", str(tmp_path / "art"))
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"{path}:7: step 3 (restore name='a') cannot be recorded" in done.stderr
-    assert f"{path}:8: step 4 (inject action='nmi') cannot be recorded" in done.stderr
+    assert f"{path}:7: rewinds: step 3 (restore name='a') cannot be recorded" in done.stderr
+    assert f"{path}:8: rewinds: step 4 (inject action='nmi') cannot be recorded" in done.stderr
     assert not (tmp_path / "art").exists()
+
+    two = scenarios / "two-cpus.yaml"
+    two.write_text("name: two\nconfig: configs/default.yaml\noverrides:\n  cpu: {count: 2}\nsteps:\n  - boot\n")
+    done = kwast_bench(settings, "run", "--record", str(two), "--artifacts", str(tmp_path / "art"))
+    assert done.returncode == 2 and f"{two}:1: two-cpus: its machine has more than one CPU" in done.stderr
 
     path.write_text(path.read_text().replace("append: hold\n", "append: hold\nrecord: true\n"))
     with pytest.raises(ConfigError, match="record: true, but line 8: step 3 .*restore"):

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import digest
+from qemu.qmp import ExecInterruptedError, StateError
+
 from .kernel_image import KernelImage
 from .qemu import Machine, QemuError
 from .qemu.monitor import SNAPSHOT_NODE
@@ -43,6 +45,10 @@ STALL_SECONDS = 60
 
 class ReplayError(Exception):
     pass
+
+
+# What asking a QEMU that is ending by itself (the kernel shut down) raises.
+QEMU_GONE = (QemuError, asyncio.TimeoutError, ConnectionError, StateError, ExecInterruptedError)
 
 
 @dataclass
@@ -224,11 +230,8 @@ class Tape:
             mark = self.marks[-1]
             mark.said = said or ""
             if ctx.qemu_running():
-                try:
+                with contextlib.suppress(*QEMU_GONE):  # else it ended by itself meanwhile: end None
                     mark.end = await machine.replay_position()
-                except (QemuError, asyncio.TimeoutError, ConnectionError) as error:
-                    if said is not None:  # a step that held; a failed one may have lost QEMU
-                        raise QemuError(f"recording: QEMU did not say where the guest is: {error}") from None
             return
         end = self._mark(index).end
         if said is not None and end is not None and ctx.gdb is None and ctx.qemu_running():
@@ -248,7 +251,10 @@ class Tape:
         machine = ctx.machine
         if end is None or not ctx.qemu_running():
             return False
-        if await machine.status() != "paused" or await machine.replay_position() < end:
+        try:
+            if await machine.status() != "paused" or await machine.replay_position() < end:
+                return False
+        except QEMU_GONE:  # ended by itself meanwhile: the step sees that
             return False
         await machine.serial_settled()
         return True
@@ -285,9 +291,12 @@ class Tape:
         if not self.replaying:
             end = None
             if ctx.qemu_running():
-                if await machine.status() == "running":
-                    await machine.pause()
-                end = await machine.replay_position()
+                try:
+                    if await machine.status() == "running":
+                        await machine.pause()
+                    end = await machine.replay_position()
+                except QEMU_GONE:  # the guest shut down meanwhile: so it will on the replay
+                    await machine.wait_exit(STALL_SECONDS)
                 await machine.serial_settled()
             assert machine.socket_dir is not None
             self._machine = {"argv": machine.argv(), "socket_dir": str(machine.socket_dir), "digests": digests(machine),
@@ -296,9 +305,12 @@ class Tape:
             (self.folder / "serial.bin").write_bytes(bytes(machine.serial_bytes))
             return None
         assert self.recording is not None
-        if self.recording.end is not None and ctx.qemu_running():
-            await self._run_to(machine, self.recording.end)
-        elif self.recording.end is None:
+        try:
+            if self.recording.end is not None and ctx.qemu_running():
+                await self._run_to(machine, self.recording.end)
+            elif self.recording.end is None:
+                await machine.wait_exit(STALL_SECONDS)
+        except QEMU_GONE:
             await machine.wait_exit(STALL_SECONDS)
         await machine.serial_settled()
         return serial_difference((self.folder / "serial.bin").read_bytes(), bytes(machine.serial_bytes))
@@ -362,8 +374,19 @@ def judged_alike(recording: Recording, result) -> list[str]:
     return differences
 
 
-def check_recordable(scenario: model.Scenario) -> None:
+def unrecordable(scenario: model.Scenario, settings) -> list[tuple[int, str]]:
+    """(line, why) for each reason this run cannot be recorded: its steps, and its machine."""
+    from .scenario.runner import hardware_for  # the runner uses this module
+
     problems = scenario.unrecordable()
+    if hardware_for(scenario, settings).cpu.count > 1:
+        problems.append((scenario.line, "its machine has more than one CPU, and QEMU 7.2 records one only "
+                                        "(\"Record/replay feature is not supported for 'smp'\")"))
+    return problems
+
+
+def check_recordable(scenario: model.Scenario, settings) -> None:
+    problems = unrecordable(scenario, settings)
     if problems:
         raise ConfigError(scenario.path or Path("(python)"), problems[0][0], "steps",
                           "cannot be recorded: " + "; ".join(why for _, why in problems))

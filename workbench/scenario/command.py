@@ -55,8 +55,8 @@ def cmd_run(args: argparse.Namespace, settings) -> int:
         return 0
     if args.record:
         # Named now, before any QEMU starts, not found out at the end.
-        problems = [f"{run.path}:{line}: {why}" for run in runs if isinstance(run, model.Scenario)
-                    for line, why in run.unrecordable()]
+        problems = [f"{run.path}:{line}: {run.label}: {why}" for run in runs if isinstance(run, model.Scenario)
+                    for line, why in replay.unrecordable(run, settings)]
         if problems:
             print("kwast-bench: cannot record every run:\n  " + "\n  ".join(problems), file=sys.stderr)
             return 2

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from .. import build, settings as settings_module
+from .. import replay
 from . import model, runner
 
 
@@ -98,7 +99,7 @@ def recorded_rerun(scenario: runner.Run, settings, folder: Path, result: runner.
     """A failed run once more, recorded, unless it was recorded already or cannot be."""
     if result.recording is not None:
         return result
-    if not isinstance(scenario, model.Scenario) or scenario.unrecordable() or result.where == "setup":
+    if not isinstance(scenario, model.Scenario) or result.where == "setup" or replay.unrecordable(scenario, settings):
         return None
     return asyncio.run(runner.run(scenario, settings, folder.with_name(folder.name + ".recorded"), record=True))
 

@@ -7,6 +7,7 @@ timeout, Ctrl-C (asyncio cancels the tasks; `Machine` and `Context.close` clean 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import re
@@ -107,7 +108,7 @@ async def run(scenario: Run, settings: Settings, artifacts: Path,
         if isinstance(scenario, model.Unloadable):
             raise scenario.error
         if tape is not None and not tape.replaying:
-            replay_module.check_recordable(scenario)
+            replay_module.check_recordable(scenario, settings)
             tape.folder.mkdir()
         await _run(scenario, settings, result, on_step, tape)
     except (ConfigError, KernelImageError, QemuError) as error:  # before any step ran
@@ -188,20 +189,27 @@ async def _step(context: Context, scenario: model.Scenario, index: int, step, re
     try:
         concrete = step_kinds.substitute(step, context.variables)
         if tape is not None:
-            await tape.step_begins(context, index, step)
+            await _quietly(tape.step_begins(context, index, step))
         if tape is not None and tape.replays(step):
             said = tape.said(index)
         else:
             said = await step_kinds.RUN[type(step)](context, concrete)
         if tape is not None:
-            await tape.step_ends(context, index, said)
+            await _quietly(tape.step_ends(context, index, said))
     except STEP_ERRORS:
         result.where = _where(scenario, index, step)
         result.log.append(f"FAIL {index} {model.describe(step)} ({time.monotonic() - began:.2f} s)")
         if tape is not None:
-            await tape.step_ends(context, index, None)
+            await _quietly(tape.step_ends(context, index, None))
         raise
     result.log.append(f"ok   {index} {model.describe(step)}: {said} ({time.monotonic() - began:.2f} s)")
+
+
+async def _quietly(call) -> None:
+    """A recording's or replay's round trip to a QEMU that is ending by itself (the kernel
+    shut down): the next step sees that it has ended."""
+    with contextlib.suppress(*replay_module.QEMU_GONE):
+        await call
 
 
 def _where(scenario: model.Scenario, index: int, step) -> str:

@@ -152,6 +152,9 @@ async def expect(ctx: Context, step: model.Expect) -> str:
     while True:
         ctx.serial_changed.clear()
         over = await ctx.out_of_time(deadline)  # first: on a replay, it waits for the console's last bytes
+        ended = not ctx.qemu_running()
+        if ended:  # its last bytes may still be on their way to us
+            await ctx.machine.serial_settled()
         text = ctx.machine.serial_text
         found = regex.search(text, ctx.cursor)
         if found:
@@ -159,7 +162,7 @@ async def expect(ctx: Context, step: model.Expect) -> str:
             captured = {k: v for k, v in found.groupdict().items() if v is not None}
             ctx.variables.update(captured)
             return f"matched {found.group(0)!r}" + (f", captured {captured}" if captured else "")
-        if not ctx.qemu_running():
+        if ended:
             raise StepFailed(f"QEMU ended before the console matched /{step.pattern}/")
         if over:
             raise StepFailed(f"the console did not match /{step.pattern}/ within {step.timeout:g} s")
