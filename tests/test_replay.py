@@ -126,3 +126,22 @@ def test_gdb_on_a_replay_goes_back_and_forward_to_the_same_state(settings, tmp_p
                 await asyncio.to_thread(gdb.close)
 
     asyncio.run(debug())
+
+
+def test_pytest_records_a_failed_scenario_once_more_and_keeps_only_that(settings, tmp_path):
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "fails.yaml").write_text((RECORDED / "fails-on-purpose.yaml").read_text())
+    (scenarios / "passes.yaml").write_text((RECORDED / "fault-killed.yaml").read_text() + "record: true\n")
+    art = tmp_path / "art"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           str(scenarios), "--scenario-artifacts", str(art)],
+                          capture_output=True, text=True, cwd=settings.root, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 failed, 1 passed" in done.stdout
+    assert "re-run with recording: it failed again" in done.stdout
+    assert f"kwast-bench replay {art / 'fails.recorded'}" in done.stdout
+    assert (art / "fails.recorded" / "recording" / "recording.json").is_file()
+    assert not (art / "fails" / "recording").exists()      # the first run was not recorded
+    assert not (art / "passes" / "recording").exists()     # a pass keeps no recording
+    assert (art / "passes" / "report.txt").is_file()
