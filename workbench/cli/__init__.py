@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {name: command for group in _GROUPS for name, command in group.COMMANDS.items()}
     commands["run"] = scenario_command.cmd_run
+    commands["replay"] = scenario_command.cmd_replay
     try:
         settings = settings_module.load()
         if args.command in (None, "tui"):

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -93,15 +94,26 @@ def cmd_gdb(args: argparse.Namespace, settings) -> int:
         # Our own machine stays held at reset (-S): break where you like, then `continue`.
         async with _target(args, settings, run=False) as (machine, elf):
             if not args.ex:
-                # Interactive: the real GDB CLI on the terminal; QEMU lives until it quits.
-                gdb = await asyncio.create_subprocess_exec(GDB, "--nx", "-q", str(elf), "-ex", f"target remote {machine.gdb_socket}")
-                return await gdb.wait()
-            return await asyncio.to_thread(_scripted, elf, machine.gdb_socket, args.ex)
+                return await interactive_gdb(elf, machine.gdb_socket)
+            return await asyncio.to_thread(scripted_gdb, elf, machine.gdb_socket, args.ex)
 
     return asyncio.run(run())
 
 
-def _scripted(elf: Path, socket: Path, commands: list[str]) -> int:
+async def interactive_gdb(elf: Path, socket: Path) -> int:
+    """The real GDB CLI on the terminal; the machine lives until it quits."""
+    gdb = await asyncio.create_subprocess_exec(GDB, "--nx", "-q", str(elf), "-ex", f"target remote {socket}")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is GDB's: it stops the guest
+    try:
+        return await gdb.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if gdb.returncode is None:  # an error here: GDB ends with us
+            gdb.kill()
+            await gdb.wait()
+
+
+def scripted_gdb(elf: Path, socket: Path, commands: list[str]) -> int:
     with Gdb(elf, socket) as gdb:
         for command in commands:
             print(f"(gdb) {command}")

@@ -3,7 +3,7 @@ command name appears outside this package.
 
 - `monitor`: `Monitor`, the verbs over QMP (status, pause, resume, paused, reset, power_off,
   inject_nmi, send_keys, tap_key, screendump, screen_text, save_snapshot, load_snapshot,
-  read_memory), shared by `Machine` and `session.Attached`.
+  replay_position, replay_break, read_memory), shared by `Machine` and `session.Attached`.
 - `machine`: `Machine`, one QEMU process with its private sockets, serial console and events,
   and `reboots_allowed`; `boot` runs one to its end.
 - `keys`: the US keyboard: text and key names to QEMU's qcodes.

@@ -83,6 +83,10 @@ class Machine(Monitor):
     # `exec_log_path`: `kwast-bench profile` counts them and rebuilds call stacks.
     # Gigabytes, in the private dir, so removed with it.
     exec_log: bool = False
+    # QEMU's record/replay: "record" logs every input the guest sees into `rr_file`, "replay"
+    # runs the guest again from that log, instruction for instruction (workbench/replay.py).
+    rr: Literal["record", "replay"] | None = None
+    rr_file: Path | None = None
     serial_lines: list[str] = field(default_factory=list, init=False)
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000), init=False)
 
@@ -96,6 +100,9 @@ class Machine(Monitor):
         self._shutdown_reason: str | None = None
         self._stderr = bytearray()
         self.serial_writer: asyncio.StreamWriter | None = None
+        # The console's bytes as QEMU sent them (a replay is compared with its recording byte for byte).
+        self.serial_bytes = bytearray()
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     # --- command line -------------------------------------------------------------------
 
@@ -125,7 +132,11 @@ class Machine(Monitor):
         ]
         if c.display == "vga":
             argv += ["-vga", "std"]
-        if c.serial:
+        if c.serial and self.rr is not None:
+            # Recorded, a socket's writes replayed out of step ("Missing character write event in
+            # the replay log", most runs); a file's never fail, so never retry.
+            argv += ["-chardev", f"file,id=com1,path={self.serial_file}", "-serial", "chardev:com1"]
+        elif c.serial:
             argv += ["-chardev", f"socket,id=com1,path={self.socket_dir / 'serial.sock'},server=on,wait=off",
                      "-serial", "chardev:com1"]
         if c.isa_debug_exit:
@@ -133,7 +144,13 @@ class Machine(Monitor):
         modules = self.modules()
         if modules:
             argv += ["-initrd", ",".join(modules)]
-        if c.icount:
+        if self.rr is not None:
+            # Record/replay needs icount. Not sleep=off: recorded, an idle guest's clock then
+            # crawls and QEMU's delayed key releases never come. Without the config's own shift,
+            # QEMU's adaptive one keeps guest time near real time, as an unrecorded run has it.
+            shift = c.icount_shift if c.icount else "auto"
+            argv += ["-icount", f"shift={shift},rr={self.rr},rrfile={self.rr_file}"]
+        elif c.icount:
             argv += ["-icount", f"shift={c.icount_shift},sleep=off"]
         if self.exec_log:
             argv += ["-d", "exec,nochain,in_asm,int", "-D", str(self.exec_log_path)]
@@ -159,6 +176,11 @@ class Machine(Monitor):
     def exec_log_path(self) -> Path:
         assert self.socket_dir is not None
         return self.socket_dir / "exec.log"
+
+    @property
+    def serial_file(self) -> Path:
+        assert self.socket_dir is not None
+        return self.socket_dir / "serial.out"
 
     @property
     def ram_path(self) -> Path:
@@ -189,6 +211,8 @@ class Machine(Monitor):
         if self.config.snapshots:
             await self._create_snapshot_disk()
         argv = self.argv()
+        if self.config.serial and self.rr is not None:
+            self.serial_file.touch()  # ours to open before QEMU starts; QEMU truncates it
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
@@ -198,7 +222,9 @@ class Machine(Monitor):
         self._stream_tasks.append(asyncio.create_task(self._read_stderr()))
         await self._connect_qmp()
         self._tasks.append(asyncio.create_task(self._read_events()))
-        if self.config.serial:
+        if self.config.serial and self.rr is not None:
+            self._stream_tasks.append(asyncio.create_task(self._follow_serial_file()))
+        elif self.config.serial:
             # Keep the writer: dropping it closes the connection.
             reader, self.serial_writer = await asyncio.open_unix_connection(str(self.socket_dir / "serial.sock"))
             self._stream_tasks.append(asyncio.create_task(self._read_serial(reader)))
@@ -248,6 +274,9 @@ class Machine(Monitor):
         if feature == "snapshots" and not c.snapshots:
             return f"{c.path}: snapshots are off: add `snapshots: true` to use savevm/loadvm"
         return None
+
+    def _keys_from_here(self) -> bool:
+        return self.rr == "record"
 
     @contextlib.asynccontextmanager
     async def reboots_allowed(self):
@@ -315,14 +344,39 @@ class Machine(Monitor):
         return "\n".join(self.serial_lines + ([self._partial] if self._partial else []))
 
     async def _read_serial(self, reader: asyncio.StreamReader) -> None:
-        # Incremental: a character of several bytes (a kill reason's arrows) may be split between reads.
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while chunk := await reader.read(4096):
-            text = decoder.decode(chunk).replace("\r", "")
-            if self.on_serial is not None:
-                self.on_serial(text)
-            *complete, self._partial = (self._partial + text).split("\n")
-            self.serial_lines.extend(complete)
+            self._serial_arrived(chunk)
+
+    async def _follow_serial_file(self) -> None:
+        """Like `tail -f` on the serial file, to its end once QEMU has ended."""
+        assert self.process is not None
+        with self.serial_file.open("rb") as file:
+            while True:
+                ended = self.process.returncode is not None
+                if chunk := file.read(4096):
+                    self._serial_arrived(chunk)
+                elif ended:
+                    return
+                else:
+                    await asyncio.sleep(0.01)
+
+    async def serial_settled(self, timeout: float = 5) -> None:
+        """Recording or replaying: every byte QEMU has written to the console so far has been
+        read (a held guest writes no more)."""
+        if self.rr is None or not self.config.serial:
+            return
+        deadline = time.monotonic() + timeout
+        while self.serial_file.stat().st_size > len(self.serial_bytes) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    def _serial_arrived(self, chunk: bytes) -> None:
+        self.serial_bytes += chunk
+        # Incremental: a character of several bytes (a kill reason's arrows) may be split between reads.
+        text = self._decoder.decode(chunk).replace("\r", "")
+        if self.on_serial is not None:
+            self.on_serial(text)
+        *complete, self._partial = (self._partial + text).split("\n")
+        self.serial_lines.extend(complete)
 
     async def _read_stderr(self) -> None:
         assert self.process is not None and self.process.stderr is not None

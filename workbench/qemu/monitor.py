@@ -100,9 +100,21 @@ class Monitor(abc.ABC):
         self._require("keyboard")
         presses = keyboard.for_text(text) + [keyboard.named(k) for k in keys]
         for combination in presses:
-            await self.command("send-key", {"keys": [{"type": "qcode", "data": k} for k in combination],
-                                            "hold-time": KEY_HOLD_MS})
+            if self._keys_from_here():
+                for down in (True, False):
+                    await self.command("input-send-event", {"events": [
+                        {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": k}}} for k in combination]})
+                    if down:
+                        await asyncio.sleep(KEY_HOLD_MS / 1000)
+            else:
+                await self.command("send-key", {"keys": [{"type": "qcode", "data": k} for k in combination],
+                                                "hold-time": KEY_HOLD_MS})
         return len(presses)
+
+    def _keys_from_here(self) -> bool:
+        """Whether key releases are timed here rather than by QEMU's own key queue (its timer
+        is outside what a recording logs: recorded, replays of typed keys hung)."""
+        return False
 
     async def tap_key(self, key: str) -> None:
         """Presses and releases `key` in one command, with no hold time: the quickest pair of
@@ -156,6 +168,17 @@ class Monitor(abc.ABC):
         finally:
             with contextlib.suppress(Exception):
                 await self.command("job-dismiss", {"id": job})
+
+    # --- record/replay ------------------------------------------------------------------
+
+    async def replay_position(self) -> int:
+        """The guest instruction count of a machine recording or replaying (QEMU's icount)."""
+        return int((await self.command("query-replay"))["icount"])  # type: ignore[index]
+
+    async def replay_break(self, icount: int) -> None:
+        """A replaying machine pauses when it reaches instruction `icount` (one at a time; a
+        newer one replaces it; it must lie ahead)."""
+        await self.command("replay-break", {"icount": icount})
 
     # --- memory -------------------------------------------------------------------------
 

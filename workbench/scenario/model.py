@@ -281,6 +281,7 @@ class Scenario:
     append: str = ""                   # kernel command-line words after the config's
     timeout: float = field(default=120.0, metadata=_POSITIVE)  # the whole scenario
     expect_error: str | None = field(default=None, metadata=_REGEX)  # it must fail, with this text
+    record: bool = False               # record every run, to replay it (workbench/replay.py)
     path: Path | None = field(default=None, init=False, compare=False)
     variant: str = field(default="", init=False, compare=False)  # the matrix combination's name
     line: int = _at(1)
@@ -294,6 +295,24 @@ class Scenario:
                 saved.add(step.name)
             elif isinstance(step, Restore) and step.name not in saved:
                 raise ValueError(f"steps: restore {step.name!r} (line {step.line}) comes before any snapshot of that name")
+        if self.record and self.unrecordable():
+            raise ValueError("record: true, but " + "; ".join(f"line {line}: {why}" for line, why in self.unrecordable()))
+
+    def unrecordable(self) -> list[tuple[int, str]]:
+        """(line, what and why) for each step a replay could not reproduce: named when a
+        scenario is loaded to be recorded, before any QEMU starts."""
+        found = []
+        for index, step in enumerate(self.steps, 1):
+            why = None
+            if isinstance(step, Restore):
+                why = "a snapshot restore takes the guest back outside QEMU's log of its inputs"
+            elif isinstance(step, Inject) and step.action == "nmi":
+                why = "an NMI from QMP reaches the CPU without passing through QEMU's log"
+            elif isinstance(step, Call):
+                why = "a Python step cannot be run again from a recording"
+            if why:
+                found.append((step.line, f"step {index} ({describe(step)}) cannot be recorded: {why}"))
+        return found
 
     @property
     def needs_snapshots(self) -> bool:

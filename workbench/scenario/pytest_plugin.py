@@ -3,17 +3,24 @@ under a `scenarios/` directory (not in its `configs/`) is one test item, or one 
 of its `matrix:` (`faults.yaml::faults[div_zero]`, the JUnit case name too), and a failure shows the
 runner's report: the failing step with file:line and why, the last serial lines, the kernel
 state. The `kwast_scenario` fixture runs the same steps written in Python. JUnit XML comes from
-pytest's own `--junitxml`."""
+pytest's own `--junitxml`.
+
+A failed scenario is run once more, recorded (workbench/replay.py), and the report says where
+the recording is and whether the failure came again: CI keeps recordings of failures only, and
+a passing run costs nothing (README: "A CI failure, replayed"). A passing `record: true` run's
+recording is deleted likewise."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from .. import build, settings as settings_module
+from .. import replay
 from . import model, runner
 
 
@@ -75,9 +82,26 @@ class ScenarioFile(pytest.File):
 
 
 class ScenarioFailed(Exception):
-    def __init__(self, result: runner.Result):
+    def __init__(self, result: runner.Result, recorded: runner.Result | None):
         super().__init__(result.reason)
-        self.result = result
+        self.result, self.recorded = result, recorded
+
+    def report(self) -> str:
+        text = self.result.report()
+        if self.recorded is None or self.recorded.recording is None:
+            return text
+        again = ("it failed again" if not self.recorded.passed
+                 else "it PASSED this time: the failure depends on timing; the recording shows the passing run")
+        return f"{text}\nre-run with recording: {again}\n  kwast-bench replay {self.recorded.artifacts}"
+
+
+def recorded_rerun(scenario: runner.Run, settings, folder: Path, result: runner.Result) -> runner.Result | None:
+    """A failed run once more, recorded, unless it was recorded already or cannot be."""
+    if result.recording is not None:
+        return result
+    if not isinstance(scenario, model.Scenario) or result.where == "setup" or replay.unrecordable(scenario, settings):
+        return None
+    return asyncio.run(runner.run(scenario, settings, folder.with_name(folder.name + ".recorded"), record=True))
 
 
 def artifacts_root(config: pytest.Config) -> Path:
@@ -99,12 +123,17 @@ class ScenarioItem(pytest.Item):
         result = asyncio.run(runner.run(self.scenario, settings, folder))
         self.user_properties.append(("artifacts", str(result.artifacts)))
         assert_no_children_left()
-        if not result.passed:
-            raise ScenarioFailed(result)
+        if result.passed:
+            if result.recording is not None:
+                shutil.rmtree(result.recording)
+            return
+        recorded = recorded_rerun(self.scenario, settings, folder, result)
+        assert_no_children_left()
+        raise ScenarioFailed(result, recorded)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ScenarioFailed):
-            return excinfo.value.result.report()
+            return excinfo.value.report()
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):

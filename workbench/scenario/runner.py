@@ -7,6 +7,7 @@ timeout, Ctrl-C (asyncio cancels the tasks; `Machine` and `Context.close` clean 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import re
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import config as config_module, trace, yamlmodel
+from .. import config as config_module, replay as replay_module, trace, yamlmodel
 from ..dwarf import LayoutError
 from ..gdb import GdbError
 from ..kernel_image import KernelImage, KernelImageError
@@ -29,7 +30,10 @@ from .steps import Context, StepFailed
 
 SERIAL_TAIL = 20
 # Failures of a step that are the guest's or the user's, reported as the step's reason.
-STEP_ERRORS = (StepFailed, GdbError, DebugStateError, QemuError, LayoutError)
+STEP_ERRORS = (StepFailed, GdbError, DebugStateError, QemuError, LayoutError, replay_module.ReplayError)
+# A replay runs slower than its recording (QEMU reads its log as it goes): its whole-scenario
+# timeout is this many times the scenario's. Its steps wait for the guest, not the clock.
+REPLAY_TIME_FACTOR = 10
 
 
 @dataclasses.dataclass
@@ -44,6 +48,8 @@ class Result:
     log: list[str] = dataclasses.field(default_factory=list)
     serial_tail: list[str] = dataclasses.field(default_factory=list)
     state: str | None = None           # the kernel's debug state when it failed
+    recording: Path | None = None      # where this run was recorded
+    serial_difference: str | None = None  # a replay: how its console differs from the recording's
 
     def report(self, full: bool = False) -> str:
         """One line for a pass; where, why, steps, console and state for a failure (or `full`)."""
@@ -62,6 +68,8 @@ class Result:
             if self.state and not self.passed:
                 lines += ["  kernel state at failure:", *(f"    | {s}" for s in self.state.splitlines())]
             lines.append(f"  artifacts: {self.artifacts}")
+        if self.recording is not None:
+            lines.append(f"  recorded: kwast-bench replay {self.artifacts}")
         return "\n".join(lines)
 
 
@@ -84,22 +92,35 @@ Run = model.Scenario | model.Unloadable
 
 
 async def run(scenario: Run, settings: Settings, artifacts: Path,
-              on_step: StepListener | None = None) -> Result:
-    """One scenario, start to end. `artifacts` is its own folder (emptied first)."""
+              on_step: StepListener | None = None, record: bool = False,
+              tape: replay_module.Tape | None = None) -> Result:
+    """One scenario, start to end. `artifacts` is its own folder (emptied first). With `record`,
+    the run is recorded into its `recording/` folder (workbench/replay.py); with a replaying
+    `tape`, it is a replay of one."""
     started = time.monotonic()
     shutil.rmtree(artifacts, ignore_errors=True)
     artifacts.mkdir(parents=True)
     name = scenario.label if isinstance(scenario, model.Unloadable) else scenario.name
     result = Result(name, scenario.path, False, 0.0, artifacts)
+    if record or (isinstance(scenario, model.Scenario) and scenario.record and tape is None):
+        tape = replay_module.Tape(artifacts / replay_module.FOLDER)
     try:
         if isinstance(scenario, model.Unloadable):
             raise scenario.error
-        await _run(scenario, settings, result, on_step)
+        if tape is not None and not tape.replaying:
+            replay_module.check_recordable(scenario, settings)
+            tape.folder.mkdir()
+        await _run(scenario, settings, result, on_step, tape)
     except (ConfigError, KernelImageError, QemuError) as error:  # before any step ran
         result.where, result.reason = "setup", str(error)
     result.seconds = time.monotonic() - started
     if isinstance(scenario, model.Scenario) and scenario.expect_error:
         _expected_failure(scenario.expect_error, result)
+    if tape is not None and not tape.replaying:
+        if tape.saved(scenario, result):
+            result.recording = tape.folder
+        else:  # it never got as far as a machine
+            shutil.rmtree(tape.folder, ignore_errors=True)
     (artifacts / "report.txt").write_text(result.report(full=True) + "\n")
     return result
 
@@ -113,7 +134,8 @@ def _expected_failure(pattern: str, result: Result) -> None:
         result.reason = f"failed, but not with /{pattern}/: {result.reason}"
 
 
-async def _run(scenario: model.Scenario, settings: Settings, result: Result, on_step: StepListener | None) -> None:
+async def _run(scenario: model.Scenario, settings: Settings, result: Result, on_step: StepListener | None,
+               tape: replay_module.Tape | None) -> None:
     hardware = hardware_for(scenario, settings)
     artifacts = result.artifacts
     with KernelImage(settings.kernel_elf) as image, (artifacts / "serial.log").open("w") as serial_log:
@@ -126,9 +148,13 @@ async def _run(scenario: model.Scenario, settings: Settings, result: Result, on_
                 context.serial_changed.set()
 
         profiled = any(isinstance(step, model.Profile) for step in scenario.steps)
-        machine = Machine(settings, hardware, image, scenario.append, on_serial, ram_file=True, exec_log=profiled)
+        options = tape.machine_options() if tape is not None else {"ram_file": True}
+        machine = Machine(settings, hardware, image, scenario.append, on_serial, exec_log=profiled, **options)
+        timeout = scenario.timeout * (REPLAY_TIME_FACTOR if tape is not None and tape.replaying else 1)
         async with machine:
-            context = Context(machine, image, artifacts)
+            if tape is not None and tape.replaying:
+                tape.check_machine(machine)
+            context = Context(machine, image, artifacts, tape=tape)
             current, began = 0, time.monotonic()
             try:
                 try:
@@ -138,12 +164,12 @@ async def _run(scenario: model.Scenario, settings: Settings, result: Result, on_
                             if on_step is not None:
                                 on_step(current, len(scenario.steps), model.describe(step))
                             await _step(context, scenario, current, step, result)
-                    await asyncio.wait_for(all_steps(), scenario.timeout)
+                    await asyncio.wait_for(all_steps(), timeout)
                     result.passed = True
                 except TimeoutError:
                     step = scenario.steps[current - 1]
                     result.where = _where(scenario, current, step)
-                    if time.monotonic() - began >= scenario.timeout:
+                    if time.monotonic() - began >= timeout:
                         result.reason = f"the scenario timed out after {scenario.timeout:g} s in this step"
                     else:
                         result.reason = "QEMU did not answer a QMP command in time"
@@ -154,18 +180,37 @@ async def _run(scenario: model.Scenario, settings: Settings, result: Result, on_
             finally:
                 await context.close()
                 _write_events(machine, artifacts / "qmp-events.jsonl")
+                if tape is not None and machine.process is not None:
+                    result.serial_difference = await tape.finish(context)
 
 
 async def _step(context: Context, scenario: model.Scenario, index: int, step, result: Result) -> None:
     began = time.monotonic()
+    tape = context.tape
     try:
         concrete = step_kinds.substitute(step, context.variables)
-        said = await step_kinds.RUN[type(step)](context, concrete)
+        if tape is not None:
+            await _quietly(tape.step_begins(context, index, step))
+        if tape is not None and tape.replays(step):
+            said = tape.said(index)
+        else:
+            said = await step_kinds.RUN[type(step)](context, concrete)
+        if tape is not None:
+            await _quietly(tape.step_ends(context, index, said))
     except STEP_ERRORS:
         result.where = _where(scenario, index, step)
         result.log.append(f"FAIL {index} {model.describe(step)} ({time.monotonic() - began:.2f} s)")
+        if tape is not None:
+            await _quietly(tape.step_ends(context, index, None))
         raise
     result.log.append(f"ok   {index} {model.describe(step)}: {said} ({time.monotonic() - began:.2f} s)")
+
+
+async def _quietly(call) -> None:
+    """A recording's or replay's round trip to a QEMU that is ending by itself (the kernel
+    shut down): the next step sees that it has ended."""
+    with contextlib.suppress(*replay_module.QEMU_GONE):
+        await call
 
 
 def _where(scenario: model.Scenario, index: int, step) -> str:
@@ -240,12 +285,12 @@ def artifact_dirs(runs: list[Run], root: Path) -> list[Path]:
 
 
 async def run_all(runs: list[Run], settings: Settings, artifacts: Path, jobs: int = 1,
-                  on_result=None) -> list[Result]:
+                  on_result=None, record: bool = False) -> list[Result]:
     slots = asyncio.Semaphore(max(1, jobs))
 
     async def one(scenario: Run, folder: Path) -> Result:
         async with slots:
-            result = await run(scenario, settings, folder)
+            result = await run(scenario, settings, folder, record=record)
         if on_result is not None:
             on_result(result)
         return result

@@ -62,6 +62,7 @@ class Context:
     cursor: int = 0                    # serial-console offset after the last `expect` match
     gdb: GdbSession | None = None
     outcome: BootOutcome | None = None
+    tape: Any = None                   # a replay.Tape when the run is recorded or a replay
     serial_changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     _reader: StateReader | None = None
     _memory: Any = None
@@ -98,6 +99,14 @@ class Context:
         if self._memory is not None and hasattr(self._memory, "close"):
             self._memory.close()
             self._memory = None
+
+    async def out_of_time(self, deadline: float) -> bool:
+        """Whether a step waiting for something has waited long enough: until `deadline`, or on
+        a replay until the guest is where the recorded step ended, so it is judged at the same
+        instruction however fast the replay runs."""
+        if self.tape is not None and self.tape.replaying and self.gdb is None:
+            return await self.tape.reached(self)
+        return time.monotonic() > deadline
 
     def qemu_running(self) -> bool:
         process = self.machine.process
@@ -146,6 +155,10 @@ async def expect(ctx: Context, step: model.Expect) -> str:
     deadline = time.monotonic() + step.timeout
     while True:
         ctx.serial_changed.clear()
+        over = await ctx.out_of_time(deadline)  # first: on a replay, it waits for the console's last bytes
+        ended = not ctx.qemu_running()
+        if ended:  # its last bytes may still be on their way to us
+            await ctx.machine.serial_settled()
         text = ctx.machine.serial_text
         found = regex.search(text, ctx.cursor)
         if found:
@@ -153,13 +166,12 @@ async def expect(ctx: Context, step: model.Expect) -> str:
             captured = {k: v for k, v in found.groupdict().items() if v is not None}
             ctx.variables.update(captured)
             return f"matched {found.group(0)!r}" + (f", captured {captured}" if captured else "")
-        if not ctx.qemu_running():
+        if ended:
             raise StepFailed(f"QEMU ended before the console matched /{step.pattern}/")
-        left = deadline - time.monotonic()
-        if left <= 0:
+        if over:
             raise StepFailed(f"the console did not match /{step.pattern}/ within {step.timeout:g} s")
         try:
-            await asyncio.wait_for(ctx.serial_changed.wait(), min(left, 0.5))
+            await asyncio.wait_for(ctx.serial_changed.wait(), max(0.01, min(deadline - time.monotonic(), 0.1)))
         except asyncio.TimeoutError:
             pass
 
@@ -218,7 +230,7 @@ async def state(ctx: Context, step: model.State) -> str:
         problem = _thread_problem(kernel, step.thread) or _value_problem(kernel, step)
         if problem is None:
             break
-        if time.monotonic() > deadline:
+        if await ctx.out_of_time(deadline):
             raise StepFailed(f"{problem} (waited {step.timeout:g} s)")
         await asyncio.sleep(0.05)
     if step.thread:
@@ -351,7 +363,7 @@ async def inject(ctx: Context, step: model.Inject) -> str:
         raise StepFailed(f"no symbol {step.symbol!r} in {ctx.image.path}")
     data = bytes.fromhex(step.bytes or "")
     session = await ctx.attach_gdb()
-    await session.call(session.gdb.write_memory, address + step.offset, data)
+    await _write(ctx, session, address + step.offset, data)
     return f"wrote {data.hex()} at {step.symbol}+{step.offset:#x} ({address + step.offset:#x})"
 
 
@@ -371,10 +383,18 @@ async def _control(ctx: Context, field: str, value: int) -> None:
     member = control.type.member(field)
     attached = ctx.gdb is not None
     session = await ctx.attach_gdb()
-    await session.call(session.gdb.write_memory, control.address + member.offset, value.to_bytes(member.type.size, "little"))
+    await _write(ctx, session, control.address + member.offset, value.to_bytes(member.type.size, "little"))
     if not attached:  # attaching stopped the guest: leave as we came
         ctx.gdb = None
         await session.close(detach=True)
+
+
+async def _write(ctx: Context, session: GdbSession, address: int, data: bytes) -> None:
+    """Guest memory written through GDB (the guest stopped); a recording keeps the write, as
+    QEMU's own log has no debugger's writes."""
+    if ctx.tape is not None:
+        await ctx.tape.write(ctx, address, data)
+    await session.call(session.gdb.write_memory, address, data)
 
 
 async def screendump(ctx: Context, step: model.Screendump) -> str:

@@ -1,0 +1,147 @@
+"""Recording scenario runs and replaying them (workbench/replay.py), in real QEMU: the replay's
+console is the recording's byte for byte, its steps are judged as the recorded ones were (a
+pass as a pass, a failure at the same step with the same report), a recording of another
+build is refused, steps that cannot be recorded are named before anything runs, and GDB on a
+replay goes back and forward to the same state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench import replay
+from workbench.gdb import Gdb
+from workbench.scenario import model, runner
+from workbench.yamlmodel import ConfigError
+
+RECORDED = Path(__file__).parent / "recorded"
+KWAST_BENCH = Path(sys.executable).parent / "kwast-bench"
+
+
+def record(settings, name: str, folder: Path) -> runner.Result:
+    [scenario] = model.load(RECORDED / f"{name}.yaml")
+    return asyncio.run(runner.run(scenario, settings, folder, record=True))
+
+
+def kwast_bench(settings, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(KWAST_BENCH), *args], capture_output=True, text=True, cwd=settings.root, timeout=600)
+
+
+def test_keys_and_a_kill_replay_byte_for_byte_and_pass_again(settings, tmp_path):
+    folder = tmp_path / "keys-and-kill"
+    recorded = record(settings, "keys-and-kill", folder)
+    assert recorded.passed, recorded.report()
+    assert recorded.recording == folder / "recording"
+    assert {p.name for p in recorded.recording.iterdir()} == {"recording.json", "replay.bin", "serial.bin", "scenario.yaml"}
+    kill = json.loads((recorded.recording / "recording.json").read_text())["steps"][5]
+    assert len(kill["writes"]) == 1  # the kill request, written through GDB, kept to be made again
+
+    done = kwast_bench(settings, "replay", str(folder))
+    assert done.returncode == 0, done.stdout + done.stderr
+    size = len((recorded.recording / "serial.bin").read_bytes())
+    assert f"serial output: identical to the recording ({size} bytes)" in done.stdout
+    assert "judgement: the same as the recording: PASS" in done.stdout
+    assert "killed on request" in (folder / "replay" / "serial.log").read_text()
+    assert (folder / "replay" / "serial.log").read_bytes() == (folder / "serial.log").read_bytes()
+
+
+def test_a_failure_replays_to_the_same_step_with_the_same_report(settings, tmp_path):
+    recorded = record(settings, "fails-on-purpose", tmp_path / "fails")
+    assert not recorded.passed and recorded.where.startswith("step 4 at ")
+    scenario, recording = replay.scenario_of(recorded.recording)
+    tape = replay.Tape(recorded.recording, recording)
+    replayed = asyncio.run(runner.run(scenario, settings, tmp_path / "fails" / "replay", tape=tape))
+    assert replayed.serial_difference is None
+    assert not replayed.passed
+    assert (replayed.where, replayed.reason) == (recorded.where, recorded.reason)
+    assert replay.judged_alike(recording, replayed) == []
+    assert replayed.serial_tail == recorded.serial_tail
+
+
+def test_a_recording_of_another_build_is_refused_with_the_digests(settings, tmp_path):
+    folder = tmp_path / "fault"
+    assert record(settings, "fault-killed", folder).passed
+    path = folder / "recording" / "recording.json"
+    data = json.loads(path.read_text())
+    kernel = str(settings.kernel_elf)
+    now = data["digests"][kernel]
+    data["digests"][kernel] = "0" * 64
+    path.write_text(json.dumps(data))
+    done = kwast_bench(settings, "replay", str(folder))
+    assert done.returncode == 2
+    assert "different build" in done.stderr
+    assert f"{kernel}: recorded {'0' * 16}, now {now[:16]}" in done.stderr
+    assert not (folder / "replay" / "report.txt").exists()  # refused before any step ran
+
+
+def test_steps_that_cannot_be_recorded_are_named_when_loaded(settings, tmp_path):
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    path = scenarios / "rewinds.yaml"
+    path.write_text("name: rewinds\nconfig: configs/default.yaml\nappend: hold\nsteps:\n  - boot\n"
+                    "  - snapshot: a\n  - restore: a\n  - inject: nmi\n")
+    done = kwast_bench(settings, "run", "--record", str(path), "--artifacts", str(tmp_path / "art"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{path}:7: rewinds: step 3 (restore name='a') cannot be recorded" in done.stderr
+    assert f"{path}:8: rewinds: step 4 (inject action='nmi') cannot be recorded" in done.stderr
+    assert not (tmp_path / "art").exists()
+
+    two = scenarios / "two-cpus.yaml"
+    two.write_text("name: two\nconfig: configs/default.yaml\noverrides:\n  cpu: {count: 2}\nsteps:\n  - boot\n")
+    done = kwast_bench(settings, "run", "--record", str(two), "--artifacts", str(tmp_path / "art"))
+    assert done.returncode == 2 and f"{two}:1: two-cpus: its machine has more than one CPU" in done.stderr
+
+    path.write_text(path.read_text().replace("append: hold\n", "append: hold\nrecord: true\n"))
+    with pytest.raises(ConfigError, match="record: true, but line 8: step 3 .*restore"):
+        model.load(path)
+
+
+def test_gdb_on_a_replay_goes_back_and_forward_to_the_same_state(settings, tmp_path):
+    folder = tmp_path / "fault"
+    assert record(settings, "fault-killed", folder).passed
+
+    async def debug() -> None:
+        async with replay.debugged(folder / "recording", settings, reverse=True) as machine:
+            gdb = Gdb(machine.image.path, machine.gdb_socket, timeout=120)
+            await asyncio.to_thread(gdb.start)
+            try:
+                run = lambda command: asyncio.to_thread(gdb.console, command)  # noqa: E731
+                await run("break kwast_kernel::wasm::server::finish")  # where a killed server is reported
+                assert "Breakpoint 1, kwast_kernel::wasm::server::finish" in await run("continue")
+                there, at = await asyncio.to_thread(gdb.registers), await machine.replay_position()
+                for _ in range(3):
+                    await run("reverse-stepi")
+                back = await asyncio.to_thread(gdb.registers)
+                assert await machine.replay_position() == at - 3
+                assert back["rip"] != there["rip"]
+                assert "Breakpoint 1, kwast_kernel::wasm::server::finish" in await run("continue")
+                assert await machine.replay_position() == at
+                assert await asyncio.to_thread(gdb.registers) == there
+            finally:
+                await asyncio.to_thread(gdb.close)
+
+    asyncio.run(debug())
+
+
+def test_pytest_records_a_failed_scenario_once_more_and_keeps_only_that(settings, tmp_path):
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "fails.yaml").write_text((RECORDED / "fails-on-purpose.yaml").read_text())
+    (scenarios / "passes.yaml").write_text((RECORDED / "fault-killed.yaml").read_text() + "record: true\n")
+    art = tmp_path / "art"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           str(scenarios), "--scenario-artifacts", str(art)],
+                          capture_output=True, text=True, cwd=settings.root, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 failed, 1 passed" in done.stdout
+    assert "re-run with recording: it failed again" in done.stdout
+    assert f"kwast-bench replay {art / 'fails.recorded'}" in done.stdout
+    assert (art / "fails.recorded" / "recording" / "recording.json").is_file()
+    assert not (art / "fails" / "recording").exists()      # the first run was not recorded
+    assert not (art / "passes" / "recording").exists()     # a pass keeps no recording
+    assert (art / "passes" / "report.txt").is_file()

@@ -1,0 +1,450 @@
+"""Recording a scenario run and replaying it (QEMU's record/replay under icount).
+
+A recording is the folder `recording/` in the scenario's artifact folder: QEMU's log of every
+input the guest saw (`replay.bin`), the console's bytes (`serial.bin`), the scenario file as it
+was (`scenario.yaml`) and `recording.json`: the exact QEMU command line, the hardware config,
+the SHA-256 of the kernel ELF and every server artifact, and for each step the guest
+instruction count at which it ended, what it said, and the guest-memory writes it made.
+
+QEMU's log holds what devices give the guest (keys, clocks, interrupts), not what a debugger
+writes into guest memory; the kill and corruption steps write through GDB, so their writes are
+kept here and made again on the replay at the same instruction. Each step of the replay is
+judged with the guest held at the instruction where the recorded step ended: the judgement
+depends on what the guest did, not on how fast the replay runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .artifacts import digest
+from qemu.qmp import ExecInterruptedError, StateError
+
+from .kernel_image import KernelImage
+from .qemu import Machine, QemuError
+from .qemu.monitor import SNAPSHOT_NODE
+from .scenario import model
+from .yamlmodel import ConfigError
+
+FOLDER = "recording"
+REPLAY_FOLDER = "replay"
+FORMAT = 1
+# A replay stalled this long without the guest moving is stuck (a log that does not fit).
+STALL_SECONDS = 60
+
+
+class ReplayError(Exception):
+    pass
+
+
+# What asking a QEMU that is ending by itself (the kernel shut down) raises.
+QEMU_GONE = (QemuError, asyncio.TimeoutError, ConnectionError, StateError, ExecInterruptedError)
+
+
+@dataclass
+class StepMark:
+    end: int | None                    # guest instructions when the step ended; None: QEMU had ended
+    said: str = ""
+    writes: list[dict] = field(default_factory=list)   # {icount, address, bytes (hex)}
+
+
+@dataclass
+class Recording:
+    scenario_path: str                 # as the recorded run named it (relative to where it ran)
+    scenario_file: str                 # the same, absolute
+    variant: str
+    argv: list[str]
+    socket_dir: str
+    digests: dict[str, str]            # file -> SHA-256: the kernel ELF and each server artifact
+    hardware: dict
+    append: str
+    steps: list[StepMark]
+    end: int | None = None             # guest instructions when the run ended; None: QEMU ended by itself
+    serial_size: int = 0
+    passed: bool = False
+    where: str | None = None
+    reason: str | None = None
+    log: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    format: int = FORMAT
+
+    def save(self, folder: Path) -> None:
+        (folder / "recording.json").write_text(json.dumps(dataclasses.asdict(self), indent=1, default=str) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> Recording:
+        path = folder / "recording.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ReplayError(f"{folder}: no recording here ({path.name} missing): record with "
+                              f"`kwast-bench run --record` or `record: true`") from None
+        except ValueError as error:
+            raise ReplayError(f"{path}: not a recording: {error}") from None
+        if data.get("format") != FORMAT:
+            raise ReplayError(f"{path}: recording format {data.get('format')}, this workbench reads {FORMAT}")
+        try:
+            data["steps"] = [StepMark(**mark) for mark in data["steps"]]
+            return cls(**data)
+        except (KeyError, TypeError) as error:
+            raise ReplayError(f"{path}: not a recording this workbench reads: {error}") from None
+
+
+def digests(machine: Machine) -> dict[str, str]:
+    files = [machine.image.path] + [Path(module.split(" ")[0]) for module in machine.modules()]
+    return {str(path): digest(path) for path in files}
+
+
+def _portable(argv: list[str], socket_dir: str) -> list[str]:
+    """The command line with what differs between two runs of one recording named, not given,
+    and without the snapshot disk, which holds no guest state (a reverse replay adds one)."""
+    argv = list(argv)
+    for index, arg in enumerate(argv):
+        if arg == "-blockdev" and f"node-name={SNAPSHOT_NODE}," in argv[index + 1]:
+            del argv[index:index + 2]
+            break
+    return [re.sub(r"rr=(record|replay),rrfile=[^,]*", "rr=MODE,rrfile=LOG", a.replace(socket_dir, "PRIVATE_DIR"))
+            for a in argv]
+
+
+def _write_ram(machine: Machine, address: int, data: bytes) -> None:
+    """Guest physical memory through the machine's RAM file (its offsets are physical addresses
+    in low memory), which QEMU maps shared: the guest sees the bytes at once."""
+    fd = os.open(machine.ram_path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, address)
+    finally:
+        os.close(fd)
+
+
+class Tape:
+    """The runner's side of recording or replaying one scenario run (`runner.run`)."""
+
+    def __init__(self, folder: Path, recording: Recording | None = None):
+        self.folder = folder               # the recording folder
+        self.recording = recording         # given: replaying it
+        self.marks: list[StepMark] = []    # recording: one per step run so far
+        self.current = 0                   # the step running (1-based)
+        self.started = time.monotonic()
+        self._machine: dict | None = None  # recording: the machine's part, once it has ended
+
+    @property
+    def replaying(self) -> bool:
+        return self.recording is not None
+
+    @property
+    def rr_file(self) -> Path:
+        return self.folder / "replay.bin"
+
+    def machine_options(self) -> dict[str, Any]:
+        return {"rr": "replay" if self.replaying else "record", "rr_file": self.rr_file, "ram_file": True}
+
+    # --- the machine ----------------------------------------------------------------------
+
+    def check_machine(self, machine: Machine) -> None:
+        """A replay runs the recorded kernel and servers on the recorded command line, or not at all."""
+        assert self.recording is not None and machine.socket_dir is not None
+        recorded, now = self.recording.digests, digests(machine)
+        differ = [f"  {path}: recorded {recorded.get(path, 'absent')[:16]}, now {now.get(path, 'absent')[:16]}"
+                  for path in sorted(set(recorded) | set(now)) if recorded.get(path) != now.get(path)]
+        if differ:
+            raise ReplayError("the recording was made with a different build; these differ (SHA-256):\n"
+                              + "\n".join(differ) + "\n  check out and build the recorded commit to replay it")
+        was = _portable(self.recording.argv, self.recording.socket_dir)
+        argv = _portable(machine.argv(), str(machine.socket_dir))
+        if was != argv:
+            changed = [f"  recorded {a!r}, now {b!r}" for a, b in zip(was, argv) if a != b]
+            changed += [f"  recorded only: {a!r}" for a in was[len(argv):]] + [f"  now only: {b!r}" for b in argv[len(was):]]
+            raise ReplayError("the QEMU command line differs from the recorded one:\n" + "\n".join(changed))
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def replays(self, step: Any) -> bool:
+        """On a replay, steps that only give the guest input are not run again: their input is
+        in QEMU's log (keys, interrupts) or made again by `step_begins` (memory writes)."""
+        if not self.replaying:
+            return False
+        return isinstance(step, (model.SendKeys, model.Inject))
+
+    def said(self, index: int) -> str:
+        assert self.recording is not None
+        return self.recording.steps[index - 1].said
+
+    def _mark(self, index: int) -> StepMark:
+        assert self.recording is not None
+        if index > len(self.recording.steps):
+            raise ReplayError(f"the replay got to step {index}; the recording ended at step {len(self.recording.steps)}")
+        return self.recording.steps[index - 1]
+
+    async def step_begins(self, ctx, index: int, step: Any) -> None:
+        self.current = index
+        if not self.replaying:
+            self.marks.append(StepMark(None))
+            return
+        machine, mark = ctx.machine, self._mark(index)
+        if not ctx.qemu_running():
+            return
+        for write in mark.writes:
+            if ctx.gdb is None:  # under GDB the guest is stopped where it was when recorded
+                await self._run_to(machine, write["icount"])
+            _write_ram(machine, write["address"], bytes.fromhex(write["bytes"]))
+        if ctx.gdb is not None:
+            if isinstance(step, model.Gdb) and step.detach:
+                await self._hold_at_next(machine, index)  # GDB leaves the guest running
+            return
+        position = await machine.replay_position()
+        if mark.end is None:  # recorded, QEMU ended by itself in this step: so it will here
+            if await machine.status() == "paused":
+                await machine.resume()
+        elif mark.end > position:
+            await machine.replay_break(mark.end)
+            if await machine.status() == "paused":
+                await machine.resume()
+        elif isinstance(step, model.Boot):
+            await self._hold_at_next(machine, index)
+
+    async def _hold_at_next(self, machine: Machine, index: int) -> None:
+        """A break at the first recorded end ahead, so a guest let run never runs past it."""
+        assert self.recording is not None
+        position = await machine.replay_position()
+        ahead = [m.end for m in self.recording.steps[index - 1:] if m.end is not None] + [self.recording.end]
+        target = next((end for end in ahead if end is not None and end > position), None)
+        if target is not None:
+            await machine.replay_break(target)
+
+    async def step_ends(self, ctx, index: int, said: str | None) -> None:
+        """Recording: where the guest is. Replaying a step that held: the guest run on to where
+        the recorded one ended, so the next step starts from the same instruction."""
+        machine = ctx.machine
+        if not self.replaying:
+            mark = self.marks[-1]
+            mark.said = said or ""
+            if ctx.qemu_running():
+                with contextlib.suppress(*QEMU_GONE):  # else it ended by itself meanwhile: end None
+                    mark.end = await machine.replay_position()
+            return
+        end = self._mark(index).end
+        if said is not None and end is not None and ctx.gdb is None and ctx.qemu_running():
+            await self._run_to(machine, end)
+
+    async def write(self, ctx, address: int, data: bytes) -> None:
+        """Recording: a debugger's write into guest memory (the guest is stopped), kept to be
+        made again at the same instruction."""
+        if not self.replaying:
+            position = await ctx.machine.replay_position()
+            self.marks[-1].writes.append({"icount": position, "address": address, "bytes": data.hex()})
+
+    async def reached(self, ctx) -> bool:
+        """Replaying: the guest is where the running step ended when recorded (and every byte
+        it wrote to the console by then has been read)."""
+        end = self._mark(self.current).end
+        machine = ctx.machine
+        if end is None or not ctx.qemu_running():
+            return False
+        try:
+            if await machine.status() != "paused" or await machine.replay_position() < end:
+                return False
+        except QEMU_GONE:  # ended by itself meanwhile: the step sees that
+            return False
+        await machine.serial_settled()
+        return True
+
+    async def _run_to(self, machine: Machine, icount: int) -> None:
+        """Lets the replaying guest run to instruction `icount` and holds it there."""
+        position = await machine.replay_position()
+        if position >= icount:
+            return
+        await machine.replay_break(icount)
+        # Resumed only if held short of the break: a guest that reached it meanwhile stays.
+        if await machine.status() == "paused" and await machine.replay_position() < icount:
+            await machine.resume()
+        moved = time.monotonic()
+        while position < icount or await machine.status() == "running":
+            if machine.process is None or machine.process.returncode is not None:
+                return
+            await asyncio.sleep(0.02)
+            now = await machine.replay_position()
+            if now != position:
+                position, moved = now, time.monotonic()
+            elif time.monotonic() - moved > STALL_SECONDS and await machine.status() != "running":
+                raise ReplayError(f"the replay stopped at instruction {position} short of {icount} "
+                                  f"({await machine.status()}): the log does not fit this run")
+        await machine.serial_settled()
+
+    # --- the end --------------------------------------------------------------------------
+
+    async def finish(self, ctx) -> str | None:
+        """Recording: the guest held where the run ended, and what the recording needs from
+        the machine kept. Replaying: the guest run to that same instruction, and the console
+        compared byte for byte; returns what differs, or None."""
+        machine = ctx.machine
+        if not self.replaying:
+            end = None
+            if ctx.qemu_running():
+                try:
+                    if await machine.status() == "running":
+                        await machine.pause()
+                    end = await machine.replay_position()
+                except QEMU_GONE:  # the guest shut down meanwhile: so it will on the replay
+                    await machine.wait_exit(STALL_SECONDS)
+                await machine.serial_settled()
+            assert machine.socket_dir is not None
+            self._machine = {"argv": machine.argv(), "socket_dir": str(machine.socket_dir), "digests": digests(machine),
+                             "hardware": dataclasses.asdict(machine.config), "append": machine.extra_cmdline,
+                             "end": end, "serial_size": len(machine.serial_bytes)}
+            (self.folder / "serial.bin").write_bytes(bytes(machine.serial_bytes))
+            return None
+        assert self.recording is not None
+        try:
+            if self.recording.end is not None and ctx.qemu_running():
+                await self._run_to(machine, self.recording.end)
+            elif self.recording.end is None:
+                await machine.wait_exit(STALL_SECONDS)
+        except QEMU_GONE:
+            await machine.wait_exit(STALL_SECONDS)
+        await machine.serial_settled()
+        return serial_difference((self.folder / "serial.bin").read_bytes(), bytes(machine.serial_bytes))
+
+    def saved(self, scenario: model.Scenario, result) -> bool:
+        """Recording: writes recording.json with the run's judgement; False when no machine ran."""
+        if self._machine is None:
+            return False
+        assert scenario.path is not None
+        shutil.copyfile(scenario.path, self.folder / "scenario.yaml")
+        Recording(scenario_path=str(scenario.path), scenario_file=str(scenario.path.resolve()), variant=scenario.variant, steps=self.marks,
+                  passed=result.passed, where=result.where, reason=result.reason, log=result.log,
+                  seconds=time.monotonic() - self.started, **self._machine).save(self.folder)
+        return True
+
+
+def serial_difference(recorded: bytes, replayed: bytes) -> str | None:
+    """None when equal, else where they part and how."""
+    if recorded == replayed:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(recorded, replayed)) if a != b), min(len(recorded), len(replayed)))
+    line = recorded.count(b"\n", 0, at) + 1
+    return (f"the serial output differs from byte {at} (line {line}; recorded {len(recorded)} bytes, replayed "
+            f"{len(replayed)}): recorded {recorded[at:at + 40]!r}, replayed {replayed[at:at + 40]!r}")
+
+
+def scenario_of(folder: Path) -> tuple[model.Scenario, Recording]:
+    """The recorded run of the scenario, read from the copy kept in the recording."""
+    recording = Recording.load(folder)
+    copy = folder / "scenario.yaml"
+    runs = model.load(copy)
+    chosen = [run for run in runs if run.variant == recording.variant]
+    if not chosen:
+        raise ReplayError(f"{copy}: no run [{recording.variant}] in the recorded scenario")
+    scenario = chosen[0]
+    # Named as the original, whose folder its config path is relative to: as the recorded run
+    # named it when that still names it from here.
+    named = Path(recording.scenario_path)
+    path = named if named.resolve() == Path(recording.scenario_file) else Path(recording.scenario_file)
+    object.__setattr__(scenario, "path", path)
+    return scenario, recording
+
+
+def judged_alike(recording: Recording, result) -> list[str]:
+    """How the replay's judgement differs from the recorded one (timings aside); empty if alike."""
+    def same_path(text: str | None) -> str | None:
+        return text and text.replace(recording.scenario_file, recording.scenario_path)
+
+    differences = []
+    if recording.passed != result.passed:
+        differences.append(f"recorded {'PASS' if recording.passed else 'FAIL'}, replayed {'PASS' if result.passed else 'FAIL'}")
+    for what in ("where", "reason"):
+        if same_path(getattr(recording, what)) != same_path(getattr(result, what)):
+            differences.append(f"{what}: recorded {getattr(recording, what)!r}, replayed {getattr(result, what)!r}")
+    untimed = lambda log: [re.sub(r" \(\d+\.\d+ s\)$", "", line) for line in log]  # noqa: E731
+    for was, now in zip(untimed(recording.log), untimed(result.log)):
+        if was != now:
+            differences.append(f"step: recorded {was!r}, replayed {now!r}")
+    if len(recording.log) != len(result.log):
+        differences.append(f"recorded {len(recording.log)} steps, replayed {len(result.log)}")
+    return differences
+
+
+def unrecordable(scenario: model.Scenario, settings) -> list[tuple[int, str]]:
+    """(line, why) for each reason this run cannot be recorded: its steps, and its machine."""
+    from .scenario.runner import hardware_for  # the runner uses this module
+
+    problems = scenario.unrecordable()
+    if hardware_for(scenario, settings).cpu.count > 1:
+        problems.append((scenario.line, "its machine has more than one CPU, and QEMU 7.2 records one only "
+                                        "(\"Record/replay feature is not supported for 'smp'\")"))
+    return problems
+
+
+def check_recordable(scenario: model.Scenario, settings) -> None:
+    problems = unrecordable(scenario, settings)
+    if problems:
+        raise ConfigError(scenario.path or Path("(python)"), problems[0][0], "steps",
+                          "cannot be recorded: " + "; ".join(why for _, why in problems))
+
+
+# --- under a debugger ----------------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def debugged(folder: Path, settings, reverse: bool = False, on_note=print):
+    """A recorded run replayed for a debugger, held at its first instruction: yields the
+    machine (GDB attaches to `machine.gdb_socket`). The scenario's steps are not run; the
+    recorded memory writes are made at their instructions, where the replay stops (a debugger
+    sees a stop there). With `reverse`, the machine gets a qcow2 disk (in its private dir) for
+    QEMU's snapshots: one at the start, and QEMU's own when GDB attaches, from which GDB's
+    reverse-stepi and reverse-continue replay forward."""
+    from .scenario.runner import hardware_for  # the runner uses this module
+
+    scenario, recording = scenario_of(folder)
+    hardware = hardware_for(scenario, settings)
+    writes = [(index, write) for index, mark in enumerate(recording.steps, 1) for write in mark.writes]
+    if reverse and writes:
+        # Going back replays forward from a snapshot; from one before a write the replay would
+        # miss it, and QEMU 7.2 hung loading a snapshot taken at one (tried).
+        index, write = writes[0]
+        raise ReplayError(f"--reverse: step {index} ({model.describe(scenario.steps[index - 1])}) wrote guest memory "
+                          f"through GDB at instruction {write['icount']}, which a reverse replay cannot make again; "
+                          f"reverse debugging needs a recording without such steps")
+    if reverse:
+        hardware = dataclasses.replace(hardware, snapshots=True)
+    tape = Tape(folder, recording)
+    with KernelImage(settings.kernel_elf) as image:
+        async with Machine(settings, hardware, image, scenario.append, None, **tape.machine_options()) as machine:
+            tape.check_machine(machine)
+            if reverse:
+                await machine.save_snapshot("start")
+            maker = asyncio.create_task(_make_writes(machine, recording, scenario, on_note))
+            try:
+                yield machine
+            finally:
+                maker.cancel()
+                await asyncio.gather(maker, return_exceptions=True)
+
+
+async def _make_writes(machine: Machine, recording: Recording, scenario: model.Scenario, on_note) -> None:
+    """Each recorded write, at its instruction: a replay break there (armed again whenever the
+    guest is stopped short of it: reverse execution sets breaks of its own), then the bytes."""
+    pending = [(write, index) for index, mark in enumerate(recording.steps, 1) for write in mark.writes]
+    for write, index in pending:
+        icount = write["icount"]
+        while True:
+            if machine.process is None or machine.process.returncode is not None:
+                return
+            status, position = await machine.status(), await machine.replay_position()
+            if status != "running" and position == icount:
+                break
+            if status != "running" and position < icount:
+                await machine.replay_break(icount)
+            await asyncio.sleep(0.05)
+        _write_ram(machine, write["address"], bytes.fromhex(write["bytes"]))
+        on_note(f"kwast-bench: the replay stopped at instruction {icount} for the recorded write of step {index} "
+                f"({model.describe(scenario.steps[index - 1])}): made it; continue")
