@@ -2,14 +2,15 @@
 //! table of capabilities, and threads; when it dies its capabilities go, and partners blocked
 //! on its endpoints learn that their peer died.
 
-use crate::ipc::handle::{Capability, HandleTable, Object};
+use crate::debug::ServerSlot;
+use crate::ipc::handle::{Capability, HandleTable, Object, MAX_HANDLES};
 use crate::sched::Name;
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub type ProcessId = u32;
 
@@ -20,6 +21,26 @@ pub struct Process {
     pub handles: IrqMutex<HandleTable>,
     /// Someone asked for it to die: its threads leave their waits and stop at the next check.
     pub kill_requested: AtomicBool,
+    /// Timer ticks its threads ran.
+    pub cpu_ticks: AtomicU64,
+    /// Its server row in the debug-state block, if one was free.
+    pub debug_row: Option<ServerSlot>,
+}
+
+impl Process {
+    /// Shows its CPU time and handle-table use in its row. From the timer: a handle table
+    /// locked by the interrupted code is left as last shown.
+    pub fn publish(&self) {
+        let Some(row) = &self.debug_row else { return };
+        let handles = self.handles.try_lock().map(|table| table.len() as u32);
+        let cpu_ticks = self.cpu_ticks.load(Ordering::Relaxed);
+        row.update(|r| {
+            r.cpu_ticks = cpu_ticks;
+            if let Some(handles) = handles {
+                r.handles = handles;
+            }
+        });
+    }
 }
 
 static PROCESSES: IrqMutex<BTreeMap<ProcessId, Arc<Process>>> = IrqMutex::new(BTreeMap::new());
@@ -27,11 +48,24 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 pub fn create(name: &str, args: Vec<String>) -> Arc<Process> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let debug_row = ServerSlot::claim(id, name);
+    if let Some(row) = &debug_row {
+        row.update(|r| r.handle_limit = MAX_HANDLES as u32);
+    }
     let process = Arc::new(Process {
         id, name: Name::new(name), args, handles: IrqMutex::new(HandleTable::default()), kill_requested: AtomicBool::new(false),
+        cpu_ticks: AtomicU64::new(0), debug_row,
     });
     PROCESSES.lock().insert(id, process.clone());
     process
+}
+
+/// Every process shows its CPU time and handles (`Process::publish`); from the timer, so
+/// skipped if the interrupted code holds the process list.
+pub fn publish_all() {
+    if let Some(processes) = PROCESSES.try_lock() {
+        processes.values().for_each(|p| p.publish());
+    }
 }
 
 pub fn get(id: ProcessId) -> Option<Arc<Process>> {

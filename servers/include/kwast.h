@@ -130,6 +130,11 @@ int32_t kwast_close(kwast_handle handle);
 KWAST_IMPORT(endpoint_create)
 int32_t kwast_endpoint_create(void);
 
+/* Names the endpoint behind `endpoint` (any rights) for the debugger: `kwast-bench state`
+ * shows calls on it under that name (at most 23 bytes are kept). */
+KWAST_IMPORT(endpoint_name)
+int32_t kwast_endpoint_name(kwast_handle endpoint, const char *name, uint32_t name_len);
+
 /* A new notification (all rights). */
 KWAST_IMPORT(notification_create)
 int32_t kwast_notification_create(void);

@@ -55,6 +55,9 @@ static kwast_handle endpoint(const char *name) {
     int32_t handle = kwast_endpoint_create();
     if (handle < 0)
         fail("endpoint_create", handle);
+    int32_t named = kwast_endpoint_name((kwast_handle)handle, name, (uint32_t)strlen(name));
+    if (named < 0)
+        fail("endpoint_name", named);
     snprintf(endpoints[endpoint_count].name, sizeof endpoints[0].name, "%s", name);
     endpoints[endpoint_count++].handle = (kwast_handle)handle;
     return (kwast_handle)handle;

@@ -4,6 +4,7 @@
 //!   through the ELF's DWARF.
 //! - `rows`: the tables of live objects: a `Slot` claims a row and frees it when dropped.
 //! - `record`: events (each stamped here) and the CPU and IRQ counters.
+//! - `servers`: a row per server name, kept after it ends (restarts, last exit).
 //! - `control`: requests from the workbench (`KWAST_DEBUG_CONTROL`).
 //!
 //! The rest of the kernel writes the block only through `rows` and `record`.
@@ -11,7 +12,12 @@
 pub mod control;
 mod record;
 mod rows;
+mod servers;
 pub mod state;
 
-pub use record::{count_irq, cpu_online, cpu_ticks, cpu_up, record, set_current, switched};
+pub use record::{
+    count_irq, cpu_online, cpu_ticks, cpu_up, ipc, irq_acknowledged, irq_bound, record, reply_pending, set_current, switched,
+    NO_ROW,
+};
+pub use servers::ServerSlot;
 pub use rows::Slot;

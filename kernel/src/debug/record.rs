@@ -1,13 +1,17 @@
 //! What happens, as the block shows it: the event ring and the CPU and IRQ counters.
 
 use super::state::{update, DebugState, Event, EventKind, EVENT_RING, MAX_IRQS};
+use crate::sched::WaitKind;
+
+/// No row in a table (`Slot::index` of an object that found none).
+pub const NO_ROW: u32 = u32::MAX;
 
 /// Appends an event stamped with the time stamp counter, overwriting the oldest when full.
 pub fn record(kind: EventKind, thread: u32, a: u64, b: u64) {
     update(|s| append(s, kind, thread, a, b));
 }
 
-fn append(s: &mut DebugState, kind: EventKind, thread: u32, a: u64, b: u64) {
+pub(super) fn append(s: &mut DebugState, kind: EventKind, thread: u32, a: u64, b: u64) {
     let tsc = crate::arch::cpu::rdtsc();
     s.events[(s.events_written % EVENT_RING as u64) as usize] = Event { tsc, kind, thread, a, b };
     s.events_written += 1;
@@ -32,6 +36,7 @@ pub fn cpu_online(tsc_per_us: u64) {
         s.cpu_count = 1;
         s.cpus[0].online = 1;
         s.tsc_per_us = tsc_per_us;
+        s.ticks_per_second = crate::time::TICK_HZ;
     });
 }
 
@@ -53,6 +58,51 @@ pub fn cpu_ticks(ticks: u64, idle_ticks: u64) {
 /// An interrupt arrived on IRQ line `line`.
 pub fn count_irq(line: usize) {
     if line < MAX_IRQS {
-        update(|s| s.irq_counts[line] += 1);
+        update(|s| s.irqs[line].count += 1);
     }
+}
+
+/// IRQ `line` now signals `notification` (0: unbound), bound by process `owner`.
+pub fn irq_bound(line: usize, notification: u32, owner: u32) {
+    if line < MAX_IRQS {
+        update(|s| {
+            s.irqs[line].notification = notification;
+            s.irqs[line].owner = owner;
+        });
+    }
+}
+
+pub fn irq_acknowledged(line: usize) {
+    if line < MAX_IRQS {
+        let tsc = crate::arch::cpu::rdtsc();
+        update(|s| {
+            s.irqs[line].acknowledged += 1;
+            s.irqs[line].acknowledged_tsc = tsc;
+        });
+    }
+}
+
+/// An IPC call or reply (`kind`) of `bytes` on endpoint `endpoint`: its event, and the
+/// endpoint's totals in row `row` (if that row is still the endpoint's), in one update.
+pub fn ipc(kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
+    update(|s| {
+        append(s, kind, thread, endpoint as u64, bytes as u64);
+        if let Some(r) = s.endpoints.get_mut(row as usize).filter(|r| r.id == endpoint) {
+            match kind {
+                EventKind::IpcCall => r.calls += 1,
+                _ => r.replies += 1,
+            }
+            r.bytes += bytes as u64;
+        }
+    });
+}
+
+/// A receiver took the call of `thread`, whose row is `row`: it now waits for the reply. The
+/// id check keeps a row reused meanwhile (the caller gone) untouched.
+pub fn reply_pending(row: u32, thread: u32) {
+    update(|s| {
+        if let Some(r) = s.threads.get_mut(row as usize).filter(|r| r.id == thread) {
+            r.wait.kind = WaitKind::Reply;
+        }
+    });
 }

@@ -57,6 +57,11 @@ impl<R: Row> Slot<R> {
     pub fn update(&self, f: impl FnOnce(&mut R)) {
         update(|s| f(&mut R::table(s).0[self.index]));
     }
+
+    /// Its index in the table, for the hot paths of `record` that take a row by index.
+    pub fn index(&self) -> u32 {
+        self.index as u32
+    }
 }
 
 impl<R: Row> Drop for Slot<R> {

@@ -11,9 +11,9 @@
 use super::error::{Error, Result};
 use super::handle::Capability;
 use super::notification::Notification;
-use crate::debug::state::{EndpointRow, EventKind};
+use crate::debug::state::{copy_name, EndpointRow, EventKind, NAME_LEN};
 use crate::debug::{self, Slot};
-use crate::sched::{self, ThreadId, WaitQueue};
+use crate::sched::{self, ThreadId, Wait, WaitKind, WaitQueue};
 use crate::sync::IrqMutex;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -73,6 +73,9 @@ struct CallInner {
     state: CallState,
     endpoint: u32,
     caller: ThreadId,
+    /// The caller's and the endpoint's rows in the debug-state block (`debug::NO_ROW`: none).
+    caller_row: u32,
+    endpoint_row: u32,
     badge: u64,
     lent: Lent,
     transfers: Transfers,
@@ -96,7 +99,7 @@ impl Call {
     fn take() -> Arc<Call> {
         POOL.lock().pop().unwrap_or_else(|| Arc::new(Call {
             inner: IrqMutex::new(CallInner {
-                state: CallState::Abandoned, endpoint: 0, caller: 0, badge: 0, lent: Lent::NONE,
+                state: CallState::Abandoned, endpoint: 0, caller: 0, caller_row: debug::NO_ROW, endpoint_row: debug::NO_ROW, badge: 0, lent: Lent::NONE,
                 transfers: Transfers::new(), result: Ok(0),
             }),
         }))
@@ -126,7 +129,7 @@ impl Call {
         if data.len() > MAX_MESSAGE {
             return Err(Error::TooBig);
         }
-        let endpoint = self.finish(true, |lent| {
+        let (endpoint, row) = self.finish(true, |lent| {
             if data.len() > lent.reply_capacity {
                 return Err(Error::TooBig);
             }
@@ -137,7 +140,7 @@ impl Call {
             unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), lent.reply, data.len()) };
             Ok(data.len())
         })?;
-        debug::record(EventKind::IpcReply, sched::current_id(), endpoint as u64, data.len() as u64);
+        debug::ipc(EventKind::IpcReply, sched::current_id(), endpoint, row, data.len());
         Ok(())
     }
 
@@ -148,8 +151,8 @@ impl Call {
 
     /// Ends the call with what `answer` makes of the caller's buffers, and wakes the caller;
     /// with `hand_off`, it runs next when this thread blocks again (a server's next receive).
-    /// Returns the endpoint's id.
-    fn finish(&self, hand_off: bool, answer: impl FnOnce(&Lent) -> Result<usize>) -> Result<u32> {
+    /// Returns the endpoint's id and debug row.
+    fn finish(&self, hand_off: bool, answer: impl FnOnce(&Lent) -> Result<usize>) -> Result<(u32, u32)> {
         let (caller, endpoint) = {
             let mut inner = self.inner.lock();
             match inner.state {
@@ -159,7 +162,7 @@ impl Call {
             }
             inner.result = answer(&inner.lent);
             inner.state = CallState::Replied;
-            (inner.caller, inner.endpoint)
+            (inner.caller, (inner.endpoint, inner.endpoint_row))
         };
         if hand_off {
             sched::wake_and_hand_off(caller);
@@ -222,6 +225,8 @@ pub struct Endpoint {
     inner: IrqMutex<Inner>,
     receivers: WaitQueue,
     debug_row: Option<Slot<EndpointRow>>,
+    /// `debug_row`'s index, for calls to account on (`debug::ipc`).
+    row: u32,
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -235,9 +240,12 @@ pub enum Received {
 impl Endpoint {
     pub fn new(owner: u32) -> Arc<Endpoint> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let debug_row = Slot::claim(EndpointRow { id, owner, waiters: 0, messages: 0, bytes: 0, errors: 0 });
+        let debug_row = Slot::claim(EndpointRow {
+            id, owner, name: [0; NAME_LEN], calls: 0, replies: 0, bytes: 0, errors: 0, peer_died: 0,
+        });
+        let row = debug_row.as_ref().map_or(debug::NO_ROW, Slot::index);
         Arc::new(Endpoint {
-            id, owner,
+            id, owner, row,
             inner: IrqMutex::new(Inner { queue: VecDeque::new(), closed: false, notification: None }),
             receivers: WaitQueue::new(),
             debug_row,
@@ -254,24 +262,29 @@ impl Endpoint {
         self.receivers.wake_all();
     }
 
-    fn account(&self, bytes: usize, error: bool) {
+    /// Names it in the debug-state block (what init's manifest calls it).
+    pub fn set_name(&self, name: &str) {
         if let Some(row) = &self.debug_row {
-            let waiting = self.inner.lock().queue.len() as u32;
-            row.update(|e| {
-                e.waiters = waiting;
-                if error {
-                    e.errors += 1;
-                } else {
-                    e.messages += 1;
-                    e.bytes += bytes as u64;
-                }
-            });
+            let name = copy_name(name);
+            row.update(|e| e.name = name);
         }
     }
 
     /// Sends the request `lent` holds, with the capabilities taken from `transfers`, and waits until tick `deadline` for
-    /// the reply, which goes where `lent` says; returns its length.
+    /// the reply, which goes where `lent` says; returns its length. A failed call counts as
+    /// an error on the endpoint (and as a PeerDied, if it is one).
     pub fn call(&self, badge: u64, lent: Lent, transfers: &mut Transfers, deadline: Option<u64>) -> Result<usize> {
+        let result = self.send(badge, lent, transfers, deadline);
+        if let (Err(error), Some(row)) = (result, &self.debug_row) {
+            row.update(|e| {
+                e.errors += 1;
+                e.peer_died += (error == Error::PeerDied) as u64;
+            });
+        }
+        result
+    }
+
+    fn send(&self, badge: u64, lent: Lent, transfers: &mut Transfers, deadline: Option<u64>) -> Result<usize> {
         if lent.request_length > MAX_MESSAGE || transfers.len() > MAX_TRANSFER {
             return Err(Error::TooBig);
         }
@@ -282,6 +295,8 @@ impl Endpoint {
             inner.state = CallState::Queued;
             inner.endpoint = self.id;
             inner.caller = sched::current_id();
+            inner.caller_row = sched::current_row();
+            inner.endpoint_row = self.row;
             inner.badge = badge;
             inner.lent = lent;
             if !transfers.is_empty() {
@@ -296,7 +311,7 @@ impl Endpoint {
             }
             inner.queue.push_back(call.clone());
         }
-        debug::record(EventKind::IpcCall, sched::current_id(), self.id as u64, lent.request_length as u64);
+        debug::ipc(EventKind::IpcCall, sched::current_id(), self.id, self.row, lent.request_length);
         self.receivers.hand_off_one();
         // Leaving the call, under its lock: from then on no one touches the lent memory.
         let leave = |inner: &mut CallInner, replied: bool| {
@@ -306,27 +321,30 @@ impl Endpoint {
         let replied = sched::wait_for(|| {
             let mut inner = call.inner.lock();
             (inner.state == CallState::Replied).then(|| leave(&mut inner, true))
-        }, deadline, Arc::as_ptr(call) as u32);
+        }, deadline, Wait::on(WaitKind::Call, self.id, badge));
         let result = replied.unwrap_or_else(|| {
             leave(&mut call.inner.lock(), false)
         });
         if replied.is_none() {
             self.inner.lock().queue.retain(|c| !Arc::ptr_eq(c, call));
         }
-        self.account(lent.request_length + *result.as_ref().unwrap_or(&0), result.is_err());
         result
     }
 
     /// Waits for a call (or a signal on the bound notification) until tick `deadline`.
     pub fn receive(&self, deadline: Option<u64>) -> Result<Received> {
         let mut received = None;
-        let ready = self.receivers.wait_until_deadline(|| {
+        let mut caller = None;
+        let ready = self.receivers.wait_until_deadline(Wait::on(WaitKind::Receive, self.id, 0), || {
             let mut inner = self.inner.lock();
             if inner.closed {
                 return true;
             }
             if let Some(call) = inner.queue.pop_front() {
-                call.inner.lock().state = CallState::Received;
+                let mut taken = call.inner.lock();
+                taken.state = CallState::Received;
+                caller = Some((taken.caller_row, taken.caller));
+                drop(taken);
                 received = Some(Received::Call(call));
                 return true;
             }
@@ -336,6 +354,9 @@ impl Endpoint {
             }
             false
         }, deadline);
+        if let Some((row, thread)) = caller {
+            debug::reply_pending(row, thread);
+        }
         match received {
             Some(received) => Ok(received),
             None if ready => Err(Error::PeerDied),

@@ -21,11 +21,12 @@ pub struct IrqLine {
 }
 
 impl IrqLine {
-    /// Binds `irq` to signal `bits` on `notification`, and unmasks it.
-    pub fn bind(irq: u8, notification: Arc<Notification>, bits: u64) -> Result<Arc<IrqLine>> {
+    /// Binds `irq` to signal `bits` on `notification` for process `owner`, and unmasks it.
+    pub fn bind(irq: u8, notification: Arc<Notification>, bits: u64, owner: u32) -> Result<Arc<IrqLine>> {
         if irq as usize >= ISA_IRQS || bits == 0 {
             return Err(Error::InvalidArgument);
         }
+        let notification_id = notification.id;
         let line = Arc::new(IrqLine { irq, notification, bits });
         {
             let mut bound = BOUND.lock();
@@ -34,20 +35,22 @@ impl IrqLine {
             }
             bound[irq as usize] = Arc::downgrade(&line);
         }
+        crate::debug::irq_bound(irq as usize, notification_id, owner);
         ioapic::route(irq, apic::id());
         Ok(line)
     }
 
     /// The driver is done with the last interrupt: let the next one in.
     pub fn acknowledge(&self) {
+        crate::debug::irq_acknowledged(self.irq as usize);
         ioapic::route(self.irq, apic::id());
     }
-
 }
 
 impl Drop for IrqLine {
     fn drop(&mut self) {
         ioapic::mask(self.irq);
+        crate::debug::irq_bound(self.irq as usize, 0, 0);
     }
 }
 

@@ -213,6 +213,13 @@ pub fn endpoint_new() -> Result<Handle> {
     grant(&process, Object::Endpoint(endpoint), Rights::CALL.union(Rights::RECEIVE).union(Rights::GRANT), 0)
 }
 
+/// Names the endpoint behind `handle` (any rights) for the debug view.
+pub fn endpoint_name(handle: Handle, name: &[u8]) -> Result<()> {
+    let (endpoint, _) = endpoint(handle, Rights(0))?;
+    endpoint.set_name(core::str::from_utf8(name).map_err(|_| Error::InvalidArgument)?);
+    Ok(())
+}
+
 pub fn notification_new() -> Result<Handle> {
     let process = me()?;
     let notification = notification::Notification::new();
@@ -240,8 +247,9 @@ pub fn mint(handle: Handle, rights: Rights, badge: u64) -> Result<Handle> {
 /// Binds ISA IRQ `irq` to signal `bits` on `notification`; needs the IRQ-control capability.
 pub fn irq_bind(control: Handle, irq: u8, notification: Handle, bits: u64) -> Result<Handle> {
     lookup(control, Rights(0), |o| matches!(o, Object::IrqControl).then_some(()))?;
-    let line = irq::IrqLine::bind(irq, self::notification(notification, Rights::SIGNAL)?, notification::signal_bits(bits)?)?;
-    grant(&*me()?, Object::Irq(line), Rights::ACK.union(Rights::GRANT), 0)
+    let process = me()?;
+    let line = irq::IrqLine::bind(irq, self::notification(notification, Rights::SIGNAL)?, notification::signal_bits(bits)?, process.id)?;
+    grant(&process, Object::Irq(line), Rights::ACK.union(Rights::GRANT), 0)
 }
 
 /// A capability for ports `base..base + count`; needs the port-control capability.

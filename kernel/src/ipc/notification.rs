@@ -4,10 +4,10 @@
 
 use super::endpoint::Endpoint;
 use super::error::{Error, Result};
-use crate::sched::WaitQueue;
+use crate::sched::{Wait, WaitKind, WaitQueue};
 use crate::sync::IrqMutex;
 use alloc::sync::{Arc, Weak};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The bits a notification carries: 63, so that `wait` can return them to a server as a
 /// positive i64, apart from the negative error codes.
@@ -18,7 +18,11 @@ pub fn signal_bits(bits: u64) -> Result<u64> {
     if bits & !SIGNAL_BITS == 0 { Ok(bits) } else { Err(Error::InvalidArgument) }
 }
 
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
 pub struct Notification {
+    /// Names it to the debug view (a thread's wait, an IRQ's binding).
+    pub id: u32,
     bits: AtomicU64,
     waiters: WaitQueue,
     bound: IrqMutex<Weak<Endpoint>>,
@@ -26,7 +30,7 @@ pub struct Notification {
 
 impl Notification {
     pub fn new() -> Arc<Notification> {
-        Arc::new(Notification { bits: AtomicU64::new(0), waiters: WaitQueue::new(), bound: IrqMutex::new(Weak::new()) })
+        Arc::new(Notification { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), bits: AtomicU64::new(0), waiters: WaitQueue::new(), bound: IrqMutex::new(Weak::new()) })
     }
 
     /// Safe from interrupt handlers: it only takes interrupt-safe locks.
@@ -48,7 +52,7 @@ impl Notification {
     }
 
     pub fn wait(&self, deadline: Option<u64>) -> Result<u64> {
-        if self.waiters.wait_until_deadline(|| self.pending(), deadline) {
+        if self.waiters.wait_until_deadline(Wait::on(WaitKind::Notification, self.id, 0), || self.pending(), deadline) {
             Ok(self.take())
         } else {
             Err(Error::TimedOut)

@@ -205,8 +205,8 @@ kernel_test!(irq_to_notification_to_receiver, {
     let (endpoint, receive_handle) = create_endpoint(&server).unwrap();
     let notification = notification::Notification::new();
     endpoint.bind_notification(notification.clone());
-    let line = irq::IrqLine::bind(5, notification, 1 << 5).unwrap();
-    assert_eq!(irq::IrqLine::bind(5, notification::Notification::new(), 1).err(), Some(Error::Busy));
+    let line = irq::IrqLine::bind(5, notification, 1 << 5, 0).unwrap();
+    assert_eq!(irq::IrqLine::bind(5, notification::Notification::new(), 1, 0).err(), Some(Error::Busy));
     let irq_handle = grant(&server, Object::Irq(line.clone()), Rights::ACK, 0).unwrap();
     static GOT: AtomicU64 = AtomicU64::new(0);
     let driver = in_process(&server, "driver", move || {
@@ -220,7 +220,7 @@ kernel_test!(irq_to_notification_to_receiver, {
     assert_eq!(GOT.load(Ordering::SeqCst), 1 << 5);
     drop(line);
     process::destroy(server.id);
-    let rebound = irq::IrqLine::bind(5, notification::Notification::new(), 1);
+    let rebound = irq::IrqLine::bind(5, notification::Notification::new(), 1, 0);
     assert!(rebound.is_ok(), "the line is free once no capability holds it");
 });
 

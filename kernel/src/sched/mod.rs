@@ -13,7 +13,7 @@ mod tests;
 mod thread;
 mod wait;
 
-pub use thread::{Name, Priority, RunState, ThreadId};
+pub use thread::{Name, Priority, RunState, ThreadId, Wait, WaitKind};
 pub use wait::WaitQueue;
 
 use crate::arch::cpu::InterruptGuard;
@@ -101,6 +101,12 @@ pub fn current_id() -> ThreadId {
     this_cpu().thread.get()
 }
 
+/// The running thread's row in the debug-state block (`debug::NO_ROW` if it has none), without
+/// the scheduler's lock: what `debug::reply_pending` needs of a caller.
+pub fn current_row() -> u32 {
+    this_cpu().thread_row.get()
+}
+
 /// The running thread's name, for fault reports: never waits for the scheduler lock.
 pub fn current_name() -> Name {
     SCHEDULER.try_lock().and_then(|s| s.as_ref().map(|s| s.current().name)).unwrap_or(Name::new("<unknown>"))
@@ -125,16 +131,16 @@ pub fn give_up_cpu() {
 
 /// Blocks the calling thread until `wake` or tick `deadline`; false if the deadline woke it.
 /// The caller has interrupts off (see `WaitQueue`), so a wake cannot slip in before the block.
-pub(crate) fn block_current(wait_object: u32, deadline: Option<u64>) -> bool {
-    with(|s| s.block_current(wait_object, deadline));
+pub(crate) fn block_current(wait: Wait, deadline: Option<u64>) -> bool {
+    with(|s| s.block_current(wait, deadline));
     give_up_cpu();
     !this_cpu().timed_out.get()
 }
 
 /// Blocks the calling thread until `ready` gives a value, its process is killed, or tick
 /// `deadline`: whoever makes it ready wakes the thread by id (`wake`). Returns the value, if
-/// it came. `wait_object` names what it waits on, for the debug view.
-pub fn wait_for<R>(mut ready: impl FnMut() -> Option<R>, deadline: Option<u64>, wait_object: u32) -> Option<R> {
+/// it came. `wait` says what it waits for, for the debug view.
+pub fn wait_for<R>(mut ready: impl FnMut() -> Option<R>, deadline: Option<u64>, wait: Wait) -> Option<R> {
     loop {
         // With interrupts off between the check and the block, a wake cannot slip in.
         let _irq = InterruptGuard::new();
@@ -144,7 +150,7 @@ pub fn wait_for<R>(mut ready: impl FnMut() -> Option<R>, deadline: Option<u64>, 
         if crate::process::current_killed() {
             return None;
         }
-        if !block_current(wait_object, deadline) {
+        if !block_current(wait, deadline) {
             return ready();
         }
     }
@@ -163,7 +169,7 @@ pub fn sleep_ms(ms: u64) {
 /// Ends the calling thread; the scheduler frees its stack once it has switched away.
 pub fn exit() -> ! {
     let _irq = InterruptGuard::new();
-    with(|s| s.set_current_state(RunState::Dead, 0));
+    with(|s| s.set_current_state(RunState::Dead, Wait::NONE));
     EXITED.wake_all();
     give_up_cpu();
     unreachable!("a dead thread was scheduled");
@@ -171,7 +177,7 @@ pub fn exit() -> ! {
 
 /// Waits until thread `id` has exited.
 pub fn join(id: ThreadId) {
-    EXITED.wait_until(|| with(|s| s.get(id).is_none_or(|t| t.state == RunState::Dead)));
+    EXITED.wait_until(Wait::on(WaitKind::Join, id, 0), || with(|s| s.get(id).is_none_or(|t| t.state == RunState::Dead)));
 }
 
 /// Wakes every blocked or sleeping thread of `process` (it is being killed).

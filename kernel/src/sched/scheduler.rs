@@ -1,8 +1,8 @@
 //! The scheduler's state and decisions; `sched/mod.rs` is its interface to threads and traps.
 
-use super::thread::{Name, Priority, RunState, Thread, ThreadId, TLS_SLOTS};
+use super::thread::{Name, Priority, RunState, Thread, ThreadId, Wait, WaitKind, TLS_SLOTS};
 use crate::arch::trap::TrapFrame;
-use crate::debug::{self, state::EventKind, Slot};
+use crate::debug::{self, state::EventKind, Slot, NO_ROW};
 use crate::mm::stacks::Stack;
 use crate::process::{Process, ProcessId};
 use alloc::sync::Arc;
@@ -72,7 +72,7 @@ impl Scheduler {
         self.next_id += 1;
         let mut thread = Box::new(Thread {
             id, name, priority, state: RunState::Ready, context, stack, entry,
-            wake_at: 0, timed_out: false, process, wait_object: 0, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_row: None, tls: [0; TLS_SLOTS],
+            wake_at: 0, timed_out: false, process, wait: Wait::NONE, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_row: None, tls: [0; TLS_SLOTS],
         });
         thread.debug_row = Slot::claim(thread.row());
         // Room for every thread in every queue now, so interrupt paths never allocate.
@@ -132,28 +132,28 @@ impl Scheduler {
         }
     }
 
-    pub fn set_current_state(&mut self, run_state: RunState, wait_object: u32) {
+    pub fn set_current_state(&mut self, run_state: RunState, wait: Wait) {
         let current = self.current_mut();
-        current.wait_object = wait_object;
+        current.wait = wait;
         current.state = run_state;
         current.publish();
     }
 
-    /// Blocks the running thread on `wait_object`, giving up at tick `deadline` if given.
-    pub fn block_current(&mut self, wait_object: u32, deadline: Option<u64>) {
+    /// Blocks the running thread for `wait`, giving up at tick `deadline` if given.
+    pub fn block_current(&mut self, wait: Wait, deadline: Option<u64>) {
         let current = self.current_mut();
         current.timed_out = false;
         if let Some(deadline) = deadline {
             current.wake_at = deadline;
             self.sleeping.push(self.current);
         }
-        self.set_current_state(RunState::Blocked, wait_object);
+        self.set_current_state(RunState::Blocked, wait);
     }
 
     pub fn sleep_current(&mut self, wake_at: u64) {
         self.current_mut().wake_at = wake_at;
         self.sleeping.push(self.current);
-        self.set_current_state(RunState::Sleeping, 0);
+        self.set_current_state(RunState::Sleeping, Wait::on(WaitKind::Sleep, 0, wake_at));
     }
 
     pub fn wake(&mut self, id: ThreadId) {
@@ -161,7 +161,7 @@ impl Scheduler {
         if !matches!(thread.state, RunState::Blocked | RunState::Sleeping) {
             return;
         }
-        thread.wait_object = 0;
+        thread.wait = Wait::NONE;
         thread.state = RunState::Ready;
         thread.publish();
         let priority = thread.priority;
@@ -221,6 +221,9 @@ impl Scheduler {
         let idle = self.current == self.idle;
         let current = self.current_mut();
         current.run_ticks += 1;
+        if let Some(process) = &current.process {
+            process.cpu_ticks.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
         current.quantum_left = current.quantum_left.saturating_sub(1);
         let expired = current.quantum_left == 0;
         if idle {
@@ -235,6 +238,7 @@ impl Scheduler {
                 let run_ticks = current.run_ticks;
                 row.update(|r| r.run_ticks = run_ticks);
             }
+            crate::process::publish_all();
         }
         let mut i = 0;
         while i < self.sleeping.len() {
@@ -293,6 +297,7 @@ impl Scheduler {
         crate::arch::trap::use_frame(resume);
         let cpu = crate::arch::percpu::this_cpu();
         cpu.thread.set(to);
+        cpu.thread_row.set(next.debug_row.as_ref().map_or(NO_ROW, |row| row.index()));
         cpu.process.set(next.process.as_ref().map_or(core::ptr::null(), Arc::as_ptr));
         cpu.timed_out.set(next.timed_out);
         self.running = next;

@@ -185,7 +185,7 @@ kernel_test!(wait_queue_wakeup, {
     let mut waiters = alloc::vec::Vec::new();
     for _ in 0..3 {
         waiters.push(spawn("waiter", Priority::NORMAL, || {
-            QUEUE.wait_until(|| GO.load(Ordering::SeqCst));
+            QUEUE.wait_until(crate::sched::Wait::NONE, || GO.load(Ordering::SeqCst));
             WOKEN.fetch_add(1, Ordering::SeqCst);
         }).unwrap());
     }

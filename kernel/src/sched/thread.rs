@@ -34,6 +34,46 @@ pub enum RunState {
     Dead,
 }
 
+/// What a blocked or sleeping thread waits for, by kind: `repr(u32)` as the block shows it.
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WaitKind {
+    None = 0,
+    /// A call on endpoint `object`.
+    Receive = 1,
+    /// Its call on endpoint `object` to be taken (badge in `detail`).
+    Call = 2,
+    /// The answer to its call on endpoint `object`, which a receiver has taken.
+    Reply = 3,
+    /// Signals on notification `object`.
+    Notification = 4,
+    /// Tick `detail`.
+    Sleep = 5,
+    /// Thread `object` to exit.
+    Join = 6,
+    /// Every server to end.
+    Servers = 7,
+}
+
+/// What a thread waits for, by kind and object id, never by address: the debug-state block
+/// shows it and the workbench names it.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Wait {
+    pub kind: WaitKind,
+    pub object: u32,
+    /// The call's badge, or the tick a sleep ends.
+    pub detail: u64,
+}
+
+impl Wait {
+    pub const NONE: Wait = Wait { kind: WaitKind::None, object: 0, detail: 0 };
+
+    pub const fn on(kind: WaitKind, object: u32, detail: u64) -> Wait {
+        Wait { kind, object, detail }
+    }
+}
+
 /// A thread name, fixed-size so fault reports can print it without allocating.
 #[derive(Clone, Copy)]
 pub struct Name(pub [u8; NAME_LEN]);
@@ -71,8 +111,8 @@ pub struct Thread {
     pub timed_out: bool,
     /// The process it belongs to; None for kernel threads.
     pub process: Option<alloc::sync::Arc<crate::process::Process>>,
-    /// Identifies what a blocked thread waits on (for the debug view).
-    pub wait_object: u32,
+    /// What a blocked or sleeping thread waits for (for the debug view).
+    pub wait: Wait,
     pub quantum_left: u32,
     pub run_ticks: u64,
     pub switches: u64,
@@ -88,7 +128,7 @@ impl Thread {
         if let Some(row) = &self.debug_row {
             row.update(|r| {
                 r.state = self.state;
-                r.wait_object = self.wait_object;
+                r.wait = self.wait;
                 r.run_ticks = self.run_ticks;
                 r.switches = self.switches;
             });
@@ -104,7 +144,7 @@ impl Thread {
             state: self.state,
             priority: self.priority.0,
             cpu: 0,
-            wait_object: self.wait_object,
+            wait: self.wait,
             run_ticks: self.run_ticks,
             switches: self.switches,
         }

@@ -1,6 +1,6 @@
 //! Wait queues: threads block on one until another thread (or an interrupt) wakes them.
 
-use super::thread::ThreadId;
+use super::thread::{ThreadId, Wait};
 use crate::arch::cpu::InterruptGuard;
 use alloc::collections::VecDeque;
 use crate::sync::IrqMutex;
@@ -14,14 +14,15 @@ impl WaitQueue {
         WaitQueue { waiters: IrqMutex::new(VecDeque::new()) }
     }
 
-    /// Blocks the calling thread until `condition` holds. The condition is checked with
-    /// interrupts off and the thread queued before it sleeps, so a wake-up cannot be lost.
-    pub fn wait_until(&self, condition: impl FnMut() -> bool) {
-        self.wait_until_deadline(condition, None);
+    /// Blocks the calling thread until `condition` holds; `wait` says what for (the debug
+    /// view). The condition is checked with interrupts off and the thread queued before it
+    /// sleeps, so a wake-up cannot be lost.
+    pub fn wait_until(&self, wait: Wait, condition: impl FnMut() -> bool) {
+        self.wait_until_deadline(wait, condition, None);
     }
 
     /// As `wait_until`, giving up at tick `deadline`: returns whether the condition holds.
-    pub fn wait_until_deadline(&self, mut condition: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
+    pub fn wait_until_deadline(&self, wait: Wait, mut condition: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
         loop {
             let _irq = InterruptGuard::new();
             if condition() {
@@ -33,7 +34,7 @@ impl WaitQueue {
             }
             let me = super::current_id();
             self.waiters.lock().push_back(me);
-            let woken = super::block_current(self as *const WaitQueue as u32, deadline);
+            let woken = super::block_current(wait, deadline);
             // A waker took us off the queue; a deadline or a kill did not: leave no stale entry
             // for a later wake to be spent on.
             self.waiters.lock().retain(|&t| t != me);

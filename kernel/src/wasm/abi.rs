@@ -136,6 +136,12 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
         enter(&mut c)?;
         Ok(code(ipc::endpoint_new().map(i64::from)) as i32)
     })?;
+    linker.func_wrap(MODULE, "endpoint_name", |mut c: Caller<'_, ServerState>, endpoint: i32, name: i32, name_len: i32| {
+        with_guest(&mut c, |g| {
+            let named = g.bytes(name as u32, name_len as u32).map_err(Error::from).and_then(|name| ipc::endpoint_name(endpoint as u32, name));
+            code(named.map(|()| 0)) as i32
+        })
+    })?;
     linker.func_wrap(MODULE, "notification_create", |mut c: Caller<'_, ServerState>| {
         enter(&mut c)?;
         Ok(code(ipc::notification_new().map(i64::from)) as i32)

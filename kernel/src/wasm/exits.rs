@@ -4,7 +4,7 @@
 
 use crate::ipc::notification::Notification;
 use crate::process::ProcessId;
-use crate::sched::WaitQueue;
+use crate::sched::{Wait, WaitKind, WaitQueue};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -48,5 +48,5 @@ pub fn exit_of(id: ProcessId) -> Option<Exit> {
 
 /// Waits until every server has ended.
 pub fn wait_all() {
-    EXITED.wait_until(|| *RUNNING.lock() == 0);
+    EXITED.wait_until(Wait::on(WaitKind::Servers, 0, 0), || *RUNNING.lock() == 0);
 }

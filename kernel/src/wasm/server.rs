@@ -16,7 +16,7 @@ use crate::sched::{self, Priority};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, WasmBacktrace};
+use wasmtime::{Memory, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, WasmBacktrace};
 
 /// Stack of a server's thread: the wasm stack limit plus room for the kernel and wasmtime.
 const SERVER_STACK: u64 = kwast_engine_config::MAX_WASM_STACK as u64 + (512 << 10);
@@ -36,11 +36,52 @@ impl Default for Limits {
     }
 }
 
+/// A server's limits, enforced by wasmtime's `StoreLimits`; the linear memory it is allowed to
+/// grow to is shown in its server row.
+struct Limiter {
+    limits: StoreLimits,
+    process: Arc<Process>,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if let Some(row) = self.process.debug_row.as_ref().filter(|_| allowed) {
+            row.update(|r| r.memory = desired as u64);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
 /// What a server's store holds for the kernel's side of its calls.
 pub struct ServerState {
     process: Arc<Process>,
     pub(super) wasi: Wasi,
-    limits: StoreLimits,
+    limits: Limiter,
     /// What the timer interrupt stops it by, while it runs wasm (wasm/stop.rs).
     stop: stop::Registered,
     /// The instance's exported memory, found once: looking an export up by name on every
@@ -72,6 +113,13 @@ fn finish(process: &Arc<Process>, exit: Exit, on_exit: Option<ExitSignal>) {
     match &exit {
         Exit::Code(code) => crate::kprintln!("server {} exited with code {}", name.as_str(), code),
         Exit::Killed(reason) => crate::kprintln!("server {} killed: {}", name.as_str(), reason),
+    }
+    if let Some(row) = &process.debug_row {
+        process.publish();
+        match &exit {
+            Exit::Code(code) => row.ended(Some(*code), ""),
+            Exit::Killed(reason) => row.ended(None, reason),
+        }
     }
     if matches!(exit, Exit::Killed(_)) {
         crate::debug::record(EventKind::Trap, sched::current_id(), process.id as u64, 0);
@@ -113,10 +161,13 @@ fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
         Ok(loaded) => loaded,
         Err(refusal) => return Exit::Killed(refusal),
     };
+    if let Some(row) = &process.debug_row {
+        row.update(|r| r.memory_limit = limits.memory as u64);
+    }
     let state = ServerState {
         process: process.clone(),
         wasi: Wasi::new(name, &process.args),
-        limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(),
+        limits: Limiter { limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(), process: process.clone() },
         stop: Stop::register(&module, process.clone(), limits.watchdog_ms),
         memory: None,
     };

@@ -18,6 +18,8 @@ pub struct PerCpu {
     /// The running thread and its process (null for a kernel thread), set at each switch so
     /// kernel calls find them without the scheduler's lock.
     pub thread: Cell<u32>,
+    /// The running thread's row in the debug-state block (`debug::NO_ROW`: none).
+    pub thread_row: Cell<u32>,
     pub process: Cell<*const crate::process::Process>,
     /// Whether the running thread's last block ended by its deadline, not a wake.
     pub timed_out: Cell<bool>,
@@ -30,6 +32,7 @@ static mut BOOT_CPU: PerCpu = PerCpu {
     preempt_disabled: Cell::new(0),
     switch_deferred: Cell::new(false),
     thread: Cell::new(0),
+    thread_row: Cell::new(u32::MAX),
     process: Cell::new(core::ptr::null()),
     timed_out: Cell::new(false),
 };
@@ -43,7 +46,8 @@ impl PerCpu {
         PerCpu {
             this: core::ptr::null(), trap_stack: top, index,
             preempt_disabled: Cell::new(0), switch_deferred: Cell::new(false),
-            thread: Cell::new(0), process: Cell::new(core::ptr::null()), timed_out: Cell::new(false),
+            thread: Cell::new(0), thread_row: Cell::new(u32::MAX), process: Cell::new(core::ptr::null()),
+            timed_out: Cell::new(false),
         }
     }
 }
