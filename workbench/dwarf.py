@@ -343,8 +343,8 @@ class Record(dict):
 
 
 def is_text_field(name: str) -> bool:
-    """[u8; N] fields decoded as NUL-terminated UTF-8 text rather than bytes."""
-    return name == "name" or name.endswith("_name")
+    """[u8; N] fields decoded as NUL-terminated UTF-8 text rather than bytes: names and reasons."""
+    return name in ("name", "reason") or name.endswith(("_name", "_reason"))
 
 
 _INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
@@ -381,28 +381,38 @@ def _text(raw: bytes) -> str:
 
 
 class _FlatStruct:
-    """A struct of scalars and byte arrays, decoded with one precompiled `struct.Struct`."""
+    """A struct of scalars, byte arrays and structs of those, decoded with one precompiled
+    `struct.Struct`; a nested struct becomes a nested Record."""
 
-    def __init__(self, st: Struct, fields: list[tuple[str, int, str, Callable | None]]):
+    def __init__(self, st: Struct, fields: list[tuple[tuple[str, ...], int, str, Callable | None]]):
         fmt, position = "<", 0
-        self.names, self.post = [], []
-        for index, (name, offset, code, post) in enumerate(sorted(fields, key=lambda f: f[1])):
+        paths, self.post = [], []
+        for index, (path, offset, code, post) in enumerate(sorted(fields, key=lambda f: f[1])):
             if offset < position:
-                raise LayoutError(f"struct {st.name}: overlapping field {name!r}")
+                raise LayoutError(f"struct {st.name}: overlapping field {'.'.join(path)!r}")
             fmt += "x" * (offset - position) + code
             position = offset + struct.calcsize("<" + code)
-            self.names.append(name)
+            paths.append(path)
             if post is not None:
                 self.post.append((index, post))
         fmt += "x" * (st.size - position)
         self.struct = struct.Struct(fmt)
+        self.names = [path[0] for path in paths]
+        # Nested structs: (top-level name, [(sub-path, value index)]), rebuilt after unpacking.
+        self.nested: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for index, path in enumerate(paths):
+            if len(path) > 1:
+                self.nested.setdefault(path[0], []).append((path[1:], index))
 
     def _record(self, values: tuple) -> Record:
         if self.post:
             values = list(values)
             for index, post in self.post:
                 values[index] = post(values[index])
-        return Record(zip(self.names, values))
+        record = Record(zip(self.names, values))
+        for name, parts in self.nested.items():
+            record[name] = _nest(parts, values)
+        return record
 
     def __call__(self, buffer, offset: int) -> Record:
         return self._record(self.struct.unpack_from(buffer, offset))
@@ -412,20 +422,38 @@ class _FlatStruct:
         return [self._record(values) for values in self.struct.iter_unpack(view)]
 
 
-def _flat(st: Struct) -> _FlatStruct | None:
+def _nest(parts: list[tuple[tuple[str, ...], int]], values) -> Record:
+    record = Record()
+    for path, index in parts:
+        inner = record
+        for name in path[:-1]:
+            inner = inner.setdefault(name, Record())
+        inner[path[-1]] = values[index]
+    return record
+
+
+def _flat_fields(st: Struct, prefix: tuple[str, ...] = (), base: int = 0) -> list | None:
     fields = []
     for member in st.members:
+        path, offset = prefix + (member.name,), base + member.offset
         scalar = _scalar(member.type)
         if scalar is not None:
             post = _enum_post(scalar) if isinstance(scalar, Enum) else None
-            fields.append((member.name, member.offset, _code(scalar), post))
+            fields.append((path, offset, _code(scalar), post))
         elif isinstance(member.type, Array) and isinstance(_scalar(member.type.element), Base) \
                 and member.type.element.size == 1 and _scalar(member.type.element).kind in ("uint", "int"):
             post = _text if is_text_field(member.name) else None
-            fields.append((member.name, member.offset, f"{member.type.count}s", post))
+            fields.append((path, offset, f"{member.type.count}s", post))
+        elif isinstance(member.type, Struct) and (inner := _flat_fields(member.type, path, offset)) is not None:
+            fields += inner
         else:
             return None
-    return _FlatStruct(st, fields)
+    return fields
+
+
+def _flat(st: Struct) -> _FlatStruct | None:
+    fields = _flat_fields(st)
+    return None if fields is None else _FlatStruct(st, fields)
 
 
 def decoder(type_: Type) -> Decoder:

@@ -31,6 +31,10 @@ from .qemu import Monitor
 SYMBOL = "KWAST_DEBUG_STATE"
 # Events a read decodes (`KernelState.events`), the newest; `trace` drains the whole ring.
 EVENTS_KEPT = 128
+# The block's layout versions this workbench understands: the fields it reads by name and what
+# they mean (kernel/src/debug/state.rs, LAYOUT_VERSION, says what each version changed).
+# Offsets are never known here; meanings are, so a kernel of another version is refused.
+LAYOUT_VERSIONS = (3,)
 
 
 class DebugStateError(Exception):
@@ -100,7 +104,9 @@ class KernelState:
     threads_dropped: int
     endpoints: list[Record]   # live rows only
     endpoints_dropped: int
-    irq_counts: list[int]
+    servers: list[Record]     # one per server name ever started (live rows), each with its state
+    servers_dropped: int
+    irqs: list[Record]        # every IRQ line, each with its `line`
     events: list[Record]      # the newest EVENTS_KEPT, oldest to newest
     events_written: int
     events_dropped: int       # overwritten in the ring before this read
@@ -133,6 +139,12 @@ class StateReader:
         # What the kernel declares the block starts with: its MAGIC and LAYOUT_VERSION.
         self.expected_magic = self._magic(variable.initial)
         self.expected_version = self._version(variable.initial)
+        if self.expected_version not in LAYOUT_VERSIONS:
+            raise DebugStateError(
+                f"{elf_path} has debug-state layout version {self.expected_version}; this workbench "
+                f"reads version {' or '.join(map(str, LAYOUT_VERSIONS))}: its names for the block's "
+                f"fields would be wrong. Use the workbench of the kernel's commit, or teach "
+                f"workbench/state.py and state_words.py that version")
 
     def _field(self, name: str) -> Callable[[bytes], int]:
         member = self.layout.member(name)
@@ -210,12 +222,14 @@ class StateReader:
         cpus = [Record(index=i, **cpu) for i, cpu in enumerate(raw.cpus) if cpu.online]
         threads = live_rows(raw.threads, raw.thread_count)
         endpoints = live_rows(raw.endpoints, raw.endpoint_count)
+        servers = live_rows(raw.servers, raw.server_count)
+        irqs = [Record(line=line, **irq) for line, irq in enumerate(raw.irqs)]
         written = raw.events_written
         return KernelState(
             sequence=raw.sequence, cpu_count=raw.cpu_count, tsc_per_us=raw.tsc_per_us,
             cpus=cpus, threads=threads, threads_dropped=raw.threads_dropped,
             endpoints=endpoints, endpoints_dropped=raw.endpoints_dropped,
-            irq_counts=raw.irq_counts, events=raw.events, events_written=written,
+            servers=servers, servers_dropped=raw.servers_dropped, irqs=irqs, events=raw.events, events_written=written,
             events_dropped=max(0, written - self._ring_capacity), raw=raw)
 
     def _newest_events(self, data: bytes, written: int) -> list[Record]:

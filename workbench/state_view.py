@@ -1,9 +1,10 @@
-"""A kernel state read as plain-text tables. Columns are the records' own fields, so a field the kernel
-adds shows up here without a change."""
+"""A kernel state read as plain-text tables, in words (`state_words.explain`): names for ids,
+waits resolved, events as sentences."""
 
 from __future__ import annotations
 
 from .state import KernelState
+from .state_words import explain
 
 
 def table(title: str, rows: list[dict], empty: str = "none") -> str:
@@ -21,29 +22,31 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _events(snap: KernelState, limit: int) -> list[dict]:
-    events = snap.events[-limit:]
-    if not events:
-        return []
-    newest = events[-1].tsc
-    rows = []
-    for event in events:
-        row = dict(event)
-        if snap.tsc_per_us:  # time before the newest event, when the kernel says how fast its TSC is
-            row = {"age_us": (newest - event.tsc) // snap.tsc_per_us, **row}
-        rows.append(row)
-    return rows
-
-
 def render(snap: KernelState, events: int = 16) -> str:
-    irqs = [{"irq": n, "count": c} for n, c in enumerate(snap.irq_counts) if c]
+    said = explain(snap, events)
+    threads = [{"id": t.id, "name": t.name, "server": t.server, "state": t.state, "waits": t.waits,
+                "cpu_ms": _ms(t.cpu_ticks, said), "switches": t.switches} for t in said.threads]
+    endpoints = [{"id": e.id, "name": e.name, "owner": e.owner, "receivers": " ".join(e.receivers),
+                  "callers": " ".join(e.callers), "calls": e.calls, "replies": e.replies, "bytes": e.bytes,
+                  "errors": e.errors, "peer_died": e.peer_died} for e in said.endpoints]
+    servers = [{"id": s.id, "name": s.name, "status": s.status, "restarts": s.restarts,
+                "memory": f"{s.memory >> 10} KiB / {s.memory_limit >> 10} KiB", "handles": f"{s.handles}/{s.handle_limit}",
+                "cpu_ms": _ms(s.cpu_ticks, said)} for s in said.servers]
+    irqs = [{"line": i.line, "notification": i.notification, "owner": i.owner, "count": i.count,
+             "acknowledged": i.acknowledged,
+             "last_ack": "" if i.acknowledged_ago_ms is None else f"{i.acknowledged_ago_ms:.0f} ms ago"} for i in said.irqs]
+    recent = [{"age_us": e.age_us, "event": e.text} for e in said.events]
     parts = [
         f"sequence {snap.sequence}  cpus {snap.cpu_count}  read+decode {snap.read_ms:.2f} ms",
         table("cpus", snap.cpus),
-        table(f"threads ({len(snap.threads)}, dropped {snap.threads_dropped})", snap.threads),
-        table(f"endpoints ({len(snap.endpoints)}, dropped {snap.endpoints_dropped})", snap.endpoints),
+        table(f"servers ({len(servers)}, dropped {snap.servers_dropped})", servers),
+        table(f"threads ({len(threads)}, dropped {snap.threads_dropped})", threads),
+        table(f"endpoints ({len(endpoints)}, dropped {snap.endpoints_dropped})", endpoints),
         table("irqs", irqs),
-        table(f"events (last {min(events, len(snap.events))} of {snap.events_written}, "
-              f"overwritten {snap.events_dropped})", _events(snap, events)),
+        table(f"events (last {len(recent)} of {snap.events_written}, overwritten {snap.events_dropped})", recent),
     ]
     return "\n\n".join(parts)
+
+
+def _ms(ticks: int, said) -> int:
+    return ticks * 1000 // (said.ticks_per_second or 1000)

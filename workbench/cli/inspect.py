@@ -20,6 +20,7 @@ from ..gdb import GDB, Gdb, GdbError
 from ..kernel_image import KernelImage
 from ..qemu import Machine
 from ..state import DebugStateError, StateReader, memory_of, wait_published
+from ..state_words import snapshot_json
 from ..state_view import render
 
 # Errors that are the user's to fix: printed as one line, exit status 2.
@@ -32,7 +33,7 @@ def add_parsers(commands) -> None:
     state.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     state.add_argument("--interval", type=float, default=0.5, help="seconds between refreshes with --watch")
     state.add_argument("--events", type=int, default=16, help="how many recent events to show")
-    state.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    state.add_argument("--json", action="store_true", help="print the snapshot as one JSON object (fields: docs/state-json.md); with --watch, one a line")
 
     gdb = commands.add_parser("gdb", help="GDB on the kernel, with its symbols, attached to QEMU's gdbstub")
     _machine_options(gdb)
@@ -73,9 +74,7 @@ def cmd_state(args: argparse.Namespace, settings) -> int:
             while True:
                 kernel = await reader.read(memory)
                 if args.json:
-                    print(json.dumps({"sequence": kernel.sequence, "cpus": kernel.cpus, "threads": kernel.threads,
-                                      "endpoints": kernel.endpoints, "irq_counts": kernel.irq_counts,
-                                      "events": kernel.events, "events_dropped": kernel.events_dropped}))
+                    print(json.dumps(snapshot_json(kernel, args.events)), flush=True)
                 else:
                     print(("\x1b[H\x1b[2J" if args.watch and sys.stdout.isatty() else "") + render(kernel, args.events),
                           flush=True)
