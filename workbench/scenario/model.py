@@ -89,14 +89,38 @@ class SendKeys:
 class ThreadIs:
     name: str
     state: str | None = None  # Ready, Running, Blocked, Sleeping, Dead; None: exists
+    waits: str | None = field(default=None, metadata=_REGEX)  # on what it waits, in words: "receive", "reply from console"
+
+
+@dataclass(frozen=True)
+class ServerIs:
+    """A server's row (workbench/state_words.py `Server`); every field given must hold."""
+    name: str
+    state: str | None = None             # running, exited, killed
+    restarts: int | None = None
+    restarts_at_least: int | None = None
+    memory_at_least: int | None = None   # linear memory, bytes
+    reason: str | None = field(default=None, metadata=_REGEX)  # its last kill reason
+
+
+@dataclass(frozen=True)
+class EndpointIs:
+    """An endpoint's row by name (`Endpoint`): totals since it was made."""
+    name: str
+    calls_at_least: int | None = None
+    replies_at_least: int | None = None
+    errors: int | None = None
+    receivers: int | None = None         # threads waiting in receive on it now
 
 
 @dataclass(frozen=True)
 class State:
     """Predicates over the live kernel debug state (workbench/state.py); all must hold.
-    `thread` and `value` are polled until true or `timeout`."""
+    `thread`, `server`, `endpoint` and `value` are polled until true or `timeout`."""
     TAG: ClassVar[str] = "state"
     thread: ThreadIs | None = None
+    server: ServerIs | None = None
+    endpoint: EndpointIs | None = None
     rising: str | None = None          # a field path, e.g. cpus[0].ticks: must grow over `over` s
     steady: str | None = None          # a field path that must not change over `over` s
     over: float = field(default=0.5, metadata=_POSITIVE)
@@ -113,8 +137,9 @@ class State:
     def __post_init__(self) -> None:
         if (self.equals or self.at_least or self.at_most or self.save_as) and not self.value:
             raise ValueError("equals, at_least, at_most and save_as need `value` (a field path)")
-        if not (self.thread or self.rising or self.steady or self.no_traps or self.value or self.fails_with):
-            raise ValueError("give a predicate: thread, rising, steady, no_traps, value or fails_with")
+        if not (self.thread or self.server or self.endpoint or self.rising or self.steady or self.no_traps
+                or self.value or self.fails_with):
+            raise ValueError("give a predicate: thread, server, endpoint, rising, steady, no_traps, value or fails_with")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from ..gdb import Gdb, GdbError, frame_stopped_in
 from ..kernel_image import KernelImage
 from ..qemu import BootOutcome, Machine, screen
 from ..state import DebugStateError, StateReader, memory_of, wait_published
+from ..state_words import explain
 from . import matrix, model
 
 
@@ -225,16 +226,25 @@ async def state(ctx: Context, step: model.State) -> str:
         raise StepFailed(f"reading the state succeeded; expected it to fail with /{step.fails_with}/")
     said = []
     deadline = time.monotonic() + step.timeout
-    while step.thread or step.value:
+    while step.thread or step.server or step.endpoint or step.value:
         kernel = await ctx.state()
-        problem = _thread_problem(kernel, step.thread) or _value_problem(kernel, step)
+        said_now = explain(kernel, events=0)
+        problem = (_thread_problem(said_now, step.thread) or _server_problem(said_now, step.server)
+                   or _endpoint_problem(said_now, step.endpoint) or _value_problem(kernel, step))
         if problem is None:
             break
         if await ctx.out_of_time(deadline):
             raise StepFailed(f"{problem} (waited {step.timeout:g} s)")
         await asyncio.sleep(0.05)
     if step.thread:
-        said.append(f"thread {step.thread.name} {step.thread.state or 'exists'}")
+        thread = next(t for t in said_now.threads if t.name == step.thread.name)
+        said.append(f"thread {thread.name} {thread.state}" + (f", waits: {thread.waits}" if thread.waits else ""))
+    if step.server:
+        server = next(s for s in said_now.servers if s.name == step.server.name)
+        said.append(f"server {server.name} {server.status}, restarts {server.restarts}, memory {server.memory}")
+    if step.endpoint:
+        endpoint = next(e for e in said_now.endpoints if e.name == step.endpoint.name)
+        said.append(f"endpoint {endpoint.name}: calls {endpoint.calls}, replies {endpoint.replies}, errors {endpoint.errors}")
     if step.value:
         value = _field(kernel, step.value)
         if step.save_as:
@@ -259,14 +269,53 @@ async def state(ctx: Context, step: model.State) -> str:
     return ", ".join(said)
 
 
-def _thread_problem(kernel, wanted: model.ThreadIs | None) -> str | None:
+def _thread_problem(said, wanted: model.ThreadIs | None) -> str | None:
     if wanted is None:
         return None
-    found = [t for t in kernel.threads if t.name == wanted.name]
-    if found and (wanted.state is None or any(t.state == wanted.state for t in found)):
+    found = [t for t in said.threads if t.name == wanted.name]
+    if any((wanted.state is None or t.state == wanted.state) and (wanted.waits is None or re.search(wanted.waits, t.waits))
+           for t in found):
         return None
-    now = ", ".join(f"{t.name} {t.state}" for t in kernel.threads) or "none"
-    return f"no thread {wanted.name!r}" + (f" in state {wanted.state}" if wanted.state else "") + f"; threads now: {now}"
+    now = ", ".join(f"{t.name} {t.state}" + (f" ({t.waits})" if t.waits else "") for t in said.threads) or "none"
+    want = " ".join(w for w in (wanted.state and f"in state {wanted.state}", wanted.waits and f"waiting /{wanted.waits}/") if w)
+    return f"no thread {wanted.name!r}" + (f" {want}" if want else "") + f"; threads now: {now}"
+
+
+def _server_problem(said, wanted: model.ServerIs | None) -> str | None:
+    if wanted is None:
+        return None
+    server = next((s for s in said.servers if s.name == wanted.name), None)
+    if server is None:
+        return f"no server {wanted.name!r}; servers now: {', '.join(s.name for s in said.servers) or 'none'}"
+    checks = [
+        (wanted.state is None or server.state == wanted.state, f"state {server.state}, not {wanted.state}"),
+        (wanted.restarts is None or server.restarts == wanted.restarts, f"restarts {server.restarts}, not {wanted.restarts}"),
+        (wanted.restarts_at_least is None or server.restarts >= wanted.restarts_at_least,
+         f"restarts {server.restarts} < {wanted.restarts_at_least}"),
+        (wanted.memory_at_least is None or server.memory >= wanted.memory_at_least,
+         f"memory {server.memory} < {wanted.memory_at_least}"),
+        (wanted.reason is None or re.search(wanted.reason, server.reason), f"last reason {server.reason!r} !~ /{wanted.reason}/"),
+    ]
+    failed = [why for ok, why in checks if not ok]
+    return f"server {server.name} ({server.status}): " + "; ".join(failed) if failed else None
+
+
+def _endpoint_problem(said, wanted: model.EndpointIs | None) -> str | None:
+    if wanted is None:
+        return None
+    endpoint = next((e for e in said.endpoints if e.name == wanted.name), None)
+    if endpoint is None:
+        return f"no endpoint {wanted.name!r}; endpoints now: {', '.join(e.name for e in said.endpoints) or 'none'}"
+    checks = [
+        (wanted.calls_at_least is None or endpoint.calls >= wanted.calls_at_least, f"calls {endpoint.calls} < {wanted.calls_at_least}"),
+        (wanted.replies_at_least is None or endpoint.replies >= wanted.replies_at_least,
+         f"replies {endpoint.replies} < {wanted.replies_at_least}"),
+        (wanted.errors is None or endpoint.errors == wanted.errors, f"errors {endpoint.errors}, not {wanted.errors}"),
+        (wanted.receivers is None or len(endpoint.receivers) == wanted.receivers,
+         f"receivers {endpoint.receivers}, not {wanted.receivers} of them"),
+    ]
+    failed = [why for ok, why in checks if not ok]
+    return f"endpoint {endpoint.name}: " + "; ".join(failed) if failed else None
 
 
 def _value_problem(kernel, step: model.State) -> str | None:
