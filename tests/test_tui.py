@@ -101,12 +101,27 @@ def test_typed_keys_are_echoed_by_the_ps2_and_console_servers():
             await until(pilot, echoed, "the guest to echo the keys", timeout=60)
             await pilot.press("é", "enter")
             await until(pilot, lambda: str(typed.render()) == "not sent", "the untypable key to be refused")
-            # ps2 calls console once per character: the IPC view counts those messages.
-            await pilot.press("ctrl+n", "ctrl+n")  # console -> scheduler -> IPC
+            # ps2 calls console once per character: the IPC view counts those calls on the
+            # endpoint init named "console", and says so in words in the event log.
+            await pilot.press("ctrl+n")  # console -> scheduler: waits in words
+            waits = lambda: dict(zip(cells(threads, "name"), cells(threads, "waits")))
+            await until(pilot, lambda: waits().get("console") == "receive on endpoint console", "console's wait in words")
+            await pilot.press("ctrl+n")  # scheduler -> IPC
             assert app.query_one(TabbedContent).active == "ipc"
             endpoints = app.query_one("#endpoints", DataTable)
-            messages = lambda: sum(int(endpoints.get_row_at(i)[3]) for i in range(endpoints.row_count))
-            await until(pilot, lambda: messages() >= 10, "ten messages in the IPC view")
+            calls = lambda: dict(zip(cells(endpoints, "name"), map(int, cells(endpoints, "calls"))))
+            await until(pilot, lambda: calls().get("console", 0) >= 10, "ten calls on endpoint console in the IPC view")
+            events = app.query_one("#events", DataTable)
+            await until(pilot, lambda: "ps2 → console call 1 bytes" in cells(events, "event"), "a call in words")
+            app.query_one("#event-filter", Input).value = "console"
+            await until(pilot, lambda: cells(events, "event") and all("console" in e for e in cells(events, "event")),
+                        "only console's events")
+            await pilot.press("ctrl+n")  # IPC -> servers
+            servers = app.query_one("#servers", DataTable)
+            memory = lambda: dict(zip(cells(servers, "name"), cells(servers, "memory")))
+            await until(pilot, lambda: {"init", "console", "ps2"} <= set(memory()), "a row per server")
+            assert memory()["ps2"].endswith("/ 16384 KiB") and not memory()["ps2"].startswith("0 "), memory()
+            assert cells(servers, "restarts") == ["0", "0", "0"]
             await pilot.press("ctrl+q")
 
     run(scenario)

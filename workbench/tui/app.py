@@ -24,6 +24,7 @@ from ..qemu import QemuError
 from ..qemu.keys import KeyNameError
 from ..scenario import runner
 from ..settings import Settings
+from ..state_words import explain
 from ..yamlmodel import ConfigError
 from .build_pane import BuildPane
 from .console import SerialConsole
@@ -32,6 +33,7 @@ from .feed import StateFeed
 from .ipc import IpcView
 from .scenarios import ScenarioPane
 from .scheduler import SchedulerView
+from .servers import ServersView
 from .sidebar import Sidebar
 from .vm import VmError, VmStatus
 
@@ -81,6 +83,8 @@ class KwastApp(App):
                     yield SchedulerView(id="threads-view")
                 with TabPane("IPC", id="ipc"):
                     yield IpcView(id="ipc-view")
+                with TabPane("Servers", id="servers-pane"):
+                    yield ServersView(id="servers-view")
                 with TabPane("Build", id="build"):
                     yield BuildPane(self.build_steps, id="build-pane")
                 with TabPane("Debugger", id="debugger"):
@@ -212,8 +216,11 @@ class KwastApp(App):
         self.notify(f"machine off: {event.description}")
 
     def on_state_feed_updated(self, event: StateFeed.Updated) -> None:
+        said = explain(event.kernel)
         for view in [*self.query(SchedulerView), *self.query(IpcView)]:
-            view.show(event.kernel)
+            view.show(event.kernel, said)
+        for servers in self.query(ServersView):
+            servers.show(said)
 
     def on_state_feed_waiting(self, event: StateFeed.Waiting) -> None:
         for scheduler in self.query(SchedulerView):

@@ -1,5 +1,6 @@
-"""The scheduler view: every kernel thread (state, priority, CPU, run ticks, switches) and each
-CPU's current thread and idle share, from the live state feed."""
+"""The scheduler view: every kernel thread (server, state, what it waits for in words, CPU time
+and a sparkline of its CPU share) and each CPU's current thread and idle share, from the live
+state feed (`state_words.explain`)."""
 
 from __future__ import annotations
 
@@ -9,52 +10,59 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from ..state import KernelState
+from ..state_words import Explained
+from .history import Deltas, History
 
-# (column key, heading, how to show a thread's field)
-COLUMNS = [
-    ("id", "id", str),
-    ("name", "name", str),
-    ("state", "state", str),
-    ("priority", "prio", str),
-    ("cpu", "cpu", str),
-    ("run_ticks", "run ticks", str),
-    ("switches", "switches", str),
-    ("wait_object", "waits on", lambda value: f"{value:#x}" if value else ""),
-]
+COLUMNS = [("id", "id"), ("name", "name"), ("server", "server"), ("state", "state"), ("waits", "waits for"),
+           ("run_ticks", "run ticks"), ("cpu", "cpu %"), ("trend", "cpu"), ("switches", "switches")]
 
 
 class SchedulerView(Vertical):
     HELP = """\
 ## Scheduler
-Kernel threads and CPUs, read from guest memory four times a second without pausing the guest.
-The running thread is bold; rows change in place, so the cursor stays where you put it.
+Kernel threads and CPUs, read from guest memory four times a second without pausing the guest:
+each thread's server, what it waits for (`receive on endpoint console`, `reply from console`,
+`wait on notification irq1`), its CPU share now and over the last few seconds. The running
+thread is bold; rows change in place, so the cursor stays where you put it.
 """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._ticks = Deltas()
+        self._cpu = History()
 
     def compose(self) -> ComposeResult:
         yield Static("no machine: boot one (F2)", id="cpus")
         table = DataTable(id="threads", cursor_type="row", zebra_stripes=True)
-        for key, heading, _ in COLUMNS:
+        for key, heading in COLUMNS:
             table.add_column(heading, key=key)
         yield table
 
     def waiting(self, reason: str) -> None:
         self.query_one("#cpus", Static).update(reason)
 
-    def show(self, kernel: KernelState) -> None:
-        names = {thread.id: thread.name for thread in kernel.threads}
+    def show(self, kernel: KernelState, said: Explained) -> None:
+        names = {thread.id: thread.name for thread in said.threads}
         self.query_one("#cpus", Static).update("   ".join(
             f"cpu{cpu.index}: running {names.get(cpu.current_thread, cpu.current_thread)}, "
             f"idle {100 * cpu.idle_ticks // max(cpu.ticks, 1)}% of {cpu.ticks} ticks"
             for cpu in kernel.cpus))
+        # Ticks per second of ticks per second: the share of the CPU, in percent.
+        shares = {key: rate * 100 / (said.ticks_per_second or 1000) for key, rate in self._ticks.rates(
+            {t.id: t.cpu_ticks for t in said.threads}, said.ticks, said.ticks_per_second).items()}
+        self._cpu.add(shares)
         table = self.query_one("#threads", DataTable)
         seen = set()
-        for thread in kernel.threads:
+        for thread in said.threads:
             key = str(thread.id)
             seen.add(key)
-            style = "bold" if str(thread.state) == "Running" else ""
-            cells = [Text(show(thread[column]), style=style) for column, _, show in COLUMNS]
+            style = "bold" if thread.state == "Running" else ""
+            values = {"id": thread.id, "name": thread.name, "server": thread.server, "state": thread.state,
+                      "waits": thread.waits, "run_ticks": thread.cpu_ticks, "cpu": f"{shares.get(thread.id, 0):.0f}",
+                      "trend": self._cpu.sparkline(thread.id), "switches": thread.switches}
+            cells = [Text(str(values[column]), style=style) for column, _ in COLUMNS]
             if key in table.rows:
-                for (column, _, _), cell in zip(COLUMNS, cells):
+                for (column, _), cell in zip(COLUMNS, cells):
                     table.update_cell(key, column, cell)
             else:
                 table.add_row(*cells, key=key)
