@@ -219,18 +219,7 @@ class StateReader:
     def parse(self, data: bytes) -> KernelState:
         raw = Record((name, decode(data, offset)) for name, offset, decode in self._members)
         raw["events"] = self._newest_events(data, raw.events_written)
-        cpus = [Record(index=i, **cpu) for i, cpu in enumerate(raw.cpus) if cpu.online]
-        threads = live_rows(raw.threads, raw.thread_count)
-        endpoints = live_rows(raw.endpoints, raw.endpoint_count)
-        servers = live_rows(raw.servers, raw.server_count)
-        irqs = [Record(line=line, **irq) for line, irq in enumerate(raw.irqs)]
-        written = raw.events_written
-        return KernelState(
-            sequence=raw.sequence, cpu_count=raw.cpu_count, tsc_per_us=raw.tsc_per_us,
-            cpus=cpus, threads=threads, threads_dropped=raw.threads_dropped,
-            endpoints=endpoints, endpoints_dropped=raw.endpoints_dropped,
-            servers=servers, servers_dropped=raw.servers_dropped, irqs=irqs, events=raw.events, events_written=written,
-            events_dropped=max(0, written - self._ring_capacity), raw=raw)
+        return from_raw(raw, self._ring_capacity)
 
     def _newest_events(self, data: bytes, written: int) -> list[Record]:
         """The newest `EVENTS_KEPT` events, oldest first: event `i` is in slot `i % capacity`."""
@@ -243,6 +232,32 @@ class StateReader:
             events += run(data, self._ring_offset + slot * self._event.size)
             first += count
         return events
+
+
+def from_raw(raw: Record, ring_capacity: int) -> KernelState:
+    """The snapshot a decoded block holds, its `events` the newest, oldest first (as `parse`
+    decodes them); also one recorded as JSON (`record_of`)."""
+    cpus = [Record(index=i, **cpu) for i, cpu in enumerate(raw.cpus) if cpu.online]
+    threads = live_rows(raw.threads, raw.thread_count)
+    endpoints = live_rows(raw.endpoints, raw.endpoint_count)
+    servers = live_rows(raw.servers, raw.server_count)
+    irqs = [Record(line=line, **irq) for line, irq in enumerate(raw.irqs)]
+    written = raw.events_written
+    return KernelState(
+        sequence=raw.sequence, cpu_count=raw.cpu_count, tsc_per_us=raw.tsc_per_us,
+        cpus=cpus, threads=threads, threads_dropped=raw.threads_dropped,
+        endpoints=endpoints, endpoints_dropped=raw.endpoints_dropped,
+        servers=servers, servers_dropped=raw.servers_dropped, irqs=irqs, events=raw.events, events_written=written,
+        events_dropped=max(0, written - ring_capacity), raw=raw)
+
+
+def record_of(value):
+    """A decoded value read back from JSON: dicts become Records again, at every depth."""
+    if isinstance(value, dict):
+        return Record({key: record_of(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [record_of(item) for item in value]
+    return value
 
 
 def live_rows(rows: list[Record], used: int) -> list[Record]:

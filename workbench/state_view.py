@@ -22,17 +22,18 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def render(snap: KernelState, events: int = 16) -> str:
-    said = explain(snap, events)
+def render(snap: KernelState, events: int = 16, known: dict | None = None) -> str:
+    """`known`: see `state_words.explain`."""
+    said = explain(snap, events, known)
     threads = [{"id": t.id, "name": t.name, "server": t.server, "state": t.state, "waits": t.waits,
                 "cpu_ms": _ms(t.cpu_ticks, said), "switches": t.switches} for t in said.threads]
     endpoints = [{"id": e.id, "name": e.name, "owner": e.owner, "receivers": " ".join(e.receivers),
                   "callers": " ".join(e.callers), "calls": e.calls, "replies": e.replies, "bytes": e.bytes,
                   "errors": e.errors, "peer_died": e.peer_died} for e in said.endpoints]
-    servers = [{"id": s.id, "name": s.name, "status": s.status, "restarts": s.restarts,
+    servers = [{"id": s.id, "name": s.name, "status": s.status, "restarts": s.restarts, "last_exit": s.last_exit,
                 "memory": f"{s.memory >> 10} KiB / {s.memory_limit >> 10} KiB", "handles": f"{s.handles}/{s.handle_limit}",
                 "cpu_ms": _ms(s.cpu_ticks, said)} for s in said.servers]
-    irqs = [{"line": i.line, "notification": i.notification, "owner": i.owner, "count": i.count,
+    irqs = [{"line": i.line, "notification": i.notification, "bound_by": i.bound_by, "waiter": i.waiter, "count": i.count,
              "acknowledged": i.acknowledged,
              "last_ack": "" if i.acknowledged_ago_ms is None else f"{i.acknowledged_ago_ms:.0f} ms ago"} for i in said.irqs]
     recent = [{"age_us": e.age_us, "event": e.text} for e in said.events]

@@ -51,6 +51,7 @@ class Server:
     status: str            # "running", "exited with code 0", "killed: <reason>"
     exit_code: int
     reason: str
+    last_exit: str         # how it, or its predecessor before a restart, last ended; "" if never
     restarts: int
     memory: int            # linear memory bytes
     memory_limit: int
@@ -63,7 +64,8 @@ class Server:
 class Irq:
     line: int
     notification: int      # 0: unbound
-    owner: str             # the server that bound it
+    bound_by: str          # the server that bound it (init, for the manifest's)
+    waiter: str            # the server waiting on its notification now
     count: int
     acknowledged: int
     acknowledged_ago_ms: float | None  # before the newest event; None if never acknowledged
@@ -95,10 +97,11 @@ class Explained:
 
 
 class _Names:
-    """Ids to names within one snapshot."""
+    """Ids to names within one snapshot, and threads gone since that `known` remembers."""
 
-    def __init__(self, kernel: KernelState):
+    def __init__(self, kernel: KernelState, known: dict[int, tuple[str, str]] | None = None):
         self.threads = {t.id: t for t in kernel.threads}
+        self.known = known if known is not None else {}
         self.endpoints = {e.id: e for e in kernel.endpoints}
         self.processes = {s.id: s.name for s in kernel.servers}
         # A restarted process's old id names the same server as its new one.
@@ -109,13 +112,13 @@ class _Names:
 
     def thread(self, id: int) -> str:
         thread = self.threads.get(id)
-        return thread.name if thread else f"thread {id}"
+        return thread.name if thread else self.known.get(id, (f"thread {id}",))[0]
 
     def server_of(self, id: int) -> str:
         """The server a thread belongs to, else the thread's own name (a kernel thread)."""
         thread = self.threads.get(id)
         if thread is None:
-            return f"thread {id}" if id else "kernel"
+            return self.known[id][1] if id in self.known else f"thread {id}" if id else "kernel"
         return self.processes.get(thread.process, thread.name) if thread.process else thread.name
 
     def process(self, id: int) -> str:
@@ -124,6 +127,12 @@ class _Names:
     def endpoint(self, id: int) -> str:
         endpoint = self.endpoints.get(id)
         return (endpoint.name or str(id)) if endpoint else str(id)
+
+    def waiter(self, notification: int) -> str:
+        """The server (or kernel thread) waiting on `notification` now, if one is."""
+        waiting = [t.id for t in self.threads.values()
+                   if t.state == "Blocked" and t.wait.kind == "Notification" and t.wait.object == notification]
+        return self.server_of(waiting[0]) if notification and waiting else ""
 
     def notification(self, id: int) -> str:
         return f"irq{self.irq_of[id]}" if id in self.irq_of else str(id)
@@ -166,8 +175,11 @@ def _ms(ticks: int, kernel: KernelState) -> float:
 def _server(row) -> Server:
     state = str(row.state).lower()
     status = {"exited": f"exited with code {row.exit_code}", "killed": f"killed: {row.reason}"}.get(state, state)
+    # The kernel empties the reason at an exit: a reason means the last end was a kill.
+    last_exit = f"killed: {row.reason}" if row.reason else \
+        f"exited with code {row.exit_code}" if state == "exited" or row.restarts else ""
     return Server(id=row.id, name=row.name, state=state, status=status, exit_code=row.exit_code,
-                  reason=row.reason, restarts=row.restarts, memory=row.memory, memory_limit=row.memory_limit,
+                  reason=row.reason, last_exit=last_exit, restarts=row.restarts, memory=row.memory, memory_limit=row.memory_limit,
                   handles=row.handles, handle_limit=row.handle_limit, cpu_ticks=row.cpu_ticks)
 
 
@@ -180,16 +192,17 @@ def _event(event, names: _Names, kernel: KernelState, servers: dict[int, Server]
         text = f"{who} replies on {names.endpoint(event.a)}: {event.b} bytes"
     elif kind == "Trap":
         concerns = names.process(event.a)
-        server = servers.get(event.a)
-        reason = server.reason if server and server.state == "killed" else "(reason gone: restarted since)"
+        server = next((s for s in servers.values() if s.name == concerns), None)
+        reason = server.reason if server and server.reason else "(reason not kept)"
         text = f"{concerns} killed: {reason}"
     elif kind == "Restart":
         concerns = names.process(event.a)
         text = f"{who} restarts {concerns}"
     elif kind == "Irq":
         line = kernel.irqs[event.a] if event.a < len(kernel.irqs) else None
-        owner = names.process(line.owner) if line is not None and line.owner else "no one"
-        text, concerns = f"irq{event.a} signals {owner}", owner
+        target = names.waiter(line.notification) if line is not None else ""
+        target = target or (names.process(line.owner) if line is not None and line.owner else "no one")
+        text, concerns = f"irq{event.a} signals {target}", target
     elif kind == "Switch":
         text = f"switch {names.thread(event.thread)} → {names.thread(event.a)}"
     elif kind == "ThreadStart":
@@ -202,9 +215,13 @@ def _event(event, names: _Names, kernel: KernelState, servers: dict[int, Server]
     return Event(kind=kind, text=text, server=concerns, age_us=age, thread=event.thread, a=event.a, b=event.b)
 
 
-def explain(kernel: KernelState, events: int | None = None) -> Explained:
-    """The snapshot in words; the last `events` events (all if None)."""
-    names = _Names(kernel)
+def explain(kernel: KernelState, events: int | None = None, known: dict | None = None) -> Explained:
+    """The snapshot in words; the last `events` events (all if None). `known`, kept by the
+    caller across snapshots, remembers threads' names and servers for events of threads that
+    have exited since (a crashed server's)."""
+    names = _Names(kernel, known)
+    for t in kernel.threads:
+        names.known[t.id] = (t.name, names.server_of(t.id))
     threads = []
     for t in kernel.threads:
         waits, object_ = _wait(t, names, kernel)
@@ -223,7 +240,8 @@ def explain(kernel: KernelState, events: int | None = None) -> Explained:
     servers = [_server(row) for row in kernel.servers]
     by_id = {s.id: s for s in servers}
     newest = kernel.events[-1].tsc if kernel.events else 0
-    irqs = [Irq(line=i.line, notification=i.notification, owner=names.process(i.owner) if i.owner else "",
+    irqs = [Irq(line=i.line, notification=i.notification, bound_by=names.process(i.owner) if i.owner else "",
+                waiter=names.waiter(i.notification),
                 count=i.count, acknowledged=i.acknowledged,
                 acknowledged_ago_ms=(newest - i.acknowledged_tsc) / kernel.tsc_per_us / 1000
                 if i.acknowledged and kernel.tsc_per_us else None)
@@ -252,11 +270,11 @@ def cpu_percent(before: Explained, after: Explained) -> dict[str, float]:
     return {s.name: 100 * (s.cpu_ticks - old[s.name]) / elapsed for s in after.servers if s.name in old}
 
 
-def snapshot_json(kernel: KernelState, events: int | None = None) -> dict:
+def snapshot_json(kernel: KernelState, events: int | None = None, known: dict | None = None) -> dict:
     """One snapshot for `kwast-bench state --json` (fields: docs/state-json.md): the explained
     tables plus the read's own figures."""
     return {"sequence": kernel.sequence, "layout_version": kernel.raw.layout_version,
             "cpus": kernel.cpus, "threads_dropped": kernel.threads_dropped,
             "endpoints_dropped": kernel.endpoints_dropped, "servers_dropped": kernel.servers_dropped,
             "events_written": kernel.events_written, "events_dropped": kernel.events_dropped,
-            **explain(kernel, events).as_json()}
+            **explain(kernel, events, known).as_json()}

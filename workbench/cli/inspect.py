@@ -71,12 +71,13 @@ def cmd_state(args: argparse.Namespace, settings) -> int:
         async with _target(args, settings, run=True) as (machine, elf):
             reader, memory = StateReader(elf), memory_of(machine)
             await wait_published(reader, memory)
+            known: dict = {}  # threads seen, to name events of threads gone since (--watch)
             while True:
                 kernel = await reader.read(memory)
                 if args.json:
-                    print(json.dumps(snapshot_json(kernel, args.events)), flush=True)
+                    print(json.dumps(snapshot_json(kernel, args.events, known)), flush=True)
                 else:
-                    print(("\x1b[H\x1b[2J" if args.watch and sys.stdout.isatty() else "") + render(kernel, args.events),
+                    print(("\x1b[H\x1b[2J" if args.watch and sys.stdout.isatty() else "") + render(kernel, args.events, known),
                           flush=True)
                 if not args.watch:
                     return

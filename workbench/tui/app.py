@@ -71,6 +71,8 @@ class KwastApp(App):
         self.cmdline = cmdline
         self.config_path = Path(config_path or settings.default_config)
         self.config: HardwareConfig | None = None
+        # Threads' names and servers across snapshots, to name events of threads gone since.
+        self._threads_known: dict[int, tuple[str, str]] = {}
 
     def compose(self) -> ComposeResult:
         yield VmStatus(self.settings, id="vm")
@@ -216,7 +218,7 @@ class KwastApp(App):
         self.notify(f"machine off: {event.description}")
 
     def on_state_feed_updated(self, event: StateFeed.Updated) -> None:
-        said = explain(event.kernel)
+        said = explain(event.kernel, known=self._threads_known)
         for view in [*self.query(SchedulerView), *self.query(IpcView)]:
             view.show(event.kernel, said)
         for servers in self.query(ServersView):

@@ -397,3 +397,41 @@ fn endpoint_of(process: &Process, handle: Handle) -> Arc<Endpoint> {
         _ => panic!("not an endpoint"),
     }
 }
+
+/// The debug-state row of the thread named `name` (the test reads the block as the host does).
+fn debug_thread(name: &str) -> (sched::RunState, sched::Wait) {
+    // SAFETY: one CPU, and no update is in flight in this thread's own code.
+    let state = unsafe { &*core::ptr::addr_of!(crate::debug::state::KWAST_DEBUG_STATE) };
+    let wanted = crate::debug::state::copy_name(name);
+    let row = state.threads.iter().find(|r| r.id != 0 && r.name == wanted).expect("a row for the thread");
+    (row.state, row.wait)
+}
+
+kernel_test!(ipc_waits_and_totals_show_in_the_debug_state, {
+    let (server, receive_handle, client, call_handle) = pair(BADGE);
+    let endpoint = match &server.handles.lock().get(receive_handle).unwrap().object {
+        Object::Endpoint(e) => e.clone(),
+        _ => unreachable!(),
+    };
+    endpoint.set_name("shown");
+    let id = endpoint.id;
+    let server_thread = in_process(&server, "shown-server", move || {
+        let Ok(Incoming::Message(message)) = receive(receive_handle, 64, FOREVER) else { panic!("receive failed") };
+        // Its call taken, the caller waits for the reply, no longer for a receiver.
+        let (state, wait) = debug_thread("shown-client");
+        assert_eq!(state, sched::RunState::Blocked);
+        assert_eq!(wait, sched::Wait::on(sched::WaitKind::Reply, id, BADGE));
+        reply(message.reply_handle, b"ok").unwrap();
+    });
+    let client_thread = in_process(&client, "shown-client", move || {
+        let (_, wait) = debug_thread("shown-server");
+        assert_eq!(wait, sched::Wait::on(sched::WaitKind::Receive, id, 0));
+        assert_eq!(call(call_handle, b"ping", &[], 1000).expect("call"), b"ok");
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
+    let state = unsafe { &*core::ptr::addr_of!(crate::debug::state::KWAST_DEBUG_STATE) };
+    let row = state.endpoints.iter().find(|r| r.id == id).expect("the endpoint's row");
+    assert_eq!(row.name, crate::debug::state::copy_name("shown"));
+    assert_eq!((row.calls, row.replies, row.bytes, row.errors, row.peer_died), (1, 1, 6, 0, 0));
+});
