@@ -223,3 +223,28 @@ def test_ctrl_c_ends_every_qemu_and_gdb(tmp_path):
     while (left := [pid for pid in gdbs if Path(f"/proc/{pid}").exists()]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert left == [], f"GDB outlived the run: {left}"
+
+
+def test_state_predicates_on_servers_endpoints_and_waits_say_what_differs(tmp_path):
+    """configs/desktop.yaml: the predicates in words hold where the kernel agrees, and a failing
+    one names the field that differs and what it is now."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    path = folder / "words.yaml"
+    path.write_text(
+        "name: words\nconfig: configs/desktop.yaml\nsteps:\n  - boot\n"
+        "  - expect: {pattern: '^\\[ps2\\] ready$', timeout: 60}\n"
+        "  - state: {thread: {name: console, state: Blocked, waits: '^receive on endpoint console$'}}\n"
+        "  - state: {endpoint: {name: console, receivers: 1, errors: 0}}\n"
+        "  - send_keys: {text: abc}\n"
+        "  - state: {endpoint: {name: console, calls_at_least: 3, replies_at_least: 3}, timeout: 30}\n"
+        "  - state: {value: 'endpoints[console].calls', at_least: 3}\n"
+        "  - state: {server: {name: console, state: running, restarts: 0, memory_at_least: 1}}\n"
+        "  - state: {server: {name: ps2, restarts: 1}, timeout: 1}\n")
+    result = run_one(path, tmp_path)
+    report = result.report()
+    assert not result.passed
+    assert "ok   3 state thread=" in report and "waits: receive on endpoint console" in report
+    assert re.search(r"ok   6 state endpoint=.*: endpoint console: calls [3-9]", report), report
+    assert "ok   8 state server=" in report
+    assert "FAIL 9 state" in report and "why: server ps2 (running): restarts 0, not 1 (waited 1 s)" in report, report
