@@ -25,8 +25,9 @@ def _cell(value: object) -> str:
 def render(snap: KernelState, events: int = 16, known: dict | None = None) -> str:
     """`known`: see `state_words.explain`."""
     said = explain(snap, events, known)
-    threads = [{"id": t.id, "name": t.name, "server": t.server, "state": t.state, "waits": t.waits,
-                "cpu_ms": _ms(t.cpu_ticks, said), "switches": t.switches} for t in said.threads]
+    # What it waits for comes last: the only cell with spaces in it.
+    threads = [{"id": t.id, "name": t.name, "server": t.server or "-", "state": t.state, "priority": t.priority,
+                "cpu_ms": _ms(t.cpu_ticks, said), "switches": t.switches, "waits": t.waits} for t in said.threads]
     endpoints = [{"id": e.id, "name": e.name, "owner": e.owner, "receivers": " ".join(e.receivers),
                   "callers": " ".join(e.callers), "calls": e.calls, "replies": e.replies, "bytes": e.bytes,
                   "errors": e.errors, "peer_died": e.peer_died} for e in said.endpoints]

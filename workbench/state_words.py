@@ -22,6 +22,7 @@ class Thread:
     name: str
     server: str            # its process's name; "" for a kernel thread
     state: str             # Ready, Running, Blocked, Sleeping, Dead
+    priority: int          # higher runs first
     waits: str             # what for, in words; "" when not waiting
     wait_kind: str         # Receive, Call, Reply, Notification, Sleep, Join, Servers, None
     wait_object: str       # the name of what it waits on (endpoint, notification, thread)
@@ -226,7 +227,7 @@ def explain(kernel: KernelState, events: int | None = None, known: dict | None =
     for t in kernel.threads:
         waits, object_ = _wait(t, names, kernel)
         threads.append(Thread(id=t.id, name=t.name, server=names.process(t.process) if t.process else "",
-                              state=str(t.state), waits=waits,
+                              state=str(t.state), priority=t.priority, waits=waits,
                               wait_kind=str(t.wait.kind) if waits else "None", wait_object=object_,
                               cpu_ticks=t.run_ticks, switches=t.switches))
     endpoints = []
