@@ -254,23 +254,6 @@ def explain(kernel: KernelState, events: int | None = None, known: dict | None =
         events=[_event(e, names, kernel, by_id, newest) for e in recent])
 
 
-def rates(before: Explained, after: Explained, seconds: float) -> dict[str, float]:
-    """Calls per second on each endpoint (by name) between two explained snapshots."""
-    if seconds <= 0:
-        return {}
-    old = {e.id: e.calls for e in before.endpoints}
-    return {e.name: (e.calls - old[e.id]) / seconds for e in after.endpoints if e.id in old}
-
-
-def cpu_percent(before: Explained, after: Explained) -> dict[str, float]:
-    """Each server's share of the CPU between two snapshots (by its ticks and the timer's)."""
-    elapsed = after.ticks - before.ticks
-    if elapsed <= 0:
-        return {}
-    old = {s.name: s.cpu_ticks for s in before.servers}
-    return {s.name: 100 * (s.cpu_ticks - old[s.name]) / elapsed for s in after.servers if s.name in old}
-
-
 def snapshot_json(kernel: KernelState, events: int | None = None, known: dict | None = None) -> dict:
     """One snapshot for `kwast-bench state --json` (fields: docs/state-json.md): the explained
     tables plus the read's own figures."""
