@@ -43,6 +43,18 @@ def test_state_boots_its_own_machine_and_prints_tables():
     assert "events (" in done.stdout
 
 
+def test_state_json_is_one_snapshot_in_words():
+    done = run_cli("state", "--json", "--events", "4")
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    snapshot = json.loads(line)
+    assert snapshot["layout_version"] == 3 and len(snapshot["events"]) == min(4, snapshot["events_written"])
+    threads = {t["name"]: t for t in snapshot["threads"]}
+    assert threads["kmain"]["server"] == "" and threads["kmain"]["priority"] == 4
+    assert threads["kmain"]["state"] != "Sleeping" or threads["kmain"]["waits"].startswith("sleep until +")
+    assert all(event["text"] for event in snapshot["events"])
+
+
 def test_gdb_script_on_its_own_machine_held_at_reset():
     done = run_cli("gdb", "--ex", "break kmain", "--ex", "continue", "--ex", "bt")
     assert done.returncode == 0, done.stderr + done.stdout

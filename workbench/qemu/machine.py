@@ -373,10 +373,12 @@ class Machine(Monitor):
         self.serial_bytes += chunk
         # Incremental: a character of several bytes (a kill reason's arrows) may be split between reads.
         text = self._decoder.decode(chunk).replace("\r", "")
-        if self.on_serial is not None:
-            self.on_serial(text)
         *complete, self._partial = (self._partial + text).split("\n")
         self.serial_lines.extend(complete)
+        # After: a callback looking at `serial_text` sees this chunk too (the last one may be
+        # the only one that completes what it waits for).
+        if self.on_serial is not None:
+            self.on_serial(text)
 
     async def _read_stderr(self) -> None:
         assert self.process is not None and self.process.stderr is not None
