@@ -25,6 +25,12 @@ from workbench.state_words import explain, snapshot_json
 RECORDED = Path(__file__).parent / "data/desktop-state.json"
 
 
+def recorded():
+    """The recorded snapshot: {"ring_capacity": the kernel's EVENT_RING, "raw": the block}."""
+    document = json.loads(RECORDED.read_text())
+    return from_raw(record_of(document["raw"]), document["ring_capacity"])
+
+
 def run(coroutine):
     return asyncio.run(coroutine)
 
@@ -105,16 +111,16 @@ def test_typing_and_a_crash_on_the_desktop_in_words():
 
 
 def test_recorded_desktop_snapshot_in_words():
-    said = explain(from_raw(record_of(json.loads(RECORDED.read_text()))))
+    said = explain(recorded())
     threads = by_name(said.threads)
     assert [(t.name, t.server, t.state, t.waits) for t in said.threads] == [
-        ("kmain", "", "Sleeping", "sleep until +183 ms"),
+        ("kmain", "", "Sleeping", "sleep until +294 ms"),
         ("idle", "", "Running", ""),
         ("init", "init", "Blocked", "wait on notification 1"),
         ("console", "console", "Blocked", "receive on endpoint console"),
         ("ps2", "ps2", "Blocked", "wait on notification irq1"),
     ]
-    assert threads["ps2"].id == 6 and threads["console"].cpu_ticks == 11
+    assert threads["ps2"].id == 6 and threads["console"].cpu_ticks == 12 and threads["init"].priority == 4
     (console,) = said.endpoints
     assert (console.id, console.name, console.owner, console.receivers, console.callers) == (1, "console", "init", ["console"], [])
     assert (console.calls, console.replies, console.bytes, console.errors, console.peer_died) == (3, 3, 3, 0, 0)
@@ -125,7 +131,7 @@ def test_recorded_desktop_snapshot_in_words():
                                         "\u2190 _start \u2190 _start.command_export")
     assert (servers["ps2"].memory, servers["ps2"].memory_limit, servers["ps2"].handles) == (128 << 10, 16 << 20, 4)
     (irq,) = said.irqs
-    assert (irq.line, irq.notification, irq.bound_by, irq.waiter, irq.count, irq.acknowledged) == (1, 2, "init", "ps2", 6, 7)
+    assert (irq.line, irq.notification, irq.bound_by, irq.waiter, irq.count, irq.acknowledged) == (1, 2, "init", "ps2", 7, 8)
     texts = [e.text for e in said.events]
     # The old ps2's thread (5) is gone from this snapshot: its events name it by id.
     assert texts[-40:-34] == ["switch idle → thread 5", "thread 5 → console call 1 bytes", "console wakes",
@@ -137,12 +143,12 @@ def test_recorded_desktop_snapshot_in_words():
     assert (restart.server, restart.a, restart.b) == ("ps2", 4, 3)
     # Remembered across snapshots (as the TUI and --watch do), a gone thread keeps its name.
     known = {5: ("ps2", "ps2")}
-    assert explain(from_raw(record_of(json.loads(RECORDED.read_text()))), known=known).events[-39].text \
+    assert explain(recorded(), known=known).events[-39].text \
         == "ps2 → console call 1 bytes"
 
 
 def test_snapshot_json_has_the_documented_fields():
-    kernel = from_raw(record_of(json.loads(RECORDED.read_text())))
+    kernel = recorded()
     document = json.loads(json.dumps(snapshot_json(kernel, events=5)))
     assert set(document) == {"sequence", "layout_version", "cpus", "threads_dropped", "endpoints_dropped",
                              "servers_dropped", "events_written", "events_dropped", "ticks_per_second", "ticks",
