@@ -240,6 +240,8 @@ def test_state_predicates_on_servers_endpoints_and_waits_say_what_differs(tmp_pa
         "  - state: {endpoint: {name: console, calls_at_least: 3, replies_at_least: 3}, timeout: 30}\n"
         "  - state: {value: 'endpoints[console].calls', at_least: 3}\n"
         "  - state: {server: {name: console, state: running, restarts: 0, memory_at_least: 1}}\n"
+        "  - inject: {action: kill, server: console}\n"
+        "  - state: {server: {name: console, state: running, restarts: 1, reason: 'killed on request'}, timeout: 30}\n"
         "  - state: {server: {name: ps2, restarts: 1}, timeout: 1}\n")
     result = run_one(path, tmp_path)
     report = result.report()
@@ -247,4 +249,5 @@ def test_state_predicates_on_servers_endpoints_and_waits_say_what_differs(tmp_pa
     assert "ok   3 state thread=" in report and "waits: receive on endpoint console" in report
     assert re.search(r"ok   6 state endpoint=.*: endpoint console: calls [3-9]", report), report
     assert "ok   8 state server=" in report
-    assert "FAIL 9 state" in report and "why: server ps2 (running): restarts 0, not 1 (waited 1 s)" in report, report
+    assert "ok   10 state server=" in report and "server console running, restarts 1" in report, report
+    assert "FAIL 11 state" in report and "why: server ps2 (running): restarts 0, not 1 (waited 1 s)" in report, report

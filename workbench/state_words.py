@@ -196,6 +196,9 @@ def _event(event, names: _Names, kernel: KernelState, servers: dict[int, Server]
         server = next((s for s in servers.values() if s.name == concerns), None)
         reason = server.reason if server and server.reason else "(reason not kept)"
         text = f"{concerns} killed: {reason}"
+    elif kind == "Kill":
+        concerns = names.process(event.a)
+        text = f"the workbench asks to kill {concerns}"
     elif kind == "Restart":
         concerns = names.process(event.a)
         text = f"{who} restarts {concerns}"
