@@ -10,12 +10,11 @@ import dataclasses
 import math
 import re
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config
+from . import build, config
 from .gdb import Gdb
 from .qemu import Machine, boot
 from .state import MmapMemory, QmpMemory, StateReader, wait_published
@@ -222,17 +221,20 @@ class Anchor:
 
 
 def anchor(settings) -> Anchor:
-    """Builds the trivial Multiboot kernel (kernel/anchor/trivial.S) into build/anchor/ when its
-    source is newer: clang and ld.lld, as for everything else."""
-    source, out = settings.root / ANCHOR_SOURCE, settings.build_dir / "anchor"
+    """Builds the trivial Multiboot kernel (kernel/anchor/trivial.S) into build/anchor/, with
+    clang and lld as everything else is built, through the build's own step runner."""
+    out = settings.build_dir / "anchor"
+    out.mkdir(parents=True, exist_ok=True)
     image = out / "trivial.elf"
-    if not image.is_file() or image.stat().st_mtime < source.stat().st_mtime:
-        out.mkdir(parents=True, exist_ok=True)
-        for argv in (["clang", "--target=i386-none-elf", "-c", str(source), "-o", str(out / "trivial.o")],
-                     ["ld.lld", "-m", "elf_i386", "-Ttext=0x100000", "-e", "_start", "-o", str(image), str(out / "trivial.o")]):
-            done = subprocess.run(argv, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise BenchError(f"building the trivial kernel failed: {' '.join(argv)}\n{done.stderr}")
+    steps = [build.BuildStep("trivial kernel", ["clang", "--target=i386-none-elf", "-c", str(settings.root / ANCHOR_SOURCE),
+                                                "-o", str(out / "trivial.o")], settings.root),
+             build.BuildStep("trivial kernel", ["ld.lld", "-m", "elf_i386", "-Ttext=0x100000", "-e", "_start",
+                                                "-o", str(image), str(out / "trivial.o")], settings.root)]
+    try:
+        for step in steps:
+            build.run_step(step)
+    except build.BuildError as error:
+        raise BenchError(f"{error}\n" + "\n".join(error.output)) from None
     return Anchor(image)
 
 
