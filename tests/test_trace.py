@@ -101,13 +101,13 @@ def _trace(tmp_path: Path, *args: str, check: bool = True) -> tuple[subprocess.C
 
 
 def test_pingpong_is_traced_and_every_event_accounted_for(tmp_path):
-    """Every event ping/pong's kernel records (52833, three rings' worth) is in the trace, or
+    """Every event ping/pong's kernel records (about 39600, over two rings' worth) is in the trace, or
     counted lost with where: on an idle host none is (README), on a host too busy to run the
     drainer for a tenth of a second some may be, and the trace must say so exactly."""
     done, out, summary = _trace(tmp_path, "--config", "configs/pingpong.yaml", "--seconds", "90", check=False)
     whole = json.loads((tmp_path / "trace.json").read_text())["otherData"]
     lost = [(e["args"]["first event number"], e["args"]["count"]) for e in out if e.get("cat") == "lost"]
-    assert whole["events"] + whole["dropped"] == whole["last event"] + 1 - whole["first event"] > 50000
+    assert whole["events"] + whole["dropped"] == whole["last event"] + 1 - whole["first event"] > 2 * 16384
     assert sum(count for _, count in lost) == summary["dropped"]
     assert done.returncode == (1 if summary["dropped"] else 0), done.stdout
     [row] = summary["endpoints"]

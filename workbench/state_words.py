@@ -28,6 +28,7 @@ class Thread:
     wait_object: str       # the name of what it waits on (endpoint, notification, thread)
     cpu_ticks: int
     switches: int
+    cpu: int               # the CPU it runs on, or last ran on
 
 
 @dataclass
@@ -232,7 +233,7 @@ def explain(kernel: KernelState, events: int | None = None, known: dict | None =
         threads.append(Thread(id=t.id, name=t.name, server=names.process(t.process) if t.process else "",
                               state=str(t.state), priority=t.priority, waits=waits,
                               wait_kind=str(t.wait.kind) if waits else "None", wait_object=object_,
-                              cpu_ticks=t.run_ticks, switches=t.switches))
+                              cpu_ticks=t.run_ticks, switches=t.switches, cpu=t.cpu))
     endpoints = []
     for e in kernel.endpoints:
         waiting = [t for t in kernel.threads if t.wait.object == e.id and t.state == "Blocked"]

@@ -25,7 +25,26 @@ impl<T> IrqMutex<T> {
     #[inline(always)]
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let irq = InterruptGuard::new();
-        IrqMutexGuard { guard: self.inner.lock(), _irq: irq }
+        let guard = match self.inner.try_lock() {
+            Some(guard) => guard,
+            None => self.contended(),
+        };
+        IrqMutexGuard { guard, _irq: irq }
+    }
+
+    /// Held by another CPU: spin, serving TLB shootdowns meanwhile (interrupts are off here,
+    /// and the holder may be waiting for this CPU's answer).
+    #[cold]
+    fn contended(&self) -> spin::MutexGuard<'_, T> {
+        loop {
+            while self.inner.is_locked() {
+                crate::mm::tlb::serve();
+                core::hint::spin_loop();
+            }
+            if let Some(guard) = self.inner.try_lock() {
+                return guard;
+            }
+        }
     }
 
     /// For fault reports: never waits.

@@ -90,6 +90,7 @@ class ThreadIs:
     name: str
     state: str | None = None  # Ready, Running, Blocked, Sleeping, Dead; None: exists
     waits: str | None = field(default=None, metadata=_REGEX)  # on what it waits, in words: "receive", "reply from console"
+    cpu: int | None = None    # the CPU it runs on (or last ran on)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class State:
     steady: str | None = None          # a field path that must not change over `over` s
     over: float = field(default=0.5, metadata=_POSITIVE)
     no_traps: bool = False             # no Trap event in the kernel's event ring
+    cpus_online: int | None = None     # CPUs the kernel runs threads on
     value: str | None = None           # a field path, compared and/or saved
     equals: str | None = field(default=None, metadata=_TEXT)
     at_least: str | None = field(default=None, metadata=_TEXT)
@@ -138,8 +140,9 @@ class State:
         if (self.equals or self.at_least or self.at_most or self.save_as) and not self.value:
             raise ValueError("equals, at_least, at_most and save_as need `value` (a field path)")
         if not (self.thread or self.server or self.endpoint or self.rising or self.steady or self.no_traps
-                or self.value or self.fails_with):
-            raise ValueError("give a predicate: thread, server, endpoint, rising, steady, no_traps, value or fails_with")
+                or self.value or self.fails_with or self.cpus_online is not None):
+            raise ValueError("give a predicate: thread, server, endpoint, rising, steady, no_traps, cpus_online, value "
+                             "or fails_with")
 
 
 @dataclass(frozen=True)

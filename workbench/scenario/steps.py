@@ -226,19 +226,22 @@ async def state(ctx: Context, step: model.State) -> str:
         raise StepFailed(f"reading the state succeeded; expected it to fail with /{step.fails_with}/")
     said = []
     deadline = time.monotonic() + step.timeout
-    while step.thread or step.server or step.endpoint or step.value:
+    while step.thread or step.server or step.endpoint or step.value or step.cpus_online is not None:
         kernel = await ctx.state()
         said_now = explain(kernel, events=0)
         problem = (_thread_problem(said_now, step.thread) or _server_problem(said_now, step.server)
-                   or _endpoint_problem(said_now, step.endpoint) or _value_problem(kernel, step))
+                   or _endpoint_problem(said_now, step.endpoint) or _value_problem(kernel, step)
+                   or _cpus_problem(kernel, step.cpus_online))
         if problem is None:
             break
         if await ctx.out_of_time(deadline):
             raise StepFailed(f"{problem} (waited {step.timeout:g} s)")
         await asyncio.sleep(0.05)
+    if step.cpus_online is not None:
+        said.append(f"{_online(kernel)} CPUs online")
     if step.thread:
-        thread = next(t for t in said_now.threads if t.name == step.thread.name)
-        said.append(f"thread {thread.name} {thread.state}" + (f", waits: {thread.waits}" if thread.waits else ""))
+        thread = next(t for t in said_now.threads if t.name == step.thread.name and _thread_holds(t, step.thread))
+        said.append(f"thread {thread.name} {thread.state} on CPU {thread.cpu}" + (f", waits: {thread.waits}" if thread.waits else ""))
     if step.server:
         server = next(s for s in said_now.servers if s.name == step.server.name)
         said.append(f"server {server.name} {server.status}, restarts {server.restarts}, memory {server.memory}")
@@ -272,13 +275,28 @@ async def state(ctx: Context, step: model.State) -> str:
 def _thread_problem(said, wanted: model.ThreadIs | None) -> str | None:
     if wanted is None:
         return None
-    found = [t for t in said.threads if t.name == wanted.name]
-    if any((wanted.state is None or t.state == wanted.state) and (wanted.waits is None or re.search(wanted.waits, t.waits))
-           for t in found):
+    if any(_thread_holds(t, wanted) for t in said.threads if t.name == wanted.name):
         return None
-    now = ", ".join(f"{t.name} {t.state}" + (f" ({t.waits})" if t.waits else "") for t in said.threads) or "none"
-    want = " ".join(w for w in (wanted.state and f"in state {wanted.state}", wanted.waits and f"waiting /{wanted.waits}/") if w)
+    now = ", ".join(f"{t.name} {t.state} on CPU {t.cpu}" + (f" ({t.waits})" if t.waits else "") for t in said.threads) or "none"
+    want = " ".join(w for w in (wanted.state and f"in state {wanted.state}", wanted.waits and f"waiting /{wanted.waits}/",
+                                wanted.cpu is not None and f"on CPU {wanted.cpu}") if w)
     return f"no thread {wanted.name!r}" + (f" {want}" if want else "") + f"; threads now: {now}"
+
+
+def _thread_holds(thread, wanted: model.ThreadIs) -> bool:
+    return ((wanted.state is None or thread.state == wanted.state)
+            and (wanted.waits is None or re.search(wanted.waits, thread.waits) is not None)
+            and (wanted.cpu is None or thread.cpu == wanted.cpu))
+
+
+def _online(kernel) -> int:
+    return sum(1 for cpu in kernel.cpus if cpu.online)
+
+
+def _cpus_problem(kernel, wanted: int | None) -> str | None:
+    if wanted is None or _online(kernel) == wanted:
+        return None
+    return f"{_online(kernel)} CPUs online, not {wanted}"
 
 
 def _server_problem(said, wanted: model.ServerIs | None) -> str | None:

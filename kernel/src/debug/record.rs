@@ -7,6 +7,7 @@ use crate::sched::WaitKind;
 pub const NO_ROW: u32 = u32::MAX;
 
 /// Appends an event stamped with the time stamp counter, overwriting the oldest when full.
+#[inline]
 pub fn record(kind: EventKind, thread: u32, a: u64, b: u64) {
     update(|s| append(s, kind, thread, a, b));
 }
@@ -17,16 +18,24 @@ pub(super) fn append(s: &mut DebugState, kind: EventKind, thread: u32, a: u64, b
     s.events_written += 1;
 }
 
-/// CPU 0 now runs `thread`.
-pub fn set_current(thread: u32) {
-    update(|s| s.cpus[0].current_thread = thread);
+fn this_cpu() -> usize {
+    crate::arch::percpu::this_cpu().index as usize
 }
 
-/// A switch on CPU 0: its event and the new current thread in one update, as switches are hot.
+/// The calling CPU now runs `thread`.
+pub fn set_current(thread: u32) {
+    let cpu = this_cpu();
+    update(|s| s.cpus[cpu].current_thread = thread);
+}
+
+/// A switch on the calling CPU: its event and the new current thread in one update, as
+/// switches are hot.
+#[inline]
 pub fn switched(from: u32, to: u32) {
+    let cpu = this_cpu();
     update(|s| {
         append(s, EventKind::Switch, from, to as u64, 0);
-        s.cpus[0].current_thread = to;
+        s.cpus[cpu].current_thread = to;
     });
 }
 
@@ -48,10 +57,12 @@ pub fn cpu_up(index: usize) {
     });
 }
 
+/// The calling CPU's timer ticks and the idle ones among them.
 pub fn cpu_ticks(ticks: u64, idle_ticks: u64) {
+    let cpu = this_cpu();
     update(|s| {
-        s.cpus[0].ticks = ticks;
-        s.cpus[0].idle_ticks = idle_ticks;
+        s.cpus[cpu].ticks = ticks;
+        s.cpus[cpu].idle_ticks = idle_ticks;
     });
 }
 
@@ -84,6 +95,7 @@ pub fn irq_acknowledged(line: usize) {
 
 /// An IPC call or reply (`kind`) of `bytes` on endpoint `endpoint`: its event, and the
 /// endpoint's totals in row `row` (if that row is still the endpoint's), in one update.
+#[inline]
 pub fn ipc(kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
     update(|s| {
         append(s, kind, thread, endpoint as u64, bytes as u64);
@@ -99,6 +111,7 @@ pub fn ipc(kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) 
 
 /// A receiver took the call of `thread`, whose row is `row`: it now waits for the reply. The
 /// id check keeps a row reused meanwhile (the caller gone) untouched.
+#[inline]
 pub fn reply_pending(row: u32, thread: u32) {
     update(|s| {
         if let Some(r) = s.threads.get_mut(row as usize).filter(|r| r.id == thread) {

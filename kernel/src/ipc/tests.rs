@@ -9,7 +9,7 @@ use alloc::vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 fn in_process(process: &Arc<Process>, name: &str, f: impl FnOnce() + Send + 'static) -> sched::ThreadId {
-    sched::spawn_in(Some(process), name, Priority::NORMAL, DEFAULT_STACK, f).unwrap()
+    sched::spawn_in(Some(process), name, Priority::NORMAL, DEFAULT_STACK, None, f).unwrap()
 }
 
 /// `call` with the answer copied out, as a server's kernel call does.

@@ -4,4 +4,4 @@ pub mod frame;
 pub mod heap;
 pub mod paging;
 pub mod stacks;
-mod tlb;
+pub mod tlb;

@@ -122,6 +122,8 @@ pub fn unmap(virt: u64) -> Option<u64> {
     let mut tables = KERNEL_TABLES.lock();
     let (frame, flush) = tables.as_mut().expect("paging not initialised").unmap(page).ok()?;
     flush.ignore();
+    drop(tables);
+    // Every CPU's, before the caller may reuse the frame.
     super::tlb::flush_page(virt);
     Some(frame.start_address().as_u64())
 }
@@ -129,15 +131,14 @@ pub fn unmap(virt: u64) -> Option<u64> {
 /// Changes what the mapped page at `virt` allows; false if it is not mapped.
 pub fn protect(virt: u64, access: Access) -> bool {
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
-    let mut tables = KERNEL_TABLES.lock();
-    let tables = tables.as_mut().expect("paging not initialised");
-    match unsafe { tables.update_flags(page, access.flags()) } {
-        Ok(flush) => {
-            flush.flush();
-            true
-        }
-        Err(_) => false,
-    }
+    let mut guard = KERNEL_TABLES.lock();
+    let tables = guard.as_mut().expect("paging not initialised");
+    let Ok(flush) = (unsafe { tables.update_flags(page, access.flags()) }) else { return false };
+    flush.ignore();
+    drop(guard);
+    // Every CPU's: one may hold the old rights (a write to a page now read-only).
+    super::tlb::flush_page(virt);
+    true
 }
 
 /// The first mapped 4 KiB page in `[from, end)`, skipping unmapped tables whole: a 4 GiB

@@ -9,6 +9,7 @@
 //! thread holds (`debug::Slot`), freed with the thread.
 
 mod scheduler;
+mod smp_tests;
 mod tests;
 mod thread;
 mod wait;
@@ -41,6 +42,12 @@ pub fn init() {
     *SCHEDULER.lock() = Some(scheduler);
 }
 
+/// Another CPU, the caller, joins the scheduler: the code running on it becomes its idle
+/// thread, which the caller goes on to be.
+pub fn join_cpu(index: usize) {
+    with(|s| s.join(index));
+}
+
 fn idle_thread_stack() -> crate::mm::stacks::Stack {
     crate::mm::stacks::allocate(DEFAULT_STACK).expect("no stack for the idle thread")
 }
@@ -56,19 +63,25 @@ pub enum SpawnError {
     Stack(#[allow(dead_code)] crate::mm::stacks::StackError), // read through Debug
 }
 
-/// Starts a thread of `process` (None: a kernel thread) running `f` on a stack of `stack_size` bytes.
-pub fn spawn_in(process: Option<&Arc<Process>>, name: &str, priority: Priority, stack_size: u64,
+/// Starts a thread of `process` (None: a kernel thread) running `f` on a stack of `stack_size`
+/// bytes, on CPU `pinned` for good if given and online, else where the scheduler places it.
+pub fn spawn_in(process: Option<&Arc<Process>>, name: &str, priority: Priority, stack_size: u64, pinned: Option<usize>,
                 f: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
     let stack = crate::mm::stacks::allocate(stack_size).map_err(SpawnError::Stack)?;
     let frame = Box::new(TrapFrame::new_thread(thread_start, 0, stack.top()));
-    let id = with(|s| s.add(Name::new(name), priority, frame, Some(stack), Some(Box::new(f)), process.cloned()));
+    let id = with(|s| s.add(Name::new(name), priority, frame, Some(stack), Some(Box::new(f)), process.cloned(), pinned));
     preempt_if_outranked();
     Ok(id)
 }
 
 /// Starts a kernel thread.
 pub fn spawn(name: &str, priority: Priority, f: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
-    spawn_in(None, name, priority, DEFAULT_STACK, f)
+    spawn_in(None, name, priority, DEFAULT_STACK, None, f)
+}
+
+/// Starts a kernel thread that runs on CPU `cpu` only.
+pub fn spawn_pinned(cpu: usize, name: &str, priority: Priority, f: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
+    spawn_in(None, name, priority, DEFAULT_STACK, Some(cpu), f)
 }
 
 extern "C" fn thread_start(_: usize) -> ! {
@@ -107,9 +120,17 @@ pub fn current_row() -> u32 {
     this_cpu().thread_row.get()
 }
 
-/// The running thread's name, for fault reports: never waits for the scheduler lock.
+/// The running thread's name, for fault reports: never waits long for the scheduler lock
+/// (the fault may have hit while this CPU held it; another CPU holds it only briefly).
 pub fn current_name() -> Name {
-    SCHEDULER.try_lock().and_then(|s| s.as_ref().map(|s| s.current().name)).unwrap_or(Name::new("<unknown>"))
+    (0..100_000)
+        .find_map(|_| {
+            let found = SCHEDULER.try_lock().map(|s| s.as_ref().map(|s| s.current().name));
+            core::hint::spin_loop();
+            found
+        })
+        .flatten()
+        .unwrap_or(Name::new("<unknown>"))
 }
 
 /// The thread whose stack guard page holds `address`.
@@ -132,7 +153,9 @@ pub fn give_up_cpu() {
 /// Blocks the calling thread until `wake` or tick `deadline`; false if the deadline woke it.
 /// The caller has interrupts off (see `WaitQueue`), so a wake cannot slip in before the block.
 pub(crate) fn block_current(wait: Wait, deadline: Option<u64>) -> bool {
-    with(|s| s.block_current(wait, deadline));
+    if !with(|s| s.block_current(wait, deadline)) {
+        return true;
+    }
     give_up_cpu();
     !this_cpu().timed_out.get()
 }
@@ -192,10 +215,7 @@ pub(crate) fn wake(id: ThreadId) {
 /// Wakes `id`, and the next switch away from the calling thread goes to it if no thread of
 /// higher priority is ready: the IPC fast path, skipping the run queue's order.
 pub fn wake_and_hand_off(id: ThreadId) {
-    with(|s| {
-        s.wake(id);
-        s.hand_off_to(id);
-    });
+    with(|s| s.wake_and_hand_off(id));
 }
 
 /// Yields if a thread of higher priority than the caller is ready (after a wake or spawn).
@@ -233,6 +253,25 @@ pub fn on_timer_tick(frame: &mut TrapFrame, now: u64) -> *mut TrapFrame {
     let mut guard = SCHEDULER.lock();
     let Some(s) = guard.as_mut() else { return frame };
     if !s.tick(now) {
+        return frame;
+    }
+    let cpu = this_cpu();
+    if cpu.preempt_disabled.get() > 0 {
+        cpu.switch_deferred.set(true);
+        return frame;
+    }
+    let (resume, dead) = s.switch(frame);
+    drop(guard);
+    drop(dead);
+    resume
+}
+
+/// Another CPU placed work here or wants this CPU's thread stopped: switch if the running
+/// thread should make way. Returns the frame to resume.
+pub fn on_reschedule(frame: &mut TrapFrame) -> *mut TrapFrame {
+    let mut guard = SCHEDULER.lock();
+    let Some(s) = guard.as_mut() else { return frame };
+    if !s.outranked() {
         return frame;
     }
     let cpu = this_cpu();

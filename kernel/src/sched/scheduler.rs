@@ -1,8 +1,14 @@
 //! The scheduler's state and decisions; `sched/mod.rs` is its interface to threads and traps.
+//!
+//! Each CPU has its own run queues and running thread (`Cpu`), all under the one scheduler
+//! lock. A new thread goes to the least loaded CPU; a woken one to the CPU it last ran on,
+//! except that a hand-off (IPC) brings the woken thread to the waker's CPU; a CPU with
+//! nothing to run takes the first of the highest priority from another. A CPU that has work
+//! placed on it while idle or outranked is interrupted (`RESCHEDULE_VECTOR`).
 
 use super::thread::{Name, Priority, RunState, Thread, ThreadId, Wait, WaitKind, TLS_SLOTS};
 use crate::arch::trap::TrapFrame;
-use crate::debug::{self, state::EventKind, Slot, NO_ROW};
+use crate::debug::{self, state::{EventKind, MAX_CPUS}, Slot, NO_ROW};
 use crate::mm::stacks::Stack;
 use crate::process::{Process, ProcessId};
 use alloc::sync::Arc;
@@ -17,73 +23,174 @@ const PUBLISH_EVERY_TICKS: u64 = 10;
 const ID_CACHE: usize = 64;
 
 pub struct Scheduler {
-    /// Boxed: `running` points into one, and a frame's address must not move (the CPU saves
-    /// traps into it).
+    /// Boxed: a CPU's `running` points into one, and a frame's address must not move (the CPU
+    /// saves traps into it).
     threads: BTreeMap<ThreadId, Box<Thread>>,
-    /// The thread `current` names, found without a lookup: switches and kernel calls ask for it.
-    running: *mut Thread,
     /// A direct-mapped cache of `threads` by id (ids are sequential, so live threads rarely
     /// share an entry): a wake or switch finds its thread in a few instructions, not a search.
     by_id: [(ThreadId, *mut Thread); ID_CACHE],
-    ready: [VecDeque<ThreadId>; Priority::LEVELS],
+    cpus: [Cpu; MAX_CPUS],
+    /// CPUs that have joined (`cpus[..online]`).
+    online: usize,
     sleeping: Vec<ThreadId>,
-    pub current: ThreadId,
-    idle: ThreadId,
-    /// Where the next switch should go, if still ready (see `hand_off_to`).
-    hand_off: Option<ThreadId>,
-    idle_ticks: u64,
     next_id: ThreadId,
 }
 
-// SAFETY: `running` points into a box the scheduler owns; it moves with the scheduler.
+/// One CPU's part of the scheduler.
+struct Cpu {
+    /// The thread `current` names, found without a lookup: switches and kernel calls ask for it.
+    running: *mut Thread,
+    current: ThreadId,
+    idle: ThreadId,
+    ready: [VecDeque<ThreadId>; Priority::LEVELS],
+    /// Threads in `ready`.
+    queued: usize,
+    /// Where the next switch should go, if still ready (see `wake_and_hand_off`).
+    hand_off: Option<ThreadId>,
+    ticks: u64,
+    idle_ticks: u64,
+}
+
+impl Cpu {
+    fn new() -> Cpu {
+        Cpu {
+            running: core::ptr::null_mut(), current: 0, idle: 0, ready: Default::default(), queued: 0,
+            hand_off: None, ticks: 0, idle_ticks: 0,
+        }
+    }
+
+    fn push(&mut self, priority: Priority, id: ThreadId) {
+        self.ready[priority.0 as usize].push_back(id);
+        self.queued += 1;
+    }
+
+    fn highest_ready(&self) -> Option<Priority> {
+        if self.queued == 0 {
+            return None;
+        }
+        (0..Priority::LEVELS).rev().find(|&p| !self.ready[p].is_empty()).map(|p| Priority(p as u8))
+    }
+
+    fn pop(&mut self, priority: Priority) -> Option<ThreadId> {
+        let id = self.ready[priority.0 as usize].pop_front()?;
+        self.queued -= 1;
+        Some(id)
+    }
+
+    /// Takes `id` out of its queue at `priority`, if it is there.
+    #[inline]
+    fn take(&mut self, priority: Priority, id: ThreadId) -> bool {
+        let queue = &mut self.ready[priority.0 as usize];
+        // Usually just woken: last in its queue.
+        let taken = if queue.back() == Some(&id) {
+            queue.pop_back().is_some()
+        } else {
+            queue.iter().position(|&t| t == id).and_then(|position| queue.remove(position)).is_some()
+        };
+        self.queued -= taken as usize;
+        taken
+    }
+
+    fn is_idle(&self) -> bool {
+        self.current == self.idle
+    }
+
+    /// Runnable threads on it: its load, for placing new ones.
+    fn load(&self) -> usize {
+        self.queued + !self.is_idle() as usize
+    }
+}
+
+// SAFETY: each CPU's `running` points into a box the scheduler owns; it moves with the scheduler.
 unsafe impl Send for Scheduler {}
 
+/// The calling CPU's index.
+#[inline(always)]
+fn me() -> usize {
+    crate::arch::percpu::this_cpu().index as usize
+}
+
 impl Scheduler {
-    /// The code running now becomes the boot thread "kmain"; its context is saved at its first switch.
+    /// The code running now becomes the boot thread "kmain" of CPU 0; its context is saved at
+    /// its first switch.
     pub fn new(idle_stack: Stack, idle_entry: extern "C" fn(usize) -> !) -> Scheduler {
         let mut scheduler = Scheduler {
             threads: BTreeMap::new(),
-            running: core::ptr::null_mut(),
             by_id: [(0, core::ptr::null_mut()); ID_CACHE],
-            ready: Default::default(),
+            cpus: core::array::from_fn(|_| Cpu::new()),
+            online: 1,
             sleeping: Vec::new(),
-            current: BOOT_THREAD,
-            idle: 0,
-            hand_off: None,
-            idle_ticks: 0,
             next_id: BOOT_THREAD,
         };
-        let boot_frame = Box::new(unsafe { core::mem::zeroed() });
-        let boot = scheduler.add(Name::new("kmain"), Priority::NORMAL, boot_frame, None, None, None);
-        scheduler.ready[Priority::NORMAL.0 as usize].retain(|&t| t != boot);
-        scheduler.running = &mut **scheduler.threads.get_mut(&boot).expect("boot thread");
-        scheduler.set_state(boot, RunState::Running);
+        scheduler.adopt_running_code(0, Name::new("kmain"), Priority::NORMAL);
         let idle_frame = Box::new(TrapFrame::new_thread(idle_entry, 0, idle_stack.top()));
-        scheduler.idle = scheduler.add(Name::new("idle"), Priority::IDLE, idle_frame, Some(idle_stack), None, None);
-        scheduler.ready[Priority::IDLE.0 as usize].clear();
-        debug::set_current(BOOT_THREAD);
-        crate::arch::percpu::this_cpu().thread.set(BOOT_THREAD);
+        let idle = scheduler.add_on(0, Name::new("idle"), Priority::IDLE, idle_frame, Some(idle_stack), None, None);
+        let cpu = &mut scheduler.cpus[0];
+        cpu.take(Priority::IDLE, idle);
+        cpu.idle = idle;
         scheduler
     }
 
+    /// The code running on CPU `index` becomes its thread `name`, running now.
+    fn adopt_running_code(&mut self, index: usize, name: Name, priority: Priority) -> ThreadId {
+        let frame = Box::new(unsafe { core::mem::zeroed() });
+        let id = self.add_on(index, name, priority, frame, None, None, None);
+        let cpu = &mut self.cpus[index];
+        cpu.take(priority, id);
+        cpu.running = self.threads.get_mut(&id).map(|t| &mut **t as *mut Thread).expect("adopted thread");
+        cpu.current = id;
+        let thread = self.get_mut(id).expect("adopted thread");
+        thread.state = RunState::Running;
+        thread.on_cpu = true;
+        thread.publish();
+        debug::set_current(id);
+        crate::arch::percpu::this_cpu().thread.set(id);
+        id
+    }
+
+    /// CPU `index` (the caller) joins: the code running on it becomes its idle thread.
+    pub fn join(&mut self, index: usize) {
+        let name = Name::new(&alloc::format!("idle{}", index));
+        let idle = self.adopt_running_code(index, name, Priority::IDLE);
+        self.cpus[index].idle = idle;
+        self.online = self.online.max(index + 1);
+    }
+
+    /// A new thread, on CPU `pinned` for good if given (and online), else on the least loaded CPU.
+    #[allow(clippy::too_many_arguments)]
     pub fn add(&mut self, name: Name, priority: Priority, context: Box<TrapFrame>, stack: Option<Stack>,
-               entry: Option<Box<dyn FnOnce() + Send>>, process: Option<Arc<Process>>) -> ThreadId {
+               entry: Option<Box<dyn FnOnce() + Send>>, process: Option<Arc<Process>>, pinned: Option<usize>) -> ThreadId {
+        let here = me();
+        let pinned = pinned.filter(|&cpu| cpu < self.online);
+        let cpu = pinned.unwrap_or_else(|| (0..self.online).min_by_key(|&c| (self.cpus[c].load(), c != here)).unwrap_or(here));
+        let id = self.add_on(cpu, name, priority, context, stack, entry, process);
+        if let Some(thread) = self.get_mut(id) {
+            thread.pinned = pinned.is_some();
+        }
+        self.kick(cpu, priority);
+        id
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_on(&mut self, cpu: usize, name: Name, priority: Priority, context: Box<TrapFrame>, stack: Option<Stack>,
+              entry: Option<Box<dyn FnOnce() + Send>>, process: Option<Arc<Process>>) -> ThreadId {
         let id = self.next_id;
         self.next_id += 1;
         let mut thread = Box::new(Thread {
-            id, name, priority, state: RunState::Ready, context, stack, entry,
-            wake_at: 0, timed_out: false, process, wait: Wait::NONE, quantum_left: QUANTUM_TICKS, run_ticks: 0, switches: 0, debug_row: None, tls: [0; TLS_SLOTS],
+            id, name, priority, state: RunState::Ready, context, stack, entry, cpu: cpu as u32, pinned: false, on_cpu: false,
+            wake_pending: false, wake_at: 0, timed_out: false, process, wait: Wait::NONE, quantum_left: QUANTUM_TICKS,
+            run_ticks: 0, switches: 0, debug_row: None, tls: [0; TLS_SLOTS],
         });
         thread.debug_row = Slot::claim(thread.row());
         // Room for every thread in every queue now, so interrupt paths never allocate.
         let count = self.threads.len() + 1;
-        for queue in self.ready.iter_mut() {
+        for queue in self.cpus.iter_mut().take(self.online.max(cpu + 1)).flat_map(|c| c.ready.iter_mut()) {
             queue.reserve(count.saturating_sub(queue.len()));
         }
         self.sleeping.reserve(count.saturating_sub(self.sleeping.len()));
         self.by_id[id as usize % ID_CACHE] = (id, &mut *thread);
         self.threads.insert(id, thread);
-        self.ready[priority.0 as usize].push_back(id);
+        self.cpus[cpu].push(priority, id);
         debug::record(EventKind::ThreadStart, id, priority.0 as u64, 0);
         id
     }
@@ -111,25 +218,19 @@ impl Scheduler {
         self.threads.remove(&id)
     }
 
+    /// The calling CPU's running thread.
     pub fn current(&self) -> &Thread {
         // SAFETY: `running` points into the box of `current`, in `threads` while it runs.
-        unsafe { &*self.running }
+        unsafe { &*self.cpus[me()].running }
     }
 
     pub fn current_mut(&mut self) -> &mut Thread {
         // SAFETY: as `current`; `&mut self` makes the borrow unique.
-        unsafe { &mut *self.running }
+        unsafe { &mut *self.cpus[me()].running }
     }
 
     pub fn thread_with_stack(&self, slot: usize) -> Option<&Thread> {
         self.threads.values().map(|t| &**t).find(|t| t.stack.as_ref().is_some_and(|s| s.slot == slot))
-    }
-
-    fn set_state(&mut self, id: ThreadId, run_state: RunState) {
-        if let Some(thread) = self.get_mut(id) {
-            thread.state = run_state;
-            thread.publish();
-        }
     }
 
     pub fn set_current_state(&mut self, run_state: RunState, wait: Wait) {
@@ -139,86 +240,183 @@ impl Scheduler {
         current.publish();
     }
 
-    /// Blocks the running thread for `wait`, giving up at tick `deadline` if given.
-    pub fn block_current(&mut self, wait: Wait, deadline: Option<u64>) {
+    /// Blocks the running thread for `wait`, giving up at tick `deadline` if given. False if a
+    /// wake came first (from another CPU, since the caller decided to block): it does not block.
+    #[inline(always)]
+    pub fn block_current(&mut self, wait: Wait, deadline: Option<u64>) -> bool {
         let current = self.current_mut();
+        if core::mem::take(&mut current.wake_pending) {
+            return false;
+        }
         current.timed_out = false;
+        current.wait = wait;
+        current.state = RunState::Blocked;
+        current.publish();
         if let Some(deadline) = deadline {
             current.wake_at = deadline;
-            self.sleeping.push(self.current);
+            let id = current.id;
+            self.sleeping.push(id);
         }
-        self.set_current_state(RunState::Blocked, wait);
+        true
     }
 
     pub fn sleep_current(&mut self, wake_at: u64) {
-        self.current_mut().wake_at = wake_at;
-        self.sleeping.push(self.current);
+        let current = self.current_mut();
+        current.wake_at = wake_at;
+        let id = current.id;
+        self.sleeping.push(id);
         self.set_current_state(RunState::Sleeping, Wait::on(WaitKind::Sleep, 0, wake_at));
     }
 
     pub fn wake(&mut self, id: ThreadId) {
+        self.wake_onto(id, None);
+    }
+
+    /// Wakes `id` onto its own CPU, or onto `cpu` if it is not running anywhere.
+    #[inline(always)]
+    fn wake_onto(&mut self, id: ThreadId, cpu_given: Option<usize>) {
         let Some(thread) = self.get_mut(id) else { return };
-        if !matches!(thread.state, RunState::Blocked | RunState::Sleeping) {
-            return;
+        match thread.state {
+            RunState::Blocked | RunState::Sleeping => {}
+            // About to block, on another CPU: its block finds the wake and does not.
+            RunState::Running | RunState::Ready => {
+                thread.wake_pending = true;
+                return;
+            }
+            RunState::Dead => return,
         }
         thread.wait = Wait::NONE;
         thread.state = RunState::Ready;
+        // Still on its CPU, between blocking and switching away: that switch queues it.
+        let on_cpu = thread.on_cpu;
+        if let (Some(cpu), false, false) = (cpu_given, on_cpu, thread.pinned) {
+            thread.cpu = cpu as u32;
+        }
         thread.publish();
-        let priority = thread.priority;
+        let (priority, cpu) = (thread.priority, thread.cpu as usize);
         if !self.sleeping.is_empty() {
             self.sleeping.retain(|&t| t != id);
         }
-        self.ready[priority.0 as usize].push_back(id);
-        debug::record(EventKind::Wake, id, 0, 0);
+        // A hand-off's wake is its IPC event and the switch that follows: no event of its own.
+        if cpu_given.is_none() {
+            debug::record(EventKind::Wake, id, 0, 0);
+        }
+        if !on_cpu {
+            self.cpus[cpu].push(priority, id);
+            if self.online > 1 {
+                self.kick(cpu, priority);
+            }
+        }
     }
 
-    pub fn hand_off_to(&mut self, id: ThreadId) {
-        self.hand_off = Some(id);
+    /// Work of `priority` was queued on `cpu`: interrupt it if it should run it now, or else an
+    /// idle CPU, which takes it.
+    fn kick(&self, cpu: usize, priority: Priority) {
+        let here = me();
+        // SAFETY: as `current`.
+        let wants = |c: &Cpu| c.is_idle() || priority > unsafe { (*c.running).priority };
+        let target = if wants(&self.cpus[cpu]) {
+            Some(cpu)
+        } else {
+            (0..self.online).find(|&c| c != cpu && self.cpus[c].is_idle())
+        };
+        if let Some(target) = target.filter(|&t| t != here) {
+            crate::arch::smp::reschedule(target);
+        }
     }
 
-    /// The next thread to run: the hand-off target if it is ready and not outranked, else the
-    /// first of the highest non-empty priority, else idle.
-    fn pick_next(&mut self) -> ThreadId {
-        let best = self.highest_ready();
-        if let Some(target) = self.hand_off.take() {
+    /// `id`, just woken, runs next on this CPU when the caller gives it up, if no thread of
+    /// higher priority is ready here: it moves to the caller's CPU (IPC stays on one CPU).
+    #[inline(always)]
+    pub fn wake_and_hand_off(&mut self, id: ThreadId) {
+        let here = me();
+        self.wake_onto(id, Some(here));
+        self.cpus[here].hand_off = Some(id);
+    }
+
+    /// The next thread for CPU `index`: the hand-off target if it is ready here and not
+    /// outranked, else the first of the highest non-empty priority, else one taken from
+    /// another CPU, else idle.
+    fn pick_next(&mut self, index: usize) -> ThreadId {
+        if let Some(target) = self.cpus[index].hand_off.take() {
             if let Some(priority) = self.get(target).map(|t| t.priority) {
-                let queue = &mut self.ready[priority.0 as usize];
-                if best.is_none_or(|p| priority >= p) {
-                    // Usually just woken: last in its queue.
-                    if queue.back() == Some(&target) {
-                        queue.pop_back();
+                let cpu = &mut self.cpus[index];
+                if cpu.take(priority, target) {
+                    if cpu.highest_ready().is_none_or(|p| p <= priority) {
                         return target;
                     }
-                    if let Some(position) = queue.iter().position(|&t| t == target) {
-                        queue.remove(position);
-                        return target;
-                    }
+                    cpu.ready[priority.0 as usize].push_front(target); // outranked: back in its place
+                    cpu.queued += 1;
                 }
             }
         }
-        best.and_then(|p| self.ready[p.0 as usize].pop_front()).unwrap_or(self.idle)
+        let cpu = &mut self.cpus[index];
+        if let Some(id) = cpu.highest_ready().and_then(|p| cpu.pop(p)) {
+            return id;
+        }
+        self.steal(index).unwrap_or(self.cpus[index].idle)
+    }
+
+    /// The first thread not pinned to its CPU, of the highest priority queued on another CPU,
+    /// now CPU `index`'s.
+    fn steal(&mut self, index: usize) -> Option<ThreadId> {
+        let mut found = None;
+        for priority in (0..Priority::LEVELS).rev() {
+            for cpu in (0..self.online).filter(|&c| c != index) {
+                let queue = &self.cpus[cpu].ready[priority];
+                let position = queue.iter().position(|&id| self.get(id).is_some_and(|t| !t.pinned));
+                if let Some(position) = position {
+                    found = Some((cpu, priority, position));
+                    break;
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        let (cpu, priority, position) = found?;
+        let id = self.cpus[cpu].ready[priority].remove(position)?;
+        self.cpus[cpu].queued -= 1;
+        if let Some(thread) = self.get_mut(id) {
+            thread.cpu = index as u32;
+        }
+        Some(id)
+    }
+
+    fn stealable(&self, index: usize) -> bool {
+        (0..self.online).any(|c| c != index && self.cpus[c].queued > 0)
     }
 
     pub fn wake_process(&mut self, process: ProcessId) {
-        let threads: Vec<ThreadId> = self.threads.values()
-            .filter(|t| t.process.as_ref().is_some_and(|p| p.id == process)).map(|t| t.id).collect();
-        for id in threads {
+        let threads: Vec<(ThreadId, bool, usize)> = self.threads.values()
+            .filter(|t| t.process.as_ref().is_some_and(|p| p.id == process)).map(|t| (t.id, t.on_cpu, t.cpu as usize)).collect();
+        for (id, on_cpu, cpu) in threads {
             self.wake(id);
+            // Running elsewhere: that CPU stops it now, not at its next tick.
+            if on_cpu && cpu != me() {
+                crate::arch::smp::reschedule(cpu);
+            }
         }
     }
 
-    fn highest_ready(&self) -> Option<Priority> {
-        (0..Priority::LEVELS).rev().find(|&p| !self.ready[p].is_empty()).map(|p| Priority(p as u8))
-    }
-
-    /// A ready thread outranks the running one.
+    /// A ready thread on this CPU outranks the running one, or this CPU idles while another
+    /// has threads waiting.
     pub fn outranked(&self) -> bool {
-        self.highest_ready().is_some_and(|p| p > self.current().priority)
+        let cpu = &self.cpus[me()];
+        // SAFETY: as `current`.
+        cpu.highest_ready().is_some_and(|p| p > unsafe { (*cpu.running).priority }) || (cpu.is_idle() && self.stealable(me()))
     }
 
-    /// Accounts one timer tick; says whether the running thread should make way.
+    /// Accounts one timer tick of this CPU; says whether the running thread should make way.
     pub fn tick(&mut self, now: u64) -> bool {
-        let idle = self.current == self.idle;
+        let index = me();
+        let cpu = &mut self.cpus[index];
+        cpu.ticks += 1;
+        let idle = cpu.is_idle();
+        if idle {
+            cpu.idle_ticks += 1;
+        }
+        let (ticks, idle_ticks) = (cpu.ticks, cpu.idle_ticks);
         let current = self.current_mut();
         current.run_ticks += 1;
         if let Some(process) = &current.process {
@@ -226,56 +424,62 @@ impl Scheduler {
         }
         current.quantum_left = current.quantum_left.saturating_sub(1);
         let expired = current.quantum_left == 0;
-        if idle {
-            self.idle_ticks += 1;
-        }
         // Published at a tenth of the tick rate: a reader copying the block while the guest
         // runs then rarely meets an update in flight.
-        if now % PUBLISH_EVERY_TICKS == 0 {
-            debug::cpu_ticks(now, self.idle_ticks);
+        if ticks % PUBLISH_EVERY_TICKS == 0 {
+            debug::cpu_ticks(ticks, idle_ticks);
             let current = self.current();
             if let Some(row) = &current.debug_row {
                 let run_ticks = current.run_ticks;
                 row.update(|r| r.run_ticks = run_ticks);
             }
-            crate::process::publish_all();
-        }
-        let mut i = 0;
-        while i < self.sleeping.len() {
-            let id = self.sleeping[i];
-            if self.get(id).is_some_and(|t| t.wake_at <= now) {
-                let thread = self.get_mut(id).expect("sleeping thread missing");
-                thread.timed_out = thread.state == RunState::Blocked;
-                self.wake(id);
-            } else {
-                i += 1;
+            if index == 0 {
+                crate::process::publish_all();
             }
         }
-        let competition = self.highest_ready();
+        // The boot CPU keeps time, so it wakes sleepers (onto their own CPUs).
+        if index == 0 {
+            let mut i = 0;
+            while i < self.sleeping.len() {
+                let id = self.sleeping[i];
+                if self.get(id).is_some_and(|t| t.wake_at <= now) {
+                    let thread = self.get_mut(id).expect("sleeping thread missing");
+                    thread.timed_out = thread.state == RunState::Blocked;
+                    self.wake(id);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let competition = self.cpus[index].highest_ready();
         let own = self.current().priority;
-        competition.is_some_and(|p| p > own || (p == own && expired) || idle)
+        competition.is_some_and(|p| p > own || (p == own && expired) || idle) || (idle && self.stealable(index))
     }
 
-    /// Switches from the running thread, whose trap is `frame`, to the next one. Returns the
-    /// frame to resume, and a thread that died and is now off the CPU, for the caller to free
-    /// outside this lock.
+    /// Switches this CPU from its running thread, whose trap is `frame`, to the next one.
+    /// Returns the frame to resume, and a thread that died and is now off the CPU, for the
+    /// caller to free outside this lock.
     pub fn switch(&mut self, frame: &mut TrapFrame) -> (*mut TrapFrame, Option<Box<Thread>>) {
-        let from = self.current;
-        let idle = self.idle;
-        let thread = self.current_mut();
+        let index = me();
+        let (from, idle) = (self.cpus[index].current, self.cpus[index].idle);
+        // SAFETY: as `current`.
+        let thread = unsafe { &mut *self.cpus[index].running };
         if !core::ptr::eq(&*thread.context, frame) {
             *thread.context = *frame; // the boot code's traps before its first switch
         }
         let dead = thread.state == RunState::Dead;
+        // Running: preempted; Ready: woken on another CPU as it blocked.
+        let requeue = matches!(thread.state, RunState::Running | RunState::Ready);
         let preempted = thread.state == RunState::Running;
-        if preempted {
+        thread.on_cpu = false;
+        if requeue {
             thread.state = RunState::Ready;
             let priority = thread.priority;
             if from != idle {
-                self.ready[priority.0 as usize].push_back(from);
+                self.cpus[index].push(priority, from);
             }
         }
-        let to = self.pick_next();
+        let to = self.pick_next(index);
         // A dead thread's row is freed with it, by the caller.
         let dead = if dead {
             debug::record(EventKind::ThreadExit, from, 0, 0);
@@ -283,27 +487,35 @@ impl Scheduler {
         } else {
             // A thread that blocked or slept published that itself.
             if preempted && to != from {
-                self.current().publish();
+                // SAFETY: as `current`.
+                unsafe { (*self.cpus[index].running).publish() };
             }
             None
         };
         let next = self.get_mut(to).expect("next thread missing");
         next.state = RunState::Running;
+        next.on_cpu = true;
         next.quantum_left = QUANTUM_TICKS;
+        let moved = next.cpu as usize != index;
+        next.cpu = index as u32;
         if to != from {
             next.switches += 1;
         }
         let resume: *mut TrapFrame = &mut *next.context;
         crate::arch::trap::use_frame(resume);
-        let cpu = crate::arch::percpu::this_cpu();
-        cpu.thread.set(to);
-        cpu.thread_row.set(next.debug_row.as_ref().map_or(NO_ROW, |row| row.index()));
-        cpu.process.set(next.process.as_ref().map_or(core::ptr::null(), Arc::as_ptr));
-        cpu.timed_out.set(next.timed_out);
-        self.running = next;
-        self.current = to;
+        let percpu = crate::arch::percpu::this_cpu();
+        percpu.thread.set(to);
+        percpu.thread_row.set(next.debug_row.as_ref().map_or(NO_ROW, |row| row.index()));
+        percpu.process.set(next.process.as_ref().map_or(core::ptr::null(), Arc::as_ptr));
+        percpu.timed_out.set(next.timed_out);
+        if to != from || moved {
+            next.publish();
+        }
+        let next: *mut Thread = next;
+        let cpu = &mut self.cpus[index];
+        cpu.running = next;
+        cpu.current = to;
         if to != from {
-            self.current().publish();
             debug::switched(from, to);
         }
         (resume, dead)

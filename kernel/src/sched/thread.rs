@@ -105,6 +105,15 @@ pub struct Thread {
     pub stack: Option<Stack>,
     /// What it runs first; taken when it starts.
     pub entry: Option<Box<dyn FnOnce() + Send>>,
+    /// The CPU whose queue it is on, or that runs it or ran it last.
+    pub cpu: u32,
+    /// It runs on `cpu` only: never taken by another CPU, never moved by a hand-off.
+    pub pinned: bool,
+    /// Some CPU runs it (its context is live there, not in `context`).
+    pub on_cpu: bool,
+    /// A wake came while it was not blocked (another CPU, as it was about to block): its next
+    /// block returns at once.
+    pub wake_pending: bool,
     /// Tick at which a sleeping thread wakes, or a blocked one gives up waiting.
     pub wake_at: u64,
     /// Set when a blocked thread was woken by its deadline rather than by `wake`.
@@ -131,6 +140,7 @@ impl Thread {
                 r.wait = self.wait;
                 r.run_ticks = self.run_ticks;
                 r.switches = self.switches;
+                r.cpu = self.cpu as u8;
             });
         }
     }
@@ -143,7 +153,7 @@ impl Thread {
             name: self.name.0,
             state: self.state,
             priority: self.priority.0,
-            cpu: 0,
+            cpu: self.cpu as u8,
             wait: self.wait,
             run_ticks: self.run_ticks,
             switches: self.switches,

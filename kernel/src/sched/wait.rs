@@ -15,8 +15,10 @@ impl WaitQueue {
     }
 
     /// Blocks the calling thread until `condition` holds; `wait` says what for (the debug
-    /// view). The condition is checked with interrupts off and the thread queued before it
-    /// sleeps, so a wake-up cannot be lost.
+    /// view). Wakers make the condition true, then wake. The condition is checked again once
+    /// the thread is queued: a waker on another CPU that changed it after the first check
+    /// either is seen by the second or finds the thread queued (and a wake that comes before
+    /// the block makes the block return at once), so a wake-up cannot be lost.
     pub fn wait_until(&self, wait: Wait, condition: impl FnMut() -> bool) {
         self.wait_until_deadline(wait, condition, None);
     }
@@ -34,6 +36,10 @@ impl WaitQueue {
             }
             let me = super::current_id();
             self.waiters.lock().push_back(me);
+            if condition() {
+                self.waiters.lock().retain(|&t| t != me);
+                return true;
+            }
             let woken = super::block_current(wait, deadline);
             // A waker took us off the queue; a deadline or a kill did not: leave no stale entry
             // for a later wake to be spent on.

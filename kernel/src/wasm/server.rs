@@ -144,7 +144,7 @@ pub fn start(mut module: BootModule, grants: Vec<Capability>, on_exit: Option<Ex
     }
     exits::started();
     let owner = process.clone();
-    let spawned = sched::spawn_in(Some(&owner), name.as_str(), Priority::NORMAL, SERVER_STACK, move || {
+    let spawned = sched::spawn_in(Some(&owner), name.as_str(), Priority::NORMAL, SERVER_STACK, None, move || {
         let exit = run(&process, &module);
         finish(&process, exit, on_exit);
     });

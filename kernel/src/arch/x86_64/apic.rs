@@ -18,6 +18,7 @@ const ICR_HIGH: usize = 0x310;
 const ICR_PENDING: u32 = 1 << 12;
 const ICR_INIT: u32 = 0b101 << 8 | 1 << 14;
 const ICR_STARTUP: u32 = 0b110 << 8 | 1 << 14;
+const ICR_FIXED: u32 = 1 << 14;
 
 const ENABLE: u32 = 1 << 8;
 const TIMER_PERIODIC: u32 = 1 << 17;
@@ -48,6 +49,8 @@ pub fn enable() {
 }
 
 fn send(apic_id: u32, command: u32) {
+    // Two writes: an interrupt sending its own IPI between them would redirect ours.
+    let _irq = super::cpu::InterruptGuard::new();
     write(ICR_HIGH, apic_id << 24);
     write(ICR_LOW, command);
     while read(ICR_LOW) & ICR_PENDING != 0 {
@@ -64,6 +67,12 @@ pub fn send_init(apic_id: u32) {
 pub fn send_startup(apic_id: u32, page: u8) {
     send(apic_id, ICR_STARTUP | page as u32);
 }
+
+/// Interrupt `vector` on the CPU with local APIC id `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    send(apic_id, ICR_FIXED | vector as u32);
+}
+
 
 /// Enables the APIC and measures its timer and the TSC over 10 ms of PIT time.
 /// Returns TSC ticks per microsecond.
@@ -87,6 +96,7 @@ pub fn init() -> u64 {
 
 /// Starts the periodic timer interrupt at `hz`.
 pub fn start_timer(hz: u64) {
+    write(TIMER_DIVIDE, DIVIDE_BY_16); // as calibrated (another CPU's APIC starts at its reset value)
     let count = TIMER_TICKS_PER_MS.load(Ordering::Relaxed) * 1000 / hz;
     write(LVT_TIMER, TIMER_PERIODIC | TIMER_VECTOR as u32);
     write(TIMER_INITIAL, count.max(1) as u32);

@@ -43,6 +43,7 @@ pub fn init() {
         let tss = &mut *(&raw mut TSS);
         tss.interrupt_stack_table[IST_TRAP as usize - 1] = VirtAddr::from_ptr(&raw mut BOOT_FRAME) + size_of::<crate::arch::trap::TrapFrame>() as u64;
         tss.interrupt_stack_table[IST_CRITICAL as usize - 1] = stack_top(&raw mut CRITICAL_STACK);
+        super::percpu::this_cpu().trap_slot.set(trap_slot(tss));
         tss
     };
     let (gdt, code, data, tss_selector) = GDT.call_once(|| {
@@ -71,6 +72,7 @@ pub fn init_other_cpu() {
     tss.interrupt_stack_table[IST_TRAP as usize - 1] = VirtAddr::from_ptr(frame) + size_of::<crate::arch::trap::TrapFrame>() as u64;
     tss.interrupt_stack_table[IST_CRITICAL as usize - 1] = VirtAddr::new(critical.top());
     core::mem::forget(critical); // the CPU's for good
+    super::percpu::this_cpu().trap_slot.set(trap_slot(tss));
     let gdt = Box::leak(Box::new(GlobalDescriptorTable::new()));
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
@@ -87,12 +89,17 @@ pub fn init_other_cpu() {
     }
 }
 
-/// Where the CPU saves the next ordinary trap: just past the running thread's frame. Called
+fn trap_slot(tss: &TaskStateSegment) -> *mut u64 {
+    (&raw const tss.interrupt_stack_table[IST_TRAP as usize - 1]) as *mut u64
+}
+
+/// Where this CPU saves its next ordinary trap: just past the running thread's frame. Called
 /// with interrupts off.
+#[inline(always)]
 pub fn set_trap_stack(top: u64) {
-    // SAFETY: a single store (the TSS is packed: unaligned); the CPU reads the slot only when
-    // it takes a trap.
-    unsafe { (&raw mut TSS.interrupt_stack_table[IST_TRAP as usize - 1]).write_unaligned(VirtAddr::new(top)) };
+    // SAFETY: a single store into this CPU's own TSS (packed: unaligned); the CPU reads the
+    // slot only when it takes a trap.
+    unsafe { super::percpu::this_cpu().trap_slot.get().write_unaligned(top) };
 }
 
 /// The top of the stack trap handlers run on.

@@ -1,5 +1,6 @@
 //! Per-CPU data, reached through GS: GS base points at this CPU's `PerCpu`, whose first field
-//! points at itself, so `mov rax, gs:[0]` finds it. One instance now; SMP adds one per CPU.
+//! points at itself, so `mov rax, gs:[0]` finds it. The boot CPU's is static; `smp` makes one
+//! for each other CPU.
 
 use core::cell::Cell;
 use x86_64::registers::model_specific::GsBase;
@@ -11,6 +12,8 @@ pub struct PerCpu {
     /// The stack trap handlers run on (`trap_common` loads it from here).
     pub trap_stack: u64,
     pub index: u32,
+    /// This CPU's TSS slot the CPU saves ordinary traps below (`gdt::set_trap_stack`).
+    pub trap_slot: Cell<*mut u64>,
     /// Non-zero while preemption is disabled.
     pub preempt_disabled: Cell<u32>,
     /// A timer tick wanted a switch while preemption was disabled: switch when it is enabled.
@@ -29,6 +32,7 @@ static mut BOOT_CPU: PerCpu = PerCpu {
     this: core::ptr::null(),
     trap_stack: 0,
     index: 0,
+    trap_slot: Cell::new(core::ptr::null_mut()),
     preempt_disabled: Cell::new(0),
     switch_deferred: Cell::new(false),
     thread: Cell::new(0),
@@ -44,7 +48,7 @@ impl PerCpu {
         let top = trap_stack.top();
         core::mem::forget(trap_stack); // the CPU's for good
         PerCpu {
-            this: core::ptr::null(), trap_stack: top, index,
+            this: core::ptr::null(), trap_stack: top, index, trap_slot: Cell::new(core::ptr::null_mut()),
             preempt_disabled: Cell::new(0), switch_deferred: Cell::new(false),
             thread: Cell::new(0), thread_row: Cell::new(u32::MAX), process: Cell::new(core::ptr::null()),
             timed_out: Cell::new(false),

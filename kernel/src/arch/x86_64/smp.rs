@@ -1,10 +1,11 @@
 //! Starting the other CPUs. Each one ACPI's MADT names gets INIT, then STARTUP twice (Intel's
 //! MP start-up sequence) pointing at a real-mode trampoline copied below 1 MiB, which takes it
 //! to long mode on the kernel's page tables and its own stack. There it loads its own GDT,
-//! TSS and per-CPU block, the shared IDT, enables its local APIC and says it is online. The
-//! scheduler does not use it yet: it parks, interrupts off.
+//! TSS and per-CPU block, the shared IDT, enables its local APIC and its timer, says it is
+//! online and joins the scheduler as that CPU's idle thread.
 
 use super::{apic, gdt, idt, percpu};
+use crate::debug::state::MAX_CPUS;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -14,8 +15,36 @@ const TRAMPOLINE: u64 = 0x8000;
 /// How long a CPU may take to come up before the boot CPU goes on without it.
 const ANSWER_US: u64 = 100_000;
 
-/// CPUs up, the boot CPU included.
+/// CPUs up, the boot CPU included: indices `0..ONLINE`.
 static ONLINE: AtomicU32 = AtomicU32::new(1);
+/// The index the CPU being started is to take; none once the boot CPU stopped waiting for it
+/// (a CPU that comes up late must not take an index twice).
+static STARTING: AtomicU32 = AtomicU32::new(NONE);
+const NONE: u32 = u32::MAX;
+/// Local APIC ids by CPU index, for IPIs.
+static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+
+/// CPUs online: `0..online()` are their indices.
+#[inline]
+pub fn online() -> u32 {
+    ONLINE.load(Ordering::Acquire)
+}
+
+/// Interrupts CPU `index` to reschedule.
+pub fn reschedule(index: usize) {
+    interrupt(index, super::trap::RESCHEDULE_VECTOR as u8);
+}
+
+/// Interrupts CPU `index` with `vector`.
+pub fn interrupt(index: usize, vector: u8) {
+    apic::send_ipi(APIC_IDS[index].load(Ordering::Relaxed), vector);
+}
+
+/// Interrupts every other online CPU with `vector`.
+pub fn interrupt_others(vector: u8) {
+    let me = percpu::this_cpu().index as usize;
+    (0..online() as usize).filter(|&cpu| cpu != me).for_each(|cpu| interrupt(cpu, vector));
+}
 
 extern "C" {
     static ap_trampoline: u8;
@@ -108,6 +137,7 @@ fn delay_us(us: u64) {
 /// Starts every other CPU of `cpus` (local APIC ids), one after the other; says which did not answer.
 pub fn start_others(cpus: &[u32]) {
     let me = apic::id();
+    APIC_IDS[0].store(me, Ordering::Relaxed);
     // SAFETY: the trampoline page is identity-mapped, below the frames the allocator hands out.
     unsafe {
         let length = (&raw const ap_trampoline_end) as usize - (&raw const ap_trampoline) as usize;
@@ -131,6 +161,8 @@ pub fn start_others(cpus: &[u32]) {
             field(&raw const ap_index).write(index as u64);
         }
         core::mem::forget(stack); // the CPU's for good
+        APIC_IDS[index as usize].store(apic_id, Ordering::Relaxed);
+        STARTING.store(index, Ordering::Release);
         apic::send_init(apic_id);
         delay_us(10_000);
         for _ in 0..2 {
@@ -141,26 +173,39 @@ pub fn start_others(cpus: &[u32]) {
         while ONLINE.load(Ordering::Acquire) == index && super::cpu::rdtsc() < deadline {
             core::hint::spin_loop();
         }
-        if ONLINE.load(Ordering::Acquire) == index {
+        // Taken back unless the CPU took it: then it is past the trampoline, about to be online.
+        if STARTING.swap(NONE, Ordering::AcqRel) == index {
             crate::kprintln!("cpu {} (APIC id {}) did not answer in {} ms: running without it", index, apic_id, ANSWER_US / 1000);
-        } else {
-            crate::debug::cpu_up(index as usize);
-            crate::kprintln!("cpu {} online (APIC id {})", index, apic_id);
+            continue;
         }
+        while ONLINE.load(Ordering::Acquire) == index {
+            core::hint::spin_loop();
+        }
+        crate::debug::cpu_up(index as usize);
+        crate::kprintln!("cpu {} online (APIC id {})", index, apic_id);
     }
     crate::kprintln!("cpus: {} online", ONLINE.load(Ordering::Acquire));
 }
 
 /// Where each started CPU arrives from the trampoline, on its own stack.
 extern "C" fn ap_main(index: u64) -> ! {
-    let cpu = Box::leak(Box::new(percpu::PerCpu::new(index as u32)));
+    let index = index as u32;
+    if STARTING.compare_exchange(index, NONE, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        loop {
+            // Too late: the boot CPU went on without this one.
+            unsafe { core::arch::asm!("cli", "hlt") };
+        }
+    }
+    let cpu = Box::leak(Box::new(percpu::PerCpu::new(index)));
     percpu::install(cpu);
     gdt::init_other_cpu();
     idt::init();
     apic::enable();
+    // Online first: from here it answers TLB shootdowns, before anything can run on it.
     ONLINE.fetch_add(1, Ordering::Release);
+    crate::sched::join_cpu(index as usize);
+    apic::start_timer(crate::time::TICK_HZ);
     loop {
-        // Parked until the scheduler runs threads on more than one CPU.
-        unsafe { core::arch::asm!("cli", "hlt") };
+        crate::arch::cpu::wait_for_interrupt();
     }
 }

@@ -11,6 +11,10 @@ pub const TIMER_VECTOR: u64 = 0x20;
 /// ISA IRQs routed through the I/O APIC land at IRQ_BASE + irq.
 pub const IRQ_BASE: u64 = 0x30;
 pub const IRQ_COUNT: u64 = 16;
+/// From another CPU: a thread was made ready here, or this CPU's server is to stop.
+pub const RESCHEDULE_VECTOR: u64 = 0x40;
+/// From another CPU: invalidate the page of the shootdown in progress (`mm::tlb`).
+pub const SHOOTDOWN_VECTOR: u64 = 0x41;
 /// `int 0x81`: a thread gives up the CPU (yield, block, sleep, exit).
 pub const YIELD_VECTOR: u64 = 0x81;
 pub const SPURIOUS_VECTOR: u64 = 0xFF;
@@ -193,14 +197,29 @@ extern "C" fn dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
         0..=31 => super::exception::handle(frame),
         TIMER_VECTOR => {
             super::apic::end_of_interrupt();
-            let now = crate::time::tick();
+            // The boot CPU keeps time; every CPU's timer drives its own scheduling.
+            let now = match super::percpu::this_cpu().index {
+                0 => crate::time::tick(),
+                _ => crate::time::ticks(),
+            };
             if crate::wasm::stop::due(frame.rip) {
                 super::divert::divert(frame, stop_wasm, 0);
             }
-            if now % 10 == 0 {
+            if now % 10 == 0 && super::percpu::this_cpu().index == 0 {
                 crate::debug::control::poll();
             }
             return crate::sched::on_timer_tick(frame, now);
+        }
+        RESCHEDULE_VECTOR => {
+            super::apic::end_of_interrupt();
+            if crate::wasm::stop::due(frame.rip) {
+                super::divert::divert(frame, stop_wasm, 0);
+            }
+            return crate::sched::on_reschedule(frame);
+        }
+        SHOOTDOWN_VECTOR => {
+            crate::mm::tlb::serve();
+            super::apic::end_of_interrupt();
         }
         YIELD_VECTOR => return crate::sched::on_yield(frame),
         v if (IRQ_BASE..IRQ_BASE + IRQ_COUNT).contains(&v) => {
