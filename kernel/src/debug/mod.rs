@@ -16,7 +16,7 @@ mod servers;
 pub mod state;
 
 pub use record::{
-    count_irq, cpu_online, cpu_ticks, cpu_up, ipc, irq_acknowledged, irq_bound, record, reply_pending, set_current, switched,
+    count_irq, cpu_online, cpu_ticks, cpu_up, ipc, irq_acknowledged, irq_bound, record, record_holding, reply_pending, set_current, switched,
     NO_ROW,
 };
 pub use servers::ServerSlot;

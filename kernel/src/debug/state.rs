@@ -46,6 +46,9 @@ pub enum EventKind {
     Irq = 9,
     /// The workbench asked for process `a` to be killed (`KWAST_DEBUG_CONTROL`).
     Kill = 10,
+    /// Notification `a` signalled with bits `b`, by `thread` (0: an IRQ's). The threads it
+    /// woke are the `Wake` events right after it: both are recorded with interrupts off.
+    Signal = 11,
 }
 
 #[repr(C)]
@@ -218,6 +221,13 @@ pub static mut KWAST_DEBUG_STATE: DebugState = DebugState {
 #[inline(always)]
 pub(super) fn update<R>(f: impl FnOnce(&mut DebugState) -> R) -> R {
     let _irq = crate::arch::cpu::InterruptGuard::new();
+    update_interrupts_off(f)
+}
+
+/// `update` for a caller that has interrupts off already: spares a hot path saving and
+/// restoring the flags again. Callers prove it by holding an `IrqMutexGuard`.
+#[inline(always)]
+pub(super) fn update_interrupts_off<R>(f: impl FnOnce(&mut DebugState) -> R) -> R {
     let state = unsafe { &mut *core::ptr::addr_of_mut!(KWAST_DEBUG_STATE) };
     state.sequence.fetch_add(1, Ordering::AcqRel);
     compiler_fence(Ordering::SeqCst);
