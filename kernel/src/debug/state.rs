@@ -113,7 +113,8 @@ pub enum ServerState {
 }
 
 /// A server by name: a restarted server takes its predecessor's row, so the row counts
-/// restarts and keeps the last exit. Free when `id` is 0 (process ids start at 1).
+/// restarts and keeps the last exit. Free when `id` is 0 (process ids start at 1). An ended
+/// server's row is taken by a new server of another name only when no row is free.
 #[repr(C)]
 pub struct ServerRow {
     /// Its latest process.
@@ -132,6 +133,9 @@ pub struct ServerRow {
     pub memory_limit: u64,
     /// Timer ticks its threads ran.
     pub cpu_ticks: u64,
+    /// Time stamp counter when it last ended: with every row taken, a new server takes the
+    /// row of the server that ended longest ago.
+    pub ended_tsc: u64,
     pub reason: [u8; REASON_LEN],
 }
 
@@ -186,7 +190,7 @@ pub(super) const FREE_ENDPOINT: EndpointRow = EndpointRow {
 const UNBOUND_IRQ: IrqRow = IrqRow { notification: 0, owner: 0, count: 0, acknowledged: 0, acknowledged_tsc: 0 };
 pub(super) const FREE_SERVER: ServerRow = ServerRow {
     id: 0, state: ServerState::Running, name: [0; NAME_LEN], exit_code: 0, restarts: 0, handles: 0,
-    handle_limit: 0, memory: 0, memory_limit: 0, cpu_ticks: 0, reason: [0; REASON_LEN],
+    handle_limit: 0, memory: 0, memory_limit: 0, cpu_ticks: 0, ended_tsc: 0, reason: [0; REASON_LEN],
 };
 const EMPTY_EVENT: Event = Event { tsc: 0, kind: EventKind::None, thread: 0, a: 0, b: 0 };
 
