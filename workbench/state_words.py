@@ -12,8 +12,12 @@ Restart events. Kinds are the kernel's enumerator names (from the DWARF), never 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from .state import KernelState
+
+if TYPE_CHECKING:
+    from .state_rates import RateMeter
 
 
 @dataclass
@@ -257,11 +261,24 @@ def explain(kernel: KernelState, events: int | None = None, known: dict | None =
         events=[_event(e, names, kernel, by_id, newest) for e in recent])
 
 
-def snapshot_json(kernel: KernelState, events: int | None = None, known: dict | None = None) -> dict:
+def snapshot_json(kernel: KernelState, events: int | None = None, known: dict | None = None,
+                  meter: RateMeter | None = None) -> dict:
     """One snapshot for `kwast-bench state --json` (fields: docs/state-json.md): the explained
-    tables plus the read's own figures."""
-    return {"sequence": kernel.sequence, "layout_version": kernel.raw.layout_version,
-            "cpus": kernel.cpus, "threads_dropped": kernel.threads_dropped,
-            "endpoints_dropped": kernel.endpoints_dropped, "servers_dropped": kernel.servers_dropped,
-            "events_written": kernel.events_written, "events_dropped": kernel.events_dropped,
-            **explain(kernel, events, known).as_json()}
+    tables plus the read's own figures. Rates (`calls_per_s`, `bytes_per_s`, `cpu_percent`)
+    come from `meter`, which saw the snapshots before; null without one, or until known."""
+    said = explain(kernel, events, known)
+    rates = meter.add(said) if meter is not None else None
+    document = {"sequence": kernel.sequence, "layout_version": kernel.raw.layout_version,
+                "cpus": kernel.cpus, "threads_dropped": kernel.threads_dropped,
+                "endpoints_dropped": kernel.endpoints_dropped, "servers_dropped": kernel.servers_dropped,
+                "events_written": kernel.events_written, "events_dropped": kernel.events_dropped, **said.as_json()}
+
+    def rate(table: str, key) -> float | None:
+        value = getattr(rates, table).get(key) if rates is not None and rates.seconds else None
+        return None if value is None else round(value, 1)
+
+    for endpoint in document["endpoints"]:
+        endpoint["calls_per_s"], endpoint["bytes_per_s"] = rate("calls", endpoint["id"]), rate("bytes", endpoint["id"])
+    for server in document["servers"]:
+        server["cpu_percent"] = rate("server_cpu", server["name"])
+    return document
