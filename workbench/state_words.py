@@ -1,7 +1,7 @@
 """A kernel state read (`state.KernelState`) explained in words and names: what each thread
 waits for (`receive on endpoint console`), which server it belongs to, each endpoint's callers
 and totals, each server's state, memory and restarts, each IRQ's binding, and events as
-sentences (`ps2 → console call 3 bytes`).
+sentences (`ps2 → console call 3 bytes`, `init signals notification irq1`).
 
 Names come from the snapshot itself: threads, servers and endpoints by id, IRQ lines by the
 notification they signal, and processes that have since been restarted by the snapshot's
@@ -211,6 +211,13 @@ def _event(event, names: _Names, kernel: KernelState, servers: dict[int, Server]
         target = names.waiter(line.notification) if line is not None else ""
         target = target or (names.process(line.owner) if line is not None and line.owner else "no one")
         text, concerns = f"irq{event.a} signals {target}", target
+    elif kind == "Signal":
+        # Thread 0: an IRQ's signal; it concerns the driver waiting for it, as `Irq` does.
+        notification = names.notification(event.a)
+        if event.thread:
+            text = f"{who} signals notification {notification}"
+        else:
+            text, concerns = f"an IRQ signals notification {notification}", names.waiter(event.a) or who
     elif kind == "Switch":
         text = f"switch {names.thread(event.thread)} → {names.thread(event.a)}"
     elif kind == "ThreadStart":
