@@ -178,3 +178,21 @@ def test_a_kernel_with_an_unknown_layout_version_is_refused(tmp_path):
     with pytest.raises(DebugStateError, match=r"has debug-state layout version 99; this workbench reads version 3: "
                                               r"its names for the block's fields would be wrong"):
         StateReader(elf)
+
+
+def test_signals_in_words_on_recorded_snapshots():
+    """tests/data/desktop-snapshots.json (see test_state_rates): each key's IRQ signals ps2's
+    notification, and ps2, crashing, signals init's notification for its exit. The threads a
+    signal woke are the wakes right after it."""
+    from test_state_rates import snapshots
+
+    _, typed, restarted = snapshots()
+    known: dict = {}  # as --watch keeps it: the crashed ps2's thread is gone by the last snapshot
+    typed_events = explain(typed, known=known).events
+    pairs = [(e.text, e.server, after.text) for e, after in zip(typed_events, typed_events[1:]) if e.kind == "Signal"]
+    assert pairs and set(pairs) == {("an IRQ signals notification irq1", "ps2", "ps2 wakes")}, pairs
+    signal = next(e for e in typed_events if e.kind == "Signal")
+    assert (signal.thread, signal.a, signal.b) == (0, 2, 1)  # thread 0: an IRQ; the bits init bound it with
+    events = explain(restarted, known=known).events
+    [(exit_signal, woken)] = [(e, after) for e, after in zip(events, events[1:]) if e.kind == "Signal" and e.thread]
+    assert (exit_signal.text, exit_signal.server, woken.text) == ("ps2 signals notification 1", "ps2", "init wakes")

@@ -4,6 +4,7 @@ live runs on the ping/pong benchmark and on the desktop while keys are typed."""
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import struct
 import subprocess
@@ -54,6 +55,51 @@ def test_keys_on_the_desktop_flow_from_the_irq_to_ps2_to_the_console():
     assert {e["name"] for e in out if e["ph"] == "i" and e["name"].startswith("call")} == {"call endpoint 1 (console)"}
     receives = [e for e in out if e["ph"] == "i" and e["name"] == "receive endpoint 1 (console)"]
     assert [(e["tid"], e["ts"]) for e in receives] == [(s[1]["tid"], s[1]["ts"]) for s in calls]
+
+
+def test_a_signal_flows_to_the_next_run_of_the_thread_it_woke():
+    """tests/fixtures/trace-pingpong-signals.json: 120 events of configs/pingpong.yaml's
+    signal+wait figure, ping and pong each signalling the notification the other waits on."""
+    events, names, tsc_per_us = _recorded("trace-pingpong-signals.json")
+    out = trace.chrome_trace(events, names, tsc_per_us)["traceEvents"]
+    signals = [(i, e) for i, (_, e) in enumerate(events) if str(e.kind) == "Signal"]
+    instants = [e for e in out if e["ph"] == "i" and e["name"].startswith("signal")]
+    assert len(instants) == len(signals) > 30
+    assert [(e["tid"], e["ts"], e["args"]["bits"]) for e in instants] == [(s.thread, s.tsc / tsc_per_us, s.b) for _, s in signals]
+    assert {e["name"] for e in instants} == {"signal notification 3", "signal notification 4"}
+    # What each arrow must join: the signal, and where the thread woken right after it next
+    # starts to run (the last signal's waiter may not run again before the recording ends).
+    expected = []
+    for i, signal in signals:
+        woken = events[i + 1][1]
+        assert str(woken.kind) == "Wake" and woken.thread != signal.thread
+        run = next((e for _, e in events[i + 2:] if str(e.kind) == "Switch" and e.a == woken.thread), None)
+        if run is not None:
+            expected.append((signal.thread, signal.tsc / tsc_per_us, woken.thread, run.tsc / tsc_per_us))
+    flows: dict[int, list[dict]] = {}
+    for e in out:
+        if e["ph"] in "sf" and e["cat"] == "signal":
+            flows.setdefault(e["id"], []).append(e)
+    ended = [steps for steps in flows.values() if len(steps) == 2]
+    assert all([s["ph"] for s in steps] == ["s", "f"] for steps in ended)
+    assert [(s["tid"], s["ts"], f["tid"], f["ts"]) for s, f in ended] == expected and len(expected) >= len(signals) - 1
+
+
+def test_an_irqs_signal_is_on_the_cpus_track_and_its_arrow_the_irqs():
+    """A state read's ring after "hello" was typed on the desktop (test_state_rates's recorded
+    snapshots): each IRQ, then its signal of ps2's notification, then ps2's wake."""
+    from test_state_rates import snapshots
+
+    kernel = snapshots()[1]
+    events, names = trace.from_state(kernel)
+    out = trace.chrome_trace(events, names, kernel.tsc_per_us)["traceEvents"]
+    irqs = sum(1 for _, e in events if str(e.kind) == "Irq")
+    signals = [e for e in out if e["ph"] == "i" and e["name"].startswith("signal")]
+    assert irqs and len(signals) == irqs
+    assert {(e["pid"], e["tid"], e["name"]) for e in signals} == {(1, 0, "signal notification 2 (irq1)")}
+    assert not [e for e in out if e.get("cat") == "signal"]
+    ps2 = next(t for t in names.threads if names.threads[t] == "ps2")
+    assert {e["tid"] for e in out if e["ph"] == "f" and e["cat"] == "irq"} == {ps2}
 
 
 def test_the_summary_counts_calls_and_their_median_latency():
@@ -116,6 +162,11 @@ def test_pingpong_is_traced_and_every_event_accounted_for(tmp_path):
         assert row["calls"] == row["replies"]
         ends = {e["id"] for e in out if e["ph"] == "f" and e["cat"] == "ipc"}
         assert len(ends) == row["calls"]
+        # The signal+wait figure: each of ping's and pong's signals wakes the other, an arrow
+        # to its run (the very last one's may not come before the guest ends).
+        signals = [e for e in out if e["ph"] == "i" and e["name"].startswith("signal notification")]
+        signal_ends = [e for e in out if e["ph"] == "f" and e["cat"] == "signal"]
+        assert len(signals) > 4000 and len(signals) - 1 <= len(signal_ends) <= len(signals)
 
 
 def test_keys_typed_on_the_desktop_are_traced_from_irq_to_console(tmp_path):
@@ -127,6 +178,10 @@ def test_keys_typed_on_the_desktop_are_traced_from_irq_to_console(tmp_path):
     irq_ends = [e for e in out if e["ph"] == "f" and e["cat"] == "irq"]
     tracks = {e["tid"]: e["args"]["name"] for e in out if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 2}
     assert irq_ends and all(tracks[e["tid"]].startswith("ps2") for e in irq_ends)
+    # Each IRQ signals the notification ps2 waits on, named after the line.
+    irqs = [e for e in out if e["ph"] == "i" and e["name"] == "IRQ 1"]
+    signals = [e for e in out if e["ph"] == "i" and e["name"].startswith("signal")]
+    assert len(signals) == len(irqs) and all(re.fullmatch(r"signal notification \d+ \(irq1\)", e["name"]) for e in signals)
 
 
 def test_a_kill_on_request_and_the_restart_are_in_the_ring(kwast_scenario):

@@ -102,7 +102,8 @@ def test_typed_keys_are_echoed_by_the_ps2_and_console_servers():
             await pilot.press("é", "enter")
             await until(pilot, lambda: str(typed.render()) == "not sent", "the untypable key to be refused")
             # ps2 calls console once per character: the IPC view counts those calls on the
-            # endpoint init named "console", and says so in words in the event log.
+            # endpoint init named "console", and says so in words in the event log, with the
+            # IRQ's signal that woke ps2 for the key.
             await pilot.press("ctrl+n")  # console -> scheduler: waits in words
             waits = lambda: dict(zip(cells(threads, "name"), cells(threads, "waits")))
             await until(pilot, lambda: waits().get("console") == "receive on endpoint console", "console's wait in words")
@@ -112,7 +113,8 @@ def test_typed_keys_are_echoed_by_the_ps2_and_console_servers():
             calls = lambda: dict(zip(cells(endpoints, "name"), map(int, cells(endpoints, "calls"))))
             await until(pilot, lambda: calls().get("console", 0) >= 10, "ten calls on endpoint console in the IPC view")
             events = app.query_one("#events", DataTable)
-            await until(pilot, lambda: "ps2 → console call 1 bytes" in cells(events, "event"), "a call in words")
+            await until(pilot, lambda: {"ps2 → console call 1 bytes", "an IRQ signals notification irq1"}
+                        <= set(cells(events, "event")), "a call and a signal in words")
             app.query_one("#event-filter", Input).value = "console"
             await until(pilot, lambda: cells(events, "event") and all("console" in e for e in cells(events, "event")),
                         "only console's events")

@@ -1,7 +1,7 @@
 """A kernel state read (`state.KernelState`) explained in words and names: what each thread
 waits for (`receive on endpoint console`), which server it belongs to, each endpoint's callers
 and totals, each server's state, memory and restarts, each IRQ's binding, and events as
-sentences (`ps2 → console call 3 bytes`).
+sentences (`ps2 → console call 3 bytes`, `init signals notification irq1`).
 
 Names come from the snapshot itself: threads, servers and endpoints by id, IRQ lines by the
 notification they signal, and processes that have since been restarted by the snapshot's
@@ -12,8 +12,12 @@ Restart events. Kinds are the kernel's enumerator names (from the DWARF), never 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from .state import KernelState
+
+if TYPE_CHECKING:
+    from .state_rates import RateMeter
 
 
 @dataclass
@@ -208,6 +212,13 @@ def _event(event, names: _Names, kernel: KernelState, servers: dict[int, Server]
         target = names.waiter(line.notification) if line is not None else ""
         target = target or (names.process(line.owner) if line is not None and line.owner else "no one")
         text, concerns = f"irq{event.a} signals {target}", target
+    elif kind == "Signal":
+        # Thread 0: an IRQ's signal; it concerns the driver waiting for it, as `Irq` does.
+        notification = names.notification(event.a)
+        if event.thread:
+            text = f"{who} signals notification {notification}"
+        else:
+            text, concerns = f"an IRQ signals notification {notification}", names.waiter(event.a) or who
     elif kind == "Switch":
         text = f"switch {names.thread(event.thread)} → {names.thread(event.a)}"
     elif kind == "ThreadStart":
@@ -258,11 +269,24 @@ def explain(kernel: KernelState, events: int | None = None, known: dict | None =
         events=[_event(e, names, kernel, by_id, newest) for e in recent])
 
 
-def snapshot_json(kernel: KernelState, events: int | None = None, known: dict | None = None) -> dict:
+def snapshot_json(kernel: KernelState, events: int | None = None, known: dict | None = None,
+                  meter: RateMeter | None = None) -> dict:
     """One snapshot for `kwast-bench state --json` (fields: docs/state-json.md): the explained
-    tables plus the read's own figures."""
-    return {"sequence": kernel.sequence, "layout_version": kernel.raw.layout_version,
-            "cpus": kernel.cpus, "threads_dropped": kernel.threads_dropped,
-            "endpoints_dropped": kernel.endpoints_dropped, "servers_dropped": kernel.servers_dropped,
-            "events_written": kernel.events_written, "events_dropped": kernel.events_dropped,
-            **explain(kernel, events, known).as_json()}
+    tables plus the read's own figures. Rates (`calls_per_s`, `bytes_per_s`, `cpu_percent`)
+    come from `meter`, which saw the snapshots before; null without one, or until known."""
+    said = explain(kernel, events, known)
+    rates = meter.add(said) if meter is not None else None
+    document = {"sequence": kernel.sequence, "layout_version": kernel.raw.layout_version,
+                "cpus": kernel.cpus, "threads_dropped": kernel.threads_dropped,
+                "endpoints_dropped": kernel.endpoints_dropped, "servers_dropped": kernel.servers_dropped,
+                "events_written": kernel.events_written, "events_dropped": kernel.events_dropped, **said.as_json()}
+
+    def rate(table: str, key) -> float | None:
+        value = getattr(rates, table).get(key) if rates is not None and rates.seconds else None
+        return None if value is None else round(value, 1)
+
+    for endpoint in document["endpoints"]:
+        endpoint["calls_per_s"], endpoint["bytes_per_s"] = rate("calls", endpoint["id"]), rate("bytes", endpoint["id"])
+    for server in document["servers"]:
+        server["cpu_percent"] = rate("server_cpu", server["name"])
+    return document

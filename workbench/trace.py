@@ -11,11 +11,14 @@ keeps those the second count shows were not being overwritten. What the kernel o
 before a drain saw it is counted, and the trace marks where.
 
 The trace: a track per CPU and per thread with a slice for every run period (from `Switch`
-events), instants for IPC calls, receives and replies, IRQs, wakes, kills requested, traps,
-restarts, thread starts and exits, and flows from each call to its receive and reply, and from
-each IRQ to the next run of its driver. The kernel records no receive event: a call's receive
-is where the thread that replies to it last started to run after the call (or the call itself,
-if it was already running). An endpoint is named after the server that replies on it.
+events), instants for IPC calls, receives and replies, notification signals, IRQs, wakes, kills
+requested, traps, restarts, thread starts and exits, and flows from each call to its receive and
+reply, from each IRQ to the next run of its driver, and from each signal by a thread to the next
+run of each thread it woke. The kernel records a signal's wakes right after its `Signal` event,
+with interrupts off between. It records no receive event: a call's receive is where the thread
+that replies to it last started to run after the call (or the call itself, if it was already
+running). An endpoint is named after the server that replies on it; a notification after the
+IRQ line that signals it, if one does.
 """
 
 from __future__ import annotations
@@ -207,6 +210,7 @@ class Names:
     thread_process: dict[int, int] = field(default_factory=dict)   # thread id -> process
     endpoint_owner: dict[int, int] = field(default_factory=dict)   # endpoint id -> owning process
     endpoint_server: dict[int, int] = field(default_factory=dict)  # endpoint id -> a thread that replied on it
+    notification_irq: dict[int, int] = field(default_factory=dict)  # notification id -> the IRQ line signalling it
 
     def learn(self, kernel: KernelState) -> None:
         self.learn_rows((kernel.threads, kernel.endpoints))
@@ -234,10 +238,16 @@ class Names:
         owner = self.process_name(self.endpoint_owner.get(id_, -1))
         return f"endpoint {id_}" + (f" (made by {owner})" if owner else "")
 
+    def notification(self, id_: int) -> str:
+        line = self.notification_irq.get(id_)
+        return f"notification {id_}" + (f" (irq{line})" if line is not None else "")
+
     def learn_events(self, events: list[tuple[int, Record]]) -> None:
-        for _, event in events:
+        for (_, event), (_, following) in zip(events, events[1:] + [(None, None)]):
             if str(event.kind) == "IpcReply":
                 self.endpoint_server.setdefault(event.a, event.thread)
+            elif str(event.kind) == "Irq" and following is not None and str(following.kind) == "Signal":
+                self.notification_irq.setdefault(following.a, event.a)  # the IRQ signals its notification at once
 
 
 def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int,
@@ -276,12 +286,15 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
     running: tuple[int, float] | None = None  # (thread, since)
     calls: dict[int, collections.deque] = collections.defaultdict(collections.deque)  # endpoint -> (flow id, ts)
     started: dict[int, list[float]] = collections.defaultdict(list)  # thread -> when it started each run
-    irq_woken: dict[int, list[int]] = collections.defaultdict(list)  # driver -> flows of IRQs it has not run since
+    woken: dict[int, list[tuple[int, str]]] = collections.defaultdict(list)  # thread -> (flow, kind) ending at its next run
+    signalled: tuple[int, Record] | None = None  # a thread's Signal while its Wakes follow: (last number, event)
     drivers = _irq_drivers(events)
     unknown_driver: list[tuple[int, int]] = []  # (line, flow) of IRQs whose driver no Wake has shown
     next_flow = 1
     for number, event in events:
         kind, ts = str(event.kind), us(event.tsc)
+        if signalled is not None and kind != "Wake":
+            signalled = None
         if kind == "Switch":
             if running is not None and running[0] == event.thread:
                 _slice(out, running, ts, names, track)
@@ -290,10 +303,10 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
             if unknown_driver and names.threads.get(event.a) != "idle":  # the first to run after the IRQ
                 for line, flow_id in unknown_driver:
                     drivers.setdefault(line, event.a)
-                    irq_woken[event.a].append(flow_id)
+                    woken[event.a].append((flow_id, "irq"))
                 unknown_driver.clear()
-            for flow_id in irq_woken.pop(event.a, ()):
-                flow("f", flow_id, ts, track(event.a), "irq")
+            for flow_id, cat in woken.pop(event.a, ()):
+                flow("f", flow_id, ts, track(event.a), cat)
         elif kind == "IpcCall":
             instant(event, f"call {names.endpoint(event.a)}", {"bytes": event.b, "event": number})
             flow("s", next_flow, ts, track(event.thread), "ipc")
@@ -318,10 +331,20 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
             elif running is not None and running[0] == driver:  # it is running: it sees the IRQ now
                 flow("f", next_flow, ts, track(driver), "irq")
             else:  # at its next run
-                irq_woken[driver].append(next_flow)
+                woken[driver].append((next_flow, "irq"))
             next_flow += 1
+        elif kind == "Signal":
+            # An IRQ's signal is on the CPU's track, its arrow the IRQ's.
+            instant(event, f"signal {names.notification(event.a)}", {"bits": event.b, "event": number},
+                    None if event.thread else (1, 0))
+            signalled = (number, event) if event.thread else None
         elif kind == "Wake":
             instant(event, "wake", {"event": number})
+            if signalled is not None and number == signalled[0] + 1:  # none lost between
+                flow("s", next_flow, us(signalled[1].tsc), track(signalled[1].thread), "signal")
+                woken[event.thread].append((next_flow, "signal"))
+                next_flow += 1
+                signalled = (number, signalled[1])
         elif kind == "Restart":
             instant(event, "restart", {"process": event.a, "previous process": event.b, "event": number})
         elif kind == "Trap":
@@ -343,13 +366,16 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
 
 def _irq_drivers(events: list[tuple[int, Record]]) -> dict[int, int]:
     """IRQ line -> the driver thread it wakes: the kernel signals the line's notification as it
-    records the IRQ, so a waiting driver's Wake is the very next event. A line whose driver was
-    never waiting in these events gets, approximately, the first thread but idle to run after
-    its IRQ."""
+    records the IRQ, so a waiting driver's Wake is the very next event but the `Signal` (which
+    kernels before that event lack). A line whose driver was never waiting in these events
+    gets, approximately, the first thread but idle to run after its IRQ."""
     drivers = {}
-    for (_, event), (_, following) in zip(events, events[1:]):
-        if str(event.kind) == "Irq" and str(following.kind) == "Wake":
-            drivers.setdefault(event.a, following.thread)
+    kinds = [str(event.kind) for _, event in events]
+    for i, (_, event) in enumerate(events):
+        if kinds[i] == "Irq":
+            woken = i + 2 if kinds[i + 1:i + 2] == ["Signal"] else i + 1
+            if kinds[woken:woken + 1] == ["Wake"]:
+                drivers.setdefault(event.a, events[woken][1].thread)
     return drivers
 
 

@@ -20,6 +20,7 @@ from ..gdb import GDB, Gdb, GdbError
 from ..kernel_image import KernelImage
 from ..qemu import Machine
 from ..state import DebugStateError, StateReader, memory_of, wait_published
+from ..state_rates import RateMeter
 from ..state_words import snapshot_json
 from ..state_view import render
 
@@ -30,7 +31,8 @@ ERRORS = (DebugStateError, GdbError, LayoutError, session.SessionError)
 def add_parsers(commands) -> None:
     state = commands.add_parser("state", help="print the running kernel's threads, CPUs, IPC and events")
     _machine_options(state)
-    state.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    state.add_argument("--watch", action="store_true",
+                       help="refresh until Ctrl-C, with rates since the last refresh (calls/s, bytes/s, CPU %%)")
     state.add_argument("--interval", type=float, default=0.5, help="seconds between refreshes with --watch")
     state.add_argument("--events", type=int, default=16, help="how many recent events to show")
     state.add_argument("--json", action="store_true", help="print the snapshot as one JSON object (fields: docs/state-json.md); with --watch, one a line")
@@ -72,13 +74,14 @@ def cmd_state(args: argparse.Namespace, settings) -> int:
             reader, memory = StateReader(elf), memory_of(machine)
             await wait_published(reader, memory)
             known: dict = {}  # threads seen, to name events of threads gone since (--watch)
+            meter = RateMeter() if args.watch else None  # rates need two snapshots
             while True:
                 kernel = await reader.read(memory)
                 if args.json:
-                    print(json.dumps(snapshot_json(kernel, args.events, known)), flush=True)
+                    print(json.dumps(snapshot_json(kernel, args.events, known, meter)), flush=True)
                 else:
-                    print(("\x1b[H\x1b[2J" if args.watch and sys.stdout.isatty() else "") + render(kernel, args.events, known),
-                          flush=True)
+                    print(("\x1b[H\x1b[2J" if args.watch and sys.stdout.isatty() else "")
+                          + render(kernel, args.events, known, meter), flush=True)
                 if not args.watch:
                     return
                 await asyncio.sleep(args.interval)

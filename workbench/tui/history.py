@@ -1,5 +1,5 @@
 """Recent values per key (a thread, an endpoint, a server) across state snapshots, and the
-sparkline text a table cell shows them as."""
+sparkline text a table cell shows them as. The rates themselves come from `state_rates`."""
 
 from __future__ import annotations
 
@@ -27,17 +27,3 @@ class History:
             return BARS[0] * len(values)
         return "".join(BARS[min(len(BARS) - 1, int(v / top * (len(BARS) - 1) + 0.5))] for v in values)
 
-
-class Deltas:
-    """Per-second rates of counters between snapshots: `rates({key: total}, ticks)` against
-    the previous call, timed by the kernel's clock (ticks at `ticks_per_second`)."""
-
-    def __init__(self) -> None:
-        self._last: tuple[int, dict[object, int]] | None = None
-
-    def rates(self, totals: dict[object, int], ticks: int, ticks_per_second: int) -> dict[object, float]:
-        last, self._last = self._last, (ticks, totals)
-        if last is None or ticks <= last[0]:
-            return {key: 0.0 for key in totals}
-        seconds = (ticks - last[0]) / (ticks_per_second or 1000)
-        return {key: max(0, total - last[1].get(key, total)) / seconds for key, total in totals.items()}

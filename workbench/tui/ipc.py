@@ -15,8 +15,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Label, Sparkline
 
 from ..state import KernelState
+from ..state_rates import RateMeter
 from ..state_words import Explained
-from .history import Deltas, History
+from .history import History
 
 ENDPOINT_COLUMNS = [("name", "endpoint"), ("owner", "owner"), ("receivers", "receivers"), ("callers", "callers"),
                     ("calls", "calls"), ("rate", "calls/s"), ("trend", "rate"), ("replies", "replies"),
@@ -45,7 +46,7 @@ the filter to see only its events.
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._rates: collections.deque[float] = collections.deque([0.0], maxlen=240)
-        self._calls = Deltas()
+        self._meter = RateMeter()
         self._history = History()
         self._events_seen = 0
         self._said: Explained | None = None
@@ -85,7 +86,7 @@ the filter to see only its events.
             table.add_row(row["name"], str(row["calls"]), str(row["replies"]), "-" if latency is None else f"{latency:.0f}")
 
     def show(self, kernel: KernelState, said: Explained) -> None:
-        rates = self._calls.rates({e.id: e.calls for e in said.endpoints}, said.ticks, said.ticks_per_second)
+        rates = self._meter.add(said).calls
         self._history.add(rates)
         self._rates.append(sum(rates.values()))
         self.query_one("#rate", Label).update(

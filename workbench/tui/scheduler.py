@@ -10,8 +10,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from ..state import KernelState
+from ..state_rates import RateMeter
 from ..state_words import Explained
-from .history import Deltas, History
+from .history import History
 
 COLUMNS = [("id", "id"), ("name", "name"), ("server", "server"), ("state", "state"), ("waits", "waits for"),
            ("run_ticks", "run ticks"), ("cpu", "cpu %"), ("trend", "cpu"), ("switches", "switches")]
@@ -28,7 +29,7 @@ thread is bold; rows change in place, so the cursor stays where you put it.
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._ticks = Deltas()
+        self._meter = RateMeter()
         self._cpu = History()
 
     def compose(self) -> ComposeResult:
@@ -47,9 +48,7 @@ thread is bold; rows change in place, so the cursor stays where you put it.
             f"cpu{cpu.index}: running {names.get(cpu.current_thread, cpu.current_thread)}, "
             f"idle {100 * cpu.idle_ticks // max(cpu.ticks, 1)}% of {cpu.ticks} ticks"
             for cpu in kernel.cpus))
-        # Ticks per second of ticks per second: the share of the CPU, in percent.
-        shares = {key: rate * 100 / (said.ticks_per_second or 1000) for key, rate in self._ticks.rates(
-            {t.id: t.cpu_ticks for t in said.threads}, said.ticks, said.ticks_per_second).items()}
+        shares = self._meter.add(said).thread_cpu
         self._cpu.add(shares)
         table = self.query_one("#threads", DataTable)
         seen = set()

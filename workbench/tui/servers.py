@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
+from ..state_rates import RateMeter
 from ..state_words import Explained
-from .history import Deltas
 
 COLUMNS = [("name", "server"), ("state", "state"), ("cpu", "cpu %"), ("memory", "memory"),
            ("handles", "handles"), ("restarts", "restarts"), ("last_exit", "last exit")]
@@ -25,7 +25,7 @@ was restarted and how it last ended.
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._ticks = Deltas()
+        self._rates = RateMeter()
 
     def compose(self) -> ComposeResult:
         table = DataTable(id="servers", cursor_type="row", zebra_stripes=True)
@@ -34,12 +34,12 @@ was restarted and how it last ended.
         yield table
 
     def show(self, said: Explained) -> None:
-        rates = self._ticks.rates({s.name: s.cpu_ticks for s in said.servers}, said.ticks, said.ticks_per_second)
+        cpu = self._rates.add(said).server_cpu
         table = self.query_one("#servers", DataTable)
         for server in said.servers:
             style = {"killed": "red", "exited": "dim"}.get(server.state, "")
             values = {"name": server.name, "state": server.status if server.state != "killed" else "killed",
-                      "cpu": f"{rates.get(server.name, 0) * 100 / (said.ticks_per_second or 1000):.0f}",
+                      "cpu": f"{cpu.get(server.name, 0):.0f}",
                       "memory": f"{server.memory >> 10} / {server.memory_limit >> 10} KiB",
                       "handles": f"{server.handles} / {server.handle_limit}", "restarts": server.restarts,
                       "last_exit": server.last_exit}

@@ -14,9 +14,10 @@ mod record;
 mod rows;
 mod servers;
 pub mod state;
+mod tests;
 
 pub use record::{
-    count_irq, cpu_online, cpu_ticks, cpu_up, ipc, irq_acknowledged, irq_bound, record, reply_pending, set_current, switched,
+    count_irq, cpu_online, cpu_ticks, cpu_up, ipc, irq_acknowledged, irq_bound, record, record_holding, reply_pending, set_current, switched,
     NO_ROW,
 };
 pub use servers::ServerSlot;

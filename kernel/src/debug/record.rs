@@ -1,15 +1,26 @@
 //! What happens, as the block shows it: the event ring and the CPU and IRQ counters.
 
-use super::state::{update, DebugState, Event, EventKind, EVENT_RING, MAX_IRQS};
+use super::state::{update, update_interrupts_off, DebugState, Event, EventKind, EVENT_RING, MAX_IRQS};
 use crate::sched::WaitKind;
+use crate::sync::IrqMutexGuard;
 
 /// No row in a table (`Slot::index` of an object that found none).
 pub const NO_ROW: u32 = u32::MAX;
 
 /// Appends an event stamped with the time stamp counter, overwriting the oldest when full.
-#[inline]
+/// Always inlined, as `update` is: wakes and signals are on IPC's hot path, and the compiler
+/// outlined it once signals recorded events (signal+wait 1018 -> 1088, call+reply 2849 -> 2900).
+#[inline(always)]
 pub fn record(kind: EventKind, thread: u32, a: u64, b: u64) {
     update(|s| append(s, kind, thread, a, b));
+}
+
+/// `record` by a caller holding `_held`, an interrupt-safe lock: interrupts are off, so the
+/// update need not save, clear and restore the flags again (a signal's event is on IPC's
+/// signal+wait path).
+#[inline(always)]
+pub fn record_holding<T>(_held: &IrqMutexGuard<'_, T>, kind: EventKind, thread: u32, a: u64, b: u64) {
+    update_interrupts_off(|s| append(s, kind, thread, a, b));
 }
 
 pub(super) fn append(s: &mut DebugState, kind: EventKind, thread: u32, a: u64, b: u64) {
@@ -95,7 +106,8 @@ pub fn irq_acknowledged(line: usize) {
 
 /// An IPC call or reply (`kind`) of `bytes` on endpoint `endpoint`: its event, and the
 /// endpoint's totals in row `row` (if that row is still the endpoint's), in one update.
-#[inline]
+/// Always inlined, as `record` (outlined by the compiler once, call+reply 2859 -> 2904).
+#[inline(always)]
 pub fn ipc(kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
     update(|s| {
         append(s, kind, thread, endpoint as u64, bytes as u64);
@@ -110,8 +122,8 @@ pub fn ipc(kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) 
 }
 
 /// A receiver took the call of `thread`, whose row is `row`: it now waits for the reply. The
-/// id check keeps a row reused meanwhile (the caller gone) untouched.
-#[inline]
+/// id check keeps a row reused meanwhile (the caller gone) untouched. Always inlined, as `ipc`.
+#[inline(always)]
 pub fn reply_pending(row: u32, thread: u32) {
     update(|s| {
         if let Some(r) = s.threads.get_mut(row as usize).filter(|r| r.id == thread) {

@@ -54,6 +54,9 @@ impl<R: Row> Slot<R> {
         })
     }
 
+    /// Always inlined: every switch publishes threads' rows through it (the compiler outlined
+    /// it once the debug module grew, and every switch paid a call).
+    #[inline(always)]
     pub fn update(&self, f: impl FnOnce(&mut R)) {
         update(|s| f(&mut R::table(s).0[self.index]));
     }

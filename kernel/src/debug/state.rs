@@ -46,6 +46,9 @@ pub enum EventKind {
     Irq = 9,
     /// The workbench asked for process `a` to be killed (`KWAST_DEBUG_CONTROL`).
     Kill = 10,
+    /// Notification `a` signalled with bits `b`, by `thread` (0: an IRQ's). The threads it
+    /// woke are the `Wake` events right after it: both are recorded with interrupts off.
+    Signal = 11,
 }
 
 #[repr(C)]
@@ -110,7 +113,8 @@ pub enum ServerState {
 }
 
 /// A server by name: a restarted server takes its predecessor's row, so the row counts
-/// restarts and keeps the last exit. Free when `id` is 0 (process ids start at 1).
+/// restarts and keeps the last exit. Free when `id` is 0 (process ids start at 1). An ended
+/// server's row is taken by a new server of another name only when no row is free.
 #[repr(C)]
 pub struct ServerRow {
     /// Its latest process.
@@ -129,6 +133,9 @@ pub struct ServerRow {
     pub memory_limit: u64,
     /// Timer ticks its threads ran.
     pub cpu_ticks: u64,
+    /// Time stamp counter when it last ended: with every row taken, a new server takes the
+    /// row of the server that ended longest ago.
+    pub ended_tsc: u64,
     pub reason: [u8; REASON_LEN],
 }
 
@@ -183,7 +190,7 @@ pub(super) const FREE_ENDPOINT: EndpointRow = EndpointRow {
 const UNBOUND_IRQ: IrqRow = IrqRow { notification: 0, owner: 0, count: 0, acknowledged: 0, acknowledged_tsc: 0 };
 pub(super) const FREE_SERVER: ServerRow = ServerRow {
     id: 0, state: ServerState::Running, name: [0; NAME_LEN], exit_code: 0, restarts: 0, handles: 0,
-    handle_limit: 0, memory: 0, memory_limit: 0, cpu_ticks: 0, reason: [0; REASON_LEN],
+    handle_limit: 0, memory: 0, memory_limit: 0, cpu_ticks: 0, ended_tsc: 0, reason: [0; REASON_LEN],
 };
 const EMPTY_EVENT: Event = Event { tsc: 0, kind: EventKind::None, thread: 0, a: 0, b: 0 };
 
@@ -221,6 +228,13 @@ pub static mut KWAST_DEBUG_STATE: DebugState = DebugState {
 #[inline(always)]
 pub(super) fn update<R>(f: impl FnOnce(&mut DebugState) -> R) -> R {
     let _irq = crate::arch::cpu::InterruptGuard::new();
+    update_interrupts_off(f)
+}
+
+/// `update` for a caller that has interrupts off already: spares a hot path saving and
+/// restoring the flags again. Callers prove it by holding an `IrqMutexGuard`.
+#[inline(always)]
+pub(super) fn update_interrupts_off<R>(f: impl FnOnce(&mut DebugState) -> R) -> R {
     let state = unsafe { &mut *core::ptr::addr_of_mut!(KWAST_DEBUG_STATE) };
     // Odd: a writer holds it. Setting the low bit takes it; adding one then makes it even
     // again, one higher than before: one atomic instruction each way, as a plain seqlock.

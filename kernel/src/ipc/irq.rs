@@ -63,6 +63,6 @@ pub fn on_interrupt(irq: u8) {
         ioapic::mask(irq);
         // Thread 0: an interrupt is no thread's doing.
         crate::debug::record(EventKind::Irq, 0, irq as u64, line.bits);
-        line.notification.signal(line.bits);
+        line.notification.signal_from_irq(line.bits);
     }
 }

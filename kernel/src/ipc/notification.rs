@@ -4,6 +4,7 @@
 
 use super::endpoint::Endpoint;
 use super::error::{Error, Result};
+use crate::debug::state::EventKind;
 use crate::sched::{Wait, WaitKind, WaitQueue};
 use crate::sync::IrqMutex;
 use alloc::sync::{Arc, Weak};
@@ -33,11 +34,27 @@ impl Notification {
         Arc::new(Notification { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), bits: AtomicU64::new(0), waiters: WaitQueue::new(), bound: IrqMutex::new(Weak::new()) })
     }
 
-    /// Safe from interrupt handlers: it only takes interrupt-safe locks.
+    /// Signalled by the calling thread.
     pub fn signal(&self, bits: u64) {
+        self.deliver(crate::sched::current_id(), bits);
+    }
+
+    /// Signalled by an IRQ (from its handler): no thread's doing.
+    pub fn signal_from_irq(&self, bits: u64) {
+        self.deliver(0, bits);
+    }
+
+    /// Safe from interrupt handlers: it only takes interrupt-safe locks. Inlined into both
+    /// callers: `signal` is on signal+wait's path.
+    #[inline(always)]
+    fn deliver(&self, by: u32, bits: u64) {
         self.bits.fetch_or(bits, Ordering::SeqCst);
+        // Held to the end, so interrupts stay off from the event to the wakes: the debug view
+        // takes the `Wake` events right after a `Signal` as the threads it woke.
+        let bound = self.bound.lock();
+        crate::debug::record_holding(&bound, EventKind::Signal, by, self.id as u64, bits);
         self.waiters.wake_all();
-        if let Some(endpoint) = self.bound.lock().upgrade() {
+        if let Some(endpoint) = bound.upgrade() {
             endpoint.wake_receivers();
         }
     }
@@ -51,6 +68,8 @@ impl Notification {
         self.bits.load(Ordering::SeqCst) != 0
     }
 
+    /// Inline: it is on signal+wait's path, which an extra call lengthens.
+    #[inline]
     pub fn wait(&self, deadline: Option<u64>) -> Result<u64> {
         if self.waiters.wait_until_deadline(Wait::on(WaitKind::Notification, self.id, 0), || self.pending(), deadline) {
             Ok(self.take())
