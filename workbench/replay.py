@@ -349,6 +349,21 @@ def serial_difference(recorded: bytes, replayed: bytes) -> str | None:
             f"{len(replayed)}): recorded {recorded[at:at + 40]!r}, replayed {replayed[at:at + 40]!r}")
 
 
+def rewound_console(recorded: bytes, since: bytes, before: int) -> int:
+    """How much of the recorded console the guest has written after GDB took a debugged replay
+    back. Each step back replays from the first instruction (both snapshots are there), once or
+    more, so `since` (all the console bytes written meanwhile) ends with the recording's first n
+    bytes, n at most `before` (the bytes written before going back). The longest such n: exact
+    unless the console repeats its own beginning (a guest that rebooted)."""
+    start = max(0, len(since) - before)
+    at = since.find(recorded[:1], start) if recorded else -1
+    while at != -1:
+        if recorded.startswith(since[at:]):
+            return len(since) - at
+        at = since.find(recorded[:1], at + 1)
+    return 0
+
+
 def scenario_of(folder: Path) -> tuple[model.Scenario, Recording]:
     """The recorded run of the scenario, read from the copy kept in the recording."""
     recording = Recording.load(folder)
@@ -427,8 +442,8 @@ async def debugged(folder: Path, settings, reverse: bool = False, on_note=print,
     sees a stop there). With `reverse`, the machine gets a qcow2 disk (in its private dir) for
     QEMU's snapshots: one at the start, and QEMU's own when GDB attaches, from which GDB's
     reverse-stepi and reverse-continue replay forward. `on_serial` gets the console's text as
-    the replay writes it (again from the start after each step back: both snapshots are taken at
-    the first instruction, as long as GDB attaches there)."""
+    the replay writes it: again from the start at each step back (`rewound_console`), as long as
+    GDB attaches at the first instruction, where QEMU takes its snapshot."""
     from .scenario.runner import hardware_for  # the runner uses this module
 
     scenario, recording = scenario_of(folder)
