@@ -145,3 +145,14 @@ def test_pytest_records_a_failed_scenario_once_more_and_keeps_only_that(settings
     assert not (art / "fails" / "recording").exists()      # the first run was not recorded
     assert not (art / "passes" / "recording").exists()     # a pass keeps no recording
     assert (art / "passes" / "report.txt").is_file()
+
+
+def test_the_console_after_going_back_is_the_last_pass_from_the_start():
+    # Going back replays from the first instruction, once or twice (reverse-continue): the
+    # console bytes written meanwhile are passes from the start; the last one is what shows.
+    recorded = b"Kwast booting\nserver a: ready\nserver a killed\n[init] restarting a\n"
+    before = recorded.index(b"[init]")
+    one = recorded[:recorded.index(b"server a killed")]
+    assert replay.rewound_console(recorded, one, before) == len(one)
+    assert replay.rewound_console(recorded, recorded[:before - 1] + one, before) == len(one)
+    assert replay.rewound_console(recorded, b"", before) == 0  # back at the first instruction

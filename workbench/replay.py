@@ -327,6 +327,18 @@ class Tape:
         return True
 
 
+def recording_folder(folder: Path) -> Path:
+    """The recording a folder names: an artifact folder's `recording/`, or a recording folder itself."""
+    return folder if (folder / "recording.json").exists() else folder / FOLDER
+
+
+def find(roots: list[Path]) -> list[Path]:
+    """The artifact folders under `roots` that hold a recording, sorted."""
+    found = {path.parent.parent if path.parent.name == FOLDER else path.parent
+             for root in roots if root.is_dir() for path in root.rglob("recording.json")}
+    return sorted(found)
+
+
 def serial_difference(recorded: bytes, replayed: bytes) -> str | None:
     """None when equal, else where they part and how."""
     if recorded == replayed:
@@ -335,6 +347,21 @@ def serial_difference(recorded: bytes, replayed: bytes) -> str | None:
     line = recorded.count(b"\n", 0, at) + 1
     return (f"the serial output differs from byte {at} (line {line}; recorded {len(recorded)} bytes, replayed "
             f"{len(replayed)}): recorded {recorded[at:at + 40]!r}, replayed {replayed[at:at + 40]!r}")
+
+
+def rewound_console(recorded: bytes, since: bytes, before: int) -> int:
+    """How much of the recorded console the guest has written after GDB took a debugged replay
+    back. Each step back replays from the first instruction (both snapshots are there), once or
+    more, so `since` (all the console bytes written meanwhile) ends with the recording's first n
+    bytes, n at most `before` (the bytes written before going back). The longest such n: exact
+    unless the console repeats its own beginning (a guest that rebooted)."""
+    start = max(0, len(since) - before)
+    at = since.find(recorded[:1], start) if recorded else -1
+    while at != -1:
+        if recorded.startswith(since[at:]):
+            return len(since) - at
+        at = since.find(recorded[:1], at + 1)
+    return 0
 
 
 def scenario_of(folder: Path) -> tuple[model.Scenario, Recording]:
@@ -394,31 +421,41 @@ def check_recordable(scenario: model.Scenario, settings) -> None:
 
 # --- under a debugger ----------------------------------------------------------------------
 
+def reverse_refusal(scenario: model.Scenario, recording: Recording) -> str | None:
+    """Why this recording cannot be replayed backwards; None when it can."""
+    writes = [(index, write) for index, mark in enumerate(recording.steps, 1) for write in mark.writes]
+    if not writes:
+        return None
+    # Going back replays forward from a snapshot; from one before a write the replay would
+    # miss it, and QEMU 7.2 hung loading a snapshot taken at one (tried).
+    index, write = writes[0]
+    return (f"step {index} ({model.describe(scenario.steps[index - 1])}) wrote guest memory through GDB at "
+            f"instruction {write['icount']}, which a reverse replay cannot make again; reverse debugging needs "
+            f"a recording without such steps")
+
+
 @contextlib.asynccontextmanager
-async def debugged(folder: Path, settings, reverse: bool = False, on_note=print):
+async def debugged(folder: Path, settings, reverse: bool = False, on_note=print, on_serial=None):
     """A recorded run replayed for a debugger, held at its first instruction: yields the
     machine (GDB attaches to `machine.gdb_socket`). The scenario's steps are not run; the
     recorded memory writes are made at their instructions, where the replay stops (a debugger
     sees a stop there). With `reverse`, the machine gets a qcow2 disk (in its private dir) for
     QEMU's snapshots: one at the start, and QEMU's own when GDB attaches, from which GDB's
-    reverse-stepi and reverse-continue replay forward."""
+    reverse-stepi and reverse-continue replay forward. `on_serial` gets the console's text as
+    the replay writes it: again from the start at each step back (`rewound_console`), as long as
+    GDB attaches at the first instruction, where QEMU takes its snapshot."""
     from .scenario.runner import hardware_for  # the runner uses this module
 
     scenario, recording = scenario_of(folder)
     hardware = hardware_for(scenario, settings)
-    writes = [(index, write) for index, mark in enumerate(recording.steps, 1) for write in mark.writes]
-    if reverse and writes:
-        # Going back replays forward from a snapshot; from one before a write the replay would
-        # miss it, and QEMU 7.2 hung loading a snapshot taken at one (tried).
-        index, write = writes[0]
-        raise ReplayError(f"--reverse: step {index} ({model.describe(scenario.steps[index - 1])}) wrote guest memory "
-                          f"through GDB at instruction {write['icount']}, which a reverse replay cannot make again; "
-                          f"reverse debugging needs a recording without such steps")
     if reverse:
+        refusal = reverse_refusal(scenario, recording)
+        if refusal is not None:
+            raise ReplayError(f"--reverse: {refusal}")
         hardware = dataclasses.replace(hardware, snapshots=True)
     tape = Tape(folder, recording)
     with KernelImage(settings.kernel_elf) as image:
-        async with Machine(settings, hardware, image, scenario.append, None, **tape.machine_options()) as machine:
+        async with Machine(settings, hardware, image, scenario.append, on_serial, **tape.machine_options()) as machine:
             tape.check_machine(machine)
             if reverse:
                 await machine.save_snapshot("start")

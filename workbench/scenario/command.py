@@ -79,7 +79,7 @@ def cmd_replay(args: argparse.Namespace, settings) -> int:
     """0: the replay gave the recorded console byte for byte and the same judgement; 1: it did
     not; 2: it could not be replayed (a different build, no recording)."""
     folder = args.folder
-    recorded = folder if (folder / "recording.json").exists() else folder / replay.FOLDER
+    recorded = replay.recording_folder(folder)
     if (args.reverse or args.ex) and not args.gdb:
         print("kwast-bench: --reverse and --ex go with --gdb", file=sys.stderr)
         return 2

@@ -28,9 +28,10 @@ from ..state_words import explain
 from ..yamlmodel import ConfigError
 from .build_pane import BuildPane
 from .console import SerialConsole
-from .debugger import DebuggerPane
+from .debugger import BACKWARDS, DebuggerPane
 from .feed import StateFeed
 from .ipc import IpcView
+from .recordings import RecordingList
 from .scenarios import ScenarioPane
 from .scheduler import SchedulerView
 from .servers import ServersView
@@ -54,6 +55,14 @@ class KwastApp(App):
         Binding("ctrl+f", "search", "Search"),
         Binding("ctrl+t", "type", "Type"),
         Binding("ctrl+g", "gdb", "GDB"),
+        # GDB's run keys, shown while it is attached; the reverse ones go with a replay.
+        Binding("f5", "debug('continue')", "Cont"),
+        Binding("shift+f5", "debug('reverse-continue')", "Back cont"),
+        Binding("f6", "interrupt", "Intr"),
+        Binding("f7", "debug('step')", "Step"),
+        Binding("shift+f7", "debug('reverse-stepi')", "Back stepi"),
+        Binding("f8", "debug('next')", "Next"),
+        Binding("f9", "debug('finish')", "Finish"),
         Binding("ctrl+r", "run_scenario", "Run"),
         Binding("ctrl+l", "run_all_scenarios", "Run all"),
         Binding("f10", "screendump", "Dump"),
@@ -64,10 +73,12 @@ class KwastApp(App):
     ]
 
     def __init__(self, settings: Settings, config_path: Path | None = None, cmdline: str = "",
-                 build_steps: list[build.BuildStep] | None = None) -> None:
+                 build_steps: list[build.BuildStep] | None = None, recording_dirs: list[Path] | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.build_steps = build_steps or build.steps(settings)
+        # Where the scenarios pane looks for recordings: scenario runs', and any kept with the tests.
+        self.recording_dirs = recording_dirs or [settings.build_dir / "scenario-artifacts", settings.root / "tests" / "recorded"]
         self.cmdline = cmdline
         self.config_path = Path(config_path or settings.default_config)
         self.config: HardwareConfig | None = None
@@ -92,7 +103,7 @@ class KwastApp(App):
                 with TabPane("Debugger", id="debugger"):
                     yield DebuggerPane(id="debugger-pane")
                 with TabPane("Scenarios", id="scenarios"):
-                    yield ScenarioPane(self.settings, id="scenario-pane")
+                    yield ScenarioPane(self.settings, self.recording_dirs, id="scenario-pane")
         yield StateFeed(id="feed")
         yield Footer()
 
@@ -154,6 +165,28 @@ class KwastApp(App):
         debugger.focus_location()
         debugger.toggle_attach()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("debug", "interrupt"):
+            return any(debugger.attached for debugger in self.query(DebuggerPane))
+        return True
+
+    def action_debug(self, how: str) -> None:
+        debugger = self.query_one(DebuggerPane)
+        if how in BACKWARDS and debugger.ready(how):
+            # Going back replays from the first instruction, writing the console again: the
+            # machine's bar holds that back until GDB stops (now, before GDB sends the guest back).
+            self.query_one(VmStatus).going_back()
+        debugger.run(how)
+
+    async def on_debugger_pane_run_ended(self, event: DebuggerPane.RunEnded) -> None:
+        await self.query_one(VmStatus).went_back(event.stopped)
+
+    def action_interrupt(self) -> None:
+        self.query_one(DebuggerPane).interrupt()
+
+    def on_debugger_pane_attach_changed(self, event: DebuggerPane.AttachChanged) -> None:
+        self.refresh_bindings()
+
     # --- machine ------------------------------------------------------------------------
 
     async def action_boot(self) -> None:
@@ -198,7 +231,12 @@ class KwastApp(App):
         return result if done is None else done
 
     def on_vm_status_booted(self, event: VmStatus.Booted) -> None:
-        self.query_one(DebuggerPane).set_target(event.elf, event.machine.gdb_socket)
+        debugger = self.query_one(DebuggerPane)
+        debugger.set_target(event.elf, event.machine.gdb_socket, event.no_reverse, replay=event.replay is not None)
+        if event.replay is not None:
+            debugger.toggle_attach()  # at the first instruction, where QEMU snapshots for going back
+            self.notify("replay held at its first instruction, GDB attached: set breakpoints (ctrl+g), F5 runs it"
+                        + ("" if event.no_reverse is None else f"; it cannot go back: {event.no_reverse}"), timeout=15)
         self.run_worker(self.query_one(StateFeed).follow(event.elf, event.machine.ram_path), group="feed")
 
     # Machine and feed messages can still arrive while the app takes its panes down on the way
@@ -206,6 +244,8 @@ class KwastApp(App):
 
     def on_vm_status_serial(self, event: VmStatus.Serial) -> None:
         for console in self.query(SerialConsole):
+            if event.replace:
+                console.clear()
             console.write(event.text)
 
     def on_vm_status_ended(self, event: VmStatus.Ended) -> None:
@@ -260,6 +300,15 @@ class KwastApp(App):
 
     def action_run_all_scenarios(self) -> None:
         self._run_scenarios(self.query_one(Sidebar).scenarios)
+
+    async def on_recording_list_open(self, event: RecordingList.Open) -> None:
+        """Replays a recording in the console pane, GDB attached (once the machine is up)."""
+        # Held at its first instruction, the replay writes nothing before GDB lets it run.
+        if await self._vm_call(self.query_one(VmStatus).replay(event.folder), done=True):
+            console = self.query_one(SerialConsole)
+            console.clear()
+            self._show_pane("console")
+            console.focus_output()  # focus left in the scenarios pane would show that pane again
 
     def _run_scenarios(self, runs: list[runner.Run]) -> None:
         self._show_pane("scenarios")

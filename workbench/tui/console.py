@@ -71,6 +71,9 @@ The guest's COM1 output, as it arrives.
         """Shows what became of the last line typed into the guest."""
         self.query_one("#console-typed", Label).update(outcome)
 
+    def focus_output(self) -> None:
+        self.log_widget.focus()
+
     def focus_search(self) -> None:
         self.query_one("#console-search", Input).focus()
 

@@ -1,6 +1,8 @@
 """The debugger pane: GDB (workbench.gdb) on the machine's gdbstub, driven from thread workers
 because pygdbmi blocks. One lock serialises GDB commands; a continue waits for the stop in
-short slices, releasing the lock between them, so an interrupt can get in."""
+short slices, releasing the lock between them, so an interrupt can get in. On a replay with
+snapshots GDB also goes backwards (reverse-stepi, reverse-continue); its run keys are the app's,
+so they work from the console pane too."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Static
 
 from ..gdb import Gdb, GdbError, frame_stopped_in
@@ -21,6 +24,12 @@ REGISTERS = ["rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
 _WAIT_SLICE = 0.2  # seconds a waiting continue holds GDB before letting other commands in
 
 
+# What each way of running does, as a GDB/MI command.
+RUNS = {"continue": "-exec-continue", "step": "-exec-step", "next": "-exec-next", "finish": "-exec-finish",
+        "reverse-stepi": "-exec-step-instruction --reverse", "reverse-continue": "-exec-continue --reverse"}
+BACKWARDS = ("reverse-stepi", "reverse-continue")
+
+
 class DebuggerPane(Vertical):
     HELP = """\
 ## Debugger
@@ -29,14 +38,20 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
 - **ctrl+g** attaches, or detaches (the guest goes on as it was)
 - breakpoint: type `kmain` or `main.rs:40` in the box, **enter**
 - **F5** continue, **F6** interrupt, **F7** step, **F8** next, **F9** finish
+- on a replay (opened in the Scenarios pane): **shift+F7** one instruction back (reverse-stepi),
+  **shift+F5** back to the previous breakpoint hit (reverse-continue). Each replays from the
+  first instruction, so the console is written again from its start. A replay keeps GDB attached.
 """
-    BINDINGS = [
-        ("f5", "run('continue')", "Cont"),
-        ("f6", "interrupt", "Intr"),
-        ("f7", "run('step')", "Step"),
-        ("f8", "run('next')", "Next"),
-        ("f9", "run('finish')", "Finish"),
-    ]
+
+    class AttachChanged(Message):
+        """GDB attached or detached: the keys that need it come and go."""
+
+    class RunEnded(Message):
+        """A run (`run`) is over: `stopped`, the guest stopped somewhere (shown); else it failed."""
+
+        def __init__(self, stopped: bool) -> None:
+            super().__init__()
+            self.stopped = stopped
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -44,7 +59,14 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
         self._gdb: Gdb | None = None
         self._lock = threading.Lock()
         self._waiting = threading.Event()  # set while a continue waits for the stop
+        self._no_reverse: str | None = None  # why GDB cannot go backwards here; None: it can
+        self._replay = False
         self.breakpoints: dict[int, str] = {}
+        self.stops_shown = 0  # stops shown since the app started: each stop shows, even a same one
+
+    @property
+    def attached(self) -> bool:
+        return self._gdb is not None
 
     def focus_location(self) -> None:
         self.query_one("#breakpoint", Input).focus()
@@ -65,12 +87,14 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
 
     # --- target -------------------------------------------------------------------------
 
-    def set_target(self, elf: Path, socket: Path) -> None:
-        self._target = (elf, socket)
-        self._status("machine up: attach GDB with ctrl+g")
+    def set_target(self, elf: Path, socket: Path, no_reverse: str | None, replay: bool = False) -> None:
+        """The machine GDB attaches to; `no_reverse` says why it cannot go backwards (None: it can)."""
+        self._target, self._no_reverse, self._replay = (elf, socket), no_reverse, replay
+        self._status("replay held at its first instruction: attaching..." if replay else "machine up: attach GDB with ctrl+g")
 
     def machine_ended(self) -> None:
         self._target = None
+        self._replay = False
         self.breakpoints.clear()
         self.query_one("#breakpoints", Label).update("")
         self._stop_gdb()
@@ -81,7 +105,11 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
     # --- actions ------------------------------------------------------------------------
 
     def toggle_attach(self) -> None:
-        if self._gdb is not None:
+        if self._gdb is not None and self._replay:
+            # Detached and attached again, QEMU would snapshot there, and going back would
+            # start from it: the console could no longer be written again from the start.
+            self.notify("a replay keeps GDB attached: ctrl+o ends the replay", severity="warning")
+        elif self._gdb is not None:
             self._stop_gdb()
         elif self._target is None:
             self.notify("no machine is running: boot one first (F2)", severity="warning")
@@ -89,12 +117,25 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
             self._status("attaching...")
             self._start_gdb(*self._target)
 
-    def action_run(self, how: str) -> None:
-        if self._needs_gdb():
+    def ready(self, how: str) -> bool:
+        """Whether `run(how)` would start; if not, says why."""
+        if not self._needs_gdb():
+            return False
+        if self._waiting.is_set():
+            self.notify("the guest is running: interrupt it first (F6)", severity="warning")
+            return False
+        if how in BACKWARDS and self._no_reverse is not None:
+            self.notify(f"cannot go back: {self._no_reverse}", severity="warning", timeout=15)
+            return False
+        return True
+
+    def run(self, how: str) -> None:
+        """One of RUNS; the pane shows the stop when it comes."""
+        if self.ready(how):
             self._status(f"{how}...")
             self._resume(how)
 
-    def action_interrupt(self) -> None:
+    def interrupt(self) -> None:
         if self._needs_gdb():
             self._interrupt()
 
@@ -120,6 +161,7 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
                 gdb.start()
                 frame = gdb.command("-stack-info-frame").get("frame", {})
             self._gdb = gdb
+            self.app.call_from_thread(self.post_message, self.AttachChanged())
         except GdbError as error:
             gdb.close()
             self.app.call_from_thread(self._status, f"attach failed: {error}")
@@ -130,6 +172,7 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
         gdb, self._gdb = self._gdb, None
         self._waiting.clear()
         if gdb is not None:
+            self.post_message(self.AttachChanged())
             self._close(gdb)
 
     @work(thread=True, group="gdb-close")
@@ -166,10 +209,10 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
         try:
             with self._lock:
                 mark = len(gdb.events)
-                gdb.command({"continue": "-exec-continue", "step": "-exec-step",
-                             "next": "-exec-next", "finish": "-exec-finish"}[how])
+                gdb.command(RUNS[how])
                 self._waiting.set()
-            self.app.call_from_thread(self._status, f"{how}: running (F6 interrupts)")
+            doing = "replaying from the first instruction" if how in BACKWARDS else "running"
+            self.app.call_from_thread(self._status, f"{how}: {doing} (F6 interrupts)")
             while self._waiting.is_set():
                 with self._lock:
                     if not self._waiting.is_set():
@@ -183,6 +226,7 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
         except GdbError as error:
             self._waiting.clear()
             self.app.call_from_thread(self._status, f"{how} failed: {error}")
+            self.app.call_from_thread(self.post_message, self.RunEnded(False))
 
     @work(thread=True, group="gdb")
     def _interrupt(self) -> None:
@@ -204,10 +248,12 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
                 gdb.select_frame(int(shown["level"]))
             registers = gdb.registers()
         self.app.call_from_thread(self._show_stop, payload, frames, shown, registers)
+        self.app.call_from_thread(self.post_message, self.RunEnded(True))
 
     # --- display ------------------------------------------------------------------------
 
     def _show_stop(self, payload: dict, frames: list[dict], frame: dict, registers: dict[str, int]) -> None:
+        self.stops_shown += 1
         reason = payload.get("reason", "stopped")
         if reason == "breakpoint-hit":
             reason = f"breakpoint {payload.get('bkptno')} hit"

@@ -1,8 +1,10 @@
 """The scenario pane: runs the scenario selected in the sidebar, or all of them, with the
 scenario runner (workbench.scenario), one row each with pass/fail, and a failure's report.
-Each scenario boots its own QEMU; the runner ends it."""
+Each scenario boots its own QEMU; the runner ends it. Below, the recorded runs, to replay."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -12,6 +14,7 @@ from textual.widgets import DataTable, Log, Static
 
 from ..scenario import runner
 from ..settings import Settings
+from .recordings import RecordingList
 
 
 class ScenarioPane(Vertical):
@@ -21,11 +24,16 @@ class ScenarioPane(Vertical):
 (a matrix scenario is a row per combination, `faults[div_zero]`).
 Each row shows the step under way; the log below follows every step, and a failure shows
 where and why, the last serial lines and the kernel state.
+
+**Recordings** lists recorded runs (`kwast-bench run --record`, `record: true`); **enter** on
+one, or its folder's path typed in the box, replays it in the console pane with GDB attached,
+held at its first instruction (the Debugger pane's keys, backwards too).
 """
 
-    def __init__(self, settings: Settings, **kwargs) -> None:
+    def __init__(self, settings: Settings, recording_dirs: list[Path], **kwargs) -> None:
         super().__init__(**kwargs)
         self.settings = settings
+        self.recording_dirs = recording_dirs
         self.running = False
 
     def compose(self) -> ComposeResult:
@@ -35,6 +43,7 @@ where and why, the last serial lines and the kernel state.
             table.add_column(key, key=key)
         yield table
         yield Log(id="scenario-report")
+        yield RecordingList(self.recording_dirs, id="recording-list")
 
     def start(self, runs: list[runner.Run]) -> bool:
         """Runs `runs` (a row each, keyed by label) unless a run is under way; says whether it started."""
@@ -75,4 +84,5 @@ where and why, the last serial lines and the kernel state.
                     report.write_lines(result.report().splitlines())
         finally:
             self.running = False
+            self.query_one(RecordingList).rescan()  # a run may have recorded
         self.query_one("#scenario-status", Static).update(f"{passed} of {len(runs)} passed")

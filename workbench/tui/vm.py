@@ -4,12 +4,14 @@ The bar runs `qemu.Machine` in Textual's own asyncio loop (qemu.qmp is asyncio),
 through the machine's verbs, and follows QMP events (STOP, RESUME, RESET, SHUTDOWN) for the
 status it shows. It posts `Booted` when a
 machine is up, `Serial` for console output and `Ended` when QEMU is gone; every way out (the
-guest exiting, `stop()`, the app quitting) ends QEMU.
+guest exiting, `stop()`, the app quitting) ends QEMU. The machine is a fresh boot (`boot`) or a
+recorded run replayed for GDB (`replay`, through workbench/replay.py's `debugged`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import time
@@ -24,11 +26,17 @@ from textual.widgets import Static
 from ..config import HardwareConfig
 from ..kernel_image import KernelImage, KernelImageError
 from ..qemu import Machine, QemuError
+from ..replay import (FOLDER, ReplayError, debugged, recording_folder, reverse_refusal, rewound_console,
+                      scenario_of)
 from ..settings import Settings
+from ..yamlmodel import ConfigError
 
 # What the kernel prints first on every boot, and how long a reset may take to bring it back.
 BANNER = " booting\n"
 REBOOT_TIMEOUT = 30
+
+# Why a booted machine cannot go backwards (a replay says its own reason, if any).
+LIVE_NO_REVERSE = "going back needs a replay: open a recording in the Scenarios pane"
 
 # What each QMP event says about the guest.
 _STATUS_BY_EVENT = {"STOP": "paused", "RESUME": "running", "SHUTDOWN": "shutting down"}
@@ -43,16 +51,23 @@ class VmStatus(Static):
 
     status: reactive[str] = reactive("off")
     config_name: reactive[str] = reactive("")
+    replaying: reactive[str] = reactive("")  # the recording's folder name while a replay is the machine
 
     class Booted(Message):
-        def __init__(self, machine: Machine, elf: Path) -> None:
+        """`replay`: the recording when the machine replays one (held at its first instruction);
+        `no_reverse`: why GDB cannot go backwards on it, None when it can."""
+
+        def __init__(self, machine: Machine, elf: Path, replay: Path | None = None,
+                     no_reverse: str | None = LIVE_NO_REVERSE) -> None:
             super().__init__()
-            self.machine, self.elf = machine, elf
+            self.machine, self.elf, self.replay, self.no_reverse = machine, elf, replay, no_reverse
 
     class Serial(Message):
-        def __init__(self, text: str) -> None:
+        """Console text to add, or with `replace` the whole console (a replay taken back)."""
+
+        def __init__(self, text: str, replace: bool = False) -> None:
             super().__init__()
-            self.text = text
+            self.text, self.replace = text, replace
 
     class Ended(Message):
         def __init__(self, description: str) -> None:
@@ -63,11 +78,17 @@ class VmStatus(Static):
         super().__init__(**kwargs)
         self.settings = settings
         self.machine: Machine | None = None
-        self._image: KernelImage | None = None
+        self._stack: contextlib.AsyncExitStack | None = None  # what ends the machine and its image
+        # A replay's recorded console; where in the machine's console bytes the shown console
+        # starts (later after going back); and, while GDB takes it back, where the bytes were then.
+        self._recorded = b""
+        self._console_from = 0
+        self._back_from: int | None = None
         self._dumps = itertools.count(1)
 
     def render(self) -> str:
-        return f"VM [b]{self.status}[/b]  config [b]{self.config_name or '-'}[/b]"
+        what = f"replay [b]{self.replaying}[/b]" if self.replaying else f"config [b]{self.config_name or '-'}[/b]"
+        return f"VM [b]{self.status}[/b]  {what}"
 
     def watch_status(self, old: str, new: str) -> None:
         # The first word is the state (CSS: #vm.-running); the rest says why.
@@ -82,32 +103,75 @@ class VmStatus(Static):
 
     async def boot(self, config: HardwareConfig, cmdline: str = "") -> None:
         """Starts QEMU on `config` with extra kernel command-line words; raises VmError if it cannot."""
+        self._refuse_second()
+        machine = await self._start(_booted(self.settings, config, cmdline, self._serial))
+        self.replaying = ""
+        self.post_message(self.Booted(machine, machine.image.path))
+        await machine.resume()
+
+    async def replay(self, folder: Path) -> None:
+        """Replays the recording in `folder` (an artifact folder or its recording/), held at its
+        first instruction for GDB, with snapshots to go backwards when the recording allows it."""
+        self._refuse_second()
+        recorded = recording_folder(folder)
+        try:
+            scenario, recording = scenario_of(recorded)
+        except (ReplayError, ConfigError) as error:
+            raise VmError(f"cannot replay {folder}: {error}") from None
+        no_reverse = reverse_refusal(scenario, recording)
+        opening = debugged(recorded, self.settings, reverse=no_reverse is None, on_note=self._note, on_serial=self._serial)
+        machine = await self._start(opening, f"cannot replay {folder}: ")
+        self._recorded = (recorded / "serial.bin").read_bytes()
+        self.replaying = (recorded.parent if recorded.name == FOLDER else recorded).name
+        self.status = "paused at the replay's first instruction"
+        self.post_message(self.Booted(machine, machine.image.path, recorded, no_reverse))
+
+    def _refuse_second(self) -> None:
         if self.machine is not None:
             raise VmError("a machine is already running: stop it first (ctrl+o)")
-        try:
-            image = KernelImage(self.settings.kernel_elf)
-        except KernelImageError as error:
-            raise VmError(str(error)) from None
+
+    async def _start(self, opening: contextlib.AbstractAsyncContextManager[Machine], why: str = "") -> Machine:
+        """Enters `opening` (it starts the machine, and ends it when left) and follows the machine."""
         self.status = "starting"
-        # RAM in a file: the live views read it without stopping the guest.
-        machine = Machine(self.settings, config, image, cmdline, on_serial=self._serial, ram_file=True)
+        stack = contextlib.AsyncExitStack()
         try:
-            await machine.start()
-        except (QemuError, OSError) as error:
-            await machine.shutdown()
-            image.close()
-            self.status = "off"
-            raise VmError(str(error)) from None
-        self.machine, self._image = machine, image
+            machine = await stack.enter_async_context(opening)
+        except (KernelImageError, QemuError, OSError, ReplayError, ConfigError) as error:
+            self.status = "off"  # `opening` has ended what it started
+            raise VmError(f"{why}{error}") from None
+        self.machine, self._stack = machine, stack
+        self._console_from, self._back_from = 0, None
         listener = EventListener()
         machine.qmp.register_listener(listener)
         self._follow_events(listener)
         self._wait_exit(machine)
-        self.post_message(self.Booted(machine, image.path))
-        await machine.resume()
+        return machine
+
+    def _note(self, text: str) -> None:
+        self.notify(text.removeprefix("kwast-bench: "), timeout=15)
 
     def _serial(self, text: str) -> None:
-        self.post_message(self.Serial(text))
+        if self._back_from is None:  # going back, the replay writes passes from the start: not shown
+            self.post_message(self.Serial(text))
+
+    def going_back(self) -> None:
+        """GDB is about to take the replay back; `went_back` shows the console of where it stops."""
+        if self.machine is not None and self.replaying:
+            self._back_from = len(self.machine.serial_bytes)
+
+    async def went_back(self, moved: bool) -> None:
+        """After going back (`moved`: the guest is elsewhere now), the console as it was there."""
+        since, self._back_from = self._back_from, None
+        machine = self.machine
+        if since is None or machine is None:
+            return
+        await machine.serial_settled()
+        written = bytes(machine.serial_bytes)
+        if moved:
+            shown = rewound_console(self._recorded, written[since:], since - self._console_from)
+            self._console_from = len(written) - shown
+        text = written[self._console_from:].decode(errors="replace").replace("\r", "")
+        self.post_message(self.Serial(text, replace=True))
 
     @work(group="vm-events")
     async def _follow_events(self, listener: EventListener) -> None:
@@ -138,10 +202,9 @@ class VmStatus(Static):
             return  # already released by the other path
         self.machine = None
         self.workers.cancel_group(self, "vm-events")
-        await machine.shutdown()
-        if self._image is not None:
-            self._image.close()
-            self._image = None
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
 
     async def on_unmount(self) -> None:
         await self.stop()
@@ -187,3 +250,11 @@ class VmStatus(Static):
 
     async def loadvm(self, tag: str = "kwast") -> None:
         await self._machine().load_snapshot(tag)
+
+
+@contextlib.asynccontextmanager
+async def _booted(settings: Settings, config: HardwareConfig, cmdline: str, on_serial):
+    with KernelImage(settings.kernel_elf) as image:
+        # RAM in a file: the live views read it without stopping the guest.
+        async with Machine(settings, config, image, cmdline, on_serial=on_serial, ram_file=True) as machine:
+            yield machine
