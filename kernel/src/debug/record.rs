@@ -23,6 +23,13 @@ pub fn record_holding<T>(_held: &IrqMutexGuard<'_, T>, kind: EventKind, thread: 
     update_interrupts_off(|s| append(s, kind, thread, a, b));
 }
 
+/// `record` from the scheduler, under its lock (interrupts off).
+#[inline(always)]
+pub fn record_interrupts_off(kind: EventKind, thread: u32, a: u64, b: u64) {
+    debug_assert!(!x86_64::instructions::interrupts::are_enabled());
+    update_interrupts_off(|s| append(s, kind, thread, a, b));
+}
+
 pub(super) fn append(s: &mut DebugState, kind: EventKind, thread: u32, a: u64, b: u64) {
     let tsc = crate::arch::cpu::rdtsc();
     s.events[(s.events_written % EVENT_RING as u64) as usize] = Event { tsc, kind, thread, a, b };
@@ -40,11 +47,12 @@ pub fn set_current(thread: u32) {
 }
 
 /// A switch on the calling CPU: its event and the new current thread in one update, as
-/// switches are hot.
+/// switches are hot. The scheduler calls it under its lock: interrupts are off.
 #[inline]
 pub fn switched(from: u32, to: u32) {
     let cpu = this_cpu();
-    update(|s| {
+    debug_assert!(!x86_64::instructions::interrupts::are_enabled());
+    update_interrupts_off(|s| {
         append(s, EventKind::Switch, from, to as u64, 0);
         s.cpus[cpu].current_thread = to;
     });

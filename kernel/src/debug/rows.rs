@@ -2,7 +2,7 @@
 //! object is made and freed when its `Slot` is dropped with it. A free row is one whose id is 0:
 //! claiming looks for that, freeing writes it, and readers skip such rows. No other mark exists.
 
-use super::state::{update, DebugState, EndpointRow, ThreadRow, FREE_ENDPOINT, FREE_THREAD};
+use super::state::{update, update_interrupts_off, DebugState, EndpointRow, ThreadRow, FREE_ENDPOINT, FREE_THREAD};
 use core::marker::PhantomData;
 
 pub trait Row: Sized {
@@ -59,6 +59,14 @@ impl<R: Row> Slot<R> {
     #[inline(always)]
     pub fn update(&self, f: impl FnOnce(&mut R)) {
         update(|s| f(&mut R::table(s).0[self.index]));
+    }
+
+    /// `update` for a caller that has interrupts off already (the scheduler, under its lock):
+    /// spares saving and restoring the flags on every switch and wake.
+    #[inline(always)]
+    pub fn update_interrupts_off(&self, f: impl FnOnce(&mut R)) {
+        debug_assert!(!x86_64::instructions::interrupts::are_enabled());
+        update_interrupts_off(|s| f(&mut R::table(s).0[self.index]));
     }
 
     /// Its index in the table, for the hot paths of `record` that take a row by index.

@@ -299,7 +299,7 @@ impl Scheduler {
         }
         // A hand-off's wake is its IPC event and the switch that follows: no event of its own.
         if cpu_given.is_none() {
-            debug::record(EventKind::Wake, id, 0, 0);
+            debug::record_interrupts_off(EventKind::Wake, id, 0, 0);
         }
         if !on_cpu {
             self.cpus[cpu].push(priority, id);

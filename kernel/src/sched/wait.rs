@@ -36,14 +36,19 @@ impl WaitQueue {
             }
             let me = super::current_id();
             self.waiters.lock().push_back(me);
-            if condition() {
+            // With one CPU, interrupts off since the first check kept every waker out.
+            if crate::arch::smp::online() > 1 && condition() {
                 self.waiters.lock().retain(|&t| t != me);
                 return true;
             }
             let woken = super::block_current(wait, deadline);
             // A waker took us off the queue; a deadline or a kill did not: leave no stale entry
-            // for a later wake to be spent on.
-            self.waiters.lock().retain(|&t| t != me);
+            // for a later wake to be spent on. (Usually the queue is empty by now.)
+            let mut waiters = self.waiters.lock();
+            if !waiters.is_empty() {
+                waiters.retain(|&t| t != me);
+            }
+            drop(waiters);
             if !woken {
                 return condition();
             }
