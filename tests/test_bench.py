@@ -112,3 +112,25 @@ def test_the_boot_anchor_is_a_multiboot_kernel_that_exits_at_once():
     outcome = asyncio.run(boot(SETTINGS, hardware, bench.anchor(SETTINGS), timeout=30))
     assert outcome.status == "success", outcome.describe()
     assert outcome.serial == ""
+
+
+def test_the_speedup_must_reach_its_target_and_names_the_host():
+    serial = "parallel: 2 servers on 1 CPU: 7000 cycles, on 2 CPUs: 4000 cycles, speed-up 1.75\n"
+    figure = bench.speedup(serial)
+    assert figure.value == pytest.approx(1.75) and figure.at_least and figure.met
+    assert "host has" in figure.detail and "target >= 1.7: met" in figure.line()
+    assert bench.speedup(serial.replace("4000", "5000")).met is False
+    with pytest.raises(bench.BenchError, match="bench=parallel"):
+        bench.speedup("cpus: 2 online\n")
+
+
+def test_the_parallel_benchmark_runs_both_placements_to_the_end(kernel_image):
+    # Its figure is a speed-up only with the CPUs on host threads of their own (`kwast-bench
+    # bench --suite smp`); here, counted, it must run every server of both placements to its end.
+    parallel = config.load(SETTINGS.configs_dir / "parallel.yaml")
+    hardware = dataclasses.replace(parallel, icount=True, cmdline="bench=parallel work=20000",
+                                   cpu=dataclasses.replace(parallel.cpu, threads="single"))
+    outcome = asyncio.run(boot(SETTINGS, hardware, kernel_image, timeout=120))
+    assert outcome.ok, outcome.describe()
+    assert outcome.serial.count("[compute] primes below 20000: 2262") == 2 * 2 * 3  # 2 servers, 2 placements, 3 rounds
+    assert bench.speedup(outcome.serial).value > 0

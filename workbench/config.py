@@ -48,6 +48,9 @@ def duration_ms(raw: object) -> int:
 class Cpu:
     model: Literal[CPU_MODELS] = "qemu64"  # type: ignore[valid-type]
     count: int = field(default=1, metadata=check(lambda n: 1 <= n <= 64, "must be between 1 and 64"))
+    # single: QEMU runs every vCPU in one host thread, in turns (repeatable; icount needs it);
+    # multi: one host thread per vCPU (multi-threaded TCG), so CPUs really run in parallel.
+    threads: Literal["single", "multi"] = "single"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ class Server:
         **parser(lambda raw: None if raw is None else duration_ms(raw)),
         **check(lambda ms: ms is None or ms > 0, "must be longer than 0 ms"),
     })
+    # The CPU its thread runs on, for good (a CPU the machine does not have is reported at
+    # boot, and the scheduler places it); none by default: the scheduler places it and may move it.
+    cpu: int | None = field(default=None, metadata=check(lambda n: n is None or 0 <= n < 64, "must be between 0 and 63"))
 
     def module_settings(self) -> list[str]:
         """The kernel's settings for this server, as its Multiboot module command line has them
@@ -82,6 +88,8 @@ class Server:
         settings = [f"memory={self.memory}"]
         if self.watchdog is not None:
             settings.append(f"watchdog_ms={self.watchdog}")
+        if self.cpu is not None:
+            settings.append(f"cpu={self.cpu}")
         return settings
 
 
@@ -110,6 +118,10 @@ class HardwareConfig:
     icount_shift: int = field(default=0, metadata=check(lambda n: 0 <= n <= 10, "must be between 0 and 10"))
     servers: list[Server] = field(default_factory=list)
     path: Path | None = field(default=None, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.icount and self.cpu.threads == "multi":
+            raise ValueError("icount counts instructions in one host thread: it cannot be used with cpu.threads: multi")
 
 
 def load(path: Path | str) -> HardwareConfig:

@@ -15,6 +15,7 @@ mod ktest;
 mod ktest_profile;
 mod mm;
 mod native_bench;
+mod parallel_bench;
 mod panic;
 mod process;
 mod rt;
@@ -82,7 +83,13 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
     if cmdline_value(boot.cmdline(), "bench") == Some("native") {
         native_bench::run();
     }
-    let servers = wasm::start_boot_servers(&boot);
+    wasm::register_boot_modules(&boot);
+    if cmdline_value(boot.cmdline(), "bench") == Some("parallel") {
+        let work = cmdline_value(boot.cmdline(), "work").and_then(|w| w.parse().ok()).unwrap_or(1_000_000);
+        parallel_bench::run(work);
+        exit(ExitCode::Success);
+    }
+    let servers = wasm::start_boot_servers();
     kprintln!("started {} servers", servers);
     if boot.cmdline().split_whitespace().any(|word| word == "hold") {
         // Keep the machine up for a debugger or the state reader.

@@ -158,7 +158,9 @@ int32_t kwast_ports_grant(kwast_handle port_control, uint32_t base, uint32_t cou
 struct kwast_limits {
     uint64_t memory_bytes; /* linear memory it may grow to (at most 4 GiB); past it malloc gives NULL */
     uint64_t watchdog_ms;  /* killed after this much CPU time without a kernel call */
+    uint64_t cpu;          /* KWAST_CPU(n): it runs on CPU n only (one online, or EINVAL) */
 };
+#define KWAST_CPU(n) ((uint64_t)(n) + 1)
 
 /* Starts the boot module `name` (needs KWAST_INIT_SPAWN) with space-separated `args`, giving it
  * copies of `grants` (each needs KWAST_RIGHT_GRANT) as its KWAST_GRANT(0..). When it ends, the

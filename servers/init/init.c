@@ -10,6 +10,7 @@
  *   arg=TEXT      not a capability: one argument for the server
  *   memory=SIZE   not a capability: the linear memory it may grow to (64M, 512K, 1G, bytes)
  *   watchdog=TIME not a capability: kill it after TIME of CPU without a kernel call (5s, 500ms)
+ *   cpu=N         not a capability: it runs on CPU N only (spawning fails if N is not online)
  * e.g. `ps2:irq=1:ports=0x60+5:call=console`. Limits not given are the boot module's own.
  *
  * A server that dies is restarted, at most MAX_RESTARTS times, with a log line naming it and
@@ -121,6 +122,14 @@ static void parse(struct server *s, char *spec, int index) {
                 printf("init: %s: watchdog=%s is not a time (5s, 500ms)\n", s->name, value);
                 exit(2);
             }
+        } else if (strcmp(item, "cpu") == 0) {
+            char *end;
+            unsigned long cpu = strtoul(value, &end, 10);
+            if (*value == 0 || *end != 0 || cpu >= 64) {
+                printf("init: %s: cpu=%s is not a CPU number (0 to 63)\n", s->name, value);
+                exit(2);
+            }
+            s->limits.cpu = KWAST_CPU(cpu);
         } else if (strcmp(item, "arg") == 0) {
             size_t used = strlen(s->args);
             snprintf(s->args + used, sizeof s->args - used, "%s%s", used ? " " : "", value);

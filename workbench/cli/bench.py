@@ -14,7 +14,7 @@ from ..kernel_image import KernelImage
 from .status import EXIT_KERNEL_FAILED
 
 
-SUITES = ("latency", "ipc", "wasm", "start", "boot")
+SUITES = ("latency", "ipc", "wasm", "start", "boot", "smp")
 
 
 def add_parsers(commands) -> None:
@@ -22,7 +22,8 @@ def add_parsers(commands) -> None:
     measure.add_argument("--suite", choices=SUITES, action="append",
                          help="run only this suite (repeatable; default: all): latency (kernel state reads, GDB), "
                               "ipc (ping/pong), wasm (the same C as wasm and native), start (a server's first start and restarts), "
-                              "boot (configs/desktop.yaml against a kernel that does nothing)")
+                              "boot (configs/desktop.yaml against a kernel that does nothing), "
+                              "smp (the speed-up of two CPUs, IPC across CPUs)")
     measure.add_argument("--json", type=Path, metavar="FILE", help="also write every figure (name, value, unit, target, met)")
     measure.add_argument("--history", action="store_true",
                          help="keep this run's figures under the git commit in build/bench-history.json and draw "
@@ -42,7 +43,7 @@ def cmd_bench(args: argparse.Namespace, settings) -> int:
                     measured = asyncio.run(bench.measure(settings, hardware, image, args.n))
                 else:
                     measured = asyncio.run({"ipc": bench.ipc, "wasm": bench.wasm_vs_native, "start": bench.server_start,
-                                          "boot": bench.boot_figures}[suite](settings, image))
+                                          "boot": bench.boot_figures, "smp": bench.smp}[suite](settings, image))
                 for figure in measured:
                     print(figure.line(), flush=True)
                 figures += [{"suite": suite, **figure.record()} for figure in measured]

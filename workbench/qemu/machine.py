@@ -123,7 +123,7 @@ class Machine(Monitor):
         c = self.config
         cmdline = " ".join(word for word in (c.cmdline, self.extra_cmdline) if word)
         argv = [
-            QEMU, "-accel", "tcg", "-nodefaults", "-no-reboot", "-S",
+            QEMU, "-accel", "tcg,thread=multi" if c.cpu.threads == "multi" else "tcg", "-nodefaults", "-no-reboot", "-S",
             "-machine", f"pc,i8042={'on' if c.ps2_keyboard else 'off'}",
             "-m", f"{c.memory >> 20}M", "-cpu", c.cpu.model, "-smp", str(c.cpu.count),
             "-display", "none",

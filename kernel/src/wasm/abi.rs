@@ -216,14 +216,15 @@ fn read_limits(guest: &Guest, at: u32) -> Result<KwastLimits, Error> {
 }
 
 /// 0 in a field keeps the boot module's setting. Linear memory is 32-bit: no limit above
-/// 4 GiB means anything.
+/// 4 GiB means anything. A CPU must be online.
 fn spawn_limits(limits: &KwastLimits) -> Result<super::SpawnLimits, Error> {
-    let (memory, watchdog_ms) = (limits.memory_bytes, limits.watchdog_ms);
-    if memory > 1 << 32 {
+    let (memory, watchdog_ms, cpu) = (limits.memory_bytes, limits.watchdog_ms, limits.cpu);
+    if memory > 1 << 32 || cpu > crate::arch::smp::online() as u64 {
         return Err(Error::InvalidArgument);
     }
     Ok(super::SpawnLimits {
         memory: (memory != 0).then_some(memory as usize),
         watchdog_ms: (watchdog_ms != 0).then_some(watchdog_ms),
+        cpu: (cpu != 0).then(|| cpu as usize - 1),
     })
 }

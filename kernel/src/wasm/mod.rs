@@ -38,7 +38,8 @@ pub struct BootModule {
 
 impl BootModule {
     /// A module's command line is `FILE [SETTING=VALUE ... --] ARGS...`: the settings before a
-    /// `--` are the kernel's (`memory=BYTES`, `watchdog_ms=MS`), the rest the server's arguments.
+    /// `--` are the kernel's (`memory=BYTES`, `watchdog_ms=MS`, `cpu=N`), the rest the server's
+    /// arguments.
     fn parse(module: &Module) -> Result<BootModule, String> {
         let file_name = String::from(module.name());
         let words: Vec<&str> = module.cmdline.split_whitespace().skip(1).collect();
@@ -52,6 +53,7 @@ impl BootModule {
             match setting.split_once('=') {
                 Some(("memory", v)) => limits.memory = value(v)? as usize,
                 Some(("watchdog_ms", v)) => limits.watchdog_ms = Some(value(v)?),
+                Some(("cpu", v)) => limits.cpu = Some(value(v)? as usize),
                 _ => return Err(alloc::format!("{}: unknown setting {}", file_name, setting)),
             }
         }
@@ -68,8 +70,8 @@ impl BootModule {
 
 static BOOT_MODULES: IrqMutex<Vec<BootModule>> = IrqMutex::new(Vec::new());
 
-/// Starts init, or every module if there is none. Returns how many servers were started.
-pub fn start_boot_servers(boot: &BootInfo) -> usize {
+/// Takes the boot modules that are servers: `spawn` starts them by name.
+pub fn register_boot_modules(boot: &BootInfo) {
     let mut modules = BOOT_MODULES.lock();
     for module in boot.modules() {
         match BootModule::parse(&module) {
@@ -77,6 +79,11 @@ pub fn start_boot_servers(boot: &BootInfo) -> usize {
             Err(why) => crate::kprintln!("module ignored: {}", why),
         }
     }
+}
+
+/// Starts init, or every module if there is none. Returns how many servers were started.
+pub fn start_boot_servers() -> usize {
+    let modules = BOOT_MODULES.lock();
     let has_init = modules.iter().any(|m| m.name == "init");
     let to_start: Vec<BootModule> = modules.iter().filter(|m| !has_init || m.name == "init").cloned().collect();
     // Starting a server may switch threads: never with a lock held.
@@ -108,6 +115,7 @@ pub fn spawn(name: &str, args: Vec<String>, limits: SpawnLimits, grants: Vec<Cap
         limits: server::Limits {
             memory: limits.memory.unwrap_or(boot.limits.memory),
             watchdog_ms: limits.watchdog_ms.or(boot.limits.watchdog_ms),
+            cpu: limits.cpu.or(boot.limits.cpu),
         },
         bytes: boot.bytes,
         last_started: None,
@@ -129,4 +137,5 @@ pub fn spawn(name: &str, args: Vec<String>, limits: SpawnLimits, grants: Vec<Cap
 pub struct SpawnLimits {
     pub memory: Option<usize>,
     pub watchdog_ms: Option<u64>,
+    pub cpu: Option<usize>,
 }

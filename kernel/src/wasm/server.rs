@@ -28,11 +28,13 @@ pub struct Limits {
     pub memory: usize,
     /// Stop it after this much CPU time (ms) without a kernel call; None: computing is no fault.
     pub watchdog_ms: Option<u64>,
+    /// The CPU its thread runs on, for good; None: where the scheduler places it.
+    pub cpu: Option<usize>,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { memory: 16 << 20, watchdog_ms: None }
+        Limits { memory: 16 << 20, watchdog_ms: None, cpu: None }
     }
 }
 
@@ -143,8 +145,11 @@ pub fn start(mut module: BootModule, grants: Vec<Capability>, on_exit: Option<Ex
         }
     }
     exits::started();
+    if let Some(cpu) = module.limits.cpu.filter(|&cpu| cpu >= crate::arch::smp::online() as usize) {
+        crate::kprintln!("server {}: CPU {} is not online; the scheduler places it", name.as_str(), cpu);
+    }
     let owner = process.clone();
-    let spawned = sched::spawn_in(Some(&owner), name.as_str(), Priority::NORMAL, SERVER_STACK, None, move || {
+    let spawned = sched::spawn_in(Some(&owner), name.as_str(), Priority::NORMAL, SERVER_STACK, module.limits.cpu, move || {
         let exit = run(&process, &module);
         finish(&process, exit, on_exit);
     });

@@ -66,6 +66,8 @@ impl KwastMessage {
 pub struct KwastLimits {
     pub memory_bytes: u64,
     pub watchdog_ms: u64,
+    /// 1 + the CPU the server runs on, for good; 0: where the scheduler places it.
+    pub cpu: u64,
 }
 
 /// Handles one spawn may give the new server.
