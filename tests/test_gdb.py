@@ -130,3 +130,26 @@ def test_console_commands_for_scripting():
     output, backtrace = in_held_machine(body)
     assert "Breakpoint 1" in output
     assert re.search(r"^#\d+ .*kmain", backtrace, re.M), backtrace
+
+
+def test_every_cpu_is_a_thread_each_running_kernel_code():
+    """Four CPUs, four GDB threads: stopped while the machine runs, each is somewhere in the
+    kernel (its idle loop, most likely), with its own registers."""
+    async def scenario():
+        config_path = SETTINGS.configs_dir / "smp4.yaml"
+        async with held_machine(run=True, config_path=config_path) as (machine, reader, _):
+            with Gdb(reader.elf_path, machine.gdb_socket) as gdb:
+                def body():
+                    gdb.cont()
+                    time.sleep(0.3)
+                    gdb.interrupt()
+                    threads = gdb.console("info threads")
+                    stacks = gdb.console("thread apply all bt 1")
+                    return threads, stacks
+                return await asyncio.to_thread(body)
+
+    threads, stacks = asyncio.run(scenario())
+    cpus = re.findall(r"CPU#(\d+)", threads)
+    assert sorted(set(cpus)) == ["0", "1", "2", "3"], threads
+    frames = re.findall(r"^#0 .*? in (\S+)|^#0\s+(\S+)", stacks, re.M)
+    assert len(frames) == 4 and all("kwast_kernel" in a + b or "x86_64" in a + b for a, b in frames), stacks
