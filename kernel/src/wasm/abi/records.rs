@@ -88,6 +88,22 @@ pub struct AbiNumbers {
     pub right: RightBits,
     pub grant: [Handle; MAX_GRANTS],
     pub init: InitHandles,
+    /// `kwast_limits.cpu` for each CPU a config may have: `cpu[i]` is KWAST_CPU(i).
+    pub cpu: [u64; CPU_NUMBERS],
+}
+
+/// CPUs a config may give a machine (workbench/config.py).
+const CPU_NUMBERS: usize = 64;
+
+/// 0 in `kwast_limits.cpu` leaves the placement to the scheduler: CPU n is n + 1.
+const fn cpu_numbers() -> [u64; CPU_NUMBERS] {
+    let mut numbers = [0; CPU_NUMBERS];
+    let mut i = 0;
+    while i < CPU_NUMBERS {
+        numbers[i] = i as u64 + 1;
+        i += 1;
+    }
+    numbers
 }
 
 #[repr(C)]
@@ -155,4 +171,5 @@ pub static KWAST_ABI: AbiNumbers = AbiNumbers {
         irqs: init_handle(&Object::IrqControl),
         ports: init_handle(&Object::PortControl),
     },
+    cpu: cpu_numbers(),
 };
