@@ -202,3 +202,20 @@ def test_a_kill_on_request_and_the_restart_are_in_the_ring(kwast_scenario):
                    config="configs/desktop.yaml")
     [kill], [restart] = seen["kills"], seen["restarts"]
     assert restart["args"]["previous process"] == kill["args"]["process"] and restart["ts"] > kill["ts"]
+
+
+def test_each_cpu_has_its_track_of_what_it_ran(tmp_path):
+    """Four CPUs: every event says its CPU, so each CPU's track holds the threads it ran, and the
+    pinned console's runs are all on CPU 3's."""
+    config = tmp_path / "smp4-pinned.yaml"
+    config.write_text((SETTINGS.configs_dir / "smp4.yaml").read_text().replace(
+        "console:serve=console:ports=0x3f8+8", "console:serve=console:ports=0x3f8+8:cpu=3"))
+    _, out, summary = _trace(tmp_path, "--config", str(config), "--seconds", "10", "--keys", "four",
+                             "--keys-after", r"^\[ps2\] ready$")
+    assert summary["dropped"] == 0
+    cpus = {e["tid"]: e["args"]["name"] for e in out if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 1}
+    assert cpus == {0: "CPU 0", 1: "CPU 1", 2: "CPU 2", 3: "CPU 3"}
+    runs = [e for e in out if e["ph"] == "X" and e["pid"] == 1]
+    assert {e["tid"] for e in runs} == {0, 1, 2, 3}
+    console_runs = {e["tid"] for e in runs if e["name"].startswith("console (")}
+    assert console_runs == {3}, console_runs

@@ -252,14 +252,14 @@ class Names:
 
 def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int,
                  lost: list[tuple[int, int]] = ()) -> dict:
-    """Events (numbered, oldest first) as Chrome's JSON trace: pid 1 holds a track per CPU, pid 2 a
-    track per thread; timestamps in microseconds of the kernel's TSC."""
+    """Events (numbered, oldest first) as Chrome's JSON trace: pid 1 holds a track per CPU (each
+    event says its CPU), pid 2 a track per thread; timestamps in microseconds of the kernel's TSC."""
     scale = max(tsc_per_us, 1)
     names.learn_events(events)
     out: list[dict] = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "CPUs"}},
-                       {"ph": "M", "pid": 2, "name": "process_name", "args": {"name": "threads"}},
-                       {"ph": "M", "pid": 1, "tid": 0, "name": "thread_name", "args": {"name": "CPU 0"}}]
+                       {"ph": "M", "pid": 2, "name": "process_name", "args": {"name": "threads"}}]
     threads_seen: set[int] = set()
+    cpus_seen: set[int] = set()
 
     def us(tsc: int) -> float:
         return tsc / scale
@@ -269,6 +269,13 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
             threads_seen.add(thread)
             out.append({"ph": "M", "pid": 2, "tid": thread, "name": "thread_name", "args": {"name": names.thread(thread)}})
         return 2, thread
+
+    def cpu_track(event: Record) -> tuple[int, int]:
+        cpu = event.get("cpu", 0)  # events recorded before they carried their CPU: CPU 0's
+        if cpu not in cpus_seen:
+            cpus_seen.add(cpu)
+            out.append({"ph": "M", "pid": 1, "tid": cpu, "name": "thread_name", "args": {"name": f"CPU {cpu}"}})
+        return 1, cpu
 
     def instant(event: Record, name: str, args: dict, pid_tid: tuple[int, int] | None = None) -> dict:
         pid, tid = pid_tid or track(event.thread)
@@ -283,7 +290,7 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
             entry["bp"] = "e"
         out.append(entry)
 
-    running: tuple[int, float] | None = None  # (thread, since)
+    running: dict[int, tuple[int, float]] = {}  # per CPU: (thread, since)
     calls: dict[int, collections.deque] = collections.defaultdict(collections.deque)  # endpoint -> (flow id, ts)
     started: dict[int, list[float]] = collections.defaultdict(list)  # thread -> when it started each run
     woken: dict[int, list[tuple[int, str]]] = collections.defaultdict(list)  # thread -> (flow, kind) ending at its next run
@@ -296,11 +303,12 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
         if signalled is not None and kind != "Wake":
             signalled = None
         if kind == "Switch":
-            if running is not None and running[0] == event.thread:
-                _slice(out, running, ts, names, track)
-            running = (event.a, ts)
+            cpu = cpu_track(event)
+            if cpu[1] in running and running[cpu[1]][0] == event.thread:
+                _slice(out, running[cpu[1]], ts, names, track, cpu)
+            running[cpu[1]] = (event.a, ts)
             started[event.a].append(ts)
-            if unknown_driver and names.threads.get(event.a) != "idle":  # the first to run after the IRQ
+            if unknown_driver and not names.thread(event.a).startswith("idle"):  # the first to run after the IRQ
                 for line, flow_id in unknown_driver:
                     drivers.setdefault(line, event.a)
                     woken[event.a].append((flow_id, "irq"))
@@ -323,12 +331,12 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
                 flow("t", flow_id, received, track(event.thread), "ipc")
                 flow("f", flow_id, ts, track(event.thread), "ipc")
         elif kind == "Irq":
-            instant(event, f"IRQ {event.a}", {"bits": event.b, "event": number}, (1, 0))
+            instant(event, f"IRQ {event.a}", {"bits": event.b, "event": number}, cpu_track(event))
             driver = drivers.get(event.a)
-            flow("s", next_flow, ts, (1, 0), "irq")
+            flow("s", next_flow, ts, cpu_track(event), "irq")
             if driver is None:
                 unknown_driver.append((event.a, next_flow))
-            elif running is not None and running[0] == driver:  # it is running: it sees the IRQ now
+            elif any(thread == driver for thread, _ in running.values()):  # it is running: it sees the IRQ now
                 flow("f", next_flow, ts, track(driver), "irq")
             else:  # at its next run
                 woken[driver].append((next_flow, "irq"))
@@ -336,7 +344,7 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
         elif kind == "Signal":
             # An IRQ's signal is on the CPU's track, its arrow the IRQ's.
             instant(event, f"signal {names.notification(event.a)}", {"bits": event.b, "event": number},
-                    None if event.thread else (1, 0))
+                    None if event.thread else cpu_track(event))
             signalled = (number, event) if event.thread else None
         elif kind == "Wake":
             instant(event, "wake", {"event": number})
@@ -350,14 +358,14 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
         elif kind == "Trap":
             instant(event, "trap (server killed)", {"process": event.a, "event": number})
         elif kind == "Kill":
-            instant(event, f"kill requested: process {event.a}", {"process": event.a, "event": number}, (1, 0))
+            instant(event, f"kill requested: process {event.a}", {"process": event.a, "event": number}, cpu_track(event))
         elif kind in ("ThreadStart", "ThreadExit"):
             instant(event, {"ThreadStart": "thread start", "ThreadExit": "thread exit"}[kind], {"event": number})
-    if running is not None and events:
-        _slice(out, running, us(events[-1][1].tsc), names, track)
+    for cpu, run in running.items():
+        _slice(out, run, us(events[-1][1].tsc), names, track, (1, cpu))
     for first, count in lost:
         at = next((us(event.tsc) for number, event in events if number >= first + count), 0.0)
-        out.append({"ph": "i", "s": "g", "pid": 1, "tid": 0, "ts": at, "name": f"{count} events lost",
+        out.append({"ph": "i", "s": "g", "pid": 1, "tid": min(cpus_seen, default=0), "ts": at, "name": f"{count} events lost",
                     "cat": "lost", "args": {"first event number": first, "count": count}})
     return {"traceEvents": out, "displayTimeUnit": "ns",
             "otherData": {"events": len(events), "dropped": sum(c for _, c in lost),
@@ -379,12 +387,13 @@ def _irq_drivers(events: list[tuple[int, Record]]) -> dict[int, int]:
     return drivers
 
 
-def _slice(out: list[dict], running: tuple[int, float], end: float, names: Names, track) -> None:
+def _slice(out: list[dict], running: tuple[int, float], end: float, names: Names, track, cpu: tuple[int, int]) -> None:
     thread, since = running
     duration = max(end - since, 0.0)
     pid, tid = track(thread)
     out.append({"ph": "X", "pid": pid, "tid": tid, "ts": since, "dur": duration, "name": "running", "cat": "sched"})
-    out.append({"ph": "X", "pid": 1, "tid": 0, "ts": since, "dur": duration, "name": names.thread(thread), "cat": "sched"})
+    out.append({"ph": "X", "pid": cpu[0], "tid": cpu[1], "ts": since, "dur": duration, "name": names.thread(thread),
+                "cat": "sched"})
 
 
 def summary(events: list[tuple[int, Record]], names: Names) -> dict:

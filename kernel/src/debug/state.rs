@@ -30,8 +30,8 @@ pub const EVENT_RING: usize = 16384;
 pub const NAME_LEN: usize = 24;
 pub const REASON_LEN: usize = 96;
 
-/// `None` marks a ring slot never written.
-#[repr(u32)]
+/// `None` marks a ring slot never written. `u16`: an event's kind and CPU share a word.
+#[repr(u16)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum EventKind {
     None = 0,
@@ -144,6 +144,8 @@ pub struct Event {
     /// Time stamp counter when it happened.
     pub tsc: u64,
     pub kind: EventKind,
+    /// The CPU it happened on.
+    pub cpu: u16,
     pub thread: u32,
     pub a: u64,
     pub b: u64,
@@ -192,7 +194,7 @@ pub(super) const FREE_SERVER: ServerRow = ServerRow {
     id: 0, state: ServerState::Running, name: [0; NAME_LEN], exit_code: 0, restarts: 0, handles: 0,
     handle_limit: 0, memory: 0, memory_limit: 0, cpu_ticks: 0, ended_tsc: 0, reason: [0; REASON_LEN],
 };
-const EMPTY_EVENT: Event = Event { tsc: 0, kind: EventKind::None, thread: 0, a: 0, b: 0 };
+const EMPTY_EVENT: Event = Event { tsc: 0, kind: EventKind::None, cpu: 0, thread: 0, a: 0, b: 0 };
 
 #[no_mangle]
 #[used]

@@ -262,7 +262,7 @@ pub fn on_timer_tick(frame: &mut TrapFrame, now: u64) -> *mut TrapFrame {
     }
     let (resume, dead) = s.switch(frame);
     drop(guard);
-    drop(dead);
+    free(dead);
     resume
 }
 
@@ -281,8 +281,22 @@ pub fn on_reschedule(frame: &mut TrapFrame) -> *mut TrapFrame {
     }
     let (resume, dead) = s.switch(frame);
     drop(guard);
-    drop(dead);
+    free(dead);
     resume
+}
+
+/// Frees a thread that died, if a switch gave one: rare, so kept out of line (dropping the
+/// `Option` in place cost every switch a call).
+#[inline(always)]
+fn free(dead: Option<Box<thread::Thread>>) {
+    #[cold]
+    #[inline(never)]
+    fn free_thread(dead: Box<thread::Thread>) {
+        drop(dead);
+    }
+    if let Some(dead) = dead {
+        free_thread(dead);
+    }
 }
 
 /// The running thread gave up the CPU (`give_up_cpu`); returns the frame to resume.
@@ -290,6 +304,6 @@ pub fn on_yield(frame: &mut TrapFrame) -> *mut TrapFrame {
     this_cpu().switch_deferred.set(false);
     let (resume, dead) = with(|s| s.switch(frame));
     // Freeing a stack takes the frame and page-table locks: do it outside the scheduler's.
-    drop(dead);
+    free(dead);
     resume
 }

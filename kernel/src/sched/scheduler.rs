@@ -107,7 +107,7 @@ unsafe impl Send for Scheduler {}
 /// The calling CPU's index.
 #[inline(always)]
 fn me() -> usize {
-    crate::arch::percpu::this_cpu().index as usize
+    crate::arch::percpu::index() as usize
 }
 
 impl Scheduler {

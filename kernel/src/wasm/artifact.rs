@@ -3,6 +3,7 @@
 //! built (see build.rs): a corrupted or substituted artifact is refused before wasmtime sees it.
 //! An artifact is checked and deserialised once; a server started from it again reuses that.
 
+use crate::sched::{Wait, WaitQueue};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -35,21 +36,39 @@ impl core::fmt::Display for Refusal {
     }
 }
 
-/// Modules already loaded, by artifact file name (boot modules never change).
-static LOADED: IrqMutex<BTreeMap<String, Module>> = IrqMutex::new(BTreeMap::new());
+/// Modules by artifact file name (boot modules never change): loaded, or being loaded by a
+/// thread that others starting the same artifact wait for (several CPUs start servers at once).
+static LOADED: IrqMutex<BTreeMap<String, Option<Module>>> = IrqMutex::new(BTreeMap::new());
+/// Woken when a load ends.
+static LOAD_ENDED: WaitQueue = WaitQueue::new();
 
 /// The module of the artifact `file_name`, and whether this call loaded it (rather than a
 /// start before it); the reason it is refused, if it is.
 pub fn load(file_name: &str, bytes: &[u8]) -> Result<(Module, bool), String> {
-    if let Some(module) = LOADED.lock().get(file_name) {
-        return Ok((module.clone(), false));
+    let mut loaded = LOADED.lock();
+    while let Some(entry) = loaded.get(file_name) {
+        if let Some(module) = entry {
+            return Ok((module.clone(), false));
+        }
+        drop(loaded);
+        LOAD_ENDED.wait_until(Wait::NONE, || !matches!(LOADED.lock().get(file_name), Some(None)));
+        loaded = LOADED.lock();
     }
-    verify(file_name, bytes).map_err(|refusal| alloc::format!("artifact {} refused: {}", file_name, refusal))?;
-    // Safe only for trusted artifacts: `verify` checked this one against the build's digests.
-    let module = unsafe { Module::deserialize(super::engine::engine(), bytes) }
-        .map_err(|error| alloc::format!("artifact {} refused by wasmtime: {:#}", file_name, error))?;
-    LOADED.lock().insert(String::from(file_name), module.clone());
-    Ok((module, true))
+    loaded.insert(String::from(file_name), None);
+    drop(loaded);
+    let module = verify(file_name, bytes)
+        .map_err(|refusal| alloc::format!("artifact {} refused: {}", file_name, refusal))
+        // Safe only for trusted artifacts: `verify` checked this one against the build's digests.
+        .and_then(|_| unsafe { Module::deserialize(super::engine::engine(), bytes) }
+            .map_err(|error| alloc::format!("artifact {} refused by wasmtime: {:#}", file_name, error)));
+    let mut loaded = LOADED.lock();
+    match &module {
+        Ok(module) => loaded.insert(String::from(file_name), Some(module.clone())),
+        Err(_) => loaded.remove(file_name), // the next start tries again, and says why again
+    };
+    drop(loaded);
+    LOAD_ENDED.wake_all();
+    module.map(|module| (module, true))
 }
 
 /// Checks `bytes` may be run; returns the artifact's recorded file name.

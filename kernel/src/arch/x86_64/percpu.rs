@@ -74,6 +74,17 @@ pub fn init_boot_cpu() {
 /// Where `trap_common` finds the handler stack, GS-relative.
 pub const TRAP_STACK_OFFSET: usize = core::mem::offset_of!(PerCpu, trap_stack);
 
+/// This CPU's index: one GS-relative load, as hot paths (every event, every switch) ask for it.
+#[inline(always)]
+pub fn index() -> u32 {
+    let index: u32;
+    unsafe {
+        core::arch::asm!("mov {:e}, gs:[{offset}]", out(reg) index, offset = const core::mem::offset_of!(PerCpu, index),
+                         options(nostack, readonly, preserves_flags, pure))
+    };
+    index
+}
+
 pub fn this_cpu() -> &'static PerCpu {
     let cpu: *const PerCpu;
     unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) cpu, options(nostack, readonly, preserves_flags)) };
