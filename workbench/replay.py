@@ -276,9 +276,12 @@ class Tape:
             now = await machine.replay_position()
             if now != position:
                 position, moved = now, time.monotonic()
-            elif time.monotonic() - moved > STALL_SECONDS and await machine.status() != "running":
+            elif time.monotonic() - moved > STALL_SECONDS:
+                # Paused short of it: the log does not fit; "running" without a step forward:
+                # QEMU's replay is stuck (seen a few times under heavy host load, QEMU 7.2).
                 raise ReplayError(f"the replay stopped at instruction {position} short of {icount} "
-                                  f"({await machine.status()}): the log does not fit this run")
+                                  f"({await machine.status()}, no progress for {STALL_SECONDS} s): "
+                                  "the log does not fit this run, or QEMU's replay is stuck")
         await machine.serial_settled()
 
     # --- the end --------------------------------------------------------------------------
