@@ -53,7 +53,7 @@ def test_live_state_from_the_running_kernel():
     # How fast a snapshot is gets measured and printed by `kwast-bench bench`, not asserted here.
 
 
-@pytest.mark.parametrize("count", [2, 4, 8])
+@pytest.mark.parametrize("count", [2, 4, 8, 64])
 def test_every_cpu_of_the_machine_comes_online(count):
     # The MADT names them, INIT/STARTUP brings each up through the trampoline, and each is
     # in the debug state's CPU rows, in order, with the boot CPU first.

@@ -18,7 +18,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"KWASTDBG");
 ///    `irq_counts`; server rows.
 pub const LAYOUT_VERSION: u32 = 3;
 
-pub const MAX_CPUS: usize = 8;
+/// As many as a config may give a machine (workbench/config.py).
+pub const MAX_CPUS: usize = 64;
 pub const MAX_THREADS: usize = 64;
 pub const MAX_ENDPOINTS: usize = 32;
 pub const MAX_IRQS: usize = 24;

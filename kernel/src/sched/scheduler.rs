@@ -29,7 +29,8 @@ pub struct Scheduler {
     /// A direct-mapped cache of `threads` by id (ids are sequential, so live threads rarely
     /// share an entry): a wake or switch finds its thread in a few instructions, not a search.
     by_id: [(ThreadId, *mut Thread); ID_CACHE],
-    cpus: [Cpu; MAX_CPUS],
+    /// One per CPU the kernel may run (`MAX_CPUS`), on the heap: 64 of them are 19 KiB.
+    cpus: Box<[Cpu; MAX_CPUS]>,
     /// CPUs that have joined (`cpus[..online]`).
     online: usize,
     sleeping: Vec<ThreadId>,
@@ -117,7 +118,8 @@ impl Scheduler {
         let mut scheduler = Scheduler {
             threads: BTreeMap::new(),
             by_id: [(0, core::ptr::null_mut()); ID_CACHE],
-            cpus: core::array::from_fn(|_| Cpu::new()),
+            // Built on the heap, not on the boot stack.
+            cpus: (0..MAX_CPUS).map(|_| Cpu::new()).collect::<Vec<_>>().into_boxed_slice().try_into().ok().expect("MAX_CPUS CPUs"),
             online: 1,
             sleeping: Vec::new(),
             next_id: BOOT_THREAD,

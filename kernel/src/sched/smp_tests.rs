@@ -31,7 +31,7 @@ fn until(ms: u64, mut done: impl FnMut() -> bool) -> bool {
 
 kernel_test!(smp_threads_run_on_every_cpu, {
     let online = cpus();
-    let seen = Arc::new(AtomicU32::new(0));
+    let seen = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let spinners: Vec<ThreadId> = (0..online)
         .map(|_| {
@@ -45,7 +45,7 @@ kernel_test!(smp_threads_run_on_every_cpu, {
             .expect("spawn")
         })
         .collect();
-    let all = (1u32 << online) - 1;
+    let all = u64::MAX >> (64 - online);
     let ran_everywhere = until(2000, || seen.load(Ordering::Relaxed) == all);
     stop.store(true, Ordering::Relaxed);
     spinners.into_iter().for_each(join);
