@@ -482,6 +482,14 @@ impl Scheduler {
             }
         }
         let to = self.pick_next(index);
+        // Threads another CPU may take still wait here: an idle CPU takes one now rather than
+        // at its next tick.
+        if self.online > 1 && self.cpus[index].queued > 0 {
+            let movable = self.cpus[index].ready.iter().flatten().any(|&id| self.get(id).is_some_and(|t| !t.pinned));
+            if let Some(idle) = (0..self.online).find(|&c| c != index && self.cpus[c].is_idle()).filter(|_| movable) {
+                crate::arch::smp::reschedule(idle);
+            }
+        }
         // A dead thread's row is freed with it, by the caller.
         let dead = if dead {
             debug::record(EventKind::ThreadExit, from, 0, 0);
