@@ -6,7 +6,7 @@
 //! the initiator holds.
 
 use crate::arch::cpu::InterruptGuard;
-use crate::arch::percpu::this_cpu;
+use crate::arch::percpu;
 use crate::arch::smp;
 use crate::debug::state::MAX_CPUS;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -30,7 +30,7 @@ pub fn flush_page(address: u64) {
         serve();
         core::hint::spin_loop();
     }
-    let me = this_cpu().index as usize;
+    let me = percpu::index() as usize;
     PAGE.store(address, Ordering::Relaxed);
     PENDING.store(cpus - 1, Ordering::Relaxed);
     for (cpu, asked) in ASKED.iter().enumerate().take(cpus as usize) {
@@ -52,7 +52,7 @@ pub fn flush_page(address: u64) {
 /// shootdown interrupt, and from any spin with interrupts off.
 #[inline]
 pub fn serve() {
-    let asked = &ASKED[this_cpu().index as usize];
+    let asked = &ASKED[percpu::index() as usize];
     if asked.load(Ordering::Relaxed) && asked.swap(false, Ordering::AcqRel) {
         tlb::flush(VirtAddr::new(PAGE.load(Ordering::Acquire)));
         PENDING.fetch_sub(1, Ordering::AcqRel);

@@ -250,28 +250,21 @@ impl Drop for PreemptGuard {
 
 /// Accounts a tick of the thread whose trap is `frame`; returns the frame to resume.
 pub fn on_timer_tick(frame: &mut TrapFrame, now: u64) -> *mut TrapFrame {
-    let mut guard = SCHEDULER.lock();
-    let Some(s) = guard.as_mut() else { return frame };
-    if !s.tick(now) {
-        return frame;
-    }
-    let cpu = this_cpu();
-    if cpu.preempt_disabled.get() > 0 {
-        cpu.switch_deferred.set(true);
-        return frame;
-    }
-    let (resume, dead) = s.switch(frame);
-    drop(guard);
-    free(dead);
-    resume
+    preempt_if(frame, |s| s.tick(now))
 }
 
 /// Another CPU placed work here or wants this CPU's thread stopped: switch if the running
 /// thread should make way. Returns the frame to resume.
 pub fn on_reschedule(frame: &mut TrapFrame) -> *mut TrapFrame {
+    preempt_if(frame, |s| s.outranked())
+}
+
+/// From an interrupt: switches away from the thread whose trap is `frame` if `make_way` says
+/// it should, unless preemption is disabled (then the switch waits for it to be enabled).
+fn preempt_if(frame: &mut TrapFrame, make_way: impl FnOnce(&mut Scheduler) -> bool) -> *mut TrapFrame {
     let mut guard = SCHEDULER.lock();
     let Some(s) = guard.as_mut() else { return frame };
-    if !s.outranked() {
+    if !make_way(s) {
         return frame;
     }
     let cpu = this_cpu();

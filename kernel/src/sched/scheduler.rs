@@ -343,12 +343,10 @@ impl Scheduler {
         if let Some(target) = self.cpus[index].hand_off.take() {
             if let Some(priority) = self.get(target).map(|t| t.priority) {
                 let cpu = &mut self.cpus[index];
-                if cpu.take(priority, target) {
-                    if cpu.highest_ready().is_none_or(|p| p <= priority) {
-                        return target;
-                    }
-                    cpu.ready[priority.0 as usize].push_front(target); // outranked: back in its place
-                    cpu.queued += 1;
+                // Outranked only by another ready thread: none when it is the only one.
+                let outranked = cpu.queued > 1 && cpu.highest_ready().is_some_and(|p| p > priority);
+                if !outranked && cpu.take(priority, target) {
+                    return target;
                 }
             }
         }
@@ -385,8 +383,14 @@ impl Scheduler {
         Some(id)
     }
 
+    /// Another CPU may take a thread queued on CPU `cpu`: one not pinned there.
+    fn movable_on(&self, cpu: usize) -> bool {
+        self.cpus[cpu].queued > 0 && self.cpus[cpu].ready.iter().flatten().any(|&id| self.get(id).is_some_and(|t| !t.pinned))
+    }
+
+    /// Another CPU has a thread CPU `index` may take (`steal`).
     fn stealable(&self, index: usize) -> bool {
-        (0..self.online).any(|c| c != index && self.cpus[c].queued > 0)
+        (0..self.online).any(|c| c != index && self.movable_on(c))
     }
 
     pub fn wake_process(&mut self, process: ProcessId) {
@@ -484,9 +488,8 @@ impl Scheduler {
         let to = self.pick_next(index);
         // Threads another CPU may take still wait here: an idle CPU takes one now rather than
         // at its next tick.
-        if self.online > 1 && self.cpus[index].queued > 0 {
-            let movable = self.cpus[index].ready.iter().flatten().any(|&id| self.get(id).is_some_and(|t| !t.pinned));
-            if let Some(idle) = (0..self.online).find(|&c| c != index && self.cpus[c].is_idle()).filter(|_| movable) {
+        if self.online > 1 && self.movable_on(index) {
+            if let Some(idle) = (0..self.online).find(|&c| c != index && self.cpus[c].is_idle()) {
                 crate::arch::smp::reschedule(idle);
             }
         }

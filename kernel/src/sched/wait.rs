@@ -38,20 +38,24 @@ impl WaitQueue {
             self.waiters.lock().push_back(me);
             // With one CPU, interrupts off since the first check kept every waker out.
             if crate::arch::smp::online() > 1 && condition() {
-                self.waiters.lock().retain(|&t| t != me);
+                self.leave(me);
                 return true;
             }
             let woken = super::block_current(wait, deadline);
-            // A waker took us off the queue; a deadline or a kill did not: leave no stale entry
-            // for a later wake to be spent on. (Usually the queue is empty by now.)
-            let mut waiters = self.waiters.lock();
-            if !waiters.is_empty() {
-                waiters.retain(|&t| t != me);
-            }
-            drop(waiters);
+            // A waker took us off the queue; a deadline or a kill did not.
+            self.leave(me);
             if !woken {
                 return condition();
             }
+        }
+    }
+
+    /// Takes `me` off the queue if no waker did: no stale entry is left for a later wake to be
+    /// spent on. (Usually the queue is empty by now.)
+    fn leave(&self, me: ThreadId) {
+        let mut waiters = self.waiters.lock();
+        if !waiters.is_empty() {
+            waiters.retain(|&t| t != me);
         }
     }
 

@@ -42,7 +42,7 @@ pub fn interrupt(index: usize, vector: u8) {
 
 /// Interrupts every other online CPU with `vector`.
 pub fn interrupt_others(vector: u8) {
-    let me = percpu::this_cpu().index as usize;
+    let me = percpu::index() as usize;
     (0..online() as usize).filter(|&cpu| cpu != me).for_each(|cpu| interrupt(cpu, vector));
 }
 

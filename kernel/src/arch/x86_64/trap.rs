@@ -198,14 +198,12 @@ extern "C" fn dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
         TIMER_VECTOR => {
             super::apic::end_of_interrupt();
             // The boot CPU keeps time; every CPU's timer drives its own scheduling.
-            let now = match super::percpu::this_cpu().index {
-                0 => crate::time::tick(),
-                _ => crate::time::ticks(),
-            };
+            let keeps_time = super::percpu::index() == 0;
+            let now = if keeps_time { crate::time::tick() } else { crate::time::ticks() };
             if crate::wasm::stop::due(frame.rip) {
                 super::divert::divert(frame, stop_wasm, 0);
             }
-            if now % 10 == 0 && super::percpu::this_cpu().index == 0 {
+            if keeps_time && now % 10 == 0 {
                 crate::debug::control::poll();
             }
             return crate::sched::on_timer_tick(frame, now);
