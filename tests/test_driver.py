@@ -34,6 +34,13 @@ def test_text_and_key_names_become_qcodes():
         keys.for_text("é")
 
 
+def test_a_typed_line_names_keys_in_angle_brackets():
+    assert keys.for_line("<f12>\n") == [("", ["f12"]), ("\n", [])]
+    assert keys.for_line("ls<ctrl-c>a<b\n") == [("ls", ["ctrl-c"]), ("a<b\n", [])]  # `<b` names nothing
+    with pytest.raises(keys.KeyNameError, match="cannot type 'é'"):
+        keys.for_line("<f12>é")
+
+
 # --- verbs -------------------------------------------------------------------------------
 
 

@@ -147,6 +147,28 @@ def test_recorded_desktop_snapshot_in_words():
         == "ps2 → console call 1 bytes"
 
 
+def test_every_wait_and_event_kind_the_kernel_declares_has_words():
+    # The kinds come from the kernel's DWARF, so a kind added there without words here fails:
+    # each one, put into the recorded snapshot, must read as words, not the raw fallback.
+    from workbench import dwarf
+
+    for _, kind in dwarf.enum(SETTINGS.kernel_elf, "WaitKind").names:
+        if kind == "None":
+            continue
+        kernel = recorded()
+        thread = next(t for t in kernel.threads if t.id and t.state == "Blocked")
+        thread.wait["kind"] = kind
+        words = next(t for t in explain(kernel).threads if t.id == thread.id).waits
+        assert words and words != kind, (kind, words)
+    for _, kind in dwarf.enum(SETTINGS.kernel_elf, "EventKind").names:
+        if kind == "None":
+            continue
+        kernel = recorded()
+        kernel.events[-1]["kind"] = kind
+        event = explain(kernel).events[-1]
+        assert not re.fullmatch(rf".*: {kind} \d+ \d+", event.text), (kind, event.text)
+
+
 def test_snapshot_json_has_the_documented_fields():
     kernel = recorded()
     document = json.loads(json.dumps(snapshot_json(kernel, events=5)))

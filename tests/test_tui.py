@@ -20,6 +20,7 @@ from workbench.tui import debugger
 from workbench.tui.app import KwastApp
 from workbench.tui.build_pane import BuildPane
 from workbench.tui.console import SerialConsole
+from workbench.tui.feed import StateFeed
 from workbench.tui.vm import VmStatus
 
 SIZE = (120, 40)
@@ -112,7 +113,11 @@ def test_typed_keys_are_echoed_by_the_ps2_and_console_servers():
             assert app.query_one(TabbedContent).active == "ipc"
             endpoints = app.query_one("#endpoints", DataTable)
             calls = lambda: dict(zip(cells(endpoints, "name"), map(int, cells(endpoints, "calls"))))
-            await until(pilot, lambda: calls().get("console", 0) >= 10, "ten calls on endpoint console in the IPC view")
+            # The calls' rate went up meanwhile: the endpoint's trend has a bar above the floor
+            # (it keeps the last six seconds of rates).
+            trend = lambda: dict(zip(cells(endpoints, "name"), cells(endpoints, "trend"))).get("console", "")
+            await until(pilot, lambda: calls().get("console", 0) >= 10 and set(trend()) - {"▁"},
+                        "ten calls on endpoint console in the IPC view, at a rate above 0")
             events = app.query_one("#events", DataTable)
             await until(pilot, lambda: {"ps2 → console call 1 bytes", "an IRQ signals notification irq1"}
                         <= set(cells(events, "event")), "a call and a signal in words")
@@ -125,6 +130,14 @@ def test_typed_keys_are_echoed_by_the_ps2_and_console_servers():
             await until(pilot, lambda: {"init", "console", "ps2"} <= set(memory()), "a row per server")
             assert memory()["ps2"].endswith("/ 16384 KiB") and not memory()["ps2"].startswith("0 "), memory()
             assert cells(servers, "restarts") == ["0", "0", "0"]
+            # F12 makes ps2 crash on purpose (a wasm `unreachable`): its row says how it died and
+            # that init restarted it.
+            await pilot.press("ctrl+t")
+            await pilot.press(*"<f12>", "enter")
+            row = lambda: {key: str(servers.get_cell("ps2", key)) for key in ("state", "restarts", "last_exit")}
+            await until(pilot, lambda: row()["restarts"] == "1" and row()["state"] == "running",
+                        "ps2 restarted once, in the servers view", timeout=60)
+            assert row()["last_exit"].startswith("killed: ") and "unreachable" in row()["last_exit"], row()
             await pilot.press("ctrl+q")
 
     run(scenario)
@@ -359,6 +372,23 @@ def test_snapshot_help(snap_compare, fixed_settings):
 def test_snapshot_debugger_pane(snap_compare, fixed_settings):
     async def show(pilot):
         pilot.app.query_one(TabbedContent).active = "debugger"
+        await pilot.pause()
+
+    assert snap_compare(KwastApp(fixed_settings), run_before=show, terminal_size=SIZE)
+
+
+@pytest.mark.parametrize("pane", ["scheduler", "ipc", "servers-pane"])
+def test_snapshot_state_panes_on_recorded_blocks(snap_compare, fixed_settings, pane):
+    # The desktop held up, after "hello" was typed, and after F12 crashed ps2 and init restarted
+    # it (tests/data/desktop-snapshots.json), fed to the app as its state feed would: each pane
+    # in words, with rates from the kernel's own clock, so the picture is the same every run.
+    from test_state_rates import snapshots
+
+    async def show(pilot):
+        for kernel in snapshots():
+            pilot.app.post_message(StateFeed.Updated(kernel))
+            await pilot.pause()
+        pilot.app.query_one(TabbedContent).active = pane
         await pilot.pause()
 
     assert snap_compare(KwastApp(fixed_settings), run_before=show, terminal_size=SIZE)

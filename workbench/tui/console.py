@@ -27,7 +27,8 @@ class SerialConsole(Vertical):
 The guest's COM1 output, as it arrives.
 
 - **ctrl+f** search: type a word, **enter** jumps to the next line holding it (all matches are marked).
-- **ctrl+t** type into the guest: **enter** sends the line as PS/2 key presses, then Enter.
+- **ctrl+t** type into the guest: **enter** sends the line as PS/2 key presses, then Enter;
+  `<f12>`, `<ctrl-c>`, `<esc>` in the line press that key (QEMU's key names).
 """
     class TypeText(Message):
         """The user asked to type this into the guest."""

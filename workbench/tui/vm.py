@@ -26,6 +26,7 @@ from textual.widgets import Static
 from ..config import HardwareConfig
 from ..kernel_image import KernelImage, KernelImageError
 from ..qemu import Machine, QemuError
+from ..qemu.keys import for_line
 from ..replay import (FOLDER, ReplayError, debugged, recording_folder, reverse_refusal, rewound_console,
                       scenario_of)
 from ..settings import Settings
@@ -233,8 +234,12 @@ class VmStatus(Static):
                 await asyncio.sleep(0.05)
 
     async def send_text(self, text: str) -> int:
-        """Types `text` on the guest's PS/2 keyboard; returns how many keys it pressed."""
-        return await self._machine().send_keys(text)
+        """Types `text` on the guest's PS/2 keyboard, `<name>` as a named key (`<f12>`); returns
+        how many keys it pressed."""
+        machine, sent = self._machine(), 0
+        for piece, keys in for_line(text):
+            sent += await machine.send_keys(piece, keys)
+        return sent
 
     async def screendump(self) -> Path:
         machine = self._machine()
