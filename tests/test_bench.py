@@ -124,6 +124,22 @@ def test_the_speedup_must_reach_its_target_and_names_the_host():
         bench.speedup("cpus: 2 online\n")
 
 
+def test_host_load_counts_other_processes_busy_cores():
+    # A process kept busy for a second, not yet reaped (so not one of ours by `os.times`), is
+    # the "other work" a speed-up figure is said beside.
+    import subprocess
+    import sys
+    import time
+    busy = "import time\nend = time.monotonic() + 1.0\nwhile time.monotonic() < end: pass\n"
+    with bench.HostLoad() as load:
+        other = subprocess.Popen([sys.executable, "-c", busy])
+        time.sleep(1.2)
+    other.wait()
+    assert load.cores >= 0.5
+    assert "0.50 of them busy" in bench.speedup(
+        "parallel: 2 servers on 1 CPU: 7000 cycles, on 2 CPUs: 4000 cycles, speed-up 1.75\n", 0.5).detail
+
+
 def test_the_parallel_benchmark_runs_both_placements_to_the_end(kernel_image):
     # Its figure is a speed-up only with the CPUs on host threads of their own (`kwast-bench
     # bench --suite smp`); here, counted, it must run every server of both placements to its end.
