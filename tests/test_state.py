@@ -75,6 +75,25 @@ def test_every_cpu_of_the_machine_comes_online(count):
     assert [(cpu.index, cpu.online) for cpu in kernel.cpus] == [(index, 1) for index in range(count)]
 
 
+def test_a_cpu_that_does_not_answer_is_named_and_the_rest_run_without_it():
+    # `cpu.phantom=200` has the boot CPU start APIC id 200 first, as firmware that lists a CPU
+    # that is not there: it times out, is named, and the real second CPU takes its index.
+    async def scenario():
+        cpu = dataclasses.replace(config.load(SETTINGS.default_config).cpu, count=2)
+        async with held_machine(cpu=cpu, cmdline="cpu.phantom=200") as (machine, reader, memory):
+            for _ in range(100):
+                if "cpus: 2 online\n" in machine.serial_text.replace("\r", ""):
+                    break
+                await asyncio.sleep(0.1)
+            return await reader.read(memory), machine.serial_text.replace("\r", "")
+
+    kernel, serial = run(scenario())
+    assert "\ncpu 1 (APIC id 200) did not answer in 100 ms: running without it\ncpu 1 online (APIC id 1)\ncpus: 2 online\n" \
+        in serial, serial[-1500:]
+    assert [(cpu.index, cpu.online) for cpu in kernel.cpus] == [(0, 1), (1, 1)]
+    assert "kmain" in {t.name for t in kernel.threads}
+
+
 async def _corrupt_and_read(field: str, value: int):
     """Writes `value` into `field` of the live block through GDB, then takes a snapshot."""
     async with held_machine() as (machine, reader, memory):

@@ -66,7 +66,11 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
     match arch::acpi::platform() {
         Ok(platform) => {
             arch::ioapic::set_overrides(&platform.irq_overrides);
-            arch::smp::start_others(&platform.cpus);
+            // `cpu.phantom=ID,...`: APIC ids started first, as though the MADT listed them, as
+            // firmware that names a CPU that is not there: the boot CPU must go on without it.
+            let phantoms = cmdline_value(boot.cmdline(), "cpu.phantom").into_iter().flat_map(|ids| ids.split(','));
+            let cpus: alloc::vec::Vec<u32> = phantoms.filter_map(|id| id.parse().ok()).chain(platform.cpus.iter().copied()).collect();
+            arch::smp::start_others(&cpus);
         }
         Err(why) => kprintln!("cpus: 1 online ({}: the boot CPU alone, ISA IRQs as numbered)", why),
     }
