@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import SETTINGS
-from workbench import profile
+from workbench import dwarf, profile
 
 # Two blocks: the kernel's console write (one `out` per byte) and a loop body.
 LOG = b"""----------------
@@ -85,6 +86,53 @@ def test_shadow_stacks_follow_calls_interrupts_and_threads():
                   for stack, weight in zip(sampled["samples"], sampled["weights"])) == result.folded().splitlines(True)
     svg = profile.flame_graph(result, "two threads")
     assert svg.count("<rect ") == 1 + 9 and "main_a;" not in svg and ">main_b<" in svg
+
+
+KERNEL_CALL = "kwast_kernel::ipc::endpoint::Endpoint::call"
+
+
+def test_the_kernels_inlined_calls_come_from_its_dwarf():
+    """Every address of the kernel's `Endpoint::call`, against llvm-symbolizer's reading of the
+    same DWARF (another implementation): the same inlined calls, outermost first. Among them
+    `debug::record::ipc`, `#[inline(always)]`, with the always-inlined `update` inside it."""
+    [(start, end)] = [(s, e) for s, e, name in profile.kernel_symbols(SETTINGS.kernel_elf) if name == KERNEL_CALL]
+    found = dwarf.inlined_frames(SETTINGS.kernel_elf, range(start, end))
+    symbolized = subprocess.run(["llvm-symbolizer", "--obj", str(SETTINGS.kernel_elf), "--inlining",
+                                 "--functions=linkage", "--no-demangle", *map(hex, range(start, end))],
+                                capture_output=True, text=True, check=True).stdout.strip().split("\n\n")
+    assert len(symbolized) == end - start
+    for address, frames in zip(range(start, end), symbolized):
+        functions = frames.split("\n")[::2]  # function, file:line:column; innermost first
+        assert found.get(address, ()) == tuple(reversed(functions))[1:], hex(address)
+    named = profile.inlined_frames(SETTINGS.kernel_elf, range(start, end))
+    chains = [chain for chain in named.values() if "kwast_kernel::debug::record::ipc [inlined]" in chain]
+    assert chains, f"no address of {KERNEL_CALL} is in record::ipc"
+    for chain in chains:
+        inner = chain[chain.index("kwast_kernel::debug::record::ipc [inlined]") + 1:]
+        assert inner[:1] in [(), ("kwast_kernel::debug::state::update [inlined]",)]
+    assert any(len(chain) > chain.index("kwast_kernel::debug::record::ipc [inlined]") + 1 for chain in chains)
+
+
+def test_what_the_dwarf_walk_found_is_kept_per_elf(tmp_path, monkeypatch):
+    """A walk is seconds; a second profile of the same ELF reads the file it left, keyed by
+    the ELF's digest: a changed ELF is walked again."""
+    elf = tmp_path / "kwast-kernel"
+    shutil.copy(SETTINGS.kernel_elf, elf)
+    [(start, end)] = [(s, e) for s, e, name in profile.kernel_symbols(elf) if name == KERNEL_CALL]
+    first = dwarf.inlined_frames(elf, range(start, end))
+    walk = dwarf._inlined_ranges
+
+    def no_walk(*args):
+        raise AssertionError("walked the DWARF again")
+
+    monkeypatch.setattr(dwarf, "_inlined_ranges", no_walk)
+    assert dwarf.inlined_frames(elf, range(start, end)) == first
+    with elf.open("r+b") as file:  # a byte of the ELF header's padding: another ELF to the digest
+        file.seek(15)
+        file.write(b"\x01")
+    walked = []
+    monkeypatch.setattr(dwarf, "_inlined_ranges", lambda *args: walked.append(1) or walk(*args))
+    assert dwarf.inlined_frames(elf, range(start, end)) == first and walked == [1]
 
 
 def test_a_thread_not_interrupted_again_has_an_unknown_base(tmp_path):

@@ -33,6 +33,7 @@ from pathlib import Path
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
+from . import dwarf
 from .bench import SERVER_READY
 
 
@@ -111,6 +112,18 @@ def server_symbols(server: str, artifact: Path, code: int) -> list[tuple[int, in
     """`server!function` for each function of the artifact, its `.text` placed at `code`."""
     return [(code + start, code + end, f"{server}!{name.rsplit('::', 1)[-1]}")
             for start, end, name in _functions(artifact)]
+
+
+INLINED = " [inlined]"  # marks a call the compiler inlined, as perf marks them
+
+
+def inlined_frames(kernel_elf: Path, addresses) -> dict[int, tuple[str, ...]]:
+    """The calls inlined at each of `addresses` in the kernel (outermost first, from its DWARF),
+    named as its symbols are, and marked."""
+    found = dwarf.inlined_frames(kernel_elf, addresses)
+    linkage = sorted({name for chain in found.values() for name in chain})
+    shown = dict(zip(linkage, _demangle(linkage)))
+    return {address: tuple(shown[name] + INLINED for name in chain) for address, chain in found.items()}
 
 
 def symbols(kernel_elf: Path, serial: str, artifacts: dict[str, Path]) -> Symbols:
