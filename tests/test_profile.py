@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import re
 import shutil
 import subprocess
@@ -86,6 +87,47 @@ def test_shadow_stacks_follow_calls_interrupts_and_threads():
                   for stack, weight in zip(sampled["samples"], sampled["weights"])) == result.folded().splitlines(True)
     svg = profile.flame_graph(result, "two threads")
     assert svg.count("<rect ") == 1 + 9 and "main_a;" not in svg and ">main_b<" in svg
+
+
+def test_inlined_calls_are_frames_above_their_function():
+    """The fixture's `work` with calls inlined into it: `helper` over its `int` and `ret` (so
+    the trap's handler stands on `helper`), and `outer` with `inner` inside it over B's copy.
+    Counts only move up into the inlined frames: without them the profile is the one above."""
+    inlined = {0x3003: ("helper [inlined]",), 0x3005: ("helper [inlined]",),
+               0x3010: ("outer [inlined]",), 0x301a: ("outer [inlined]", "inner [inlined]")}
+    asked = set()
+
+    def frames(addresses):
+        asked.update(addresses)
+        return {address: inlined[address] for address in addresses if address in inlined}
+
+    counts = profile.read_log(FIXTURES / "profile-two-threads.log", TWO_THREADS)
+    result = profile.attribute(counts, TWO_THREADS, frames)
+    assert result.folded() == (
+        "main_a 3\n"
+        "main_a;trap 2\n"
+        "main_a;work 1\n"                               # incq
+        "main_a;work;helper_[inlined] 2\n"              # int, and the return
+        "main_a;work;helper_[inlined];trap 4\n"
+        "main_a;work;helper_[inlined];trap;switch 2\n"
+        "main_b 4\n"
+        "main_b;trap 4\n"
+        "main_b;trap;switch 2\n"
+        "main_b;work;outer_[inlined] 1\n"               # movabsq
+        "main_b;work;outer_[inlined];inner_[inlined] 1\n")  # ret
+    assert result.total == 26 and dict(result.self_counts())["outer [inlined]"] == 1
+    inclusive = result.inclusive_counts()
+    assert inclusive["work"] == 11 and inclusive["helper [inlined]"] == 8 and inclusive["outer [inlined]"] == 2
+    plain = profile.attribute(counts, TWO_THREADS)
+    merged = collections.Counter()
+    for stack, count in result.stacks.items():
+        merged[tuple(f for f in stack if not f.endswith(profile.INLINED))] += count
+    assert merged == plain.stacks
+    # Asked once, for what ran and where calls and interrupts came from; not for the
+    # instruction after the fault, which never ran.
+    assert {0x1001, 0x3003, 0x301a, 0x1006, 0x1009} <= asked and 0x100C not in asked
+    svg = profile.flame_graph(result, "inlined")
+    assert ">helper [inlined]<" in svg
 
 
 KERNEL_CALL = "kwast_kernel::ipc::endpoint::Endpoint::call"
@@ -179,4 +221,8 @@ def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
     assert any(name.startswith("kwast_kernel::") for name in leaves)
     # The kernel's functions called from the server's, stacked on them.
     assert any(re.search(r"hello!.*;kwast_kernel::wasm::", stack) for stack, _ in stacks)
+    # Calls the kernel's DWARF says were inlined, as frames above their function: every host
+    # call enters through the always-inlined `abi::enter`.
+    assert any(re.search(r";kwast_kernel::wasm::abi::\w+;kwast_kernel::wasm::abi::enter_\[inlined\]", stack)
+               for stack, _ in stacks)
     assert sum(int(count) for _, count in stacks) == int(done.stdout.split()[0])
