@@ -221,8 +221,12 @@ def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
     assert any(name.startswith("kwast_kernel::") for name in leaves)
     # The kernel's functions called from the server's, stacked on them.
     assert any(re.search(r"hello!.*;kwast_kernel::wasm::", stack) for stack, _ in stacks)
-    # Calls the kernel's DWARF says were inlined, as frames above their function: every host
-    # call enters through the always-inlined `abi::enter`.
-    assert any(re.search(r";kwast_kernel::wasm::abi::\w+;kwast_kernel::wasm::abi::enter_\[inlined\]", stack)
-               for stack, _ in stacks)
+    # Calls the kernel's DWARF says were inlined, as frames above the kernel function they were
+    # inlined into: `debug::state::update` and the `update_interrupts_off` it calls, both
+    # #[inline(always)], on every event recorded.
+    update = ";kwast_kernel::debug::state::update_[inlined];kwast_kernel::debug::state::update_interrupts_off_[inlined]"
+    assert any(update in stack for stack, _ in stacks)
+    for stack, _ in stacks:
+        frames = stack.split(";")
+        assert all(i > 0 and "!" not in frames[i - 1] for i, frame in enumerate(frames) if frame.endswith("_[inlined]"))
     assert sum(int(count) for _, count in stacks) == int(done.stdout.split()[0])
