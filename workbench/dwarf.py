@@ -516,8 +516,7 @@ def inlined_frames(elf_path: Path | str, addresses: Iterable[int]) -> dict[int, 
     links to skip by): seconds per MB of `.debug_info`. So what a walk found is kept in a file
     beside the ELF, by the ELF's SHA-256, and grows as profiles reach further."""
     path, addresses = Path(elf_path), sorted(set(addresses))
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     cache_file = path.with_name(path.name + ".kwast-inlined.json")
     cache = {"format": _INLINED_FORMAT, "digest": digest, "names": [], "units": {}}
     try:
