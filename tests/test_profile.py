@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import SETTINGS
-from workbench import profile
+from workbench import dwarf, profile
 
 # Two blocks: the kernel's console write (one `out` per byte) and a loop body.
 LOG = b"""----------------
@@ -87,6 +89,94 @@ def test_shadow_stacks_follow_calls_interrupts_and_threads():
     assert svg.count("<rect ") == 1 + 9 and "main_a;" not in svg and ">main_b<" in svg
 
 
+def test_inlined_calls_are_frames_above_their_function():
+    """The fixture's `work` with calls inlined into it: `helper` over its `int` and `ret` (so
+    the trap's handler stands on `helper`), and `outer` with `inner` inside it over B's copy.
+    Counts only move up into the inlined frames: without them the profile is the one above."""
+    inlined = {0x3003: ("helper [inlined]",), 0x3005: ("helper [inlined]",),
+               0x3010: ("outer [inlined]",), 0x301a: ("outer [inlined]", "inner [inlined]")}
+    asked = set()
+
+    def frames(addresses):
+        asked.update(addresses)
+        return {address: inlined[address] for address in addresses if address in inlined}
+
+    counts = profile.read_log(FIXTURES / "profile-two-threads.log", TWO_THREADS)
+    result = profile.attribute(counts, TWO_THREADS, frames)
+    assert result.folded() == (
+        "main_a 3\n"
+        "main_a;trap 2\n"
+        "main_a;work 1\n"                               # incq
+        "main_a;work;helper_[inlined] 2\n"              # int, and the return
+        "main_a;work;helper_[inlined];trap 4\n"
+        "main_a;work;helper_[inlined];trap;switch 2\n"
+        "main_b 4\n"
+        "main_b;trap 4\n"
+        "main_b;trap;switch 2\n"
+        "main_b;work;outer_[inlined] 1\n"               # movabsq
+        "main_b;work;outer_[inlined];inner_[inlined] 1\n")  # ret
+    assert result.total == 26 and dict(result.self_counts())["outer [inlined]"] == 1
+    inclusive = result.inclusive_counts()
+    assert inclusive["work"] == 11 and inclusive["helper [inlined]"] == 8 and inclusive["outer [inlined]"] == 2
+    plain = profile.attribute(counts, TWO_THREADS)
+    merged = collections.Counter()
+    for stack, count in result.stacks.items():
+        merged[tuple(f for f in stack if not f.endswith(profile.INLINED))] += count
+    assert merged == plain.stacks
+    # Asked once, for what ran and where calls and interrupts came from; not for the
+    # instruction after the fault, which never ran.
+    assert {0x1001, 0x3003, 0x301a, 0x1006, 0x1009} <= asked and 0x100C not in asked
+    svg = profile.flame_graph(result, "inlined")
+    assert ">helper [inlined]<" in svg
+
+
+KERNEL_CALL = "kwast_kernel::ipc::endpoint::Endpoint::call"
+
+
+def test_the_kernels_inlined_calls_come_from_its_dwarf():
+    """Every address of the kernel's `Endpoint::call`, against llvm-symbolizer's reading of the
+    same DWARF (another implementation): the same inlined calls, outermost first. Among them
+    `debug::record::ipc`, `#[inline(always)]`, with the always-inlined `update` inside it."""
+    [(start, end)] = [(s, e) for s, e, name in profile.kernel_symbols(SETTINGS.kernel_elf) if name == KERNEL_CALL]
+    found = dwarf.inlined_frames(SETTINGS.kernel_elf, range(start, end))
+    symbolized = subprocess.run(["llvm-symbolizer", "--obj", str(SETTINGS.kernel_elf), "--inlining",
+                                 "--functions=linkage", "--no-demangle", *map(hex, range(start, end))],
+                                capture_output=True, text=True, check=True).stdout.strip().split("\n\n")
+    assert len(symbolized) == end - start
+    for address, frames in zip(range(start, end), symbolized):
+        functions = frames.split("\n")[::2]  # function, file:line:column; innermost first
+        assert found.get(address, ()) == tuple(reversed(functions))[1:], hex(address)
+    named = profile.inlined_frames(SETTINGS.kernel_elf, range(start, end))
+    chains = [chain for chain in named.values() if "kwast_kernel::debug::record::ipc [inlined]" in chain]
+    assert chains, f"no address of {KERNEL_CALL} is in record::ipc"
+    for chain in chains:
+        inner = chain[chain.index("kwast_kernel::debug::record::ipc [inlined]") + 1:]
+        assert inner[:1] in [(), ("kwast_kernel::debug::state::update [inlined]",)]
+    assert any(len(chain) > chain.index("kwast_kernel::debug::record::ipc [inlined]") + 1 for chain in chains)
+
+
+def test_what_the_dwarf_walk_found_is_kept_per_elf(tmp_path, monkeypatch):
+    """A walk is seconds; a second profile of the same ELF reads the file it left, keyed by
+    the ELF's digest: a changed ELF is walked again."""
+    elf = tmp_path / "kwast-kernel"
+    shutil.copy(SETTINGS.kernel_elf, elf)
+    [(start, end)] = [(s, e) for s, e, name in profile.kernel_symbols(elf) if name == KERNEL_CALL]
+    first = dwarf.inlined_frames(elf, range(start, end))
+    walk = dwarf._inlined_ranges
+
+    def no_walk(*args):
+        raise AssertionError("walked the DWARF again")
+
+    monkeypatch.setattr(dwarf, "_inlined_ranges", no_walk)
+    assert dwarf.inlined_frames(elf, range(start, end)) == first
+    with elf.open("r+b") as file:  # a byte of the ELF header's padding: another ELF to the digest
+        file.seek(15)
+        file.write(b"\x01")
+    walked = []
+    monkeypatch.setattr(dwarf, "_inlined_ranges", lambda *args: walked.append(1) or walk(*args))
+    assert dwarf.inlined_frames(elf, range(start, end)) == first and walked == [1]
+
+
 def test_a_thread_not_interrupted_again_has_an_unknown_base(tmp_path):
     lines = (FIXTURES / "profile-two-threads.log").read_text().splitlines()
     # Cut the log before the timer interrupt that names thread B.
@@ -131,4 +221,12 @@ def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
     assert any(name.startswith("kwast_kernel::") for name in leaves)
     # The kernel's functions called from the server's, stacked on them.
     assert any(re.search(r"hello!.*;kwast_kernel::wasm::", stack) for stack, _ in stacks)
+    # Calls the kernel's DWARF says were inlined, as frames above the kernel function they were
+    # inlined into: `debug::state::update` and the `update_interrupts_off` it calls, both
+    # #[inline(always)], on every event recorded.
+    update = ";kwast_kernel::debug::state::update_[inlined];kwast_kernel::debug::state::update_interrupts_off_[inlined]"
+    assert any(update in stack for stack, _ in stacks)
+    for stack, _ in stacks:
+        frames = stack.split(";")
+        assert all(i > 0 and "!" not in frames[i - 1] for i, frame in enumerate(frames) if frame.endswith("_[inlined]"))
     assert sum(int(count) for _, count in stacks) == int(done.stdout.split()[0])

@@ -3,9 +3,10 @@
 QEMU logs every translation block it executes and, when it translates one, the block's
 instructions (`-d exec,nochain,in_asm`; no chaining, so every execution is logged). Counting
 executions times instructions gives each guest instruction's exact count; addresses are named
-by the kernel ELF's symbols and, for wasm servers, by their artifacts' symbols (each `.cwasm`
-is an ELF whose `.symtab` names `wasm[0]::function[N]::NAME` at its `.text` offset) placed at
-the code address the kernel prints at a server's first start. The guest is not changed.
+by the kernel ELF's symbols (and the calls inlined there, by its DWARF) and, for wasm servers,
+by their artifacts' symbols (each `.cwasm` is an ELF whose `.symtab` names
+`wasm[0]::function[N]::NAME` at its `.text` offset) placed at the code address the kernel
+prints at a server's first start. The guest is not changed.
 
 A window (`--from`/`--to`, serial-line patterns) is found exactly: the kernel writes the
 console one byte per `out` in its serial driver, so the n-th execution of that instruction is
@@ -29,10 +30,12 @@ import subprocess
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
+from . import dwarf
 from .bench import SERVER_READY
 
 
@@ -113,6 +116,18 @@ def server_symbols(server: str, artifact: Path, code: int) -> list[tuple[int, in
             for start, end, name in _functions(artifact)]
 
 
+INLINED = " [inlined]"  # marks a call the compiler inlined, as perf marks them
+
+
+def inlined_frames(kernel_elf: Path, addresses) -> dict[int, tuple[str, ...]]:
+    """The calls inlined at each of `addresses` in the kernel (outermost first, from its DWARF),
+    named as its symbols are, and marked."""
+    found = dwarf.inlined_frames(kernel_elf, addresses)
+    linkage = sorted({name for chain in found.values() for name in chain})
+    shown = dict(zip(linkage, _demangle(linkage)))
+    return {address: tuple(shown[name] + INLINED for name in chain) for address, chain in found.items()}
+
+
 def symbols(kernel_elf: Path, serial: str, artifacts: dict[str, Path]) -> Symbols:
     """The kernel's functions and those of every server whose first start `serial` shows."""
     ranges = kernel_symbols(kernel_elf)
@@ -130,7 +145,7 @@ def measure(log: Path, kernel_elf: Path, serial: str, modules: list[str], start:
     artifacts = {Path(module.split()[0]).name: Path(module.split()[0]) for module in modules}
     names = symbols(kernel_elf, serial, artifacts)
     counts = read_log(log, names, window_bytes(serial, start, end))
-    return counts, attribute(counts, names)
+    return counts, attribute(counts, names, lambda addresses: inlined_frames(kernel_elf, addresses))
 
 
 def window_bytes(serial: str, start: str | None, end: str | None) -> tuple[int, int | None]:
@@ -520,13 +535,26 @@ def _folded_name(function: str) -> str:
 _UNKNOWN_BASE = "[stack unknown]"
 
 
-def attribute(counts: Counts, names: Symbols) -> Profile:
-    named: dict[int, str] = {}
+def attribute(counts: Counts, names: Symbols,
+              inlined: Callable[[set[int]], dict[int, tuple[str, ...]]] | None = None) -> Profile:
+    """The counts as instructions per stack of function names. `inlined` gives the inlined calls
+    at addresses (outermost first), asked once, for the addresses run and called from: each
+    becomes a frame above its function's, and the innermost frame gets the instruction."""
+    executions = [(key >> 32, key & 0xFFFFFFFF, None, times) for key, times in counts.executed.items() if times]
+    executions += [(key >> 32, key & 0xFFFFFFFF, ran, times) for (key, ran), times in counts.partial.items() if times]
+    paths = {node: counts.frames.path(node) for node, _, _, _ in executions}
+    frames: dict[int, tuple[str, ...]] = {}
+    if inlined is not None:
+        seen = {address for path in paths.values() if path for address in path}
+        seen.update(address for _, block, ran, _ in executions for address in counts.blocks[block].addresses[:ran])
+        frames = inlined(seen)
+    named: dict[int, tuple[str, ...]] = {}
 
-    def name(address: int) -> str:
+    def name(address: int) -> tuple[str, ...]:
+        """The function at `address` and the calls inlined there."""
         found = named.get(address)
         if found is None:
-            found = named[address] = names.name(address) or f"[unknown {address:#x}]"
+            found = named[address] = (names.name(address) or f"[unknown {address:#x}]", *frames.get(address, ()))
         return found
 
     callers: dict[int, tuple[str, ...]] = {}
@@ -534,14 +562,14 @@ def attribute(counts: Counts, names: Symbols) -> Profile:
     def stack(node: int) -> tuple[str, ...]:
         found = callers.get(node)
         if found is None:
-            path = counts.frames.path(node)
-            found = callers[node] = (_UNKNOWN_BASE,) if path is None else tuple(name(a) for a in path)
+            path = paths[node]
+            found = callers[node] = (_UNKNOWN_BASE,) if path is None else tuple(f for a in path for f in name(a))
         return found
 
-    runs: dict[tuple[int, int | None], list[tuple[str, int]]] = {}
+    runs: dict[tuple[int, int | None], list[tuple[tuple[str, ...], int]]] = {}
 
-    def leaves(block: int, ran: int | None) -> list[tuple[str, int]]:
-        """The functions a block's first `ran` instructions are in, with how many in each."""
+    def leaves(block: int, ran: int | None) -> list[tuple[tuple[str, ...], int]]:
+        """The frames each of a block's first `ran` instructions is in, with how many in each."""
         found = runs.get((block, ran))
         if found is None:
             found = runs[(block, ran)] = collections.Counter(
@@ -550,14 +578,10 @@ def attribute(counts: Counts, names: Symbols) -> Profile:
 
     stacks: collections.Counter = collections.Counter()
     unknown = 0
-    executions = [(key >> 32, key & 0xFFFFFFFF, None, times) for key, times in counts.executed.items()]
-    executions += [(key >> 32, key & 0xFFFFFFFF, ran, times) for (key, ran), times in counts.partial.items()]
     for node, block, ran, times in executions:
-        if times == 0:
-            continue
         prefix = stack(node)
         for leaf, instructions in leaves(block, ran):
-            stacks[(*prefix, leaf)] += times * instructions
+            stacks[(*prefix, *leaf)] += times * instructions
             if prefix[:1] == (_UNKNOWN_BASE,):
                 unknown += times * instructions
     return Profile(sum(stacks.values()), dict(stacks), counts.unmatched_returns, unknown)
@@ -607,8 +631,11 @@ def flame_graph(profile: Profile, title: str, width: int = 1200) -> str:
 
 
 def _colour(function: str) -> str:
-    """Warm colours for the kernel, cool for wasm servers (`server!function`), stable per name."""
+    """Warm colours for the kernel (paler for its inlined calls), cool for wasm servers
+    (`server!function`), stable per name."""
     shade = zlib.crc32(function.encode()) % 60
+    if function.endswith(INLINED):
+        return f"rgb({225 + shade // 3},{185 + shade},{90 + shade})"
     if "!" in function:
         return f"rgb({80 + shade},{150 + shade},{200 + shade // 2})"
     return f"rgb({205 + shade // 2},{90 + shade * 2},{40 + shade // 2})"
