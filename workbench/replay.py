@@ -160,7 +160,7 @@ class WriteStops:
         self._task: asyncio.Task | None = None
         self._pending: list[tuple[int, bytes, asyncio.Future]] = []
         self._release: bool | None = None    # set: leave at the next poll, resuming the guest or not
-        self._replies = 0                    # stop replies so far
+        self._stopped_at: set[int] = set()   # the instruction counts of these stops so far
 
     async def start(self) -> None:
         """Connects while QEMU holds the guest at reset, where connecting stops nothing."""
@@ -172,14 +172,17 @@ class WriteStops:
         self._task = asyncio.create_task(self._serve())
 
     async def replay_position(self) -> int:
-        """The guest instruction count, read while the guest runs, never at one of these stops."""
+        """The guest instruction count now, never that of one of these stops. QEMU answers
+        "running" for a moment after the CPU stopped on the breakpoint, so a stop is known only
+        once the guest has moved on from it (or idled there a second: no stop)."""
         machine = self._machine
         while True:
-            replies, before = self._replies, await machine.status()
             position = await machine.replay_position()
-            if before == await machine.status() != "debug" and self._replies == replies:
+            idle = time.monotonic() + 1
+            while await machine.replay_position() == position and time.monotonic() < idle:
+                await asyncio.sleep(0.001)
+            if position not in self._stopped_at:
                 return position
-            await asyncio.sleep(0.001)
 
     async def write(self, address: int, data: bytes) -> int:
         """Writes at the next poll; returns the guest instruction count for a replay to make it
@@ -221,10 +224,11 @@ class WriteStops:
         stub, poll = self._stub, f"{self._poll:x},1"
         assert stub is not None
         while True:
-            if not at_breakpoint(await self._stopped()):
+            if not at_breakpoint(await stub.stopped()):
                 continue  # a QMP stop (the run's end): resumed through QMP, if at all
+            position = await self._machine.replay_position()
+            self._stopped_at.update((position, position + 1))  # the poll's, and the step's over it
             for address, data, made in self._pending:
-                position = await self._machine.replay_position()
                 await stub.command(f"M{address:x},{len(data)}:{data.hex()}", expect="OK")
                 made.set_result(position - 1)
             self._pending.clear()
@@ -234,16 +238,10 @@ class WriteStops:
                     await stub.send("c")
                 return
             await stub.send("s")
-            while not at_breakpoint(await self._stopped()):
+            while not at_breakpoint(await stub.stopped()):
                 pass
             await stub.command(f"Z0,{poll}", expect="OK")
             await stub.send("c")
-
-    async def _stopped(self) -> str:
-        assert self._stub is not None
-        reply = await self._stub.stopped()
-        self._replies += 1
-        return reply
 
 
 class Tape:
