@@ -406,10 +406,12 @@ class Tape:
                 position, moved = now, time.monotonic()
             elif time.monotonic() - moved > STALL_SECONDS:
                 # Paused short of it: the log does not fit; "running" without a step forward:
-                # QEMU's replay is stuck (seen a few times under heavy host load, QEMU 7.2).
+                # QEMU's replay is stuck, as after a recorded stop that dropped a warp (WriteStops).
                 raise ReplayError(f"the replay stopped at instruction {position} short of {icount} "
                                   f"({await machine.status()}, no progress for {STALL_SECONDS} s): "
-                                  "the log does not fit this run, or QEMU's replay is stuck")
+                                  "the log does not fit this run, or QEMU's replay is stuck (QEMU 7.2 cannot "
+                                  "always replay a recording stopped while its guest idled: by a GDB step or "
+                                  "a pause; see README, Recording a run)")
         await machine.serial_settled()
 
     # --- the end --------------------------------------------------------------------------
