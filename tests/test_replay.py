@@ -38,13 +38,17 @@ def test_keys_and_a_kill_replay_byte_for_byte_and_pass_again(settings, tmp_path)
     assert recorded.passed, recorded.report()
     assert recorded.recording == folder / "recording"
     assert {p.name for p in recorded.recording.iterdir()} == {"recording.json", "replay.bin", "serial.bin", "scenario.yaml"}
+    steps = json.loads((recorded.recording / "recording.json").read_text())["steps"]
+    [kill] = steps[5]["writes"]  # the kill request, written through the gdbstub, kept to be made again
+    # Made with the guest stopped on the kernel's request poll, which reads it next.
+    assert steps[4]["end"] < kill["icount"] < steps[5]["end"]
 
     done = kwast_bench(settings, "replay", str(folder))
     assert done.returncode == 0, done.stdout + done.stderr
     size = len((recorded.recording / "serial.bin").read_bytes())
     assert f"serial output: identical to the recording ({size} bytes)" in done.stdout
     assert "judgement: the same as the recording: PASS" in done.stdout
-    assert "server ps2 killed: wasm `unreachable`" in (folder / "replay" / "serial.log").read_text()
+    assert "server console killed: killed on request" in (folder / "replay" / "serial.log").read_text()
     assert (folder / "replay" / "serial.log").read_bytes() == (folder / "serial.log").read_bytes()
 
 
@@ -93,6 +97,16 @@ def test_steps_that_cannot_be_recorded_are_named_when_loaded(settings, tmp_path)
     two.write_text("name: two\nconfig: configs/default.yaml\noverrides:\n  cpu: {count: 2}\nsteps:\n  - boot\n")
     done = kwast_bench(settings, "run", "--record", str(two), "--artifacts", str(tmp_path / "art"))
     assert done.returncode == 2 and f"{two}:1: two-cpus: its machine has more than one CPU" in done.stderr
+
+    # A recording holds the gdbstub until its last debugger write: GDB, or a pause, before it is refused.
+    gdb_first = scenarios / "gdb-first.yaml"
+    gdb_first.write_text("name: gdb first\nconfig: configs/default.yaml\nappend: hold\nsteps:\n  - boot\n"
+                         "  - gdb: {print: \"1\"}\n  - inject: {action: kill, server: hello}\n  - gdb: {print: \"2\"}\n")
+    done = kwast_bench(settings, "run", "--record", str(gdb_first), "--artifacts", str(tmp_path / "art"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (f"{gdb_first}:6: gdb-first: step 2 (gdb print='1') cannot be recorded: it comes before step 3's write "
+            "into guest memory") in done.stderr
+    assert "step 4" not in done.stderr  # after the last write, GDB has the gdbstub again
 
     path.write_text(path.read_text().replace("append: hold\n", "append: hold\nrecord: true\n"))
     with pytest.raises(ConfigError, match="record: true, but line 8: step 3 .*restore"):

@@ -8,9 +8,10 @@ instruction count at which it ended, what it said, and the guest-memory writes i
 
 QEMU's log holds what devices give the guest (keys, clocks, interrupts), not what a debugger
 writes into guest memory; the kill and corruption steps write through GDB, so their writes are
-kept here and made again on the replay at the same instruction. Each step of the replay is
-judged with the guest held at the instruction where the recorded step ended: the judgement
-depends on what the guest did, not on how fast the replay runs.
+kept here and made again on the replay at the same instruction. Recording, they are made with
+the guest stopped on a breakpoint at the kernel's request poll (`WriteStops` says why). Each
+step of the replay is judged with the guest held at the instruction where the recorded step
+ended: the judgement depends on what the guest did, not on how fast the replay runs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from qemu.qmp import ExecInterruptedError, StateError
 
 from .kernel_image import KernelImage
 from .qemu import Machine, QemuError
+from .qemu.gdbstub import Stub, at_breakpoint
 from .qemu.monitor import SNAPSHOT_NODE
 from .scenario import model
 from .yamlmodel import ConfigError
@@ -41,6 +43,8 @@ REPLAY_FOLDER = "replay"
 FORMAT = 1
 # A replay stalled this long without the guest moving is stuck (a log that does not fit).
 STALL_SECONDS = 60
+# The kernel's request poll (kernel/src/debug/control.rs), every 10 ms of guest time.
+POLL_SYMBOL = "kwast_debug_poll"
 
 
 class ReplayError(Exception):
@@ -127,6 +131,119 @@ def _write_ram(machine: Machine, address: int, data: bytes) -> None:
         os.close(fd)
 
 
+class WriteStops:
+    """Recording: the guest stopped for a debugger's writes on a breakpoint at the kernel's
+    request poll, kept from the first instruction until the last write, never by GDB attaching
+    or a QMP stop wherever the guest happens to be.
+
+    Why: QEMU 7.2 cannot replay every stop. While the guest idles in `hlt`, its clock is moved
+    on by QEMU's icount warp timer, on host time (-icount sleep=on, which shift=auto needs). A
+    stop that lands as that timer falls due has it fire while the guest is stopped, and a
+    stopped guest's warp is dropped; the log does not say so. The replay, running there,
+    warps, and its guest parts from the recorded one: QEMU stalled some thousands of
+    instructions after the write (issue 18; more often on a loaded host, whose main loop is
+    late). On the breakpoint the CPU was running kernel code: the warp QEMU starts as it stops
+    there falls due a timer period later, long after the stop is made. (sleep=off has no warp
+    timer, but then QEMU 7.2 records no input: keys never reach the guest.)
+
+    A replay held at an instruction where the recording stopped meets that warp the other way
+    round (held, it drops what the recording, running on, did not), so it is never held there:
+    a write is kept with the instruction before the breakpoint's (the call to the poll, which
+    touches only the stack), and a step's end is never read at a stop (`replay_position`).
+    Each poll costs two stops (hit, and GDB's way over the breakpoint: remove, step, insert),
+    a hundred times a second of guest time, only until the last write."""
+
+    def __init__(self, machine: Machine, poll: int):
+        self._machine = machine
+        self._poll = poll
+        self._stub: Stub | None = None
+        self._task: asyncio.Task | None = None
+        self._pending: list[tuple[int, bytes, asyncio.Future]] = []
+        self._release: bool | None = None    # set: leave at the next poll, resuming the guest or not
+        self._stopped_at: set[int] = set()   # the instruction counts of these stops so far
+
+    async def start(self) -> None:
+        """Connects while QEMU holds the guest at reset, where connecting stops nothing."""
+        try:
+            self._stub = await Stub.connect(self._machine.gdb_socket)
+            await self._stub.command(f"Z0,{self._poll:x},1", expect="OK")
+        except (QemuError, OSError) as error:
+            raise ReplayError(f"cannot keep a breakpoint at the kernel's request poll: {error}") from None
+        self._task = asyncio.create_task(self._serve())
+
+    async def replay_position(self) -> int:
+        """The guest instruction count now, never that of one of these stops. QEMU answers
+        "running" for a moment after the CPU stopped on the breakpoint, so a stop is known only
+        once the guest has moved on from it (or idled there a second: no stop)."""
+        machine = self._machine
+        while True:
+            position = await machine.replay_position()
+            idle = time.monotonic() + 1
+            while await machine.replay_position() == position and time.monotonic() < idle:
+                await asyncio.sleep(0.001)
+            if position not in self._stopped_at:
+                return position
+
+    async def write(self, address: int, data: bytes) -> int:
+        """Writes at the next poll; returns the guest instruction count for a replay to make it
+        at: the one before the breakpoint's."""
+        assert self._task is not None
+        if self._task.done():
+            self._task.result()  # its error, if it ended by one
+            raise QemuError("the write stops have ended")
+        status = await self._machine.status()
+        if status not in ("running", "debug"):  # debug: on the breakpoint this moment
+            raise QemuError(f"a recorded write is made at the kernel's next request poll, and the guest is {status}")
+        made = asyncio.get_running_loop().create_future()
+        self._pending.append((address, data, made))
+        try:
+            return await asyncio.wait_for(asyncio.shield(made), STALL_SECONDS)
+        except asyncio.TimeoutError:
+            raise ReplayError(f"the kernel did not poll for requests within {STALL_SECONDS} s") from None
+
+    async def release(self, resume: bool) -> None:
+        """Leaves at the next poll (so every QEMU stop of the recording was one on a breakpoint):
+        the guest running on, or held there."""
+        if self._task is None:
+            return
+        self._release = resume
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), STALL_SECONDS)
+        except (QemuError, ConnectionError):  # QEMU ended meanwhile
+            pass
+        except asyncio.TimeoutError:
+            raise ReplayError(f"the kernel did not poll for requests within {STALL_SECONDS} s") from None
+        finally:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            assert self._stub is not None
+            await self._stub.close()
+
+    async def _serve(self) -> None:
+        stub, poll = self._stub, f"{self._poll:x},1"
+        assert stub is not None
+        while True:
+            if not at_breakpoint(await stub.stopped()):
+                continue  # a QMP stop (the run's end): resumed through QMP, if at all
+            position = await self._machine.replay_position()
+            self._stopped_at.update((position, position + 1))  # the poll's, and the step's over it
+            for address, data, made in self._pending:
+                await stub.command(f"M{address:x},{len(data)}:{data.hex()}", expect="OK")
+                made.set_result(position - 1)
+            self._pending.clear()
+            await stub.command(f"z0,{poll}", expect="OK")
+            if self._release is not None:
+                if self._release:
+                    await stub.send("c")
+                return
+            await stub.send("s")
+            while not at_breakpoint(await stub.stopped()):
+                pass
+            await stub.command(f"Z0,{poll}", expect="OK")
+            await stub.send("c")
+
+
 class Tape:
     """The runner's side of recording or replaying one scenario run (`runner.run`)."""
 
@@ -137,6 +254,8 @@ class Tape:
         self.current = 0                   # the step running (1-based)
         self.started = time.monotonic()
         self._machine: dict | None = None  # recording: the machine's part, once it has ended
+        self.writing: list[int] = []       # recording: the steps that write guest memory (1-based)
+        self._stops: WriteStops | None = None
 
     @property
     def replaying(self) -> bool:
@@ -190,6 +309,12 @@ class Tape:
         self.current = index
         if not self.replaying:
             self.marks.append(StepMark(None))
+            if index == 1 and self.writing:  # QEMU still holds the guest at reset
+                poll = ctx.image.symbols.get(POLL_SYMBOL)
+                if poll is None:
+                    raise ReplayError(f"{ctx.image.path} has no {POLL_SYMBOL}, where a recording makes debugger writes")
+                self._stops = WriteStops(ctx.machine, poll)
+                await self._stops.start()
             return
         machine, mark = ctx.machine, self._mark(index)
         if not ctx.qemu_running():
@@ -231,18 +356,21 @@ class Tape:
             mark.said = said or ""
             if ctx.qemu_running():
                 with contextlib.suppress(*QEMU_GONE):  # else it ended by itself meanwhile: end None
-                    mark.end = await machine.replay_position()
+                    mark.end = await (machine if self._stops is None else self._stops).replay_position()
+            if self._stops is not None and index >= max(self.writing):
+                await self._stops.release(resume=True)
+                self._stops = None
             return
         end = self._mark(index).end
         if said is not None and end is not None and ctx.gdb is None and ctx.qemu_running():
             await self._run_to(machine, end)
 
     async def write(self, ctx, address: int, data: bytes) -> None:
-        """Recording: a debugger's write into guest memory (the guest is stopped), kept to be
-        made again at the same instruction."""
-        if not self.replaying:
-            position = await ctx.machine.replay_position()
-            self.marks[-1].writes.append({"icount": position, "address": address, "bytes": data.hex()})
+        """Recording: a debugger's write into guest memory, made at the kernel's next request
+        poll, and kept to be made again there (one instruction before, `WriteStops`)."""
+        assert not self.replaying and self._stops is not None
+        position = await self._stops.write(address, data)
+        self.marks[-1].writes.append({"icount": position, "address": address, "bytes": data.hex()})
 
     async def reached(self, ctx) -> bool:
         """Replaying: the guest is where the running step ended when recorded (and every byte
@@ -278,10 +406,12 @@ class Tape:
                 position, moved = now, time.monotonic()
             elif time.monotonic() - moved > STALL_SECONDS:
                 # Paused short of it: the log does not fit; "running" without a step forward:
-                # QEMU's replay is stuck (seen a few times under heavy host load, QEMU 7.2).
+                # QEMU's replay is stuck, as after a recorded stop that dropped a warp (WriteStops).
                 raise ReplayError(f"the replay stopped at instruction {position} short of {icount} "
                                   f"({await machine.status()}, no progress for {STALL_SECONDS} s): "
-                                  "the log does not fit this run, or QEMU's replay is stuck")
+                                  "the log does not fit this run, or QEMU's replay is stuck (QEMU 7.2 cannot "
+                                  "always replay a recording stopped while its guest idled: by a GDB step or "
+                                  "a pause; see README, Recording a run)")
         await machine.serial_settled()
 
     # --- the end --------------------------------------------------------------------------
@@ -293,6 +423,9 @@ class Tape:
         machine = ctx.machine
         if not self.replaying:
             end = None
+            if self._stops is not None:  # the run ended before its last write: held at a poll
+                await self._stops.release(resume=False)
+                self._stops = None
             if ctx.qemu_running():
                 try:
                     if await machine.status() == "running":

@@ -145,8 +145,9 @@ class Machine(Monitor):
         if modules:
             argv += ["-initrd", ",".join(modules)]
         if self.rr is not None:
-            # Record/replay needs icount. Not sleep=off: recorded, an idle guest's clock then
-            # crawls and QEMU's delayed key releases never come. Without the config's own shift,
+            # Record/replay needs icount. Not sleep=off: recorded, no typed key then reaches the
+            # guest (QEMU 7.2: no IRQ 1 at all), though it would have no warp timer, the one
+            # that makes stops hard to replay (replay.WriteStops). Without the config's own shift,
             # QEMU's adaptive one keeps guest time near real time, as an unrecorded run has it.
             shift = c.icount_shift if c.icount else "auto"
             argv += ["-icount", f"shift={shift},rr={self.rr},rrfile={self.rr_file}"]

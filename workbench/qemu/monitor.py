@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Literal
 
+from qemu.qmp import ExecuteError
+
 from . import keys as keyboard
 from . import screen
 
@@ -26,6 +28,8 @@ KEY_HOLD_MS = 20
 SNAPSHOT_NODE = "snapshots"
 # Reads this small go through HMP `xp`, which needs no file: about half the time of pmemsave.
 SMALL_READ = 8
+# How long input waits for a guest that a debugger stopped at a breakpoint to run again.
+INPUT_PATIENCE = 10
 # Job ids and file names unique in this process.
 _numbers = itertools.count(1)
 
@@ -102,8 +106,8 @@ class Monitor(abc.ABC):
         for combination in presses:
             if self._keys_from_here():
                 for down in (True, False):
-                    await self.command("input-send-event", {"events": [
-                        {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": k}}} for k in combination]})
+                    await self._input([{"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": k}}}
+                                       for k in combination])
                     if down:
                         await asyncio.sleep(KEY_HOLD_MS / 1000)
             else:
@@ -120,8 +124,22 @@ class Monitor(abc.ABC):
         """Presses and releases `key` in one command, with no hold time: the quickest pair of
         keyboard interrupts QMP can cause."""
         self._require("keyboard")
-        await self.command("input-send-event", {"events": [
-            {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": key}}} for down in (True, False)]})
+        await self._input([{"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": key}}}
+                           for down in (True, False)])
+
+    async def _input(self, events: list[dict]) -> None:
+        """input-send-event, which QEMU refuses (and so drops nothing) while the guest is
+        stopped. A guest a debugger stopped on a breakpoint (a recording stops at every request
+        poll of the kernel until its last write, workbench/replay.py) gets it once it runs on."""
+        deadline = time.monotonic() + INPUT_PATIENCE
+        while True:
+            try:
+                await self.command("input-send-event", {"events": events})
+                return
+            except ExecuteError:  # running again already, or still on the breakpoint: once more
+                if await self.status() not in ("debug", "running") or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.001)
 
     # --- display ------------------------------------------------------------------------
 

@@ -429,8 +429,11 @@ async def inject(ctx: Context, step: model.Inject) -> str:
     if address is None:
         raise StepFailed(f"no symbol {step.symbol!r} in {ctx.image.path}")
     data = bytes.fromhex(step.bytes or "")
-    session = await ctx.attach_gdb()
-    await _write(ctx, session, address + step.offset, data)
+    if ctx.tape is not None:
+        await ctx.tape.write(ctx, address + step.offset, data)
+    else:
+        session = await ctx.attach_gdb()
+        await session.call(session.gdb.write_memory, address + step.offset, data)
     return f"wrote {data.hex()} at {step.symbol}+{step.offset:#x} ({address + step.offset:#x})"
 
 
@@ -445,23 +448,21 @@ async def _kill(ctx: Context, server: str) -> str:
 
 
 async def _control(ctx: Context, field: str, value: int) -> None:
-    """Writes a field of the kernel's KWAST_DEBUG_CONTROL (layout from DWARF) through GDB."""
+    """Writes a field of the kernel's KWAST_DEBUG_CONTROL (layout from DWARF) through GDB; in a
+    recording, the tape makes the write (at the kernel's next poll, through QEMU's gdbstub) and
+    keeps it, as QEMU's own log has no debugger's writes."""
     control = await asyncio.to_thread(dwarf.variable, ctx.image.path, "KWAST_DEBUG_CONTROL")
     member = control.type.member(field)
+    address, data = control.address + member.offset, value.to_bytes(member.type.size, "little")
+    if ctx.tape is not None:
+        await ctx.tape.write(ctx, address, data)
+        return
     attached = ctx.gdb is not None
     session = await ctx.attach_gdb()
-    await _write(ctx, session, control.address + member.offset, value.to_bytes(member.type.size, "little"))
+    await session.call(session.gdb.write_memory, address, data)
     if not attached:  # attaching stopped the guest: leave as we came
         ctx.gdb = None
         await session.close(detach=True)
-
-
-async def _write(ctx: Context, session: GdbSession, address: int, data: bytes) -> None:
-    """Guest memory written through GDB (the guest stopped); a recording keeps the write, as
-    QEMU's own log has no debugger's writes."""
-    if ctx.tape is not None:
-        await ctx.tape.write(ctx, address, data)
-    await session.call(session.gdb.write_memory, address, data)
 
 
 async def screendump(ctx: Context, step: model.Screendump) -> str:
