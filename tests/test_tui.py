@@ -506,6 +506,7 @@ def test_a_recording_opened_in_the_scenarios_pane_replays_in_the_console_and_gdb
             assert app.focused.id == "breakpoint"
             await pilot.press(*SERVER_FINISH, "enter")
             await until(pilot, lambda: "breakpoint 1 at" in str(status.render()), "the breakpoint")
+            assert app.query_one("#breakpoint", Input).value == ""  # set and listed: the box is free again
             await run_to_stop(app, pilot, "f5", "breakpoint 1 hit", "the replay to reach the kill")
             there, at = registers_shown(app), await vm.machine.replay_position()
             # The replayed console, in the console pane: the recording's, up to here.
@@ -521,7 +522,8 @@ def test_a_recording_opened_in_the_scenarios_pane_replays_in_the_console_and_gdb
 
             await run_to_stop(app, pilot, "f5", "breakpoint 1 hit", "forward to the kill again")
             assert registers_shown(app) == there and await vm.machine.replay_position() == at
-            # Not tried here: reverse-continue (shift+F5), which hangs QEMU 7.2 at times (README).
+            # Not tried here: reverse-continue (shift+F5). It works on an idle host (8 of 8 here),
+            # but QEMU 7.2 stopped answering in 2 of 2 runs with tests beside it (README).
             await pilot.press("ctrl+q")
         # no_gdb_left_behind and no_qemu_left_behind (conftest) check both ended.
 

@@ -201,6 +201,8 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
         self.breakpoints[number] = location
         listing = "  ".join(f"#{n} {where}" for n, where in self.breakpoints.items())
         self.app.call_from_thread(self.query_one("#breakpoints", Label).update, f"breakpoints: {listing}")
+        # Set, it is listed beside the box: the box is empty for the next (a refused one stays, to be mended).
+        self.app.call_from_thread(self.query_one("#breakpoint", Input).clear)
         self.app.call_from_thread(self._status, f"breakpoint {number} at {location}")
 
     @work(thread=True, group="gdb")
