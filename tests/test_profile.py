@@ -130,11 +130,12 @@ def test_inlined_calls_are_frames_above_their_function():
     assert ">helper [inlined]<" in svg
 
 
-KERNEL_CALL = "kwast_kernel::ipc::endpoint::Endpoint::call"
+# `ipc::call`, with `Endpoint::call` inlined into it (the kernel is one codegen unit).
+KERNEL_CALL = "kwast_kernel::ipc::call"
 
 
 def test_the_kernels_inlined_calls_come_from_its_dwarf():
-    """Every address of the kernel's `Endpoint::call`, against llvm-symbolizer's reading of the
+    """Every address of the kernel's `ipc::call`, against llvm-symbolizer's reading of the
     same DWARF (another implementation): the same inlined calls, outermost first. Among them
     `debug::record::ipc`, `#[inline(always)]`, with the always-inlined `update` inside it."""
     [(start, end)] = [(s, e) for s, e, name in profile.kernel_symbols(SETTINGS.kernel_elf) if name == KERNEL_CALL]
