@@ -158,7 +158,7 @@ def test_the_kernels_inlined_calls_come_from_its_dwarf():
 
 def test_what_the_dwarf_walk_found_is_kept_per_elf(tmp_path, monkeypatch):
     """A walk is seconds; a second profile of the same ELF reads the file it left, keyed by
-    the ELF's digest: a changed ELF is walked again."""
+    the ELF's version (path, inode, size, mtime, as the DWARF index): a changed ELF is walked again."""
     elf = tmp_path / "kwast-kernel"
     shutil.copy(SETTINGS.kernel_elf, elf)
     [(start, end)] = [(s, e) for s, e, name in profile.kernel_symbols(elf) if name == KERNEL_CALL]
@@ -170,7 +170,7 @@ def test_what_the_dwarf_walk_found_is_kept_per_elf(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dwarf, "_inlined_ranges", no_walk)
     assert dwarf.inlined_frames(elf, range(start, end)) == first
-    with elf.open("r+b") as file:  # a byte of the ELF header's padding: another ELF to the digest
+    with elf.open("r+b") as file:  # a byte of the ELF header's padding: another version of the ELF
         file.seek(15)
         file.write(b"\x01")
     walked = []

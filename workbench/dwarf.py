@@ -10,7 +10,6 @@ workbench's one DWARF reader.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 import os
@@ -233,12 +232,9 @@ def _index(identity: tuple) -> dict[str, list[int]]:
     process, and a lookup then parses one DIE and what it refers to."""
     path = Path(identity[0])
     cache_file = path.with_name(path.name + ".kwast-dwarf-index.json")
-    try:
-        cached = json.loads(cache_file.read_text())
-        if cached["format"] == _INDEX_FORMAT and cached["identity"] == list(identity):
-            return cached["index"]
-    except (OSError, ValueError, KeyError):
-        pass
+    cached = _load_beside(cache_file, _INDEX_FORMAT, identity)
+    if cached is not None:
+        return cached["index"]
     index: dict[str, list[int]] = {}
     with path.open("rb") as file:
         elf = ELFFile(file)
@@ -250,13 +246,30 @@ def _index(identity: tuple) -> dict[str, list[int]]:
                 if kind and "DW_AT_name" in die.attributes and "DW_AT_declaration" not in die.attributes \
                         and (kind != "variable" or "DW_AT_type" in die.attributes):
                     index.setdefault(f"{kind} {_qualified(die)}", [unit.cu_offset, die.offset])
+    _save_beside(cache_file, {"format": _INDEX_FORMAT, "identity": list(identity), "index": index})
+    return index
+
+
+def _load_beside(cache_file: Path, format_: int, identity: tuple) -> dict | None:
+    """What a walk of the ELF `identity` names left in `cache_file`, if it is there, of this
+    format and of that ELF."""
+    try:
+        cached = json.loads(cache_file.read_text())
+        if cached["format"] == format_ and cached["identity"] == list(identity):
+            return cached
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def _save_beside(cache_file: Path, document: dict) -> None:
+    """Kept for the next process: written whole, then renamed, so a reader never sees half."""
     temporary = cache_file.with_suffix(f".{os.getpid()}.tmp")
     try:
-        temporary.write_text(json.dumps({"format": _INDEX_FORMAT, "identity": list(identity), "index": index}))
+        temporary.write_text(json.dumps(document))
         temporary.replace(cache_file)
     except OSError:
         pass  # a read-only directory: the next process walks again
-    return index
 
 
 def _qualified(die) -> str:
@@ -503,7 +516,7 @@ def decode(type_: Type, data: bytes, offset: int = 0) -> object:
 
 # --- inlined calls: where the compiler inlined what --------------------------------------
 
-_INLINED_FORMAT = 1  # bumped when the cache file's shape changes: an old file is then rebuilt
+_INLINED_FORMAT = 2  # bumped when the cache file's shape changes: an old file is then rebuilt
 
 
 def inlined_frames(elf_path: Path | str, addresses: Iterable[int]) -> dict[int, tuple[str, ...]]:
@@ -514,17 +527,13 @@ def inlined_frames(elf_path: Path | str, addresses: Iterable[int]) -> dict[int, 
 
     Only the units holding an address are walked, but each whole (the DIEs carry no sibling
     links to skip by): seconds per MB of `.debug_info`. So what a walk found is kept in a file
-    beside the ELF, by the ELF's SHA-256, and grows as profiles reach further."""
-    path, addresses = Path(elf_path), sorted(set(addresses))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    beside the ELF, for that version of it as the DWARF index is (`_identity`), and grows as
+    profiles reach further."""
+    identity, addresses = _identity(elf_path), sorted(set(addresses))
+    path = Path(identity[0])
     cache_file = path.with_name(path.name + ".kwast-inlined.json")
-    cache = {"format": _INLINED_FORMAT, "digest": digest, "names": [], "units": {}}
-    try:
-        cached = json.loads(cache_file.read_text())
-        if cached["format"] == _INLINED_FORMAT and cached["digest"] == digest:
-            cache = cached
-    except (OSError, ValueError, KeyError):
-        pass
+    cache = _load_beside(cache_file, _INLINED_FORMAT, identity) or \
+        {"format": _INLINED_FORMAT, "identity": list(identity), "names": [], "units": {}}
     with path.open("rb") as file:
         elf = ELFFile(file)
         if not elf.has_dwarf_info():
@@ -540,12 +549,7 @@ def inlined_frames(elf_path: Path | str, addresses: Iterable[int]) -> dict[int, 
             for unit in missing:
                 cache["units"][str(unit)] = _inlined_ranges(dwarf, dwarf.get_CU_at(unit), names)
             cache["names"] = list(names)
-            temporary = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            try:
-                temporary.write_text(json.dumps(cache))
-                temporary.replace(cache_file)
-            except OSError:
-                pass  # a read-only directory: the next process walks again
+            _save_beside(cache_file, cache)
     return _containing(sorted(entry for unit in units for entry in cache["units"][str(unit)]),
                        addresses, cache["names"])
 
