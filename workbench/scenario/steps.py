@@ -429,11 +429,7 @@ async def inject(ctx: Context, step: model.Inject) -> str:
     if address is None:
         raise StepFailed(f"no symbol {step.symbol!r} in {ctx.image.path}")
     data = bytes.fromhex(step.bytes or "")
-    if ctx.tape is not None:
-        await ctx.tape.write(ctx, address + step.offset, data)
-    else:
-        session = await ctx.attach_gdb()
-        await session.call(session.gdb.write_memory, address + step.offset, data)
+    await _write(ctx, address + step.offset, data, stay_attached=True)
     return f"wrote {data.hex()} at {step.symbol}+{step.offset:#x} ({address + step.offset:#x})"
 
 
@@ -448,19 +444,24 @@ async def _kill(ctx: Context, server: str) -> str:
 
 
 async def _control(ctx: Context, field: str, value: int) -> None:
-    """Writes a field of the kernel's KWAST_DEBUG_CONTROL (layout from DWARF) through GDB; in a
-    recording, the tape makes the write (at the kernel's next poll, through QEMU's gdbstub) and
-    keeps it, as QEMU's own log has no debugger's writes."""
+    """Writes a field of the kernel's KWAST_DEBUG_CONTROL (layout from DWARF)."""
     control = await asyncio.to_thread(dwarf.variable, ctx.image.path, "KWAST_DEBUG_CONTROL")
     member = control.type.member(field)
-    address, data = control.address + member.offset, value.to_bytes(member.type.size, "little")
+    await _write(ctx, control.address + member.offset, value.to_bytes(member.type.size, "little"), stay_attached=False)
+
+
+async def _write(ctx: Context, address: int, data: bytes, stay_attached: bool) -> None:
+    """Guest memory written as a debugger does. In a recording the tape makes the write (at the
+    kernel's next poll, through QEMU's gdbstub) and keeps it, as QEMU's own log has no
+    debugger's writes; else GDB, attached for it if it was not, and detached again unless
+    `stay_attached` (attaching stopped the guest: leave as we came)."""
     if ctx.tape is not None:
         await ctx.tape.write(ctx, address, data)
         return
     attached = ctx.gdb is not None
     session = await ctx.attach_gdb()
     await session.call(session.gdb.write_memory, address, data)
-    if not attached:  # attaching stopped the guest: leave as we came
+    if not attached and not stay_attached:
         ctx.gdb = None
         await session.close(detach=True)
 
