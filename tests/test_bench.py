@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -127,9 +129,6 @@ def test_the_speedup_must_reach_its_target_and_names_the_host():
 def test_host_load_counts_other_processes_busy_cores():
     # A process kept busy for a second, not yet reaped (so not one of ours by `os.times`), is
     # the "other work" a speed-up figure is said beside.
-    import subprocess
-    import sys
-    import time
     busy = "import time\nend = time.monotonic() + 1.0\nwhile time.monotonic() < end: pass\n"
     with bench.HostLoad() as load:
         other = subprocess.Popen([sys.executable, "-c", busy])

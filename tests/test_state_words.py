@@ -17,6 +17,7 @@ from elftools.elf.elffile import ELFFile
 
 from conftest import SETTINGS
 from live import held_machine
+from workbench import dwarf
 from workbench.state import DebugStateError, StateReader, from_raw, record_of
 from workbench.state_words import explain, snapshot_json
 
@@ -150,8 +151,6 @@ def test_recorded_desktop_snapshot_in_words():
 def test_every_wait_and_event_kind_the_kernel_declares_has_words():
     # The kinds come from the kernel's DWARF, so a kind added there without words here fails:
     # each one, put into the recorded snapshot, must read as words, not the raw fallback.
-    from workbench import dwarf
-
     for _, kind in dwarf.enum(SETTINGS.kernel_elf, "WaitKind").names:
         if kind == "None":
             continue
