@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import SETTINGS
-from workbench import bench, bench_history, config
+from workbench import bench, bench_history, config, host_parallel
 from workbench.qemu import boot
 
 SOURCE = SETTINGS.servers_dir / "bench"
@@ -139,11 +139,23 @@ def test_host_load_counts_other_processes_busy_cores():
         "parallel: 2 servers on 1 CPU: 7000 cycles, on 2 CPUs: 4000 cycles, speed-up 1.75\n", 0.5).detail
 
 
+def test_the_hosts_own_speedup_runs_the_guests_program(tmp_path):
+    # The anchor beside the speed-up is servers/compute itself, built for the host: it counts
+    # what the guest's copies count, and each pair of rounds gives one ratio.
+    program = host_parallel.compute_for_host(dataclasses.replace(SETTINGS, build_dir=tmp_path))
+    printed = subprocess.run([str(program), "20000"], check=True, capture_output=True, text=True).stdout
+    assert "primes below 20000: 2262" in printed
+    host = host_parallel.HostParallel(program)
+    host.measure(pairs=3)
+    assert len(host.ratios) == 3 and all(r > 0 for r in host.ratios)
+    assert host.speedup == sorted(host.ratios)[1]
+
+
 def test_the_parallel_benchmark_runs_both_placements_to_the_end(kernel_image):
     # Its figure is a speed-up only with the CPUs on host threads of their own (`kwast-bench
     # bench --suite smp`); here, counted, it must run every server of both placements to its end.
     parallel = config.load(SETTINGS.configs_dir / "parallel.yaml")
-    hardware = dataclasses.replace(parallel, icount=True, cmdline="bench=parallel work=20000",
+    hardware = dataclasses.replace(parallel, icount=True, cmdline="bench=parallel work=20000 pairs=9",
                                    cpu=dataclasses.replace(parallel.cpu, threads="single"))
     outcome = asyncio.run(boot(SETTINGS, hardware, kernel_image, timeout=120))
     assert outcome.ok, outcome.describe()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import build, config
 from .gdb import Gdb
+from .host_parallel import HostParallel, compute_for_host
 from .qemu import Machine, boot
 from .state import MmapMemory, QmpMemory, StateReader, wait_published
 
@@ -288,9 +289,10 @@ _PARALLEL = re.compile(r"^parallel: (?P<servers>\d+) servers on 1 CPU: (?P<one>\
 SPEEDUP_TARGET = 1.7
 
 
-def speedup(serial: str, others: float | None = None) -> Count:
+def speedup(serial: str, others: float | None = None, host: float | None = None) -> Count:
     """The figure from the kernel's line; `others`: host cores the rest of the host kept busy
-    meanwhile (`HostLoad`), said beside it, as a speed-up needs the cores to itself."""
+    meanwhile (`HostLoad`), and `host`: the host's own speed-up of the same program run natively
+    (`HostParallel`), said beside it, as a speed-up needs the cores to itself."""
     found = _PARALLEL.search(serial)
     if found is None:
         raise BenchError(f"the kernel did not run its parallel benchmark (bench=parallel):\n{serial[-2000:]}")
@@ -298,6 +300,7 @@ def speedup(serial: str, others: float | None = None) -> Count:
     return Count(f"speed-up, {cpus} compute servers on {cpus} CPUs", one / many, "ratio", SPEEDUP_TARGET,
                  f"guest time on 1 CPU / on {cpus}; host has {os.cpu_count()} cores"
                  + (f", {others:.2f} of them busy with other work meanwhile" if others is not None else "")
+                 + (f", {host:.2f} as fast running it natively two at once" if host is not None else "")
                  + (f"; {found['pairs']}" if found["pairs"] else ""), at_least=True)
 
 
@@ -330,15 +333,23 @@ async def smp(settings, image) -> list[Count]:
     one compute server per CPU, all on one CPU, then one on each, in one boot. The cross-CPU
     call+reply (configs/pingpong-cross.yaml, counted): ping and pong on two CPUs, beside the
     same figure on one (configs/pingpong.yaml)."""
+    try:
+        host = HostParallel(compute_for_host(settings))
+    except build.BuildError as error:
+        raise BenchError(f"{error}\n" + "\n".join(error.output)) from None
+    host.measure()
     with HostLoad() as load:
         serial = await _console(settings, image, "parallel")
-    faster = speedup(serial, load.cores)
+    host.measure()
+    faster = speedup(serial, load.cores, host.speedup)
     same = {c.name: c for c in ping_figures(await _console(settings, image, "pingpong"))}["IPC 64-byte call+reply"]
     across = _PING.finditer(await _console(settings, image, "pingpong-cross"))
     call = next((int(m["median"]) for m in across if m["what"] == "64-byte call+reply"), None)
     if call is None:
         raise BenchError("ping did not report its call+reply across CPUs")
     return [faster,
+            Count("host's own speed-up, the same program natively", host.speedup, "ratio",
+                  detail=f"servers/compute on the host, median of {len(host.ratios)} pairs just before and after"),
             Count("IPC 64-byte call+reply across CPUs", call, "instructions", detail=f"same CPU: {same.value:.0f}"),
             Count("call+reply across CPUs / same CPU", call / same.value, "ratio")]
 

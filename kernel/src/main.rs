@@ -89,8 +89,8 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
     }
     wasm::register_boot_modules(&boot);
     if cmdline_value(boot.cmdline(), "bench") == Some("parallel") {
-        let work = cmdline_value(boot.cmdline(), "work").and_then(|w| w.parse().ok()).unwrap_or(1_000_000);
-        parallel_bench::run(work);
+        let number = |key, default| cmdline_value(boot.cmdline(), key).and_then(|v| v.parse().ok()).unwrap_or(default);
+        parallel_bench::run(number("work", 300_000), number("pairs", 31) as usize);
         exit(ExitCode::Success);
     }
     let servers = wasm::start_boot_servers();
