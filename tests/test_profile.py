@@ -137,7 +137,8 @@ KERNEL_CALL = "kwast_kernel::ipc::call"
 def test_the_kernels_inlined_calls_come_from_its_dwarf():
     """Every address of the kernel's `ipc::call`, against llvm-symbolizer's reading of the
     same DWARF (another implementation): the same inlined calls, outermost first. Among them
-    `debug::record::ipc`, `#[inline(always)]`, with the always-inlined `update` inside it."""
+    `debug::record::ipc_holding`, `#[inline(always)]`, with the always-inlined
+    `update_interrupts_off` inside it."""
     [(start, end)] = [(s, e) for s, e, name in profile.kernel_symbols(SETTINGS.kernel_elf) if name == KERNEL_CALL]
     found = dwarf.inlined_frames(SETTINGS.kernel_elf, range(start, end))
     symbolized = subprocess.run(["llvm-symbolizer", "--obj", str(SETTINGS.kernel_elf), "--inlining",
@@ -148,12 +149,12 @@ def test_the_kernels_inlined_calls_come_from_its_dwarf():
         functions = frames.split("\n")[::2]  # function, file:line:column; innermost first
         assert found.get(address, ()) == tuple(reversed(functions))[1:], hex(address)
     named = profile.inlined_frames(SETTINGS.kernel_elf, range(start, end))
-    chains = [chain for chain in named.values() if "kwast_kernel::debug::record::ipc [inlined]" in chain]
-    assert chains, f"no address of {KERNEL_CALL} is in record::ipc"
+    chains = [chain for chain in named.values() if "kwast_kernel::debug::record::ipc_holding [inlined]" in chain]
+    assert chains, f"no address of {KERNEL_CALL} is in record::ipc_holding"
     for chain in chains:
-        inner = chain[chain.index("kwast_kernel::debug::record::ipc [inlined]") + 1:]
-        assert inner[:1] in [(), ("kwast_kernel::debug::state::update [inlined]",)]
-    assert any(len(chain) > chain.index("kwast_kernel::debug::record::ipc [inlined]") + 1 for chain in chains)
+        inner = chain[chain.index("kwast_kernel::debug::record::ipc_holding [inlined]") + 1:]
+        assert inner[:1] in [(), ("kwast_kernel::debug::state::update_interrupts_off [inlined]",)]
+    assert any(len(chain) > chain.index("kwast_kernel::debug::record::ipc_holding [inlined]") + 1 for chain in chains)
 
 
 def test_what_the_dwarf_walk_found_is_kept_per_elf(tmp_path, monkeypatch):

@@ -47,6 +47,11 @@ impl<T> IrqMutex<T> {
         }
     }
 
+    /// The value, to its only owner: no lock to take.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+
     /// For fault reports: never waits.
     pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
         let irq = InterruptGuard::new();

@@ -17,7 +17,7 @@ pub mod state;
 mod tests;
 
 pub use record::{
-    count_irq, cpu_online, cpu_ticks, cpu_up, ipc, irq_acknowledged, irq_bound, record, record_interrupts_off, record_holding, reply_pending, set_current, switched,
+    count_irq, cpu_online, cpu_ticks, cpu_up, ipc, ipc_holding, irq_acknowledged, irq_bound, record, record_interrupts_off, record_holding, reply_pending, set_current, switched,
     NO_ROW,
 };
 pub use servers::ServerSlot;

@@ -121,16 +121,25 @@ pub fn irq_acknowledged(line: usize) {
 /// Always inlined, as `record` (outlined by the compiler once, call+reply 2859 -> 2904).
 #[inline(always)]
 pub fn ipc(kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
-    update(|s| {
-        append(s, kind, thread, endpoint as u64, bytes as u64);
-        if let Some(r) = s.endpoints.get_mut(row as usize).filter(|r| r.id == endpoint) {
-            match kind {
-                EventKind::IpcCall => r.calls += 1,
-                _ => r.replies += 1,
-            }
-            r.bytes += bytes as u64;
+    update(|s| account_ipc(s, kind, thread, endpoint, row, bytes));
+}
+
+/// `ipc` by a caller that holds a lock (the endpoint's), so interrupts are off already.
+#[inline(always)]
+pub fn ipc_holding<T>(_held: &IrqMutexGuard<'_, T>, kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
+    update_interrupts_off(|s| account_ipc(s, kind, thread, endpoint, row, bytes));
+}
+
+#[inline(always)]
+fn account_ipc(s: &mut DebugState, kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
+    append(s, kind, thread, endpoint as u64, bytes as u64);
+    if let Some(r) = s.endpoints.get_mut(row as usize).filter(|r| r.id == endpoint) {
+        match kind {
+            EventKind::IpcCall => r.calls += 1,
+            _ => r.replies += 1,
         }
-    });
+        r.bytes += bytes as u64;
+    }
 }
 
 /// A receiver took the call of `thread`, whose row is `row`: it now waits for the reply. The

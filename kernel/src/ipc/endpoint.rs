@@ -13,7 +13,8 @@ use super::handle::Capability;
 use super::notification::Notification;
 use crate::debug::state::{copy_name, EndpointRow, EventKind, NAME_LEN};
 use crate::debug::{self, Slot};
-use crate::sched::{self, ThreadId, Wait, WaitKind, WaitQueue};
+use crate::arch::cpu::InterruptGuard;
+use crate::sched::{self, ThreadId, Wait, WaitKind};
 use crate::sync::IrqMutex;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -107,13 +108,11 @@ impl Call {
 
     /// Back to the pool if no one else holds it (a receiver that never replied still may).
     /// Its lent buffers stay behind, unused: it is Abandoned until the next call sets them.
-    fn recycle(call: Arc<Call>) {
-        if Arc::strong_count(&call) == 1 {
-            {
-                let mut inner = call.inner.lock();
-                if !inner.transfers.is_empty() {
-                    inner.transfers.clear(); // a call abandoned before delivery
-                }
+    fn recycle(mut call: Arc<Call>) {
+        if let Some(only) = Arc::get_mut(&mut call) {
+            let inner = only.inner.get_mut();
+            if !inner.transfers.is_empty() {
+                inner.transfers.clear(); // a call abandoned before delivery
             }
             let mut pool = POOL.lock();
             if pool.len() < POOL_SIZE {
@@ -214,6 +213,10 @@ impl Drop for Pooled {
 
 struct Inner {
     queue: VecDeque<Arc<Call>>,
+    /// Threads blocked in `receive`, longest first. Under the queue's lock, not a wait queue of
+    /// their own: a call queues itself and takes its receiver in one lock, a receiver finds the
+    /// queue empty and waits in one.
+    receivers: VecDeque<ThreadId>,
     closed: bool,
     /// Its signals are received here too; under the queue's lock, as receive checks both.
     notification: Option<Arc<Notification>>,
@@ -223,7 +226,6 @@ pub struct Endpoint {
     pub id: u32,
     pub owner: u32,
     inner: IrqMutex<Inner>,
-    receivers: WaitQueue,
     debug_row: Option<Slot<EndpointRow>>,
     /// `debug_row`'s index, for calls to account on (`debug::ipc`).
     row: u32,
@@ -246,8 +248,7 @@ impl Endpoint {
         let row = debug_row.as_ref().map_or(debug::NO_ROW, Slot::index);
         Arc::new(Endpoint {
             id, owner, row,
-            inner: IrqMutex::new(Inner { queue: VecDeque::new(), closed: false, notification: None }),
-            receivers: WaitQueue::new(),
+            inner: IrqMutex::new(Inner { queue: VecDeque::new(), receivers: VecDeque::new(), closed: false, notification: None }),
             debug_row,
         })
     }
@@ -258,8 +259,12 @@ impl Endpoint {
         self.inner.lock().notification = Some(notification);
     }
 
+    /// Its bound notification was signalled: every receiver looks again.
     pub(super) fn wake_receivers(&self) {
-        self.receivers.wake_all();
+        let mut inner = self.inner.lock();
+        while let Some(receiver) = inner.receivers.pop_front() {
+            sched::wake(receiver);
+        }
     }
 
     /// Names it in the debug-state block (what init's manifest calls it).
@@ -304,15 +309,19 @@ impl Endpoint {
             }
         }
         {
+            // Queued, and its receiver (if one waits) woken, in one section with interrupts
+            // off: the receiver cannot time out between being taken off the list and woken.
             let mut inner = self.inner.lock();
             if inner.closed {
                 call.inner.lock().state = CallState::Abandoned;
                 return Err(Error::PeerDied);
             }
             inner.queue.push_back(call.clone());
+            debug::ipc_holding(&inner, EventKind::IpcCall, sched::current_id(), self.id, self.row, lent.request_length);
+            if let Some(receiver) = inner.receivers.pop_front() {
+                sched::wake_and_hand_off(receiver);
+            }
         }
-        debug::ipc(EventKind::IpcCall, sched::current_id(), self.id, self.row, lent.request_length);
-        self.receivers.hand_off_one();
         // Leaving the call, under its lock: from then on no one touches the lent memory.
         let leave = |inner: &mut CallInner, replied: bool| {
             inner.state = CallState::Abandoned;
@@ -333,48 +342,75 @@ impl Endpoint {
 
     /// Waits for a call (or a signal on the bound notification) until tick `deadline`.
     pub fn receive(&self, deadline: Option<u64>) -> Result<Received> {
-        let mut received = None;
-        let mut caller = None;
-        let ready = self.receivers.wait_until_deadline(Wait::on(WaitKind::Receive, self.id, 0), || {
-            let mut inner = self.inner.lock();
-            if inner.closed {
-                return true;
+        let me = sched::current_id();
+        loop {
+            // Interrupts off from the look at the queue to the block: on this CPU no caller
+            // comes between; one on another CPU finds this thread on the list (and a wake that
+            // comes before the block makes the block return at once).
+            let _irq = InterruptGuard::new();
+            {
+                let mut inner = self.inner.lock();
+                if let Some(taken) = Self::take(&mut inner, me) {
+                    drop(inner);
+                    return Self::taken(taken);
+                }
+                // A thread whose process is being killed does not wait any more.
+                if crate::process::current_killed() {
+                    return Err(Error::TimedOut);
+                }
+                inner.receivers.push_back(me);
             }
-            if let Some(call) = inner.queue.pop_front() {
-                let mut taken = call.inner.lock();
-                taken.state = CallState::Received;
-                caller = Some((taken.caller_row, taken.caller));
-                drop(taken);
-                received = Some(Received::Call(call));
-                return true;
+            if !sched::block_current(Wait::on(WaitKind::Receive, self.id, 0), deadline) {
+                // The deadline, which no caller took this thread off the list for: a last look.
+                let taken = Self::take(&mut self.inner.lock(), me);
+                return taken.map_or(Err(Error::TimedOut), Self::taken);
             }
-            if let Some(bits) = inner.notification.as_ref().map(|n| n.take()).filter(|&b| b != 0) {
-                received = Some(Received::Signals(bits));
-                return true;
-            }
-            false
-        }, deadline);
+        }
+    }
+
+    /// What a receiver finds under the lock: PeerDied if the endpoint closed, a call (now
+    /// Received, with its caller's debug row and id), or the bound notification's signals.
+    /// `me` leaves the list of receivers first, if a wake that was not a caller's (a kill, a
+    /// signal) left it there.
+    fn take(inner: &mut Inner, me: ThreadId) -> Option<Result<(Received, Option<(u32, ThreadId)>)>> {
+        if !inner.receivers.is_empty() {
+            inner.receivers.retain(|&t| t != me);
+        }
+        if inner.closed {
+            return Some(Err(Error::PeerDied));
+        }
+        if let Some(call) = inner.queue.pop_front() {
+            let mut taken = call.inner.lock();
+            taken.state = CallState::Received;
+            let caller = (taken.caller_row, taken.caller);
+            drop(taken);
+            return Some(Ok((Received::Call(call), Some(caller))));
+        }
+        let bits = inner.notification.as_ref().map(|n| n.take()).filter(|&b| b != 0)?;
+        Some(Ok((Received::Signals(bits), None)))
+    }
+
+    fn taken(taken: Result<(Received, Option<(u32, ThreadId)>)>) -> Result<Received> {
+        let (received, caller) = taken?;
         if let Some((row, thread)) = caller {
             debug::reply_pending(row, thread);
         }
-        match received {
-            Some(received) => Ok(received),
-            None if ready => Err(Error::PeerDied),
-            None => Err(Error::TimedOut),
-        }
+        Ok(received)
     }
 
     /// The owner died: every queued caller gets `PeerDied` (a call being served ends when its
     /// reply capability goes, with the process that holds it).
     pub fn close(&self) {
-        let queued = {
+        let (queued, receivers) = {
             let mut inner = self.inner.lock();
             inner.closed = true;
-            core::mem::take(&mut inner.queue)
+            (core::mem::take(&mut inner.queue), core::mem::take(&mut inner.receivers))
         };
         for call in queued.iter() {
             let _ = call.fail(Error::PeerDied);
         }
-        self.receivers.wake_all();
+        for receiver in receivers {
+            sched::wake(receiver);
+        }
     }
 }

@@ -66,16 +66,6 @@ impl WaitQueue {
         waiter.inspect(|&t| super::wake(t))
     }
 
-    /// Wakes the longest waiter and hands it the CPU at the caller's next switch
-    /// (`sched::wake_and_hand_off`).
-    pub fn hand_off_one(&self) {
-        let _irq = InterruptGuard::new();
-        let waiter = self.waiters.lock().pop_front();
-        if let Some(waiter) = waiter {
-            super::wake_and_hand_off(waiter);
-        }
-    }
-
     pub fn wake_all(&self) -> usize {
         let _irq = InterruptGuard::new();
         // One at a time, keeping the queue's buffer: a wait then never allocates.
