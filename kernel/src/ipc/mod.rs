@@ -31,14 +31,15 @@ fn me() -> Result<Arc<Process>> {
 
 /// The capability behind `handle`, checked for kind (by `pick`) before rights.
 fn lookup<T>(handle: Handle, rights: Rights, pick: impl FnOnce(&Object) -> Option<T>) -> Result<(T, u64)> {
-    let process = me()?;
-    let table = process.handles.lock();
-    let capability = table.get(handle)?;
-    let object = pick(&capability.object).ok_or(Error::WrongKind)?;
-    if !capability.rights.contains(rights) {
-        return Err(Error::NoRights);
-    }
-    Ok((object, capability.badge))
+    process::with_current(|process| {
+        let table = process.handles.lock();
+        let capability = table.get(handle)?;
+        let object = pick(&capability.object).ok_or(Error::WrongKind)?;
+        if !capability.rights.contains(rights) {
+            return Err(Error::NoRights);
+        }
+        Ok((object, capability.badge))
+    }).unwrap_or(Err(Error::InvalidHandle))
 }
 
 /// The endpoint behind `handle` and the handle's badge.
@@ -63,11 +64,13 @@ pub fn call(handle: Handle, lent: endpoint::Lent, transfer: &[Handle], timeout_m
     let (endpoint, badge) = endpoint(handle, Rights::CALL)?;
     let mut transfers = endpoint::Transfers::new();
     if !transfer.is_empty() {
-        let process = me()?;
-        let table = process.handles.lock();
-        for &handle in transfer {
-            transfers.push(table.get_with(handle, Rights::GRANT)?.clone());
-        }
+        process::with_current(|process| -> Result<()> {
+            let table = process.handles.lock();
+            for &handle in transfer {
+                transfers.push(table.get_with(handle, Rights::GRANT)?.clone());
+            }
+            Ok(())
+        }).unwrap_or(Err(Error::InvalidHandle))?;
     }
     endpoint.call(badge, lent, &mut transfers, deadline(timeout_ms))
 }
@@ -101,7 +104,6 @@ pub enum Incoming {
 pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Incoming> {
     let (endpoint, _) = endpoint(handle, Rights::RECEIVE)?;
     let deadline = deadline(timeout_ms);
-    let process = me()?;
     loop {
         let call = match endpoint.receive(deadline)? {
             Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
@@ -116,48 +118,64 @@ pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Inc
             }
             Err(_) => continue, // its caller left meanwhile
         };
-        let mut table = process.handles.lock();
-        let mut handles = [0; 1 + endpoint::MAX_TRANSFER];
-        let reply = Capability { object: Object::Reply(call.clone()), rights: Rights(0), badge: 0 };
-        let mut inserted = 0;
-        for capability in core::iter::once(reply).chain(transfers.drain(..)) {
+        let inserted = process::with_current(|process| insert_all(&mut process.handles.lock(), &call, &mut transfers))
+            .unwrap_or(Err(Error::InvalidHandle));
+        return match inserted {
+            Ok((handles, count)) => Ok(Incoming::Message(Message {
+                badge,
+                length,
+                reply_handle: handles[0],
+                transferred: handles[1..].try_into().expect("MAX_TRANSFER handles"),
+                transferred_count: count - 1,
+            })),
+            Err(error) => {
+                let _ = call.fail(error);
+                Err(error)
+            }
+        };
+    }
+}
+
+/// The reply capability for `call` and the handles that came with it, into `table`: all or
+/// nothing. Their handles, the reply's first, and how many.
+fn insert_all(table: &mut handle::HandleTable, call: &Arc<endpoint::Call>, transfers: &mut endpoint::Transfers)
+              -> Result<([Handle; 1 + endpoint::MAX_TRANSFER], usize)> {
+    let mut handles = [0; 1 + endpoint::MAX_TRANSFER];
+    handles[0] = table.insert(Capability { object: Object::Reply(call.clone()), rights: Rights(0), badge: 0 })?;
+    let mut inserted = 1;
+    // Drained only when there are any: a call with none spares the iterator.
+    if !transfers.is_empty() {
+        for capability in transfers.drain(..) {
             match table.insert(capability) {
                 Ok(handle) => {
                     handles[inserted] = handle;
                     inserted += 1;
                 }
                 Err(error) => {
-                    // All or nothing: take back what went in.
+                    // Take back what went in.
                     for &handle in &handles[..inserted] {
                         let _ = table.remove(handle);
                     }
-                    drop(table);
-                    let _ = call.fail(error);
                     return Err(error);
                 }
             }
         }
-        return Ok(Incoming::Message(Message {
-            badge,
-            length,
-            reply_handle: handles[0],
-            transferred: handles[1..].try_into().expect("MAX_TRANSFER handles"),
-            transferred_count: inserted - 1,
-        }));
     }
+    Ok((handles, inserted))
 }
 
 /// Takes the one-shot reply capability `reply_handle` out of the caller's table.
 fn take_reply(reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
-    let process = me()?;
-    let mut table = process.handles.lock();
-    match table.get(reply_handle)?.object {
-        Object::Reply(_) => match table.remove(reply_handle)?.object {
-            Object::Reply(call) => Ok(call),
-            _ => unreachable!("checked above"),
-        },
-        _ => Err(Error::WrongKind),
-    }
+    process::with_current(|process| {
+        let mut table = process.handles.lock();
+        match table.get(reply_handle)?.object {
+            Object::Reply(_) => match table.remove(reply_handle)?.object {
+                Object::Reply(call) => Ok(call),
+                _ => unreachable!("checked above"),
+            },
+            _ => Err(Error::WrongKind),
+        }
+    }).unwrap_or(Err(Error::InvalidHandle))
 }
 
 pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
