@@ -1,9 +1,9 @@
 //! Threads and the scheduler: priorities with round-robin inside a priority, preemption by the
 //! timer, blocking and waking, sleeping, exit and reaping.
 //!
-//! Every switch happens in an interrupt (the timer, or `int 0x81` for a thread giving up the
-//! CPU): the trap entry has saved the whole register file and SSE state in a `TrapFrame`, and
-//! switching is replacing that frame with the next thread's saved one.
+//! Every switch happens in an interrupt (the timer, `int 0x81` for a thread giving up the CPU,
+//! `int 0x82` for one that blocks): the trap entry has saved the whole register file and SSE
+//! state in a `TrapFrame`, and switching is replacing that frame with the next thread's saved one.
 //!
 //! A thread's `RunState` is the scheduler's own; the debug-state block shows it in a row the
 //! thread holds (`debug::Slot`), freed with the thread.
@@ -19,7 +19,7 @@ pub use wait::WaitQueue;
 
 use crate::arch::cpu::InterruptGuard;
 use crate::arch::percpu::this_cpu;
-use crate::arch::trap::{TrapFrame, YIELD_VECTOR};
+use crate::arch::trap::{TrapFrame, BLOCK_VECTOR, YIELD_VECTOR};
 use crate::process::{Process, ProcessId};
 use alloc::sync::Arc;
 use crate::sync::IrqMutex;
@@ -144,19 +144,24 @@ pub fn state_of(id: ThreadId) -> Option<RunState> {
     with(|s| s.get(id).map(|t| t.state))
 }
 
-/// Enters the scheduler through the yield trap, as blocking, sleeping and exiting do: the
-/// calling thread runs again when the scheduler picks it, at once if nothing else is ready.
+/// Enters the scheduler through the yield trap, as sleeping and exiting do: the calling thread
+/// runs again when the scheduler picks it, at once if nothing else is ready.
 pub fn give_up_cpu() {
     unsafe { core::arch::asm!("int {}", const YIELD_VECTOR) };
+}
+
+/// What a thread that blocks hands the block trap (its address in rax): the trap blocks it and
+/// switches away under one hold of the scheduler's lock, not one to block and one to switch.
+struct BlockRequest {
+    wait: Wait,
+    deadline: Option<u64>,
 }
 
 /// Blocks the calling thread until `wake` or tick `deadline`; false if the deadline woke it.
 /// The caller has interrupts off (see `WaitQueue`), so a wake cannot slip in before the block.
 pub(crate) fn block_current(wait: Wait, deadline: Option<u64>) -> bool {
-    if !with(|s| s.block_current(wait, deadline)) {
-        return true;
-    }
-    give_up_cpu();
+    let request = BlockRequest { wait, deadline };
+    unsafe { core::arch::asm!("int {}", const BLOCK_VECTOR, in("rax") &request as *const BlockRequest) };
     !this_cpu().timed_out.get()
 }
 
@@ -296,6 +301,26 @@ fn free(dead: Option<Box<thread::Thread>>) {
 pub fn on_yield(frame: &mut TrapFrame) -> *mut TrapFrame {
     this_cpu().switch_deferred.set(false);
     let (resume, dead) = with(|s| s.switch(frame));
+    // Freeing a stack takes the frame and page-table locks: do it outside the scheduler's.
+    free(dead);
+    resume
+}
+
+/// The running thread blocks (`block_current`, rax pointing at its request); returns the frame
+/// to resume: its own if a wake came first.
+pub fn on_block(frame: &mut TrapFrame) -> *mut TrapFrame {
+    let cpu = this_cpu();
+    cpu.switch_deferred.set(false);
+    // SAFETY: `block_current` put it on its stack for the length of this trap.
+    let request = unsafe { &*(frame.rax as *const BlockRequest) };
+    let (resume, dead) = with(|s| {
+        if !s.block_current(request.wait, request.deadline) {
+            // A wake came first (from another CPU): the thread goes on, not timed out.
+            cpu.timed_out.set(false);
+            return (frame as *mut TrapFrame, None);
+        }
+        s.switch(frame)
+    });
     // Freeing a stack takes the frame and page-table locks: do it outside the scheduler's.
     free(dead);
     resume

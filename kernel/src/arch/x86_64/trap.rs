@@ -15,8 +15,10 @@ pub const IRQ_COUNT: u64 = 16;
 pub const RESCHEDULE_VECTOR: u64 = 0x40;
 /// From another CPU: invalidate the page of the shootdown in progress (`mm::tlb`).
 pub const SHOOTDOWN_VECTOR: u64 = 0x41;
-/// `int 0x81`: a thread gives up the CPU (yield, block, sleep, exit).
+/// `int 0x81`: a thread gives up the CPU (yield, sleep, exit).
 pub const YIELD_VECTOR: u64 = 0x81;
+/// `int 0x82`: a thread blocks, rax pointing at what for (`sched::block_current`).
+pub const BLOCK_VECTOR: u64 = 0x82;
 pub const SPURIOUS_VECTOR: u64 = 0xFF;
 
 /// The FXSAVE image: x87, MXCSR and the 16 XMM registers.
@@ -220,6 +222,7 @@ extern "C" fn dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
             super::apic::end_of_interrupt();
         }
         YIELD_VECTOR => return crate::sched::on_yield(frame),
+        BLOCK_VECTOR => return crate::sched::on_block(frame),
         v if (IRQ_BASE..IRQ_BASE + IRQ_COUNT).contains(&v) => {
             crate::debug::count_irq((v - IRQ_BASE) as usize);
             crate::ipc::irq::on_interrupt((v - IRQ_BASE) as u8);
