@@ -30,8 +30,10 @@ impl WaitQueue {
             if condition() {
                 return true;
             }
-            // A thread whose process is being killed does not wait any more.
+            // A thread whose process is being killed does not wait any more (and leaves the
+            // queue, if the kill's wake found it there).
             if crate::process::current_killed() {
+                self.leave(super::current_id());
                 return false;
             }
             let me = super::current_id();
@@ -41,10 +43,9 @@ impl WaitQueue {
                 self.leave(me);
                 return true;
             }
-            let woken = super::block_current(wait, deadline);
-            // A waker took us off the queue; a deadline or a kill did not.
-            self.leave(me);
-            if !woken {
+            // A waker took us off the queue; a deadline did not (nor a kill: see above).
+            if !super::block_current(wait, deadline) {
+                self.leave(me);
                 return condition();
             }
         }
@@ -67,10 +68,11 @@ impl WaitQueue {
     }
 
     pub fn wake_all(&self) -> usize {
-        let _irq = InterruptGuard::new();
-        // One at a time, keeping the queue's buffer: a wait then never allocates.
+        // One at a time, keeping the queue's buffer: a wait then never allocates. Under the
+        // queue's lock throughout: the scheduler, whose lock a wake takes, never takes this one.
+        let mut waiters = self.waiters.lock();
         let mut woken = 0;
-        while let Some(waiter) = self.waiters.lock().pop_front() {
+        while let Some(waiter) = waiters.pop_front() {
             super::wake(waiter);
             woken += 1;
         }
