@@ -218,7 +218,7 @@ pub(crate) fn wake(id: ThreadId) {
 }
 
 /// Wakes `id`, and the next switch away from the calling thread goes to it if no thread of
-/// higher priority is ready: the IPC fast path, skipping the run queue's order.
+/// higher priority is ready: the IPC fast path, which holds it beside the run queue until then.
 pub fn wake_and_hand_off(id: ThreadId) {
     with(|s| s.wake_and_hand_off(id));
 }

@@ -2,8 +2,9 @@
 //!
 //! Each CPU has its own run queues and running thread (`Cpu`), all under the one scheduler
 //! lock. A new thread goes to the least loaded CPU; a woken one to the CPU it last ran on,
-//! except that a hand-off (IPC) brings the woken thread to the waker's CPU; a CPU with
-//! nothing to run takes the first of the highest priority from another. A CPU that has work
+//! except that a hand-off (IPC) brings the woken thread to the waker's CPU and holds it beside
+//! the queues for that CPU's next switch; a CPU with nothing to run takes the first of the
+//! highest priority from another. A CPU that has work
 //! placed on it while idle or outranked is interrupted (`RESCHEDULE_VECTOR`).
 
 use super::thread::{Name, Priority, RunState, Thread, ThreadId, Wait, WaitKind, TLS_SLOTS};
@@ -46,8 +47,9 @@ struct Cpu {
     ready: [VecDeque<ThreadId>; Priority::LEVELS],
     /// Threads in `ready`.
     queued: usize,
-    /// Where the next switch should go, if still ready (see `wake_and_hand_off`).
-    hand_off: Option<ThreadId>,
+    /// A ready thread held out of the queues for the next switch (see `wake_and_hand_off`):
+    /// another CPU does not take it, as its own CPU switches to it at once or within a tick.
+    hand_off: Option<(ThreadId, Priority)>,
     ticks: u64,
     idle_ticks: u64,
 }
@@ -63,6 +65,18 @@ impl Cpu {
     fn push(&mut self, priority: Priority, id: ThreadId) {
         self.ready[priority.0 as usize].push_back(id);
         self.queued += 1;
+    }
+
+    /// The highest priority ready here, the hand-off target's included.
+    fn best_ready(&self) -> Option<Priority> {
+        self.highest_ready().max(self.hand_off.map(|(_, priority)| priority))
+    }
+
+    /// A hand-off target held here goes to its queue, like any ready thread.
+    fn settle(&mut self) {
+        if let Some((id, priority)) = self.hand_off.take() {
+            self.push(priority, id);
+        }
     }
 
     fn highest_ready(&self) -> Option<Priority> {
@@ -98,7 +112,7 @@ impl Cpu {
 
     /// Runnable threads on it: its load, for placing new ones.
     fn load(&self) -> usize {
-        self.queued + !self.is_idle() as usize
+        self.queued + self.hand_off.is_some() as usize + !self.is_idle() as usize
     }
 }
 
@@ -271,25 +285,28 @@ impl Scheduler {
     }
 
     pub fn wake(&mut self, id: ThreadId) {
-        self.wake_onto(id, None);
+        if let Some((priority, cpu)) = self.ready_up(id, None) {
+            self.enqueue(cpu, priority, id);
+        }
     }
 
-    /// Wakes `id` onto its own CPU, or onto `cpu` if it is not running anywhere.
+    /// Makes `id` ready on its own CPU, or on `cpu_given` if it is not running anywhere. Returns
+    /// its priority and CPU if the caller is to queue it: not if it was not waiting, nor if it
+    /// is still on its CPU (between blocking and switching away: that switch queues it).
     #[inline(always)]
-    fn wake_onto(&mut self, id: ThreadId, cpu_given: Option<usize>) {
-        let Some(thread) = self.get_mut(id) else { return };
+    fn ready_up(&mut self, id: ThreadId, cpu_given: Option<usize>) -> Option<(Priority, usize)> {
+        let thread = self.get_mut(id)?;
         match thread.state {
             RunState::Blocked | RunState::Sleeping => {}
             // About to block, on another CPU: its block finds the wake and does not.
             RunState::Running | RunState::Ready => {
                 thread.wake_pending = true;
-                return;
+                return None;
             }
-            RunState::Dead => return,
+            RunState::Dead => return None,
         }
         thread.wait = Wait::NONE;
         thread.state = RunState::Ready;
-        // Still on its CPU, between blocking and switching away: that switch queues it.
         let on_cpu = thread.on_cpu;
         if let (Some(cpu), false, false) = (cpu_given, on_cpu, thread.pinned) {
             thread.cpu = cpu as u32;
@@ -303,11 +320,13 @@ impl Scheduler {
         if cpu_given.is_none() {
             debug::record_interrupts_off(EventKind::Wake, id, 0, 0);
         }
-        if !on_cpu {
-            self.cpus[cpu].push(priority, id);
-            if self.online > 1 {
-                self.kick(cpu, priority);
-            }
+        (!on_cpu).then_some((priority, cpu))
+    }
+
+    fn enqueue(&mut self, cpu: usize, priority: Priority, id: ThreadId) {
+        self.cpus[cpu].push(priority, id);
+        if self.online > 1 {
+            self.kick(cpu, priority);
         }
     }
 
@@ -329,28 +348,33 @@ impl Scheduler {
 
     /// `id`, just woken, runs next on this CPU when the caller gives it up, if no thread of
     /// higher priority is ready here: it moves to the caller's CPU (IPC stays on one CPU).
+    /// Held beside the queues rather than queued: the switch takes it without a queue's push
+    /// and search. A second hand-off before that switch queues the first.
     #[inline(always)]
     pub fn wake_and_hand_off(&mut self, id: ThreadId) {
         let here = me();
-        self.wake_onto(id, Some(here));
-        self.cpus[here].hand_off = Some(id);
+        match self.ready_up(id, Some(here)) {
+            Some((priority, cpu)) if cpu == here => {
+                let cpu = &mut self.cpus[here];
+                cpu.settle();
+                cpu.hand_off = Some((id, priority));
+            }
+            Some((priority, cpu)) => self.enqueue(cpu, priority, id), // pinned to another CPU
+            None => {}
+        }
     }
 
     /// The next thread for CPU `index`: the hand-off target if it is ready here and not
     /// outranked, else the first of the highest non-empty priority, else one taken from
     /// another CPU, else idle.
     fn pick_next(&mut self, index: usize) -> ThreadId {
-        if let Some(target) = self.cpus[index].hand_off.take() {
-            if let Some(priority) = self.get(target).map(|t| t.priority) {
-                let cpu = &mut self.cpus[index];
-                // Outranked only by another ready thread: none when it is the only one.
-                let outranked = cpu.queued > 1 && cpu.highest_ready().is_some_and(|p| p > priority);
-                if !outranked && cpu.take(priority, target) {
-                    return target;
-                }
-            }
-        }
         let cpu = &mut self.cpus[index];
+        if let Some((target, priority)) = cpu.hand_off.take() {
+            if cpu.highest_ready().is_none_or(|p| p <= priority) {
+                return target;
+            }
+            cpu.push(priority, target); // outranked: it waits its turn
+        }
         if let Some(id) = cpu.highest_ready().and_then(|p| cpu.pop(p)) {
             return id;
         }
@@ -410,7 +434,7 @@ impl Scheduler {
     pub fn outranked(&self) -> bool {
         let cpu = &self.cpus[me()];
         // SAFETY: as `current`.
-        cpu.highest_ready().is_some_and(|p| p > unsafe { (*cpu.running).priority }) || (cpu.is_idle() && self.stealable(me()))
+        cpu.best_ready().is_some_and(|p| p > unsafe { (*cpu.running).priority }) || (cpu.is_idle() && self.stealable(me()))
     }
 
     /// Accounts one timer tick of this CPU; says whether the running thread should make way.
@@ -457,7 +481,7 @@ impl Scheduler {
                 }
             }
         }
-        let competition = self.cpus[index].highest_ready();
+        let competition = self.cpus[index].best_ready();
         let own = self.current().priority;
         competition.is_some_and(|p| p > own || (p == own && expired) || idle) || (idle && self.stealable(index))
     }
