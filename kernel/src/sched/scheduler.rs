@@ -47,8 +47,8 @@ struct Cpu {
     ready: [VecDeque<ThreadId>; Priority::LEVELS],
     /// Threads in `ready`.
     queued: usize,
-    /// A ready thread held out of the queues for the next switch (see `wake_and_hand_off`):
-    /// another CPU does not take it, as its own CPU switches to it at once or within a tick.
+    /// A ready thread held out of the queues for the next switch (see `wake_and_hand_off`),
+    /// or queued at the next tick if that switch has not come: until then no other CPU takes it.
     hand_off: Option<(ThreadId, Priority)>,
     ticks: u64,
     idle_ticks: u64,
@@ -440,6 +440,11 @@ impl Scheduler {
     /// Accounts one timer tick of this CPU; says whether the running thread should make way.
     pub fn tick(&mut self, now: u64) -> bool {
         let index = me();
+        // A hand-off its CPU has not switched to by now (the waker ran on) waits like any ready
+        // thread, where an idle CPU may take it.
+        if let Some((id, priority)) = self.cpus[index].hand_off.take() {
+            self.enqueue(index, priority, id);
+        }
         let cpu = &mut self.cpus[index];
         cpu.ticks += 1;
         let idle = cpu.is_idle();
@@ -481,7 +486,7 @@ impl Scheduler {
                 }
             }
         }
-        let competition = self.cpus[index].best_ready();
+        let competition = self.cpus[index].highest_ready();
         let own = self.current().priority;
         competition.is_some_and(|p| p > own || (p == own && expired) || idle) || (idle && self.stealable(index))
     }

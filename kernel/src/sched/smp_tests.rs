@@ -172,3 +172,40 @@ kernel_test!(smp_no_cpu_reads_an_unmapped_page, {
     frame::free(old);
     frame::free(new);
 });
+
+kernel_test!(smp_a_hand_off_its_cpu_does_not_switch_to_runs_elsewhere, {
+    // A hand-off target is held beside its CPU's queues for the next switch; if the waker,
+    // outranking it, computes on instead, the next tick queues it where an idle CPU takes it.
+    cpus();
+    let ran = Arc::new(AtomicBool::new(false));
+    let go = Arc::new(AtomicBool::new(false));
+    let target = {
+        let (ran, go) = (ran.clone(), go.clone());
+        spawn("target", Priority::NORMAL, move || {
+            wait_for(|| go.load(Ordering::SeqCst).then_some(()), None, Wait::NONE);
+            ran.store(true, Ordering::SeqCst);
+        })
+        .expect("spawn")
+    };
+    let seen = Arc::new(AtomicBool::new(false));
+    let waker = {
+        let (ran, go, seen) = (ran.clone(), go.clone(), seen.clone());
+        spawn_pinned(0, "waker", Priority::HIGH, move || {
+            while state_of(target) != Some(RunState::Blocked) {
+                core::hint::spin_loop();
+            }
+            go.store(true, Ordering::SeqCst);
+            wake_and_hand_off(target);
+            // Never gives up CPU 0 while the target may run.
+            let deadline = crate::time::ticks() + crate::time::ms_to_ticks(500);
+            while !ran.load(Ordering::SeqCst) && crate::time::ticks() < deadline {
+                core::hint::spin_loop();
+            }
+            seen.store(ran.load(Ordering::SeqCst), Ordering::SeqCst);
+        })
+        .expect("spawn")
+    };
+    join(waker);
+    join(target);
+    assert!(seen.load(Ordering::SeqCst), "the handed-off thread did not run while its waker computed for 500 ms");
+});
