@@ -195,6 +195,10 @@ extern "C" fn stop_wasm(saved: &TrapFrame, _: u64) -> ! {
 /// Handles the trap saved in `frame`; returns the frame to resume: `frame`, or another
 /// thread's after a switch.
 extern "C" fn dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
+    // First, and out of the match: the traps of every IPC round trip.
+    if frame.vector == BLOCK_VECTOR {
+        return crate::sched::on_block(frame);
+    }
     match frame.vector {
         0..=31 => super::exception::handle(frame),
         TIMER_VECTOR => {
@@ -222,7 +226,6 @@ extern "C" fn dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
             super::apic::end_of_interrupt();
         }
         YIELD_VECTOR => return crate::sched::on_yield(frame),
-        BLOCK_VECTOR => return crate::sched::on_block(frame),
         v if (IRQ_BASE..IRQ_BASE + IRQ_COUNT).contains(&v) => {
             crate::debug::count_irq((v - IRQ_BASE) as usize);
             crate::ipc::irq::on_interrupt((v - IRQ_BASE) as u8);
