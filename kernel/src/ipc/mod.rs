@@ -29,9 +29,15 @@ fn me() -> Result<Arc<Process>> {
     process::current().ok_or(Error::InvalidHandle)
 }
 
+/// `f` on the caller's process, borrowed rather than counted (`process::with_current`): `me`
+/// for the kernel calls on IPC's path.
+fn with_me<R>(f: impl FnOnce(&Process) -> Result<R>) -> Result<R> {
+    process::with_current(f).unwrap_or(Err(Error::InvalidHandle))
+}
+
 /// The capability behind `handle`, checked for kind (by `pick`) before rights.
 fn lookup<T>(handle: Handle, rights: Rights, pick: impl FnOnce(&Object) -> Option<T>) -> Result<(T, u64)> {
-    process::with_current(|process| {
+    with_me(|process| {
         let table = process.handles.lock();
         let capability = table.get(handle)?;
         let object = pick(&capability.object).ok_or(Error::WrongKind)?;
@@ -39,7 +45,7 @@ fn lookup<T>(handle: Handle, rights: Rights, pick: impl FnOnce(&Object) -> Optio
             return Err(Error::NoRights);
         }
         Ok((object, capability.badge))
-    }).unwrap_or(Err(Error::InvalidHandle))
+    })
 }
 
 /// The endpoint behind `handle` and the handle's badge.
@@ -64,13 +70,13 @@ pub fn call(handle: Handle, lent: endpoint::Lent, transfer: &[Handle], timeout_m
     let (endpoint, badge) = endpoint(handle, Rights::CALL)?;
     let mut transfers = endpoint::Transfers::new();
     if !transfer.is_empty() {
-        process::with_current(|process| -> Result<()> {
+        with_me(|process| {
             let table = process.handles.lock();
             for &handle in transfer {
                 transfers.push(table.get_with(handle, Rights::GRANT)?.clone());
             }
             Ok(())
-        }).unwrap_or(Err(Error::InvalidHandle))?;
+        })?;
     }
     endpoint.call(badge, lent, &mut transfers, deadline(timeout_ms))
 }
@@ -118,8 +124,7 @@ pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Inc
             }
             Err(_) => continue, // its caller left meanwhile
         };
-        let inserted = process::with_current(|process| insert_all(&mut process.handles.lock(), &call, &mut transfers))
-            .unwrap_or(Err(Error::InvalidHandle));
+        let inserted = with_me(|process| insert_all(&mut process.handles.lock(), &call, &mut transfers));
         return match inserted {
             Ok((handles, count)) => Ok(Incoming::Message(Message {
                 badge,
@@ -166,7 +171,7 @@ fn insert_all(table: &mut handle::HandleTable, call: &Arc<endpoint::Call>, trans
 
 /// Takes the one-shot reply capability `reply_handle` out of the caller's table.
 fn take_reply(reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
-    process::with_current(|process| {
+    with_me(|process| {
         let mut table = process.handles.lock();
         match table.get(reply_handle)?.object {
             Object::Reply(_) => match table.remove(reply_handle)?.object {
@@ -175,7 +180,7 @@ fn take_reply(reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
             },
             _ => Err(Error::WrongKind),
         }
-    }).unwrap_or(Err(Error::InvalidHandle))
+    })
 }
 
 pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {

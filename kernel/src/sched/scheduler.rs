@@ -72,13 +72,6 @@ impl Cpu {
         self.highest_ready().max(self.hand_off.map(|(_, priority)| priority))
     }
 
-    /// A hand-off target held here goes to its queue, like any ready thread.
-    fn settle(&mut self) {
-        if let Some((id, priority)) = self.hand_off.take() {
-            self.push(priority, id);
-        }
-    }
-
     fn highest_ready(&self) -> Option<Priority> {
         if self.queued == 0 {
             return None;
@@ -330,6 +323,14 @@ impl Scheduler {
         }
     }
 
+    /// The hand-off target CPU `cpu` holds, if any, goes to its queue like any woken thread,
+    /// where an idle CPU may take it.
+    fn queue_hand_off(&mut self, cpu: usize) {
+        if let Some((id, priority)) = self.cpus[cpu].hand_off.take() {
+            self.enqueue(cpu, priority, id);
+        }
+    }
+
     /// Work of `priority` was queued on `cpu`: interrupt it if it should run it now, or else an
     /// idle CPU, which takes it.
     fn kick(&self, cpu: usize, priority: Priority) {
@@ -355,9 +356,8 @@ impl Scheduler {
         let here = me();
         match self.ready_up(id, Some(here)) {
             Some((priority, cpu)) if cpu == here => {
-                let cpu = &mut self.cpus[here];
-                cpu.settle();
-                cpu.hand_off = Some((id, priority));
+                self.queue_hand_off(here);
+                self.cpus[here].hand_off = Some((id, priority));
             }
             Some((priority, cpu)) => self.enqueue(cpu, priority, id), // pinned to another CPU
             None => {}
@@ -440,11 +440,8 @@ impl Scheduler {
     /// Accounts one timer tick of this CPU; says whether the running thread should make way.
     pub fn tick(&mut self, now: u64) -> bool {
         let index = me();
-        // A hand-off its CPU has not switched to by now (the waker ran on) waits like any ready
-        // thread, where an idle CPU may take it.
-        if let Some((id, priority)) = self.cpus[index].hand_off.take() {
-            self.enqueue(index, priority, id);
-        }
+        // A hand-off its CPU has not switched to by now (the waker ran on) waits like any other.
+        self.queue_hand_off(index);
         let cpu = &mut self.cpus[index];
         cpu.ticks += 1;
         let idle = cpu.is_idle();
