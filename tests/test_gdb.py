@@ -11,7 +11,7 @@ import pytest
 
 from conftest import SETTINGS
 from live import held_machine
-from workbench.gdb import Gdb, GdbError
+from workbench.gdb import Gdb, GdbError, TargetGone
 
 
 def in_held_machine(body, run: bool = False):
@@ -100,6 +100,22 @@ def test_interrupt_a_running_kernel_and_read_its_state_block():
     assert stopped["reason"] == "signal-received" and stopped["signal-name"] == "SIGINT"
     assert magic == b"KWASTDBG"
     assert int.from_bytes(seq, "little") % 2 == 0
+
+
+def test_a_target_that_ends_while_gdb_waits_for_its_stop_fails_the_wait_at_once():
+    # QEMU gone (killed here; a hung replay's QEMU is ended so): no stop will come.
+    async def scenario():
+        async with held_machine(run=True) as (machine, reader, _):
+            with Gdb(reader.elf_path, machine.gdb_socket) as gdb:
+                mark = len(gdb.events)
+                gdb.cont()
+                machine.process.kill()
+                began = time.monotonic()
+                with pytest.raises(TargetGone, match="QEMU ended"):
+                    await asyncio.to_thread(gdb.wait_stopped, 60, mark)
+                return time.monotonic() - began
+
+    assert asyncio.run(scenario()) < 30
 
 
 def test_commands_answer_in_order_and_errors_are_clear():

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from workbench import replay
-from workbench.gdb import Gdb
+from workbench.gdb import Gdb, TargetGone
 from workbench.scenario import model, runner
 from workbench.yamlmodel import ConfigError
 
@@ -138,6 +141,30 @@ def test_gdb_on_a_replay_goes_back_and_forward_to_the_same_state(settings, tmp_p
                 await asyncio.to_thread(gdb.close)
 
     asyncio.run(debug())
+
+
+def test_a_replay_whose_qemu_hangs_is_ended_and_named(settings, tmp_path, monkeypatch):
+    # QEMU 7.2 can deadlock going back (README): no QMP answers, no CPU used. A stopped QEMU
+    # (SIGSTOP) is that to the watcher; it is ended, so GDB's wait fails instead of never returning.
+    folder = tmp_path / "fault"
+    assert record(settings, "fault-killed", folder).passed
+    monkeypatch.setattr(replay, "HUNG_SECONDS", 2)
+    notes: list[str] = []
+
+    async def debug() -> float:
+        async with replay.debugged(folder / "recording", settings, on_note=notes.append) as machine:
+            with Gdb(machine.image.path, machine.gdb_socket, timeout=120) as gdb:
+                mark = len(gdb.events)
+                gdb.cont()
+                os.kill(machine.process.pid, signal.SIGSTOP)
+                began = time.monotonic()
+                with pytest.raises(TargetGone):
+                    await asyncio.to_thread(gdb.wait_stopped, 120, mark)
+                return time.monotonic() - began
+
+    waited = asyncio.run(debug())
+    assert waited < 30
+    assert any("QEMU answered nothing for 2 s and ran nothing: hung" in note for note in notes), notes
 
 
 def test_pytest_records_a_failed_scenario_once_more_and_keeps_only_that(settings, tmp_path):

@@ -27,6 +27,10 @@ class GdbError(Exception):
     pass
 
 
+class TargetGone(GdbError):
+    """The target went away (QEMU ended) while GDB waited for it to stop."""
+
+
 class Gdb:
     def __init__(self, elf: Path | str, socket: Path | str, timeout: float = 10):
         self.elf, self.socket, self.timeout = Path(elf), Path(socket), timeout
@@ -174,6 +178,8 @@ class Gdb:
             for record in list(self.events)[after:]:
                 if record.get("type") == "notify" and record.get("message") == "stopped":
                     return record.get("payload") or {}
+                if record.get("type") == "notify" and record.get("message") == "thread-group-exited":
+                    raise TargetGone("the target is gone (QEMU ended): it will not stop")
             after = len(self.events)
             left = deadline - time.monotonic()
             if left <= 0:

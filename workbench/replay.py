@@ -45,6 +45,9 @@ FORMAT = 1
 STALL_SECONDS = 60
 # The kernel's request poll (kernel/src/debug/control.rs), every 10 ms of guest time.
 POLL_SYMBOL = "kwast_debug_poll"
+# A replay under a debugger whose QEMU answers no QMP command this long, and runs nothing
+# meanwhile, is hung: QEMU 7.2 can deadlock going back (`_end_if_hung`).
+HUNG_SECONDS = 20
 
 
 class ReplayError(Exception):
@@ -596,11 +599,43 @@ async def debugged(folder: Path, settings, reverse: bool = False, on_note=print,
             if reverse:
                 await machine.save_snapshot("start")
             maker = asyncio.create_task(_make_writes(machine, recording, scenario, on_note))
+            watcher = asyncio.create_task(_end_if_hung(machine, on_note))
             try:
                 yield machine
             finally:
-                maker.cancel()
-                await asyncio.gather(maker, return_exceptions=True)
+                for task in (maker, watcher):
+                    task.cancel()
+                await asyncio.gather(maker, watcher, return_exceptions=True)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time process `pid` has used, from /proc/PID/stat (utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _end_if_hung(machine: Machine, on_note) -> None:
+    """Ends QEMU once it has answered no QMP command for HUNG_SECONDS and used no CPU meanwhile.
+    QEMU 7.2 does that going back on a loaded host: loading its snapshot, the main thread
+    resets the CPU and waits for the vCPU thread, which waits for the replay lock the main
+    thread holds. GDB would wait for a stop forever; with QEMU ended, its wait fails at once
+    (`gdb.TargetGone`) and the note says why. A QEMU busy loading a snapshot is not hung."""
+    process = machine.process
+    try:
+        while process is not None and process.returncode is None:
+            ran = _cpu_seconds(process.pid)
+            try:
+                await machine.command("query-status", timeout=HUNG_SECONDS)
+            except asyncio.TimeoutError:
+                if process.returncode is None and _cpu_seconds(process.pid) - ran < 0.5:
+                    on_note(f"kwast-bench: QEMU answered nothing for {HUNG_SECONDS} s and ran nothing: hung "
+                            "(QEMU 7.2 can deadlock going back on a loaded host; see README, Recording a run). "
+                            "Ended it: open the recording again")
+                    process.kill()
+                    return
+            await asyncio.sleep(1)
+    except (OSError, *QEMU_GONE):
+        return  # QEMU ended by itself
 
 
 async def _make_writes(machine: Machine, recording: Recording, scenario: model.Scenario, on_note) -> None:

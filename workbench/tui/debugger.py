@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Static
 
-from ..gdb import Gdb, GdbError, frame_stopped_in
+from ..gdb import Gdb, GdbError, TargetGone, frame_stopped_in
 
 SOURCE_CONTEXT = 6  # lines shown each side of the stop
 REGISTERS = ["rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
@@ -221,6 +221,8 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
                         return
                     try:
                         payload = gdb.wait_stopped(timeout=_WAIT_SLICE, after=mark)
+                    except TargetGone:
+                        raise
                     except GdbError:
                         continue  # not stopped yet
                 self._waiting.clear()
