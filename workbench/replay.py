@@ -625,7 +625,7 @@ async def _end_if_hung(machine: Machine, on_note) -> None:
         while process is not None and process.returncode is None:
             ran = _cpu_seconds(process.pid)
             try:
-                await machine.command("query-status", timeout=HUNG_SECONDS)
+                await machine.status(timeout=HUNG_SECONDS)
             except asyncio.TimeoutError:
                 if process.returncode is None and _cpu_seconds(process.pid) - ran < 0.5:
                     on_note(f"kwast-bench: QEMU answered nothing for {HUNG_SECONDS} s and ran nothing: hung "

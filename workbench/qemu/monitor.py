@@ -58,9 +58,9 @@ class Monitor(abc.ABC):
 
     # --- run state ----------------------------------------------------------------------
 
-    async def status(self) -> str:
+    async def status(self, timeout: float = 10) -> str:
         """QEMU's run state: running, paused, debug (stopped by GDB), prelaunch, ..."""
-        return (await self.command("query-status"))["status"]  # type: ignore[index]
+        return (await self.command("query-status", timeout=timeout))["status"]  # type: ignore[index]
 
     async def running(self) -> bool:
         return await self.status() == "running"
