@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CHUNK (256 << 10)
 
@@ -24,10 +25,21 @@ int main(void) {
 
     static void *chunks[4096];
     int count = 0;
+    fflush(stdout);
     while (count < 4096 && (chunks[count] = malloc(CHUNK)) != NULL) {
         memset(chunks[count], count & 0xff, CHUNK);
         count++;
     }
+    /* The first kernel call since the memory grew reads what it grew by (the kernel keeps
+     * where the memory is and how long: it must see that it grew). */
+    static const char line[] = "written from the last chunk\n";
+    long written = -1;
+    if (count > 0) {
+        memcpy(chunks[count - 1], line, sizeof line - 1);
+        written = (long)write(1, chunks[count - 1], sizeof line - 1);
+        memset(chunks[count - 1], (count - 1) & 0xff, sizeof line - 1);
+    }
+    printf("write from grown memory: %ld\n", written);
     printf("256 KiB chunks before NULL: %d\n", count);
     int intact = 1;
     for (int i = 0; i < count; i++)

@@ -8,7 +8,7 @@ pub use records::INIT_GRANTS;
 
 use super::guest::{Guest, OutOfBounds};
 use super::exits::Exit;
-use super::link::memory_of;
+use super::link::memory_and_state;
 use super::server::ServerState;
 use crate::ipc::handle::{Object, Rights};
 use crate::ipc::{self, error::Error};
@@ -41,8 +41,7 @@ fn enter(caller: &mut Caller<'_, ServerState>) -> wasmtime::Result<()> {
 /// Runs `f` with the server's memory, after `enter`.
 fn with_guest<R>(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> R) -> wasmtime::Result<R> {
     enter(caller)?;
-    let memory = memory_of(caller)?;
-    Ok(f(&mut Guest::new(memory.data_mut(caller))))
+    Ok(f(&mut Guest::new(memory_and_state(caller)?.0)))
 }
 
 /// A message in guest memory: TooBig before any bounds check, as the ABI orders its errors.
@@ -58,9 +57,9 @@ fn message<'g>(guest: &'g Guest, ptr: u32, len: u32) -> Result<&'g [u8], Error> 
 #[inline(always)]
 fn blocking(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> Result<i64, Error>) -> wasmtime::Result<i64> {
     enter(caller)?;
-    let memory = memory_of(caller)?;
-    let result = f(&mut Guest::new(memory.data_mut(&mut *caller)));
-    caller.data().check_killed()?;
+    let (memory, state) = memory_and_state(caller)?;
+    let result = f(&mut Guest::new(memory));
+    state.check_killed()?;
     Ok(code(result))
 }
 

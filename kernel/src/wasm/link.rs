@@ -38,12 +38,32 @@ pub fn memory_of(caller: &mut Caller<'_, ServerState>) -> wasmtime::Result<Memor
         .ok_or_else(|| wasmtime::Error::msg("the server exports no memory"))
 }
 
+/// The server's linear memory and its state. wasmtime finding the memory (`Memory::data_mut`)
+/// cost dozens of instructions a kernel call; but a linear memory never moves (engine/config:
+/// `memory_may_move(false)`) and only grows through `memory.grow`, which asks the limiter
+/// first. So its place and length are kept, and asked again only after the limiter saw a growth.
+#[inline(always)]
+pub fn memory_and_state<'a>(caller: &'a mut Caller<'_, ServerState>) -> wasmtime::Result<(&'a mut [u8], &'a mut ServerState)> {
+    let (base, length) = match caller.data().view() {
+        Some(view) => view,
+        None => {
+            let data = memory_of(caller)?.data_mut(&mut *caller);
+            let view = (data.as_mut_ptr(), data.len());
+            caller.data_mut().keep_view(view);
+            view
+        }
+    };
+    // SAFETY: the memory is there for as long as the store the caller borrows, at this place,
+    // at least this long; only the server's own thread, here in a kernel call, touches it.
+    let memory = unsafe { core::slice::from_raw_parts_mut(base, length) };
+    Ok((memory, caller.data_mut()))
+}
+
 /// Runs a WASI call with the server's linear memory, and turns its outcome into wasm's.
 #[inline]
 fn wasi_call(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Wasi, &mut [u8]) -> Outcome) -> wasmtime::Result<i32> {
     caller.data_mut().enter()?;
-    let memory = memory_of(caller)?;
-    let (data, state) = memory.data_and_store_mut(caller);
+    let (data, state) = memory_and_state(caller)?;
     let outcome = f(&mut state.wasi, data);
     state.check_killed()?;
     match outcome {

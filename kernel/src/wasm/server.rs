@@ -43,10 +43,13 @@ impl Default for Limits {
 struct Limiter {
     limits: StoreLimits,
     process: Arc<Process>,
+    /// The memory may have grown since `ServerState::view` was taken.
+    grown: bool,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grown = true;
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         if let Some(row) = self.process.debug_row.as_ref().filter(|_| allowed) {
             row.update(|r| r.memory = desired as u64);
@@ -89,6 +92,8 @@ pub struct ServerState {
     /// The instance's exported memory, found once: looking an export up by name on every
     /// kernel call cost hundreds of instructions per IPC.
     pub(super) memory: Option<Memory>,
+    /// Where that memory is and how long it was when last asked (`link::memory_and_state`).
+    view: Option<(*mut u8, usize)>,
 }
 
 impl ServerState {
@@ -97,6 +102,18 @@ impl ServerState {
     pub fn enter(&mut self) -> wasmtime::Result<()> {
         self.stop.touch();
         self.check_killed()
+    }
+
+    /// The view of its memory kept from the last kernel call, unless the memory may have grown
+    /// since (then None, and `keep_view` takes a new one).
+    #[inline]
+    pub(super) fn view(&self) -> Option<(*mut u8, usize)> {
+        self.view.filter(|_| !self.limits.grown)
+    }
+
+    pub(super) fn keep_view(&mut self, view: (*mut u8, usize)) {
+        self.view = Some(view);
+        self.limits.grown = false;
     }
 
     /// Stops the server if it is to die: checked on every kernel call (in wasm code, the timer
@@ -172,9 +189,10 @@ fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
     let state = ServerState {
         process: process.clone(),
         wasi: Wasi::new(name, &process.args),
-        limits: Limiter { limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(), process: process.clone() },
+        limits: Limiter { limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(), process: process.clone(), grown: false },
         stop: Stop::register(&module, process.clone(), limits.watchdog_ms),
         memory: None,
+        view: None,
     };
     let mut store = Store::new(engine(), state);
     store.limiter(|state| &mut state.limits);
