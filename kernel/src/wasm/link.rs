@@ -3,7 +3,7 @@
 //! table does not define answers by its descriptor (`wasi::by_descriptor`) or ENOSYS. A module
 //! is linked once; its next servers are instantiated from that.
 
-use super::server::ServerState;
+use super::server::{MemoryView, ServerState};
 use super::wasi::{self, Errno, Outcome, Wasi};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
@@ -44,11 +44,11 @@ pub fn memory_of(caller: &mut Caller<'_, ServerState>) -> wasmtime::Result<Memor
 /// first. So its place and length are kept, and asked again only after the limiter saw a growth.
 #[inline(always)]
 pub fn memory_and_state<'a>(caller: &'a mut Caller<'_, ServerState>) -> wasmtime::Result<(&'a mut [u8], &'a mut ServerState)> {
-    let (base, length) = match caller.data().view() {
+    let MemoryView(base, length) = match caller.data().view() {
         Some(view) => view,
         None => {
             let data = memory_of(caller)?.data_mut(&mut *caller);
-            let view = (data.as_mut_ptr(), data.len());
+            let view = MemoryView(data.as_mut_ptr(), data.len());
             caller.data_mut().keep_view(view);
             view
         }

@@ -43,13 +43,21 @@ impl Default for Limits {
 struct Limiter {
     limits: StoreLimits,
     process: Arc<Process>,
-    /// The memory may have grown since `ServerState::view` was taken.
-    grown: bool,
+    /// Where the server's memory is and how long it was when last asked
+    /// (`link::memory_and_state`); dropped when it may grow.
+    view: Option<MemoryView>,
 }
+
+/// A server's linear memory: its place and a length it has at least.
+#[derive(Clone, Copy)]
+pub(super) struct MemoryView(pub *mut u8, pub usize);
+
+// SAFETY: it points into the memory of the store it is kept in, which goes with the store.
+unsafe impl Send for MemoryView {}
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.grown = true;
+        self.view = None;
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         if let Some(row) = self.process.debug_row.as_ref().filter(|_| allowed) {
             row.update(|r| r.memory = desired as u64);
@@ -92,8 +100,6 @@ pub struct ServerState {
     /// The instance's exported memory, found once: looking an export up by name on every
     /// kernel call cost hundreds of instructions per IPC.
     pub(super) memory: Option<Memory>,
-    /// Where that memory is and how long it was when last asked (`link::memory_and_state`).
-    view: Option<(*mut u8, usize)>,
 }
 
 impl ServerState {
@@ -104,16 +110,15 @@ impl ServerState {
         self.check_killed()
     }
 
-    /// The view of its memory kept from the last kernel call, unless the memory may have grown
-    /// since (then None, and `keep_view` takes a new one).
+    /// The view of its memory kept from an earlier kernel call, unless the memory may have
+    /// grown since (then None, and `keep_view` keeps a new one).
     #[inline]
-    pub(super) fn view(&self) -> Option<(*mut u8, usize)> {
-        self.view.filter(|_| !self.limits.grown)
+    pub(super) fn view(&self) -> Option<MemoryView> {
+        self.limits.view
     }
 
-    pub(super) fn keep_view(&mut self, view: (*mut u8, usize)) {
-        self.view = Some(view);
-        self.limits.grown = false;
+    pub(super) fn keep_view(&mut self, view: MemoryView) {
+        self.limits.view = Some(view);
     }
 
     /// Stops the server if it is to die: checked on every kernel call (in wasm code, the timer
@@ -189,10 +194,9 @@ fn run(process: &Arc<Process>, module: &BootModule) -> Exit {
     let state = ServerState {
         process: process.clone(),
         wasi: Wasi::new(name, &process.args),
-        limits: Limiter { limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(), process: process.clone(), grown: false },
+        limits: Limiter { limits: StoreLimitsBuilder::new().memory_size(limits.memory).build(), process: process.clone(), view: None },
         stop: Stop::register(&module, process.clone(), limits.watchdog_ms),
         memory: None,
-        view: None,
     };
     let mut store = Store::new(engine(), state);
     store.limiter(|state| &mut state.limits);
