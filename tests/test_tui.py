@@ -28,12 +28,13 @@ SIZE = (120, 40)
 HOLD = "hold"
 
 
-async def until(pilot, condition, what: str, timeout: float = 60) -> None:
-    """Lets the app run until `condition()` holds; fails naming `what` after `timeout` s."""
+async def until(pilot, condition, what: str, timeout: float = 60, seen=None) -> None:
+    """Lets the app run until `condition()` holds; fails naming `what` after `timeout` s, and
+    what `seen()` says there was instead."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout} s waiting for {what}" + (f"; {seen()}" if seen else ""))
         await pilot.pause(0.05)
 
 
@@ -48,8 +49,9 @@ def cells(table: DataTable, column: str) -> list[str]:
 async def boot_held(app: KwastApp, pilot) -> SerialConsole:
     await pilot.press("f2")
     console = app.query_one(SerialConsole)
-    await until(pilot, lambda: HOLD in console.text and app.query_one(VmStatus).status == "running",
-                "the kernel to boot and hold")
+    vm = app.query_one(VmStatus)
+    await until(pilot, lambda: HOLD in console.text and vm.status == "running", "the kernel to boot and hold",
+                seen=lambda: f"machine {vm.status!r}, console ends {console.text[-600:]!r}")
     return console
 
 
