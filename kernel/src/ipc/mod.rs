@@ -25,12 +25,7 @@ fn deadline(timeout_ms: u64) -> Option<u64> {
     (timeout_ms != FOREVER).then(|| crate::time::ticks() + crate::time::ms_to_ticks(timeout_ms))
 }
 
-fn me() -> Result<Arc<Process>> {
-    process::current().ok_or(Error::InvalidHandle)
-}
-
-/// `f` on the caller's process, borrowed rather than counted (`process::with_current`): `me`
-/// for the kernel calls on IPC's path.
+/// `f` on the caller's process, borrowed rather than counted (`process::with_current`).
 fn with_me<R>(f: impl FnOnce(&Process) -> Result<R>) -> Result<R> {
     process::with_current(f).unwrap_or(Err(Error::InvalidHandle))
 }
@@ -226,14 +221,15 @@ pub fn port_write8(handle: Handle, port: u16, value: u8) -> Result<()> {
 }
 
 pub fn close(handle: Handle) -> Result<()> {
-    me()?.handles.lock().remove(handle).map(drop)
+    with_me(|process| process.handles.lock().remove(handle).map(drop))
 }
 
 /// A new endpoint owned by the caller (it closes when the caller dies), with full rights.
 pub fn endpoint_new() -> Result<Handle> {
-    let process = me()?;
-    let endpoint = Endpoint::new(process.id);
-    grant(&process, Object::Endpoint(endpoint), Rights::CALL.union(Rights::RECEIVE).union(Rights::GRANT), 0)
+    with_me(|process| {
+        let endpoint = Endpoint::new(process.id);
+        grant(process, Object::Endpoint(endpoint), Rights::CALL.union(Rights::RECEIVE).union(Rights::GRANT), 0)
+    })
 }
 
 /// Names the endpoint behind `handle` (any rights) for the debug view.
@@ -244,35 +240,39 @@ pub fn endpoint_name(handle: Handle, name: &[u8]) -> Result<()> {
 }
 
 pub fn notification_new() -> Result<Handle> {
-    let process = me()?;
-    let notification = notification::Notification::new();
-    grant(&process, Object::Notification(notification), Rights::SIGNAL.union(Rights::WAIT).union(Rights::GRANT), 0)
+    with_me(|process| {
+        let notification = notification::Notification::new();
+        grant(process, Object::Notification(notification), Rights::SIGNAL.union(Rights::WAIT).union(Rights::GRANT), 0)
+    })
 }
 
 /// A copy of `handle` with fewer rights and, if it had none, a badge: what init hands a client.
 pub fn mint(handle: Handle, rights: Rights, badge: u64) -> Result<Handle> {
-    let process = me()?;
-    let mut table = process.handles.lock();
-    let original = table.get(handle)?.clone();
-    if !original.rights.contains(rights) {
-        return Err(Error::NoRights);
-    }
-    // A badge, once set, stays: a copy keeps it (asked for with 0 or the same badge).
-    let badge = match (original.badge, badge) {
-        (0, new) => new,
-        (kept, 0) => kept,
-        (kept, new) if kept == new => kept,
-        _ => return Err(Error::InvalidArgument),
-    };
-    table.insert(Capability { object: original.object, rights, badge })
+    with_me(|process| {
+        let mut table = process.handles.lock();
+        let original = table.get(handle)?.clone();
+        if !original.rights.contains(rights) {
+            return Err(Error::NoRights);
+        }
+        // A badge, once set, stays: a copy keeps it (asked for with 0 or the same badge).
+        let badge = match (original.badge, badge) {
+            (0, new) => new,
+            (kept, 0) => kept,
+            (kept, new) if kept == new => kept,
+            _ => return Err(Error::InvalidArgument),
+        };
+        table.insert(Capability { object: original.object, rights, badge })
+    })
 }
 
 /// Binds ISA IRQ `irq` to signal `bits` on `notification`; needs the IRQ-control capability.
 pub fn irq_bind(control: Handle, irq: u8, notification: Handle, bits: u64) -> Result<Handle> {
     lookup(control, Rights(0), |o| matches!(o, Object::IrqControl).then_some(()))?;
-    let process = me()?;
-    let line = irq::IrqLine::bind(irq, self::notification(notification, Rights::SIGNAL)?, notification::signal_bits(bits)?, process.id)?;
-    grant(&process, Object::Irq(line), Rights::ACK.union(Rights::GRANT), 0)
+    let notification = self::notification(notification, Rights::SIGNAL)?;
+    with_me(|process| {
+        let line = irq::IrqLine::bind(irq, notification, notification::signal_bits(bits)?, process.id)?;
+        grant(process, Object::Irq(line), Rights::ACK.union(Rights::GRANT), 0)
+    })
 }
 
 /// A capability for ports `base..base + count`; needs the port-control capability.
@@ -281,14 +281,15 @@ pub fn ports_grant(control: Handle, base: u16, count: u16) -> Result<Handle> {
     if count == 0 || base.checked_add(count - 1).is_none() {
         return Err(Error::InvalidArgument);
     }
-    grant(&*me()?, Object::IoPorts(ioport::IoPorts { base, count }), Rights::IO.union(Rights::GRANT), 0)
+    with_me(|process| grant(process, Object::IoPorts(ioport::IoPorts { base, count }), Rights::IO.union(Rights::GRANT), 0))
 }
 
 /// Copies of the caller's `handles` (each needs GRANT), to give a new process.
 pub fn grants(handles: &[Handle]) -> Result<Vec<Capability>> {
-    let process = me()?;
-    let table = process.handles.lock();
-    handles.iter().map(|&h| table.get_with(h, Rights::GRANT).cloned()).collect()
+    with_me(|process| {
+        let table = process.handles.lock();
+        handles.iter().map(|&h| table.get_with(h, Rights::GRANT).cloned()).collect()
+    })
 }
 
 /// The process behind a process handle.
