@@ -30,13 +30,13 @@ impl WaitQueue {
             if condition() {
                 return true;
             }
+            let me = super::current_id();
             // A thread whose process is being killed does not wait any more (and leaves the
             // queue, if the kill's wake found it there).
             if crate::process::current_killed() {
-                self.leave(super::current_id());
+                self.leave(me);
                 return false;
             }
-            let me = super::current_id();
             self.waiters.lock().push_back(me);
             // With one CPU, interrupts off since the first check kept every waker out.
             if crate::arch::smp::online() > 1 && condition() {
