@@ -32,6 +32,17 @@ impl<T> IrqMutex<T> {
         IrqMutexGuard { guard, _irq: irq }
     }
 
+    /// `lock` for a caller whose guard `held` has interrupts off already: spares saving,
+    /// clearing and restoring the flags again (the IPC path takes a dozen locks a round trip).
+    #[inline(always)]
+    pub fn lock_under(&self, held: &InterruptGuard) -> IrqMutexGuard<'_, T> {
+        let guard = match self.inner.try_lock() {
+            Some(guard) => guard,
+            None => self.contended(),
+        };
+        IrqMutexGuard { guard, _irq: held.nested() }
+    }
+
     /// Held by another CPU: spin, serving TLB shootdowns meanwhile (interrupts are off here,
     /// and the holder may be waiting for this CPU's answer).
     #[cold]

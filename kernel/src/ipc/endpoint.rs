@@ -144,11 +144,11 @@ impl Call {
     /// The receiver's answer, copied straight into the caller's reply buffer (a reply too long
     /// for it is the caller's error, not the receiver's). `PeerDied` if the caller is no longer
     /// waiting.
-    pub fn answer(&self, data: &[u8]) -> Result<()> {
+    pub fn answer(&self, irq: &InterruptGuard, data: &[u8]) -> Result<()> {
         if data.len() > MAX_MESSAGE {
             return Err(Error::TooBig);
         }
-        let (endpoint, row) = self.finish(true, |lent| {
+        let (endpoint, row) = self.finish(irq, true, |lent| {
             if data.len() > lent.reply_capacity {
                 return Err(Error::TooBig);
             }
@@ -165,15 +165,15 @@ impl Call {
 
     /// Ends the call with `error`. `PeerDied` if the caller is no longer waiting.
     pub fn fail(&self, error: Error) -> Result<()> {
-        self.finish(false, |_| Err(error)).map(drop)
+        self.finish(&InterruptGuard::new(), false, |_| Err(error)).map(drop)
     }
 
     /// Ends the call with what `answer` makes of the caller's buffers, and wakes the caller;
     /// with `hand_off`, it runs next when this thread blocks again (a server's next receive).
     /// Returns the endpoint's id and debug row.
-    fn finish(&self, hand_off: bool, answer: impl FnOnce(&Lent) -> Result<usize>) -> Result<(u32, u32)> {
+    fn finish(&self, irq: &InterruptGuard, hand_off: bool, answer: impl FnOnce(&Lent) -> Result<usize>) -> Result<(u32, u32)> {
         let (caller, endpoint) = {
-            let mut inner = self.inner.lock();
+            let mut inner = self.inner.lock_under(irq);
             match inner.state {
                 CallState::Received | CallState::Queued => {}
                 CallState::Abandoned => return Err(Error::PeerDied),
@@ -184,7 +184,7 @@ impl Call {
             (inner.caller, (inner.endpoint, inner.endpoint_row))
         };
         if hand_off {
-            sched::wake_and_hand_off(caller);
+            sched::wake_and_hand_off(irq, caller);
         } else {
             sched::wake(caller);
         }
@@ -194,8 +194,8 @@ impl Call {
     /// Takes the request for a receiver: copied from the caller's memory into `buffer`, which
     /// must hold it (TooBig), from a caller still waiting (PeerDied); the handles that came
     /// with it go to `transfers`. Returns its length and the badge.
-    pub fn deliver(&self, buffer: &mut [u8], transfers: &mut Transfers) -> Result<(usize, u64)> {
-        let mut inner = self.inner.lock();
+    pub fn deliver(&self, irq: &InterruptGuard, buffer: &mut [u8], transfers: &mut Transfers) -> Result<(usize, u64)> {
+        let mut inner = self.inner.lock_under(irq);
         if inner.state != CallState::Received {
             return Err(Error::PeerDied);
         }
@@ -298,8 +298,8 @@ impl Endpoint {
     /// Sends the request `lent` holds, with the capabilities taken from `transfers`, and waits until tick `deadline` for
     /// the reply, which goes where `lent` says; returns its length. A failed call counts as
     /// an error on the endpoint (and as a PeerDied, if it is one).
-    pub fn call(&self, badge: u64, lent: Lent, transfers: &mut Transfers, deadline: Option<u64>) -> Result<usize> {
-        let result = self.send(badge, lent, transfers, deadline);
+    pub fn call(&self, irq: &InterruptGuard, badge: u64, lent: Lent, transfers: &mut Transfers, deadline: Option<u64>) -> Result<usize> {
+        let result = self.send(irq, badge, lent, transfers, deadline);
         if let (Err(error), Some(row)) = (result, &self.debug_row) {
             row.update(|e| {
                 e.errors += 1;
@@ -309,14 +309,14 @@ impl Endpoint {
         result
     }
 
-    fn send(&self, badge: u64, lent: Lent, transfers: &mut Transfers, deadline: Option<u64>) -> Result<usize> {
+    fn send(&self, irq: &InterruptGuard, badge: u64, lent: Lent, transfers: &mut Transfers, deadline: Option<u64>) -> Result<usize> {
         if lent.request_length > MAX_MESSAGE || transfers.len() > MAX_TRANSFER {
             return Err(Error::TooBig);
         }
         let pooled = Pooled(Some(Call::take()));
         let call = pooled.call();
         {
-            let mut inner = call.inner.lock();
+            let mut inner = call.inner.lock_under(irq);
             inner.state = CallState::Queued;
             inner.endpoint = self.id;
             inner.caller = sched::current_id();
@@ -331,15 +331,15 @@ impl Endpoint {
         {
             // Queued, and its receiver (if one waits) woken, in one section with interrupts
             // off: the receiver cannot time out between being taken off the list and woken.
-            let mut inner = self.inner.lock();
+            let mut inner = self.inner.lock_under(irq);
             if inner.closed {
-                call.inner.lock().state = CallState::Abandoned;
+                call.inner.lock_under(irq).state = CallState::Abandoned;
                 return Err(Error::PeerDied);
             }
             inner.queue.push_back(call.clone());
             debug::ipc_holding(&inner, EventKind::IpcCall, sched::current_id(), self.id, self.row, lent.request_length);
             if let Some(receiver) = inner.receivers.pop_front() {
-                sched::wake_and_hand_off(receiver);
+                sched::wake_and_hand_off(irq, receiver);
             }
         }
         // Leaving the call, under its lock: from then on no one touches the lent memory.
@@ -347,30 +347,29 @@ impl Endpoint {
             inner.state = CallState::Abandoned;
             if replied { inner.result } else { Err(Error::TimedOut) }
         };
-        let replied = sched::wait_for(|| {
-            let mut inner = call.inner.lock();
+        let replied = sched::wait_for(irq, || {
+            let mut inner = call.inner.lock_under(irq);
             (inner.state == CallState::Replied).then(|| leave(&mut inner, true))
         }, deadline, Wait::on(WaitKind::Call, self.id, badge));
         let result = replied.unwrap_or_else(|| {
-            leave(&mut call.inner.lock(), false)
+            leave(&mut call.inner.lock_under(irq), false)
         });
         if replied.is_none() {
-            self.inner.lock().queue.retain(|c| !Arc::ptr_eq(c, call));
+            self.inner.lock_under(irq).queue.retain(|c| !Arc::ptr_eq(c, call));
         }
         result
     }
 
     /// Waits for a call (or a signal on the bound notification) until tick `deadline`.
-    pub fn receive(&self, deadline: Option<u64>) -> Result<Received> {
+    /// Interrupts off (`irq`) from the look at the queue to the block: on this CPU no caller
+    /// comes between; one on another CPU finds this thread on the list (and a wake that comes
+    /// before the block makes the block return at once).
+    pub fn receive(&self, irq: &InterruptGuard, deadline: Option<u64>) -> Result<Received> {
         let me = sched::current_id();
         loop {
-            // Interrupts off from the look at the queue to the block: on this CPU no caller
-            // comes between; one on another CPU finds this thread on the list (and a wake that
-            // comes before the block makes the block return at once).
-            let _irq = InterruptGuard::new();
             {
-                let mut inner = self.inner.lock();
-                if let Some(taken) = Self::take(&mut inner, me) {
+                let mut inner = self.inner.lock_under(irq);
+                if let Some(taken) = Self::take(irq, &mut inner, me) {
                     drop(inner);
                     return Self::taken(taken);
                 }
@@ -382,7 +381,7 @@ impl Endpoint {
             }
             if !sched::block_current(Wait::on(WaitKind::Receive, self.id, 0), deadline) {
                 // The deadline, which no caller took this thread off the list for: a last look.
-                let taken = Self::take(&mut self.inner.lock(), me);
+                let taken = Self::take(irq, &mut self.inner.lock_under(irq), me);
                 return taken.map_or(Err(Error::TimedOut), Self::taken);
             }
         }
@@ -392,7 +391,7 @@ impl Endpoint {
     /// Received, with its caller's debug row and id), or the bound notification's signals.
     /// `me` leaves the list of receivers first, if a wake that was not a caller's (a kill, a
     /// signal) left it there.
-    fn take(inner: &mut Inner, me: ThreadId) -> Option<Result<(Received, Option<(u32, ThreadId)>)>> {
+    fn take(irq: &InterruptGuard, inner: &mut Inner, me: ThreadId) -> Option<Result<(Received, Option<(u32, ThreadId)>)>> {
         if !inner.receivers.is_empty() {
             inner.receivers.retain(|&t| t != me);
         }
@@ -400,7 +399,7 @@ impl Endpoint {
             return Some(Err(Error::PeerDied));
         }
         if let Some(call) = inner.queue.pop_front() {
-            let mut taken = call.inner.lock();
+            let mut taken = call.inner.lock_under(irq);
             taken.state = CallState::Received;
             let caller = (taken.caller_row, taken.caller);
             drop(taken);

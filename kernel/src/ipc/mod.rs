@@ -11,6 +11,7 @@ pub mod notification;
 pub use notification::signal_bits;
 mod tests;
 
+use crate::arch::cpu::InterruptGuard;
 use crate::process::{self, Process};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -30,10 +31,12 @@ fn with_me<R>(f: impl FnOnce(&Process) -> Result<R>) -> Result<R> {
     process::with_current(f).unwrap_or(Err(Error::InvalidHandle))
 }
 
-/// The capability behind `handle`, checked for kind (by `pick`) before rights.
-fn lookup<T>(handle: Handle, rights: Rights, pick: impl FnOnce(&Object) -> Option<T>) -> Result<(T, u64)> {
+/// The capability behind `handle`, checked for kind (by `pick`) before rights. `irq` is the
+/// kernel call's: IPC keeps interrupts off from its start to its end (blocks included), so
+/// that its locks need not each save and restore the flags.
+fn lookup<T>(irq: &InterruptGuard, handle: Handle, rights: Rights, pick: impl FnOnce(&Object) -> Option<T>) -> Result<(T, u64)> {
     with_me(|process| {
-        let table = process.handles.lock();
+        let table = process.handles.lock_under(irq);
         let capability = table.get(handle)?;
         let object = pick(&capability.object).ok_or(Error::WrongKind)?;
         if !capability.rights.contains(rights) {
@@ -44,16 +47,16 @@ fn lookup<T>(handle: Handle, rights: Rights, pick: impl FnOnce(&Object) -> Optio
 }
 
 /// The endpoint behind `handle` and the handle's badge.
-fn endpoint(handle: Handle, rights: Rights) -> Result<(Arc<Endpoint>, u64)> {
-    lookup(handle, rights, |o| match o {
+fn endpoint(irq: &InterruptGuard, handle: Handle, rights: Rights) -> Result<(Arc<Endpoint>, u64)> {
+    lookup(irq, handle, rights, |o| match o {
         Object::Endpoint(e) => Some(e.clone()),
         _ => None,
     })
 }
 
 /// The notification behind `handle`.
-fn notification(handle: Handle, rights: Rights) -> Result<Arc<notification::Notification>> {
-    Ok(lookup(handle, rights, |o| match o {
+fn notification(irq: &InterruptGuard, handle: Handle, rights: Rights) -> Result<Arc<notification::Notification>> {
+    Ok(lookup(irq, handle, rights, |o| match o {
         Object::Notification(n) => Some(n.clone()),
         _ => None,
     })?.0)
@@ -62,18 +65,19 @@ fn notification(handle: Handle, rights: Rights) -> Result<Arc<notification::Noti
 /// Sends the request `lent` holds with copies of the handles `transfer` and waits for the
 /// answer, which goes where `lent` says: its length.
 pub fn call(handle: Handle, lent: endpoint::Lent, transfer: &[Handle], timeout_ms: u64) -> Result<usize> {
-    let (endpoint, badge) = endpoint(handle, Rights::CALL)?;
+    let irq = InterruptGuard::new();
+    let (endpoint, badge) = endpoint(&irq, handle, Rights::CALL)?;
     let mut transfers = endpoint::Transfers::new();
     if !transfer.is_empty() {
         with_me(|process| {
-            let table = process.handles.lock();
+            let table = process.handles.lock_under(&irq);
             for &handle in transfer {
                 transfers.push(table.get_with(handle, Rights::GRANT)?.clone());
             }
             Ok(())
         })?;
     }
-    endpoint.call(badge, lent, &mut transfers, deadline(timeout_ms))
+    endpoint.call(&irq, badge, lent, &mut transfers, deadline(timeout_ms))
 }
 
 pub struct Message {
@@ -103,15 +107,16 @@ pub enum Incoming {
 /// waits on, so no client can make a server's receive fail; one whose handles do not fit the
 /// receiver's table with NoSpace, which the receiver gets too (its table is full).
 pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Incoming> {
-    let (endpoint, _) = endpoint(handle, Rights::RECEIVE)?;
+    let irq = InterruptGuard::new();
+    let (endpoint, _) = endpoint(&irq, handle, Rights::RECEIVE)?;
     let deadline = deadline(timeout_ms);
     loop {
-        let call = match endpoint.receive(deadline)? {
+        let call = match endpoint.receive(&irq, deadline)? {
             Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
             Received::Call(call) => call,
         };
         let mut transfers = endpoint::Transfers::new();
-        let (length, badge) = match call.deliver(buffer, &mut transfers) {
+        let (length, badge) = match call.deliver(&irq, buffer, &mut transfers) {
             Ok(delivered) => delivered,
             Err(Error::TooBig) => {
                 let _ = call.fail(Error::TooBig);
@@ -119,7 +124,7 @@ pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Inc
             }
             Err(_) => continue, // its caller left meanwhile
         };
-        let inserted = with_me(|process| insert_all(&mut process.handles.lock(), &call, &mut transfers));
+        let inserted = with_me(|process| insert_all(&mut process.handles.lock_under(&irq), &call, &mut transfers));
         return match inserted {
             Ok((handles, count)) => Ok(Incoming::Message(Message {
                 badge,
@@ -165,9 +170,9 @@ fn insert_all(table: &mut handle::HandleTable, call: &Arc<endpoint::Call>, trans
 }
 
 /// Takes the one-shot reply capability `reply_handle` out of the caller's table.
-fn take_reply(reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
+fn take_reply(irq: &InterruptGuard, reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
     with_me(|process| {
-        let mut table = process.handles.lock();
+        let mut table = process.handles.lock_under(irq);
         match table.get(reply_handle)?.object {
             Object::Reply(_) => match table.remove(reply_handle)?.object {
                 Object::Reply(call) => Ok(call),
@@ -182,21 +187,22 @@ pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
     if data.len() > endpoint::MAX_MESSAGE {
         return Err(Error::TooBig);
     }
-    take_reply(reply_handle)?.answer(data)
+    let irq = InterruptGuard::new();
+    take_reply(&irq, reply_handle)?.answer(&irq, data)
 }
 
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {
     let bits = notification::signal_bits(bits)?;
-    notification(handle, Rights::SIGNAL)?.signal(bits);
+    notification(&InterruptGuard::new(), handle, Rights::SIGNAL)?.signal(bits);
     Ok(())
 }
 
 pub fn wait(handle: Handle, timeout_ms: u64) -> Result<u64> {
-    notification(handle, Rights::WAIT)?.wait(deadline(timeout_ms))
+    notification(&InterruptGuard::new(), handle, Rights::WAIT)?.wait(deadline(timeout_ms))
 }
 
 pub fn irq_acknowledge(handle: Handle) -> Result<()> {
-    let (line, _) = lookup(handle, Rights::ACK, |o| match o {
+    let (line, _) = lookup(&InterruptGuard::new(), handle, Rights::ACK, |o| match o {
         Object::Irq(l) => Some(l.clone()),
         _ => None,
     })?;
@@ -205,7 +211,7 @@ pub fn irq_acknowledge(handle: Handle) -> Result<()> {
 }
 
 pub fn port_read8(handle: Handle, port: u16) -> Result<u8> {
-    let (ports, _) = lookup(handle, Rights::IO, |o| match o {
+    let (ports, _) = lookup(&InterruptGuard::new(), handle, Rights::IO, |o| match o {
         Object::IoPorts(p) => Some(*p),
         _ => None,
     })?;
@@ -213,7 +219,7 @@ pub fn port_read8(handle: Handle, port: u16) -> Result<u8> {
 }
 
 pub fn port_write8(handle: Handle, port: u16, value: u8) -> Result<()> {
-    let (ports, _) = lookup(handle, Rights::IO, |o| match o {
+    let (ports, _) = lookup(&InterruptGuard::new(), handle, Rights::IO, |o| match o {
         Object::IoPorts(p) => Some(*p),
         _ => None,
     })?;
@@ -234,7 +240,7 @@ pub fn endpoint_new() -> Result<Handle> {
 
 /// Names the endpoint behind `handle` (any rights) for the debug view.
 pub fn endpoint_name(handle: Handle, name: &[u8]) -> Result<()> {
-    let (endpoint, _) = endpoint(handle, Rights(0))?;
+    let (endpoint, _) = endpoint(&InterruptGuard::new(), handle, Rights(0))?;
     endpoint.set_name(core::str::from_utf8(name).map_err(|_| Error::InvalidArgument)?);
     Ok(())
 }
@@ -267,8 +273,10 @@ pub fn mint(handle: Handle, rights: Rights, badge: u64) -> Result<Handle> {
 
 /// Binds ISA IRQ `irq` to signal `bits` on `notification`; needs the IRQ-control capability.
 pub fn irq_bind(control: Handle, irq: u8, notification: Handle, bits: u64) -> Result<Handle> {
-    lookup(control, Rights(0), |o| matches!(o, Object::IrqControl).then_some(()))?;
-    let notification = self::notification(notification, Rights::SIGNAL)?;
+    let guard = InterruptGuard::new();
+    lookup(&guard, control, Rights(0), |o| matches!(o, Object::IrqControl).then_some(()))?;
+    let notification = self::notification(&guard, notification, Rights::SIGNAL)?;
+    drop(guard);
     with_me(|process| {
         let line = irq::IrqLine::bind(irq, notification, notification::signal_bits(bits)?, process.id)?;
         grant(process, Object::Irq(line), Rights::ACK.union(Rights::GRANT), 0)
@@ -277,7 +285,7 @@ pub fn irq_bind(control: Handle, irq: u8, notification: Handle, bits: u64) -> Re
 
 /// A capability for ports `base..base + count`; needs the port-control capability.
 pub fn ports_grant(control: Handle, base: u16, count: u16) -> Result<Handle> {
-    lookup(control, Rights(0), |o| matches!(o, Object::PortControl).then_some(()))?;
+    lookup(&InterruptGuard::new(), control, Rights(0), |o| matches!(o, Object::PortControl).then_some(()))?;
     if count == 0 || base.checked_add(count - 1).is_none() {
         return Err(Error::InvalidArgument);
     }
@@ -294,7 +302,7 @@ pub fn grants(handles: &[Handle]) -> Result<Vec<Capability>> {
 
 /// The process behind a process handle.
 pub fn process_of(handle: Handle) -> Result<crate::process::ProcessId> {
-    Ok(lookup(handle, Rights(0), |o| match o {
+    Ok(lookup(&InterruptGuard::new(), handle, Rights(0), |o| match o {
         Object::Process(id) => Some(*id),
         _ => None,
     })?.0)
@@ -302,12 +310,12 @@ pub fn process_of(handle: Handle) -> Result<crate::process::ProcessId> {
 
 /// Checks the caller holds the spawn capability `handle`.
 pub fn check_spawn(handle: Handle) -> Result<()> {
-    lookup(handle, Rights(0), |o| matches!(o, Object::SpawnControl).then_some(())).map(drop)
+    lookup(&InterruptGuard::new(), handle, Rights(0), |o| matches!(o, Object::SpawnControl).then_some(())).map(drop)
 }
 
 /// The notification behind `handle`, for the kernel to signal later (needs SIGNAL).
 pub fn notification_of(handle: Handle) -> Result<Arc<notification::Notification>> {
-    notification(handle, Rights::SIGNAL)
+    notification(&InterruptGuard::new(), handle, Rights::SIGNAL)
 }
 
 /// A new endpoint served by `owner`, with a receive handle in its table.

@@ -36,6 +36,11 @@ fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
     f(SCHEDULER.lock().as_mut().expect("scheduler not started"))
 }
 
+/// `with` for a caller whose guard `irq` has interrupts off already.
+fn with_under<R>(irq: &InterruptGuard, f: impl FnOnce(&mut Scheduler) -> R) -> R {
+    f(SCHEDULER.lock_under(irq).as_mut().expect("scheduler not started"))
+}
+
 /// Makes the running boot code the thread "kmain" and creates the idle thread.
 pub fn init() {
     let scheduler = Scheduler::new(idle_thread_stack(), idle_loop);
@@ -167,13 +172,13 @@ pub(crate) fn block_current(wait: Wait, deadline: Option<u64>) -> bool {
 
 /// Blocks the calling thread until `ready` gives a value, its process is killed, or tick
 /// `deadline`: whoever makes it ready wakes the thread by id (`wake`). Returns the value, if
-/// it came. `wait` says what it waits for, for the debug view. It blocks before it first
+/// it came. `wait` says what it waits for, for the debug view. The caller keeps interrupts
+/// off (`irq`) from setting up what its waker answers until this returns. It blocks before it first
 /// looks: the caller has only just set up what its waker answers (a call), so the value can be
 /// there already only if another CPU made it so, and then that CPU's wake, come before the
 /// block, makes the block return at once.
-pub fn wait_for<R>(mut ready: impl FnMut() -> Option<R>, deadline: Option<u64>, wait: Wait) -> Option<R> {
+pub fn wait_for<R>(_irq: &InterruptGuard, mut ready: impl FnMut() -> Option<R>, deadline: Option<u64>, wait: Wait) -> Option<R> {
     loop {
-        let _irq = InterruptGuard::new();
         if crate::process::current_killed() {
             return None;
         }
@@ -221,8 +226,8 @@ pub(crate) fn wake(id: ThreadId) {
 
 /// Wakes `id`, and the next switch away from the calling thread goes to it if no thread of
 /// higher priority is ready: the IPC fast path, which holds it beside the run queue until then.
-pub fn wake_and_hand_off(id: ThreadId) {
-    with(|s| s.wake_and_hand_off(id));
+pub fn wake_and_hand_off(irq: &InterruptGuard, id: ThreadId) {
+    with_under(irq, |s| s.wake_and_hand_off(id));
 }
 
 /// Yields if a thread of higher priority than the caller is ready (after a wake or spawn).

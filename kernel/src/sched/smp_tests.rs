@@ -182,7 +182,7 @@ kernel_test!(smp_a_hand_off_its_cpu_does_not_switch_to_runs_elsewhere, {
     let target = {
         let (ran, go) = (ran.clone(), go.clone());
         spawn("target", Priority::NORMAL, move || {
-            wait_for(|| go.load(Ordering::SeqCst).then_some(()), None, Wait::NONE);
+            wait_for(&InterruptGuard::new(), || go.load(Ordering::SeqCst).then_some(()), None, Wait::NONE);
             ran.store(true, Ordering::SeqCst);
         })
         .expect("spawn")
@@ -195,7 +195,7 @@ kernel_test!(smp_a_hand_off_its_cpu_does_not_switch_to_runs_elsewhere, {
                 core::hint::spin_loop();
             }
             go.store(true, Ordering::SeqCst);
-            wake_and_hand_off(target);
+            wake_and_hand_off(&InterruptGuard::new(), target);
             // Never gives up CPU 0 while the target may run.
             let deadline = crate::time::ticks() + crate::time::ms_to_ticks(500);
             while !ran.load(Ordering::SeqCst) && crate::time::ticks() < deadline {

@@ -17,6 +17,13 @@ impl InterruptGuard {
         interrupts::disable();
         InterruptGuard { were_enabled }
     }
+
+    /// A guard within this one: interrupts are off already, and it restores nothing (what a
+    /// lock taken under this guard holds, `IrqMutex::lock_under`).
+    #[inline(always)]
+    pub fn nested(&self) -> InterruptGuard {
+        InterruptGuard { were_enabled: false }
+    }
 }
 
 impl Drop for InterruptGuard {
