@@ -28,7 +28,7 @@ pub const MAX_MESSAGE: usize = 4096;
 /// Handles passed with one message, at most (ABI: KWAST_MAX_TRANSFER).
 pub const MAX_TRANSFER: usize = 4;
 /// The capabilities one message carries, inline.
-pub type Transfers = smallvec::SmallVec<[Capability; MAX_TRANSFER]>;
+pub type Transfers = arrayvec::ArrayVec<Capability, MAX_TRANSFER>;
 /// Idle calls kept for reuse.
 const POOL_SIZE: usize = 32;
 

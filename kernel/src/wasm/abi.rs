@@ -63,13 +63,12 @@ fn blocking(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> 
     Ok(code(result))
 }
 
-/// A loop rather than a collect: collecting no handles into a SmallVec cost every call about 70
-/// instructions more.
-fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<smallvec::SmallVec<[u32; ipc::endpoint::MAX_TRANSFER]>, Error> {
+/// A loop rather than a collect: collecting no handles cost every call about 70 instructions more.
+fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<arrayvec::ArrayVec<u32, { ipc::endpoint::MAX_TRANSFER }>, Error> {
     if count as usize > ipc::endpoint::MAX_TRANSFER {
         return Err(Error::TooBig);
     }
-    let mut handles = smallvec::SmallVec::new();
+    let mut handles = arrayvec::ArrayVec::new();
     for i in 0..count {
         handles.push(guest.read_u32(ptr + 4 * i)?);
     }
