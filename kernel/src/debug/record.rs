@@ -2,6 +2,7 @@
 
 use super::state::{update, update_interrupts_off, DebugState, Event, EventKind, EVENT_RING, MAX_IRQS};
 use crate::sched::WaitKind;
+use crate::arch::cpu::InterruptGuard;
 use crate::sync::IrqMutexGuard;
 
 /// No row in a table (`Slot::index` of an object that found none).
@@ -118,10 +119,11 @@ pub fn irq_acknowledged(line: usize) {
 
 /// An IPC call or reply (`kind`) of `bytes` on endpoint `endpoint`: its event, and the
 /// endpoint's totals in row `row` (if that row is still the endpoint's), in one update.
-/// Always inlined, as `record` (outlined by the compiler once, call+reply 2859 -> 2904).
+/// Always inlined, as `record` (outlined by the compiler once, call+reply 2859 -> 2904). By
+/// a kernel call that keeps interrupts off with `_irq`, as IPC does.
 #[inline(always)]
-pub fn ipc(kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
-    update(|s| account_ipc(s, kind, thread, endpoint, row, bytes));
+pub fn ipc(_irq: &InterruptGuard, kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
+    update_interrupts_off(|s| account_ipc(s, kind, thread, endpoint, row, bytes));
 }
 
 /// `ipc` by a caller that holds a lock (the endpoint's), so interrupts are off already.
@@ -145,8 +147,8 @@ fn account_ipc(s: &mut DebugState, kind: EventKind, thread: u32, endpoint: u32, 
 /// A receiver took the call of `thread`, whose row is `row`: it now waits for the reply. The
 /// id check keeps a row reused meanwhile (the caller gone) untouched. Always inlined, as `ipc`.
 #[inline(always)]
-pub fn reply_pending(row: u32, thread: u32) {
-    update(|s| {
+pub fn reply_pending(_irq: &InterruptGuard, row: u32, thread: u32) {
+    update_interrupts_off(|s| {
         if let Some(r) = s.threads.get_mut(row as usize).filter(|r| r.id == thread) {
             r.wait.kind = WaitKind::Reply;
         }

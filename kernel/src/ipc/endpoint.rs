@@ -159,7 +159,7 @@ impl Call {
             unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), lent.reply, data.len()) };
             Ok(data.len())
         })?;
-        debug::ipc(EventKind::IpcReply, sched::current_id(), endpoint, row, data.len());
+        debug::ipc(irq, EventKind::IpcReply, sched::current_id(), endpoint, row, data.len());
         Ok(())
     }
 
@@ -371,7 +371,7 @@ impl Endpoint {
                 let mut inner = self.inner.lock_under(irq);
                 if let Some(taken) = Self::take(irq, &mut inner, me) {
                     drop(inner);
-                    return Self::taken(taken);
+                    return Self::taken(irq, taken);
                 }
                 // A thread whose process is being killed does not wait any more.
                 if crate::process::current_killed() {
@@ -382,7 +382,7 @@ impl Endpoint {
             if !sched::block_current(Wait::on(WaitKind::Receive, self.id, 0), deadline) {
                 // The deadline, which no caller took this thread off the list for: a last look.
                 let taken = Self::take(irq, &mut self.inner.lock_under(irq), me);
-                return taken.map_or(Err(Error::TimedOut), Self::taken);
+                return taken.map_or(Err(Error::TimedOut), |taken| Self::taken(irq, taken));
             }
         }
     }
@@ -409,10 +409,10 @@ impl Endpoint {
         Some(Ok((Received::Signals(bits), None)))
     }
 
-    fn taken(taken: Result<(Received, Option<(u32, ThreadId)>)>) -> Result<Received> {
+    fn taken(irq: &InterruptGuard, taken: Result<(Received, Option<(u32, ThreadId)>)>) -> Result<Received> {
         let (received, caller) = taken?;
         if let Some((row, thread)) = caller {
-            debug::reply_pending(row, thread);
+            debug::reply_pending(irq, row, thread);
         }
         Ok(received)
     }

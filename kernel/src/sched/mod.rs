@@ -274,7 +274,9 @@ pub fn on_reschedule(frame: &mut TrapFrame) -> *mut TrapFrame {
 /// From an interrupt: switches away from the thread whose trap is `frame` if `make_way` says
 /// it should, unless preemption is disabled (then the switch waits for it to be enabled).
 fn preempt_if(frame: &mut TrapFrame, make_way: impl FnOnce(&mut Scheduler) -> bool) -> *mut TrapFrame {
-    let mut guard = SCHEDULER.lock();
+    // SAFETY: an interrupt handler's.
+    let irq = unsafe { InterruptGuard::in_trap() };
+    let mut guard = SCHEDULER.lock_under(&irq);
     let Some(s) = guard.as_mut() else { return frame };
     if !make_way(s) {
         return frame;
@@ -307,7 +309,8 @@ fn free(dead: Option<Box<thread::Thread>>) {
 /// The running thread gave up the CPU (`give_up_cpu`); returns the frame to resume.
 pub fn on_yield(frame: &mut TrapFrame) -> *mut TrapFrame {
     this_cpu().switch_deferred.set(false);
-    let (resume, dead) = with(|s| s.switch(frame));
+    // SAFETY: the yield trap's handler.
+    let (resume, dead) = with_under(unsafe { &InterruptGuard::in_trap() }, |s| s.switch(frame));
     // Freeing a stack takes the frame and page-table locks: do it outside the scheduler's.
     free(dead);
     resume
@@ -320,7 +323,8 @@ pub fn on_block(frame: &mut TrapFrame) -> *mut TrapFrame {
     cpu.switch_deferred.set(false);
     // SAFETY: `block_current` put it on its stack for the length of this trap.
     let request = unsafe { &*(frame.rax as *const BlockRequest) };
-    let (resume, dead) = with(|s| {
+    // SAFETY: the block trap's handler.
+    let (resume, dead) = with_under(unsafe { &InterruptGuard::in_trap() }, |s| {
         if !s.block_current(request.wait, request.deadline) {
             // A wake came first (from another CPU): the thread goes on, not timed out.
             cpu.timed_out.set(false);

@@ -18,6 +18,15 @@ impl InterruptGuard {
         InterruptGuard { were_enabled }
     }
 
+    /// A guard for a trap handler: the CPU entered it through an interrupt gate, which turned
+    /// interrupts off, and `iretq` restores them: nothing to save or restore here.
+    /// # Safety
+    /// Interrupts are off, and stay so for the guard's life.
+    #[inline(always)]
+    pub unsafe fn in_trap() -> InterruptGuard {
+        InterruptGuard { were_enabled: false }
+    }
+
     /// A guard within this one: interrupts are off already, and it restores nothing (what a
     /// lock taken under this guard holds, `IrqMutex::lock_under`).
     #[inline(always)]
