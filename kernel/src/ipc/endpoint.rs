@@ -280,10 +280,10 @@ impl Endpoint {
     }
 
     /// Its bound notification was signalled: every receiver looks again.
-    pub(super) fn wake_receivers(&self) {
-        let mut inner = self.inner.lock();
+    pub(super) fn wake_receivers(&self, irq: &InterruptGuard) {
+        let mut inner = self.inner.lock_under(irq);
         while let Some(receiver) = inner.receivers.pop_front() {
-            sched::wake(receiver);
+            sched::wake_under(irq, receiver);
         }
     }
 

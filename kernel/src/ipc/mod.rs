@@ -193,12 +193,14 @@ pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
 
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {
     let bits = notification::signal_bits(bits)?;
-    notification(&InterruptGuard::new(), handle, Rights::SIGNAL)?.signal(bits);
+    let irq = InterruptGuard::new();
+    notification(&irq, handle, Rights::SIGNAL)?.signal_under(&irq, bits);
     Ok(())
 }
 
 pub fn wait(handle: Handle, timeout_ms: u64) -> Result<u64> {
-    notification(&InterruptGuard::new(), handle, Rights::WAIT)?.wait(deadline(timeout_ms))
+    let irq = InterruptGuard::new();
+    notification(&irq, handle, Rights::WAIT)?.wait(&irq, deadline(timeout_ms))
 }
 
 pub fn irq_acknowledge(handle: Handle) -> Result<()> {

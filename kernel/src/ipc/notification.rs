@@ -5,6 +5,7 @@
 use super::endpoint::Endpoint;
 use super::error::{Error, Result};
 use crate::debug::state::EventKind;
+use crate::arch::cpu::InterruptGuard;
 use crate::sched::{Wait, WaitKind, WaitQueue};
 use crate::sync::IrqMutex;
 use alloc::sync::{Arc, Weak};
@@ -36,26 +37,32 @@ impl Notification {
 
     /// Signalled by the calling thread.
     pub fn signal(&self, bits: u64) {
-        self.deliver(crate::sched::current_id(), bits);
+        self.signal_under(&InterruptGuard::new(), bits);
+    }
+
+    /// `signal` by a caller that keeps interrupts off with `irq` (a kernel call).
+    pub fn signal_under(&self, irq: &InterruptGuard, bits: u64) {
+        self.deliver(irq, crate::sched::current_id(), bits);
     }
 
     /// Signalled by an IRQ (from its handler): no thread's doing.
     pub fn signal_from_irq(&self, bits: u64) {
-        self.deliver(0, bits);
+        // SAFETY: an interrupt handler's.
+        self.deliver(unsafe { &InterruptGuard::in_trap() }, 0, bits);
     }
 
     /// Safe from interrupt handlers: it only takes interrupt-safe locks. Inlined into both
     /// callers: `signal` is on signal+wait's path.
     #[inline(always)]
-    fn deliver(&self, by: u32, bits: u64) {
+    fn deliver(&self, irq: &InterruptGuard, by: u32, bits: u64) {
         self.bits.fetch_or(bits, Ordering::SeqCst);
         // Held to the end, so interrupts stay off from the event to the wakes: the debug view
         // takes the `Wake` events right after a `Signal` as the threads it woke.
-        let bound = self.bound.lock();
+        let bound = self.bound.lock_under(irq);
         crate::debug::record_holding(&bound, EventKind::Signal, by, self.id as u64, bits);
-        self.waiters.wake_all();
+        self.waiters.wake_all_under(irq);
         if let Some(endpoint) = bound.upgrade() {
-            endpoint.wake_receivers();
+            endpoint.wake_receivers(irq);
         }
     }
 
@@ -70,8 +77,8 @@ impl Notification {
 
     /// Inline: it is on signal+wait's path, which an extra call lengthens.
     #[inline]
-    pub fn wait(&self, deadline: Option<u64>) -> Result<u64> {
-        if self.waiters.wait_until_deadline(Wait::on(WaitKind::Notification, self.id, 0), || self.pending(), deadline) {
+    pub fn wait(&self, irq: &InterruptGuard, deadline: Option<u64>) -> Result<u64> {
+        if self.waiters.wait_under(irq, Wait::on(WaitKind::Notification, self.id, 0), || self.pending(), deadline) {
             Ok(self.take())
         } else {
             Err(Error::TimedOut)

@@ -224,6 +224,11 @@ pub(crate) fn wake(id: ThreadId) {
     with(|s| s.wake(id));
 }
 
+/// `wake` by a caller that keeps interrupts off with `irq`.
+pub(crate) fn wake_under(irq: &InterruptGuard, id: ThreadId) {
+    with_under(irq, |s| s.wake(id));
+}
+
 /// Wakes `id`, and the next switch away from the calling thread goes to it if no thread of
 /// higher priority is ready: the IPC fast path, which holds it beside the run queue until then.
 pub fn wake_and_hand_off(irq: &InterruptGuard, id: ThreadId) {

@@ -24,9 +24,14 @@ impl WaitQueue {
     }
 
     /// As `wait_until`, giving up at tick `deadline`: returns whether the condition holds.
-    pub fn wait_until_deadline(&self, wait: Wait, mut condition: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
+    pub fn wait_until_deadline(&self, wait: Wait, condition: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
+        self.wait_under(&InterruptGuard::new(), wait, condition, deadline)
+    }
+
+    /// `wait_until_deadline` by a caller that keeps interrupts off with `irq` (a kernel call).
+    #[inline]
+    pub fn wait_under(&self, irq: &InterruptGuard, wait: Wait, mut condition: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
         loop {
-            let _irq = InterruptGuard::new();
             if condition() {
                 return true;
             }
@@ -34,18 +39,18 @@ impl WaitQueue {
             // A thread whose process is being killed does not wait any more (and leaves the
             // queue, if the kill's wake found it there).
             if crate::process::current_killed() {
-                self.leave(me);
+                self.leave(irq, me);
                 return false;
             }
-            self.waiters.lock().push_back(me);
+            self.waiters.lock_under(irq).push_back(me);
             // With one CPU, interrupts off since the first check kept every waker out.
             if crate::arch::smp::online() > 1 && condition() {
-                self.leave(me);
+                self.leave(irq, me);
                 return true;
             }
             // A waker took us off the queue; a deadline did not (nor a kill: see above).
             if !super::block_current(wait, deadline) {
-                self.leave(me);
+                self.leave(irq, me);
                 return condition();
             }
         }
@@ -53,8 +58,8 @@ impl WaitQueue {
 
     /// Takes `me` off the queue if no waker did: no stale entry is left for a later wake to be
     /// spent on. (Usually the queue is empty by now.)
-    fn leave(&self, me: ThreadId) {
-        let mut waiters = self.waiters.lock();
+    fn leave(&self, irq: &InterruptGuard, me: ThreadId) {
+        let mut waiters = self.waiters.lock_under(irq);
         if !waiters.is_empty() {
             waiters.retain(|&t| t != me);
         }
@@ -68,12 +73,18 @@ impl WaitQueue {
     }
 
     pub fn wake_all(&self) -> usize {
+        self.wake_all_under(&InterruptGuard::new())
+    }
+
+    /// `wake_all` by a caller that keeps interrupts off with `irq`.
+    #[inline]
+    pub fn wake_all_under(&self, irq: &InterruptGuard) -> usize {
         // One at a time, keeping the queue's buffer: a wait then never allocates. Under the
         // queue's lock throughout: the scheduler, whose lock a wake takes, never takes this one.
-        let mut waiters = self.waiters.lock();
+        let mut waiters = self.waiters.lock_under(irq);
         let mut woken = 0;
         while let Some(waiter) = waiters.pop_front() {
-            super::wake(waiter);
+            super::wake_under(irq, waiter);
             woken += 1;
         }
         woken
