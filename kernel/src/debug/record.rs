@@ -51,15 +51,17 @@ pub fn set_current(thread: u32) {
     update(|s| s.cpus[cpu].current_thread = thread);
 }
 
-/// A switch on the calling CPU: its event and the new current thread in one update, as
-/// switches are hot. The scheduler calls it under its lock: interrupts are off.
-#[inline]
-pub fn switched(from: u32, to: u32) {
+/// A switch on the calling CPU: its event, the new current thread and the rows `rows` writes
+/// (both threads') in one update, as switches are hot. The scheduler calls it under its
+/// lock: interrupts are off.
+#[inline(always)]
+pub fn switched(from: u32, to: u32, rows: impl FnOnce(&mut DebugState)) {
     let cpu = this_cpu();
     debug_assert!(!x86_64::instructions::interrupts::are_enabled());
     update_interrupts_off(|s| {
         append(s, EventKind::Switch, from, to as u64, 0);
         s.cpus[cpu].current_thread = to;
+        rows(s);
     });
 }
 

@@ -69,6 +69,12 @@ impl<R: Row> Slot<R> {
         update_interrupts_off(|s| f(&mut R::table(s).0[self.index]));
     }
 
+    /// Writes the row inside an update the caller is making (`debug::switched`'s).
+    #[inline(always)]
+    pub fn write_in(&self, s: &mut DebugState, f: impl FnOnce(&mut R)) {
+        f(&mut R::table(s).0[self.index]);
+    }
+
     /// Its index in the table, for the hot paths of `record` that take a row by index.
     pub fn index(&self) -> u32 {
         self.index as u32

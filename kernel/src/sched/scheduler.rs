@@ -260,7 +260,7 @@ impl Scheduler {
         current.timed_out = false;
         current.wait = wait;
         current.state = RunState::Blocked;
-        current.publish();
+        // Published by the switch that follows, with the next thread's row.
         if let Some(deadline) = deadline {
             current.wake_at = deadline;
             let id = current.id;
@@ -502,7 +502,6 @@ impl Scheduler {
         let dead = thread.state == RunState::Dead;
         // Running: preempted; Ready: woken on another CPU as it blocked.
         let requeue = matches!(thread.state, RunState::Running | RunState::Ready);
-        let preempted = thread.state == RunState::Running;
         thread.on_cpu = false;
         if requeue {
             thread.state = RunState::Ready;
@@ -519,17 +518,13 @@ impl Scheduler {
                 crate::arch::smp::reschedule(idle);
             }
         }
-        // A dead thread's row is freed with it, by the caller.
-        let dead = if dead {
+        // A dead thread's row is freed with it, by the caller; a live one's is published with
+        // the switch.
+        let (dead, left): (_, *const Thread) = if dead {
             debug::record(EventKind::ThreadExit, from, 0, 0);
-            self.remove(from)
+            (self.remove(from), core::ptr::null())
         } else {
-            // A thread that blocked or slept published that itself.
-            if preempted && to != from {
-                // SAFETY: as `current`.
-                unsafe { (*self.cpus[index].running).publish() };
-            }
-            None
+            (None, self.cpus[index].running)
         };
         let next = self.get_mut(to).expect("next thread missing");
         next.state = RunState::Running;
@@ -547,7 +542,7 @@ impl Scheduler {
         percpu.thread_row.set(next.debug_row.as_ref().map_or(NO_ROW, |row| row.index()));
         percpu.process.set(next.process.as_ref().map_or(core::ptr::null(), Arc::as_ptr));
         percpu.timed_out.set(next.timed_out);
-        if to != from || moved {
+        if to == from && moved {
             next.publish();
         }
         let next: *mut Thread = next;
@@ -555,7 +550,13 @@ impl Scheduler {
         cpu.running = next;
         cpu.current = to;
         if to != from {
-            debug::switched(from, to);
+            debug::switched(from, to, |s| {
+                // SAFETY: `left` is still in `threads` (null if it died); `next` is.
+                if let Some(left) = unsafe { left.as_ref() } {
+                    left.publish_in(s);
+                }
+                unsafe { (*next).publish_in(s) };
+            });
         }
         (resume, dead)
     }

@@ -138,14 +138,25 @@ impl Thread {
     #[inline(always)]
     pub fn publish(&self) {
         if let Some(row) = &self.debug_row {
-            row.update_interrupts_off(|r| {
-                r.state = self.state;
-                r.wait = self.wait;
-                r.run_ticks = self.run_ticks;
-                r.switches = self.switches;
-                r.cpu = self.cpu as u8;
-            });
+            row.update_interrupts_off(|r| self.show(r));
         }
+    }
+
+    /// `publish` inside an update the caller makes (a switch's, which shows both threads).
+    #[inline(always)]
+    pub fn publish_in(&self, s: &mut crate::debug::state::DebugState) {
+        if let Some(row) = &self.debug_row {
+            row.write_in(s, |r| self.show(r));
+        }
+    }
+
+    #[inline(always)]
+    fn show(&self, r: &mut ThreadRow) {
+        r.state = self.state;
+        r.wait = self.wait;
+        r.run_ticks = self.run_ticks;
+        r.switches = self.switches;
+        r.cpu = self.cpu as u8;
     }
 
     /// What the debug-state block shows of it.
