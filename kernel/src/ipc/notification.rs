@@ -40,27 +40,28 @@ impl Notification {
         self.signal_under(&InterruptGuard::new(), bits);
     }
 
-    /// `signal` by a caller that keeps interrupts off with `irq` (a kernel call).
+    /// `signal` by a caller that keeps interrupts off with `irq` (a kernel call). The longest
+    /// waiter runs next here when the caller blocks: a server that signals usually waits next.
     pub fn signal_under(&self, irq: &InterruptGuard, bits: u64) {
-        self.deliver(irq, crate::sched::current_id(), bits);
+        self.deliver(irq, crate::sched::current_id(), bits, true);
     }
 
     /// Signalled by an IRQ (from its handler): no thread's doing.
     pub fn signal_from_irq(&self, bits: u64) {
         // SAFETY: an interrupt handler's.
-        self.deliver(unsafe { &InterruptGuard::in_trap() }, 0, bits);
+        self.deliver(unsafe { &InterruptGuard::in_trap() }, 0, bits, false);
     }
 
     /// Safe from interrupt handlers: it only takes interrupt-safe locks. Inlined into both
     /// callers: `signal` is on signal+wait's path.
     #[inline(always)]
-    fn deliver(&self, irq: &InterruptGuard, by: u32, bits: u64) {
+    fn deliver(&self, irq: &InterruptGuard, by: u32, bits: u64, hand_off: bool) {
         self.bits.fetch_or(bits, Ordering::SeqCst);
         // Held to the end, so interrupts stay off from the event to the wakes: the debug view
         // takes the `Wake` events right after a `Signal` as the threads it woke.
         let bound = self.bound.lock_under(irq);
         crate::debug::record_holding(&bound, EventKind::Signal, by, self.id as u64, bits);
-        self.waiters.wake_all_under(irq);
+        self.waiters.wake_all_under(irq, hand_off);
         if let Some(endpoint) = bound.upgrade() {
             endpoint.wake_receivers(irq);
         }

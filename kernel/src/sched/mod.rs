@@ -231,8 +231,15 @@ pub(crate) fn wake_under(irq: &InterruptGuard, id: ThreadId) {
 
 /// Wakes `id`, and the next switch away from the calling thread goes to it if no thread of
 /// higher priority is ready: the IPC fast path, which holds it beside the run queue until then.
+/// No `Wake` event: the call or reply that woke it is its event.
 pub fn wake_and_hand_off(irq: &InterruptGuard, id: ThreadId) {
-    with_under(irq, |s| s.wake_and_hand_off(id));
+    with_under(irq, |s| s.wake_and_hand_off(id, false));
+}
+
+/// `wake_and_hand_off` for a waker whose own event does not name the thread it woke (a
+/// signal): the wake is recorded, as `wake` records it.
+pub(crate) fn wake_recorded_and_hand_off(irq: &InterruptGuard, id: ThreadId) {
+    with_under(irq, |s| s.wake_and_hand_off(id, true));
 }
 
 /// Yields if a thread of higher priority than the caller is ready (after a wake or spawn).

@@ -278,7 +278,7 @@ impl Scheduler {
     }
 
     pub fn wake(&mut self, id: ThreadId) {
-        if let Some((priority, cpu)) = self.ready_up(id, None) {
+        if let Some((priority, cpu)) = self.ready_up(id, None, true) {
             self.enqueue(cpu, priority, id);
         }
     }
@@ -286,8 +286,9 @@ impl Scheduler {
     /// Makes `id` ready on its own CPU, or on `cpu_given` if it is not running anywhere. Returns
     /// its priority and CPU if the caller is to queue it: not if it was not waiting, nor if it
     /// is still on its CPU (between blocking and switching away: that switch queues it).
+    /// `event`: record the wake (an IPC hand-off's is its IPC event and the switch that follows).
     #[inline(always)]
-    fn ready_up(&mut self, id: ThreadId, cpu_given: Option<usize>) -> Option<(Priority, usize)> {
+    fn ready_up(&mut self, id: ThreadId, cpu_given: Option<usize>, event: bool) -> Option<(Priority, usize)> {
         let thread = self.get_mut(id)?;
         match thread.state {
             RunState::Blocked | RunState::Sleeping => {}
@@ -309,8 +310,7 @@ impl Scheduler {
         if !self.sleeping.is_empty() {
             self.sleeping.retain(|&t| t != id);
         }
-        // A hand-off's wake is its IPC event and the switch that follows: no event of its own.
-        if cpu_given.is_none() {
+        if event {
             debug::record_interrupts_off(EventKind::Wake, id, 0, 0);
         }
         (!on_cpu).then_some((priority, cpu))
@@ -350,11 +350,11 @@ impl Scheduler {
     /// `id`, just woken, runs next on this CPU when the caller gives it up, if no thread of
     /// higher priority is ready here: it moves to the caller's CPU (IPC stays on one CPU).
     /// Held beside the queues rather than queued: the switch takes it without a queue's push
-    /// and search. A second hand-off before that switch queues the first.
+    /// and search. A second hand-off before that switch queues the first. `event` as `ready_up`.
     #[inline(always)]
-    pub fn wake_and_hand_off(&mut self, id: ThreadId) {
+    pub fn wake_and_hand_off(&mut self, id: ThreadId, event: bool) {
         let here = me();
-        match self.ready_up(id, Some(here)) {
+        match self.ready_up(id, Some(here), event) {
             Some((priority, cpu)) if cpu == here => {
                 self.queue_hand_off(here);
                 self.cpus[here].hand_off = Some((id, priority));

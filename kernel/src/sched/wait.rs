@@ -73,18 +73,24 @@ impl WaitQueue {
     }
 
     pub fn wake_all(&self) -> usize {
-        self.wake_all_under(&InterruptGuard::new())
+        self.wake_all_under(&InterruptGuard::new(), false)
     }
 
-    /// `wake_all` by a caller that keeps interrupts off with `irq`.
+    /// `wake_all` by a caller that keeps interrupts off with `irq`; with `hand_off`, the
+    /// longest waiter runs next on this CPU when the caller blocks (a server that signals and
+    /// then waits), as an IPC hand-off does (`sched::wake_and_hand_off`).
     #[inline]
-    pub fn wake_all_under(&self, irq: &InterruptGuard) -> usize {
+    pub fn wake_all_under(&self, irq: &InterruptGuard, hand_off: bool) -> usize {
         // One at a time, keeping the queue's buffer: a wait then never allocates. Under the
         // queue's lock throughout: the scheduler, whose lock a wake takes, never takes this one.
         let mut waiters = self.waiters.lock_under(irq);
         let mut woken = 0;
         while let Some(waiter) = waiters.pop_front() {
-            super::wake_under(irq, waiter);
+            if hand_off && woken == 0 {
+                super::wake_recorded_and_hand_off(irq, waiter);
+            } else {
+                super::wake_under(irq, waiter);
+            }
             woken += 1;
         }
         woken

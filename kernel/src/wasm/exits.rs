@@ -35,10 +35,12 @@ pub fn started() {
 pub fn ended(id: ProcessId, exit: Exit, on_exit: Option<ExitSignal>) {
     EXITS.lock().insert(id, exit);
     *RUNNING.lock() -= 1;
+    // The kernel's waiters first: the wakes right after a `Signal` event are that signal's
+    // (the debug view draws an arrow from the signal to each).
+    EXITED.wake_all();
     if let Some((notification, bits)) = on_exit {
         notification.signal(bits);
     }
-    EXITED.wake_all();
 }
 
 /// How server `id` ended; None while it runs.
