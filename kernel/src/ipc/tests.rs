@@ -178,6 +178,39 @@ kernel_test!(ipc_fast_path_hands_off_to_the_server, {
     assert!(order.starts_with('S'), "the server ran first: {}", order);
 });
 
+kernel_test!(ipc_a_signal_hands_off_to_its_waiter, {
+    // As a call to a waiting server: a bystander is ready before the signal, and the thread
+    // waiting on the notification still runs first once the signaller waits in turn.
+    static ORDER: crate::sync::IrqMutex<String> = crate::sync::IrqMutex::new(String::new());
+    let (server, _, client, _) = pair(1);
+    let (there, back) = (notification::Notification::new(), notification::Notification::new());
+    let waits_there = grant(&server, Object::Notification(there.clone()), Rights::WAIT, 0).unwrap();
+    let signals_back = grant(&server, Object::Notification(back.clone()), Rights::SIGNAL, 0).unwrap();
+    let signals_there = grant(&client, Object::Notification(there), Rights::SIGNAL, 0).unwrap();
+    let waits_back = grant(&client, Object::Notification(back), Rights::WAIT, 0).unwrap();
+    let waiter = in_process(&server, "waiter", move || {
+        assert_eq!(wait(waits_there, FOREVER), Ok(1));
+        ORDER.lock().push('W');
+        signal(signals_back, 1).unwrap();
+    });
+    while sched::state_of(waiter) != Some(sched::RunState::Blocked) {
+        sched::give_up_cpu();
+    }
+    let signaller = in_process(&client, "signaller", move || {
+        let no_preempt = sched::PreemptGuard::new();
+        let bystander = sched::spawn("bystander", Priority::NORMAL, || ORDER.lock().push('B')).unwrap();
+        signal(signals_there, 1).unwrap();
+        assert_eq!(wait(waits_back, FOREVER), Ok(1));
+        ORDER.lock().push('S');
+        drop(no_preempt);
+        sched::join(bystander);
+    });
+    sched::join(signaller);
+    sched::join(waiter);
+    let order = ORDER.lock().clone();
+    assert!(order.starts_with('W'), "the waiter ran first: {}", order);
+});
+
 kernel_test!(ipc_handles_pass_in_messages, {
     let (server, receive_handle, client, call_handle) = pair(3);
     let notification = notification::Notification::new();
