@@ -103,7 +103,9 @@ int32_t kwast_reply_receive(kwast_handle reply, const void *data, uint32_t lengt
 
 /* ORs `bits` into a notification (needs KWAST_RIGHT_SIGNAL). A notification has 63 bits
  * (KWAST_SIGNAL_BITS), so that kwast_wait can return them; bit 63 is KWAST_EINVALIDARGUMENT
- * here, in kwast_irq_bind and in kwast_spawn's exit_bits. */
+ * here, in kwast_irq_bind and in kwast_spawn's exit_bits. The signaller runs on; its longest
+ * waiter runs next on its CPU when the signaller blocks, unless a thread of higher priority
+ * is ready (as a call runs its waiting server next). */
 KWAST_IMPORT(signal)
 int32_t kwast_signal(kwast_handle notification, uint64_t bits);
 
