@@ -172,13 +172,10 @@ fn insert_all(table: &mut handle::HandleTable, call: &Arc<endpoint::Call>, trans
 /// Takes the one-shot reply capability `reply_handle` out of the caller's table.
 fn take_reply(irq: &InterruptGuard, reply_handle: Handle) -> Result<Arc<endpoint::Call>> {
     with_me(|process| {
-        let mut table = process.handles.lock_under(irq);
-        match table.get(reply_handle)?.object {
-            Object::Reply(_) => match table.remove(reply_handle)?.object {
-                Object::Reply(call) => Ok(call),
-                _ => unreachable!("checked above"),
-            },
-            _ => Err(Error::WrongKind),
+        let taken = process.handles.lock_under(irq).take_if(reply_handle, |c| matches!(c.object, Object::Reply(_)))?;
+        match taken.object {
+            Object::Reply(call) => Ok(call),
+            _ => unreachable!("taken only if a reply"),
         }
     })
 }
