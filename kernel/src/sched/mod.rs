@@ -172,11 +172,11 @@ pub(crate) fn block_current(wait: Wait, deadline: Option<u64>) -> bool {
 
 /// Blocks the calling thread until `ready` gives a value, its process is killed, or tick
 /// `deadline`: whoever makes it ready wakes the thread by id (`wake`). Returns the value, if
-/// it came. `wait` says what it waits for, for the debug view. The caller keeps interrupts
-/// off (`irq`) from setting up what its waker answers until this returns. It blocks before it first
-/// looks: the caller has only just set up what its waker answers (a call), so the value can be
-/// there already only if another CPU made it so, and then that CPU's wake, come before the
-/// block, makes the block return at once.
+/// it came. `wait` says what it waits for, for the debug view. The caller keeps interrupts off
+/// (`irq`) from setting up what its waker answers until this returns. It blocks before it
+/// first looks: the caller has only just set up what its waker answers (a call), so the value
+/// can be there already only if another CPU made it so, and then that CPU's wake, come before
+/// the block, makes the block return at once.
 pub fn wait_for<R>(_irq: &InterruptGuard, mut ready: impl FnMut() -> Option<R>, deadline: Option<u64>, wait: Wait) -> Option<R> {
     loop {
         if crate::process::current_killed() {
