@@ -191,7 +191,7 @@ pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {
     let bits = notification::signal_bits(bits)?;
     let irq = InterruptGuard::new();
-    notification(&irq, handle, Rights::SIGNAL)?.signal_under(&irq, bits);
+    notification(&irq, handle, Rights::SIGNAL)?.signal_handing_off(&irq, bits);
     Ok(())
 }
 

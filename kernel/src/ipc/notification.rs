@@ -35,14 +35,15 @@ impl Notification {
         Arc::new(Notification { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), bits: AtomicU64::new(0), waiters: WaitQueue::new(), bound: IrqMutex::new(Weak::new()) })
     }
 
-    /// Signalled by the calling thread.
+    /// Signalled by the calling thread (the kernel's own: a server's exit to its parent).
     pub fn signal(&self, bits: u64) {
-        self.signal_under(&InterruptGuard::new(), bits);
+        self.deliver(&InterruptGuard::new(), crate::sched::current_id(), bits, false);
     }
 
-    /// `signal` by a caller that keeps interrupts off with `irq` (a kernel call). The longest
-    /// waiter runs next here when the caller blocks: a server that signals usually waits next.
-    pub fn signal_under(&self, irq: &InterruptGuard, bits: u64) {
+    /// Signalled by a server's kernel call, which keeps interrupts off with `irq`: the longest
+    /// waiter runs next here when the server blocks, as a server that signals usually waits
+    /// next (the kernel's own signals wake without a hand-off, in turn with other wakes).
+    pub fn signal_handing_off(&self, irq: &InterruptGuard, bits: u64) {
         self.deliver(irq, crate::sched::current_id(), bits, true);
     }
 
