@@ -85,6 +85,20 @@ def test_a_signal_flows_to_the_next_run_of_the_thread_it_woke():
     assert [(s["tid"], s["ts"], f["tid"], f["ts"]) for s, f in ended] == expected and len(expected) >= len(signals) - 1
 
 
+def test_a_wake_right_after_a_signal_gets_its_arrow_only_if_it_names_the_signals_notification():
+    """A signal's wakes name its notification (`Wake`'s `a`); a deadline's or the kernel's own
+    wake that comes next names none (0), and is not drawn as the signal's."""
+    def event(kind: str, thread: int, a: int = 0, b: int = 0, tsc: int = 1000) -> Record:
+        return Record({"tsc": tsc, "kind": kind, "thread": thread, "a": a, "b": b})
+    events = list(enumerate([event("Switch", 2, 5, tsc=1000), event("Signal", 5, 3, 1, tsc=2000),
+                             event("Wake", 4, 3, tsc=2100), event("Wake", 1, 0, tsc=2200),
+                             event("Switch", 5, 4, tsc=3000), event("Switch", 4, 1, tsc=4000)], start=1))
+    names = trace.Names({1: "kmain", 2: "idle", 4: "pong", 5: "ping"}, {1: 0, 2: 0, 4: 2, 5: 3}, {})
+    out = trace.chrome_trace(events, names, 1)["traceEvents"]
+    arrows = [(e["ph"], e["tid"]) for e in out if e.get("cat") == "signal" and e["ph"] in "sf"]
+    assert arrows == [("s", 5), ("f", 4)]
+
+
 def test_an_irqs_signal_is_on_the_cpus_track_and_its_arrow_the_irqs():
     """A state read's ring after "hello" was typed on the desktop (test_state_rates's recorded
     snapshots): each IRQ, then its signal of ps2's notification, then ps2's wake."""

@@ -15,7 +15,7 @@ events), instants for IPC calls, receives and replies, notification signals, IRQ
 requested, traps, restarts, thread starts and exits, and flows from each call to its receive and
 reply, from each IRQ to the next run of its driver, and from each signal by a thread to the next
 run of each thread it woke. The kernel records a signal's wakes right after its `Signal` event,
-with interrupts off between. It records no receive event: a call's receive is where the thread
+with interrupts off between, each naming the notification. It records no receive event: a call's receive is where the thread
 that replies to it last started to run after the call (or the call itself, if it was already
 running). An endpoint is named after the server that replies on it; a notification after the
 IRQ line that signals it, if one does.
@@ -348,7 +348,9 @@ def chrome_trace(events: list[tuple[int, Record]], names: Names, tsc_per_us: int
             signalled = (number, event) if event.thread else None
         elif kind == "Wake":
             instant(event, "wake", {"event": number})
-            if signalled is not None and number == signalled[0] + 1:  # none lost between
+            # A signal's wakes follow it (none lost between) and name its notification: a
+            # deadline's or the kernel's wake that happens to come next does not.
+            if signalled is not None and number == signalled[0] + 1 and event.a == signalled[1].a:
                 flow("s", next_flow, us(signalled[1].tsc), track(signalled[1].thread), "signal")
                 woken[event.thread].append((next_flow, "signal"))
                 next_flow += 1

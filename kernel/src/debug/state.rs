@@ -39,6 +39,9 @@ pub enum EventKind {
     Switch = 1,
     ThreadStart = 2,
     ThreadExit = 3,
+    /// Thread `thread` made ready; `a`: the notification whose signal woke it (0: anything
+    /// else: a deadline, a kill, the kernel). An IPC hand-off records none: its call or reply
+    /// event and the switch that follows say it.
     Wake = 4,
     IpcCall = 5,
     IpcReply = 6,
@@ -48,7 +51,8 @@ pub enum EventKind {
     /// The workbench asked for process `a` to be killed (`KWAST_DEBUG_CONTROL`).
     Kill = 10,
     /// Notification `a` signalled with bits `b`, by `thread` (0: an IRQ's). The threads it
-    /// woke are the `Wake` events right after it: both are recorded with interrupts off.
+    /// woke are the `Wake` events right after it that name it: both are recorded with
+    /// interrupts off.
     Signal = 11,
 }
 

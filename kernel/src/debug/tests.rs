@@ -65,6 +65,6 @@ kernel_test!(a_signal_is_recorded_before_the_wakes_it_causes, {
     let signal = (newest.saturating_sub(8)..newest).rev().find(|&n| event(n).kind == EventKind::Signal).expect("a Signal event");
     let (signal_event, next) = (event(signal), event(signal + 1));
     assert_eq!((signal_event.thread, signal_event.a, signal_event.b), (sched::current_id(), notification.id as u64, 0b101));
-    assert_eq!((next.kind, next.thread), (EventKind::Wake, waiter));
+    assert_eq!((next.kind, next.thread, next.a), (EventKind::Wake, waiter, notification.id as u64));
     sched::join(waiter);
 });

@@ -280,10 +280,10 @@ impl Endpoint {
     }
 
     /// Its bound notification was signalled: every receiver looks again.
-    pub(super) fn wake_receivers(&self, irq: &InterruptGuard) {
+    pub(super) fn wake_receivers(&self, irq: &InterruptGuard, signal: u64) {
         let mut inner = self.inner.lock_under(irq);
         while let Some(receiver) = inner.receivers.pop_front() {
-            sched::wake_under(irq, receiver);
+            sched::wake_under(irq, receiver, signal);
         }
     }
 

@@ -62,9 +62,9 @@ impl Notification {
         // takes the `Wake` events right after a `Signal` as the threads it woke.
         let bound = self.bound.lock_under(irq);
         crate::debug::record_holding(&bound, EventKind::Signal, by, self.id as u64, bits);
-        self.waiters.wake_all_under(irq, hand_off);
+        self.waiters.wake_all_under(irq, self.id as u64, hand_off);
         if let Some(endpoint) = bound.upgrade() {
-            endpoint.wake_receivers(irq);
+            endpoint.wake_receivers(irq, self.id as u64);
         }
     }
 

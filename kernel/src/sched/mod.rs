@@ -224,22 +224,23 @@ pub(crate) fn wake(id: ThreadId) {
     with(|s| s.wake(id));
 }
 
-/// `wake` by a caller that keeps interrupts off with `irq`.
-pub(crate) fn wake_under(irq: &InterruptGuard, id: ThreadId) {
-    with_under(irq, |s| s.wake(id));
+/// `wake` by a caller that keeps interrupts off with `irq`; `signal`: the notification whose
+/// signal this wake is, which its `Wake` event names (0: none).
+pub(crate) fn wake_under(irq: &InterruptGuard, id: ThreadId, signal: u64) {
+    with_under(irq, |s| s.wake_by(id, signal));
 }
 
 /// Wakes `id`, and the next switch away from the calling thread goes to it if no thread of
 /// higher priority is ready: the IPC fast path, which holds it beside the run queue until then.
 /// No `Wake` event: the call or reply that woke it is its event.
 pub fn wake_and_hand_off(irq: &InterruptGuard, id: ThreadId) {
-    with_under(irq, |s| s.wake_and_hand_off(id, false));
+    with_under(irq, |s| s.wake_and_hand_off(id, None));
 }
 
-/// `wake_and_hand_off` for a waker whose own event does not name the thread it woke (a
-/// signal): the wake is recorded, as `wake` records it.
-pub(crate) fn wake_recorded_and_hand_off(irq: &InterruptGuard, id: ThreadId) {
-    with_under(irq, |s| s.wake_and_hand_off(id, true));
+/// `wake_and_hand_off` by the signal of notification `signal`, whose event does not name the
+/// threads it wakes: each wake is recorded, naming the notification, as `wake_under` records it.
+pub(crate) fn wake_by_signal_and_hand_off(irq: &InterruptGuard, id: ThreadId, signal: u64) {
+    with_under(irq, |s| s.wake_and_hand_off(id, Some(signal)));
 }
 
 /// Yields if a thread of higher priority than the caller is ready (after a wake or spawn).

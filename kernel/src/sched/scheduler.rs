@@ -278,7 +278,12 @@ impl Scheduler {
     }
 
     pub fn wake(&mut self, id: ThreadId) {
-        if let Some((priority, cpu)) = self.ready_up(id, None, true) {
+        self.wake_by(id, 0);
+    }
+
+    /// `wake` by the signal of notification `signal` (0: not a signal), which its event names.
+    pub fn wake_by(&mut self, id: ThreadId, signal: u64) {
+        if let Some((priority, cpu)) = self.ready_up(id, None, Some(signal)) {
             self.enqueue(cpu, priority, id);
         }
     }
@@ -286,9 +291,10 @@ impl Scheduler {
     /// Makes `id` ready on its own CPU, or on `cpu_given` if it is not running anywhere. Returns
     /// its priority and CPU if the caller is to queue it: not if it was not waiting, nor if it
     /// is still on its CPU (between blocking and switching away: that switch queues it).
-    /// `event`: record the wake (an IPC hand-off's is its IPC event and the switch that follows).
+    /// `event`: record the wake, naming the notification whose signal it is (0: none); None for
+    /// an IPC hand-off, whose call or reply event and the switch that follows say it.
     #[inline(always)]
-    fn ready_up(&mut self, id: ThreadId, cpu_given: Option<usize>, event: bool) -> Option<(Priority, usize)> {
+    fn ready_up(&mut self, id: ThreadId, cpu_given: Option<usize>, event: Option<u64>) -> Option<(Priority, usize)> {
         let thread = self.get_mut(id)?;
         match thread.state {
             RunState::Blocked | RunState::Sleeping => {}
@@ -310,8 +316,8 @@ impl Scheduler {
         if !self.sleeping.is_empty() {
             self.sleeping.retain(|&t| t != id);
         }
-        if event {
-            debug::record_interrupts_off(EventKind::Wake, id, 0, 0);
+        if let Some(signal) = event {
+            debug::record_interrupts_off(EventKind::Wake, id, signal, 0);
         }
         (!on_cpu).then_some((priority, cpu))
     }
@@ -352,7 +358,7 @@ impl Scheduler {
     /// Held beside the queues rather than queued: the switch takes it without a queue's push
     /// and search. A second hand-off before that switch queues the first. `event` as `ready_up`.
     #[inline(always)]
-    pub fn wake_and_hand_off(&mut self, id: ThreadId, event: bool) {
+    pub fn wake_and_hand_off(&mut self, id: ThreadId, event: Option<u64>) {
         let here = me();
         match self.ready_up(id, Some(here), event) {
             Some((priority, cpu)) if cpu == here => {

@@ -73,23 +73,24 @@ impl WaitQueue {
     }
 
     pub fn wake_all(&self) -> usize {
-        self.wake_all_under(&InterruptGuard::new(), false)
+        self.wake_all_under(&InterruptGuard::new(), 0, false)
     }
 
-    /// `wake_all` by a caller that keeps interrupts off with `irq`; with `hand_off`, the
+    /// `wake_all` by a caller that keeps interrupts off with `irq`, for the signal of
+    /// notification `signal` (0: not a signal; the `Wake` events name it); with `hand_off`, the
     /// longest waiter runs next on this CPU when the caller blocks (a server that signals and
     /// then waits), as an IPC hand-off does (`sched::wake_and_hand_off`).
     #[inline]
-    pub fn wake_all_under(&self, irq: &InterruptGuard, hand_off: bool) -> usize {
+    pub fn wake_all_under(&self, irq: &InterruptGuard, signal: u64, hand_off: bool) -> usize {
         // One at a time, keeping the queue's buffer: a wait then never allocates. Under the
         // queue's lock throughout: the scheduler, whose lock a wake takes, never takes this one.
         let mut waiters = self.waiters.lock_under(irq);
         let mut woken = 0;
         while let Some(waiter) = waiters.pop_front() {
             if hand_off && woken == 0 {
-                super::wake_recorded_and_hand_off(irq, waiter);
+                super::wake_by_signal_and_hand_off(irq, waiter, signal);
             } else {
-                super::wake_under(irq, waiter);
+                super::wake_under(irq, waiter, signal);
             }
             woken += 1;
         }
