@@ -152,63 +152,67 @@ fn seen_len(results: &Arc<crate::sync::IrqMutex<alloc::vec::Vec<(&'static str, E
     results.lock().len()
 }
 
-kernel_test!(ipc_fast_path_hands_off_to_the_server, {
-    // A bystander is ready before the call; the waiting server must still run first.
-    static ORDER: crate::sync::IrqMutex<String> = crate::sync::IrqMutex::new(String::new());
-    let (server, receive_handle, client, call_handle) = pair(1);
-    let server_thread = in_process(&server, "server", move || {
-        let Ok(Incoming::Message(m)) = receive(receive_handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!() };
-        ORDER.lock().push('S');
-        reply(m.reply_handle, b"").unwrap();
-    });
+/// Who ran when, in `hand_off_order`: 'B' the bystander, the rest as its callers mark it.
+static ORDER: crate::sync::IrqMutex<String> = crate::sync::IrqMutex::new(String::new());
+
+fn ran(who: char) {
+    ORDER.lock().push(who);
+}
+
+/// The order in which threads run when a client, preemption off, makes a bystander ready and
+/// then `ask`s a server blocked in `serve`'s first kernel call; `serve` and `ask` mark their
+/// own progress with `ran`. A hand-off runs the server before the bystander.
+fn hand_off_order(server: &Arc<Process>, serve: impl FnOnce() + Send + 'static, client: &Arc<Process>,
+                  ask: impl FnOnce() + Send + 'static) -> String {
+    let server_thread = in_process(server, "server", serve);
     while sched::state_of(server_thread) != Some(sched::RunState::Blocked) {
         sched::give_up_cpu();
     }
-    let client_thread = in_process(&client, "client", move || {
-        let _no_preempt = sched::PreemptGuard::new();
-        let bystander = sched::spawn("bystander", Priority::NORMAL, || ORDER.lock().push('B')).unwrap();
-        call(call_handle, b"ping", &[], FOREVER).unwrap();
-        ORDER.lock().push('C');
-        drop(_no_preempt);
+    let client_thread = in_process(client, "client", move || {
+        let no_preempt = sched::PreemptGuard::new();
+        let bystander = sched::spawn("bystander", Priority::NORMAL, || ran('B')).unwrap();
+        ask();
+        drop(no_preempt);
         sched::join(bystander);
     });
     sched::join(client_thread);
     sched::join(server_thread);
-    let order = ORDER.lock().clone();
+    ORDER.lock().clone()
+}
+
+kernel_test!(ipc_fast_path_hands_off_to_the_server, {
+    // A bystander is ready before the call; the waiting server must still run first.
+    let (server, receive_handle, client, call_handle) = pair(1);
+    let order = hand_off_order(&server, move || {
+        let Ok(Incoming::Message(m)) = receive(receive_handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!() };
+        ran('S');
+        reply(m.reply_handle, b"").unwrap();
+    }, &client, move || {
+        call(call_handle, b"ping", &[], FOREVER).unwrap();
+        ran('C');
+    });
     assert!(order.starts_with('S'), "the server ran first: {}", order);
 });
 
 kernel_test!(ipc_a_signal_hands_off_to_its_waiter, {
     // As a call to a waiting server: a bystander is ready before the signal, and the thread
     // waiting on the notification still runs first once the signaller waits in turn.
-    static ORDER: crate::sync::IrqMutex<String> = crate::sync::IrqMutex::new(String::new());
     let (server, _, client, _) = pair(1);
     let (there, back) = (notification::Notification::new(), notification::Notification::new());
     let waits_there = grant(&server, Object::Notification(there.clone()), Rights::WAIT, 0).unwrap();
     let signals_back = grant(&server, Object::Notification(back.clone()), Rights::SIGNAL, 0).unwrap();
     let signals_there = grant(&client, Object::Notification(there), Rights::SIGNAL, 0).unwrap();
     let waits_back = grant(&client, Object::Notification(back), Rights::WAIT, 0).unwrap();
-    let waiter = in_process(&server, "waiter", move || {
+    let order = hand_off_order(&server, move || {
         assert_eq!(wait(waits_there, FOREVER), Ok(1));
-        ORDER.lock().push('W');
+        ran('S');
         signal(signals_back, 1).unwrap();
-    });
-    while sched::state_of(waiter) != Some(sched::RunState::Blocked) {
-        sched::give_up_cpu();
-    }
-    let signaller = in_process(&client, "signaller", move || {
-        let no_preempt = sched::PreemptGuard::new();
-        let bystander = sched::spawn("bystander", Priority::NORMAL, || ORDER.lock().push('B')).unwrap();
+    }, &client, move || {
         signal(signals_there, 1).unwrap();
         assert_eq!(wait(waits_back, FOREVER), Ok(1));
-        ORDER.lock().push('S');
-        drop(no_preempt);
-        sched::join(bystander);
+        ran('C');
     });
-    sched::join(signaller);
-    sched::join(waiter);
-    let order = ORDER.lock().clone();
-    assert!(order.starts_with('W'), "the waiter ran first: {}", order);
+    assert!(order.starts_with('S'), "the waiter ran first: {}", order);
 });
 
 kernel_test!(ipc_handles_pass_in_messages, {
