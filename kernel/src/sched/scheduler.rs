@@ -293,6 +293,9 @@ impl Scheduler {
     /// is still on its CPU (between blocking and switching away: that switch queues it).
     /// `event`: record the wake, naming the notification whose signal it is (0: none); None for
     /// an IPC hand-off, whose call or reply event and the switch that follows say it.
+    /// A hand-off to this CPU (`cpu_given`, landing here) leaves the row to the switch that
+    /// runs it, which shows it Running: one write of the row, not two. If that switch does not
+    /// come, whatever moves it to a queue publishes it (`unhand`).
     #[inline(always)]
     fn ready_up(&mut self, id: ThreadId, cpu_given: Option<usize>, event: Option<u64>) -> Option<(Priority, usize)> {
         let thread = self.get_mut(id)?;
@@ -311,8 +314,10 @@ impl Scheduler {
         if let (Some(cpu), false, false) = (cpu_given, on_cpu, thread.pinned) {
             thread.cpu = cpu as u32;
         }
-        thread.publish();
         let (priority, cpu) = (thread.priority, thread.cpu as usize);
+        if on_cpu || cpu_given != Some(cpu) {
+            thread.publish();
+        }
         if !self.sleeping.is_empty() {
             self.sleeping.retain(|&t| t != id);
         }
@@ -333,7 +338,17 @@ impl Scheduler {
     /// where an idle CPU may take it.
     fn queue_hand_off(&mut self, cpu: usize) {
         if let Some((id, priority)) = self.cpus[cpu].hand_off.take() {
+            self.unhand(id);
             self.enqueue(cpu, priority, id);
+        }
+    }
+
+    /// A hand-off target goes to a queue instead of running next: its row, which the wake
+    /// left to the switch, shows it Ready now.
+    #[cold]
+    fn unhand(&self, id: ThreadId) {
+        if let Some(thread) = self.get(id) {
+            thread.publish();
         }
     }
 
@@ -380,7 +395,9 @@ impl Scheduler {
                 return target;
             }
             cpu.push(priority, target); // outranked: it waits its turn
+            self.unhand(target);
         }
+        let cpu = &mut self.cpus[index];
         if let Some(id) = cpu.highest_ready().and_then(|p| cpu.pop(p)) {
             return id;
         }
