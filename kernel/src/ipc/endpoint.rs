@@ -1,7 +1,8 @@
 //! Endpoints: synchronous call / receive / reply. A call lends the receiver the caller's
 //! request and reply buffers, and the caller sleeps until that receiver replies: the request is
 //! copied once, into the receiver's buffer, and the reply once, into the caller's. A call to a
-//! receiver already waiting hands the CPU straight to it (the fast path) instead of queueing it
+//! receiver already waiting (the fast path) copies its request into the buffer the receiver
+//! registered, skipping the queue, and hands the CPU straight to it instead of queueing it
 //! behind other ready threads.
 //!
 //! Calls are pooled: once the pool has what the system uses, a round trip allocates nothing. A
@@ -202,15 +203,50 @@ impl Call {
         let length = inner.lent.request_length;
         let target = buffer.get_mut(..length).ok_or(Error::TooBig)?;
         // SAFETY: the caller is still in the call (checked above, under the lock).
-        unsafe { core::ptr::copy_nonoverlapping(inner.lent.request, target.as_mut_ptr(), length) };
-        if crate::debug::control::corrupt_if_requested(target) {
-            crate::kprintln!("endpoint {}: a message corrupted on request", inner.endpoint);
-        }
+        unsafe { copy_request(inner.endpoint, inner.lent.request, target) };
         // Moved only when there are any: the inline array is large for a call that has none.
         if !inner.transfers.is_empty() {
             transfers.extend(inner.transfers.drain(..));
         }
         Ok((length, inner.badge))
+    }
+}
+
+/// Copies a request into the receiver's `target`, corrupting it if the workbench asked.
+/// # Safety
+/// `request` holds `target.len()` bytes.
+unsafe fn copy_request(endpoint: u32, request: *const u8, target: &mut [u8]) {
+    unsafe { core::ptr::copy_nonoverlapping(request, target.as_mut_ptr(), target.len()) };
+    if crate::debug::control::corrupt_if_requested(target) {
+        crate::kprintln!("endpoint {}: a message corrupted on request", endpoint);
+    }
+}
+
+/// A receiver blocked on an endpoint, on its own stack, and where a caller may put its request
+/// straight (the fast path): no trip through the queue, and no second look at the call. Used
+/// through a raw pointer, by callers under the endpoint's lock only, while the receiver is in
+/// `receivers`; the receiver takes itself off the list before it leaves.
+struct Waiting {
+    buffer: *mut u8,
+    capacity: usize,
+    /// A call made Received (an `Arc` made raw), its request in `buffer`: `length` bytes, and
+    /// its badge. Stored last, by the caller that took the receiver off the list, so a receiver
+    /// that finds it there needs no lock to know it is off the list and its call whole.
+    delivered: AtomicPtr<Call>,
+    length: usize,
+    badge: u64,
+    thread: ThreadId,
+}
+
+impl Waiting {
+    /// The call delivered to the receiver `me`, if one was.
+    /// # Safety
+    /// `me` is the receiver's own record.
+    #[inline(always)]
+    unsafe fn delivered(me: *mut Waiting) -> Option<Arc<Call>> {
+        let raw = unsafe { (*me).delivered.swap(core::ptr::null_mut(), Ordering::Acquire) };
+        // SAFETY: stored by `Endpoint::send` with `into_raw`, and the swap made it ours.
+        (!raw.is_null()).then(|| unsafe { Arc::from_raw(raw) })
     }
 }
 
@@ -236,11 +272,15 @@ struct Inner {
     /// Threads blocked in `receive`, longest first. Under the queue's lock, not a wait queue of
     /// their own: a call queues itself and takes its receiver in one lock, a receiver finds the
     /// queue empty and waits in one.
-    receivers: VecDeque<ThreadId>,
+    receivers: VecDeque<*mut Waiting>,
     closed: bool,
     /// Its signals are received here too; under the queue's lock, as receive checks both.
     notification: Option<Arc<Notification>>,
 }
+
+// SAFETY: `receivers` points at records their threads keep until taken off the list, and is
+// used under the endpoint's lock only (`Waiting`).
+unsafe impl Send for Inner {}
 
 pub struct Endpoint {
     pub id: u32,
@@ -253,9 +293,19 @@ pub struct Endpoint {
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
-/// What a receiver gets: a call, or the bits of its bound notification.
+/// What a receiver gets: a call, its request in the receive buffer (its length and badge), or
+/// the bits of its bound notification.
 pub enum Received {
-    Call(Arc<Call>),
+    Call(Arc<Call>, usize, u64),
+    Signals(u64),
+}
+
+/// What a receiver finds (`Endpoint::take`).
+enum Taken {
+    /// From a caller that found it waiting: the request is in its buffer.
+    Delivered(Arc<Call>),
+    /// From the queue, with its caller's debug row and id: the request is still the caller's.
+    Queued(Arc<Call>, u32, ThreadId),
     Signals(u64),
 }
 
@@ -283,7 +333,8 @@ impl Endpoint {
     pub(super) fn wake_receivers(&self, irq: &InterruptGuard, signal: u64) {
         let mut inner = self.inner.lock_under(irq);
         while let Some(receiver) = inner.receivers.pop_front() {
-            sched::wake_under(irq, receiver, signal);
+            // SAFETY: on the list, so still waiting (`Waiting`).
+            sched::wake_under(irq, unsafe { (*receiver).thread }, signal);
         }
     }
 
@@ -315,11 +366,19 @@ impl Endpoint {
         }
         let pooled = Pooled(Some(Call::take()));
         let call = pooled.call();
-        {
+        let me = sched::current_id();
+        // Delivered, or queued, and its receiver (if one waits) woken, in one section with
+        // interrupts off: the receiver cannot time out between being taken off the list and woken.
+        let mut endpoint = self.inner.lock_under(irq);
+        if endpoint.closed {
+            return Err(Error::PeerDied);
+        }
+        debug::ipc_holding(&endpoint, EventKind::IpcCall, me, self.id, self.row, lent.request_length);
+        let fill = |state: CallState, transfers: &mut Transfers| {
             let mut inner = call.inner.lock_under(irq);
-            inner.state = CallState::Queued;
+            inner.state = state;
             inner.endpoint = self.id;
-            inner.caller = sched::current_id();
+            inner.caller = me;
             inner.caller_row = sched::current_row();
             inner.endpoint_row = self.row;
             inner.badge = badge;
@@ -327,21 +386,40 @@ impl Endpoint {
             if !transfers.is_empty() {
                 inner.transfers.extend(transfers.drain(..));
             }
-        }
-        {
-            // Queued, and its receiver (if one waits) woken, in one section with interrupts
-            // off: the receiver cannot time out between being taken off the list and woken.
-            let mut inner = self.inner.lock_under(irq);
-            if inner.closed {
-                call.inner.lock_under(irq).state = CallState::Abandoned;
-                return Err(Error::PeerDied);
+        };
+        // Taken at once, the caller waits for the reply; queued, for a receiver first.
+        let wait = match endpoint.receivers.front().copied() {
+            // The fast path: a receiver waits, and the call carries no handles (those go
+            // through the queue, for the receiver to insert into its own table).
+            Some(receiver) if transfers.is_empty() => {
+                // SAFETY: on the list, so still waiting (`Waiting`), its buffer valid; it stays
+                // until the receiver takes its call, under this lock.
+                let waiting = unsafe { &mut *receiver };
+                if lent.request_length > waiting.capacity {
+                    return Err(Error::TooBig); // the receiver waits on
+                }
+                // SAFETY: the request is the caller's own, here; the buffer the receiver's.
+                unsafe { copy_request(self.id, lent.request, core::slice::from_raw_parts_mut(waiting.buffer, lent.request_length)) };
+                fill(CallState::Received, transfers);
+                endpoint.receivers.pop_front();
+                waiting.length = lent.request_length;
+                waiting.badge = badge;
+                waiting.delivered.store(Arc::into_raw(call.clone()).cast_mut(), Ordering::Release);
+                sched::wake_and_hand_off(irq, waiting.thread);
+                WaitKind::Reply
             }
-            inner.queue.push_back(call.clone());
-            debug::ipc_holding(&inner, EventKind::IpcCall, sched::current_id(), self.id, self.row, lent.request_length);
-            if let Some(receiver) = inner.receivers.pop_front() {
-                sched::wake_and_hand_off(irq, receiver);
+            receiver => {
+                fill(CallState::Queued, transfers);
+                endpoint.queue.push_back(call.clone());
+                if let Some(receiver) = receiver {
+                    endpoint.receivers.pop_front();
+                    // SAFETY: as above.
+                    sched::wake_and_hand_off(irq, unsafe { (*receiver).thread });
+                }
+                WaitKind::Call
             }
-        }
+        };
+        drop(endpoint);
         // Leaving the call, under its lock: from then on no one touches the lent memory.
         let leave = |inner: &mut CallInner, replied: bool| {
             inner.state = CallState::Abandoned;
@@ -350,7 +428,7 @@ impl Endpoint {
         let replied = sched::wait_for(irq, || {
             let mut inner = call.inner.lock_under(irq);
             (inner.state == CallState::Replied).then(|| leave(&mut inner, true))
-        }, deadline, Wait::on(WaitKind::Call, self.id, badge));
+        }, deadline, Wait::on(wait, self.id, badge));
         let result = replied.unwrap_or_else(|| {
             leave(&mut call.inner.lock_under(irq), false)
         });
@@ -360,40 +438,70 @@ impl Endpoint {
         result
     }
 
-    /// Waits for a call (or a signal on the bound notification) until tick `deadline`.
-    /// Interrupts off (`irq`) from the look at the queue to the block: on this CPU no caller
-    /// comes between; one on another CPU finds this thread on the list (and a wake that comes
-    /// before the block makes the block return at once).
-    pub fn receive(&self, irq: &InterruptGuard, deadline: Option<u64>) -> Result<Received> {
-        let me = sched::current_id();
+    /// Waits until tick `deadline` for a call, its request copied into `buffer` and its handles
+    /// into `transfers`, or for a signal on the bound notification. A caller that finds the
+    /// receiver waiting copies its request itself (the fast path); a queued call is copied
+    /// here. One that cannot be delivered whole fails its caller (TooBig: `buffer` too small)
+    /// and the receiver waits on. Interrupts off (`irq`) from the look at the queue to the
+    /// block: on this CPU no caller comes between; one on another CPU finds this thread on the
+    /// list (and a wake that comes before the block makes the block return at once).
+    pub fn receive(&self, irq: &InterruptGuard, buffer: &mut [u8], transfers: &mut Transfers, deadline: Option<u64>) -> Result<Received> {
+        let mut waiting = Waiting {
+            buffer: buffer.as_mut_ptr(), capacity: buffer.len(), delivered: AtomicPtr::new(core::ptr::null_mut()), length: 0, badge: 0, thread: sched::current_id(),
+        };
+        // From here on used through this pointer only: callers on other CPUs use it too.
+        let me: *mut Waiting = &mut waiting;
         loop {
-            {
-                let mut inner = self.inner.lock_under(irq);
-                if let Some(taken) = Self::take(irq, &mut inner, me) {
-                    drop(inner);
-                    return Self::taken(irq, taken);
-                }
+            let mut inner = self.inner.lock_under(irq);
+            let taken = match Self::take(irq, &mut inner, me) {
+                Some(taken) => taken,
                 // A thread whose process is being killed does not wait any more.
-                if crate::process::current_killed() {
-                    return Err(Error::TimedOut);
+                None if crate::process::current_killed() => return Err(Error::TimedOut),
+                None => {
+                    inner.receivers.push_back(me);
+                    drop(inner);
+                    if sched::block_current(Wait::on(WaitKind::Receive, self.id, 0), deadline) {
+                        // SAFETY: our own record. Delivered: off the list already, no lock needed.
+                        if let Some(call) = unsafe { Waiting::delivered(me) } {
+                            // SAFETY: as above; filled before `delivered` was stored.
+                            return Ok(unsafe { Received::Call(call, (*me).length, (*me).badge) });
+                        }
+                        continue;
+                    }
+                    // The deadline, which no caller took this thread off the list for: a last look.
+                    Self::take(irq, &mut self.inner.lock_under(irq), me).ok_or(Error::TimedOut)?
                 }
-                inner.receivers.push_back(me);
-            }
-            if !sched::block_current(Wait::on(WaitKind::Receive, self.id, 0), deadline) {
-                // The deadline, which no caller took this thread off the list for: a last look.
-                let taken = Self::take(irq, &mut self.inner.lock_under(irq), me);
-                return taken.map_or(Err(Error::TimedOut), |taken| Self::taken(irq, taken));
+            };
+            match taken? {
+                // SAFETY: the receiver's own record, filled by the caller that took it off the list.
+                Taken::Delivered(call) => return Ok(unsafe { Received::Call(call, (*me).length, (*me).badge) }),
+                Taken::Signals(bits) => return Ok(Received::Signals(bits)),
+                Taken::Queued(call, caller_row, caller) => {
+                    debug::reply_pending(irq, caller_row, caller);
+                    // SAFETY: `buffer`, through the pointer taken from it.
+                    let buffer = unsafe { core::slice::from_raw_parts_mut((*me).buffer, (*me).capacity) };
+                    match call.deliver(irq, buffer, transfers) {
+                        Ok((length, badge)) => return Ok(Received::Call(call, length, badge)),
+                        Err(Error::TooBig) => drop(call.fail(Error::TooBig)),
+                        Err(_) => {} // its caller left meanwhile
+                    }
+                }
             }
         }
     }
 
-    /// What a receiver finds under the lock: PeerDied if the endpoint closed, a call (now
-    /// Received, with its caller's debug row and id), or the bound notification's signals.
-    /// `me` leaves the list of receivers first, if a wake that was not a caller's (a kill, a
-    /// signal) left it there.
-    fn take(irq: &InterruptGuard, inner: &mut Inner, me: ThreadId) -> Option<Result<(Received, Option<(u32, ThreadId)>)>> {
+    /// What a receiver finds under the lock: a call a caller delivered to it; PeerDied if the
+    /// endpoint closed; a queued call (now Received, with its caller's debug row and id); or
+    /// the bound notification's signals. `me` leaves the list of receivers first, if a wake
+    /// that was not a caller's (a kill, a signal) left it there.
+    #[inline(always)]
+    fn take(irq: &InterruptGuard, inner: &mut Inner, me: *mut Waiting) -> Option<Result<Taken>> {
+        // SAFETY: the receiver's own record; callers use it under this lock only.
+        if let Some(call) = unsafe { Waiting::delivered(me) } {
+            return Some(Ok(Taken::Delivered(call)));
+        }
         if !inner.receivers.is_empty() {
-            inner.receivers.retain(|&t| t != me);
+            inner.receivers.retain(|&w| w != me);
         }
         if inner.closed {
             return Some(Err(Error::PeerDied));
@@ -401,20 +509,12 @@ impl Endpoint {
         if let Some(call) = inner.queue.pop_front() {
             let mut taken = call.inner.lock_under(irq);
             taken.state = CallState::Received;
-            let caller = (taken.caller_row, taken.caller);
+            let (row, caller) = (taken.caller_row, taken.caller);
             drop(taken);
-            return Some(Ok((Received::Call(call), Some(caller))));
+            return Some(Ok(Taken::Queued(call, row, caller)));
         }
         let bits = inner.notification.as_ref().map(|n| n.take()).filter(|&b| b != 0)?;
-        Some(Ok((Received::Signals(bits), None)))
-    }
-
-    fn taken(irq: &InterruptGuard, taken: Result<(Received, Option<(u32, ThreadId)>)>) -> Result<Received> {
-        let (received, caller) = taken?;
-        if let Some((row, thread)) = caller {
-            debug::reply_pending(irq, row, thread);
-        }
-        Ok(received)
+        Some(Ok(Taken::Signals(bits)))
     }
 
     /// The owner died: every queued caller gets `PeerDied` (a call being served ends when its
@@ -429,7 +529,8 @@ impl Endpoint {
             let _ = call.fail(Error::PeerDied);
         }
         for receiver in receivers {
-            sched::wake(receiver);
+            // SAFETY: taken off the list under the lock just now, so still waiting.
+            sched::wake(unsafe { (*receiver).thread });
         }
     }
 }

@@ -109,35 +109,24 @@ pub enum Incoming {
 pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Incoming> {
     let irq = InterruptGuard::new();
     let (endpoint, _) = endpoint(&irq, handle, Rights::RECEIVE)?;
-    let deadline = deadline(timeout_ms);
-    loop {
-        let call = match endpoint.receive(&irq, deadline)? {
-            Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
-            Received::Call(call) => call,
-        };
-        let mut transfers = endpoint::Transfers::new();
-        let (length, badge) = match call.deliver(&irq, buffer, &mut transfers) {
-            Ok(delivered) => delivered,
-            Err(Error::TooBig) => {
-                let _ = call.fail(Error::TooBig);
-                continue;
-            }
-            Err(_) => continue, // its caller left meanwhile
-        };
-        let inserted = with_me(|process| insert_all(&mut process.handles.lock_under(&irq), &call, &mut transfers));
-        return match inserted {
-            Ok((handles, count)) => Ok(Incoming::Message(Message {
-                badge,
-                length,
-                reply_handle: handles[0],
-                transferred: handles[1..].try_into().expect("MAX_TRANSFER handles"),
-                transferred_count: count - 1,
-            })),
-            Err(error) => {
-                let _ = call.fail(error);
-                Err(error)
-            }
-        };
+    let mut transfers = endpoint::Transfers::new();
+    let (call, length, badge) = match endpoint.receive(&irq, buffer, &mut transfers, deadline(timeout_ms))? {
+        Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
+        Received::Call(call, length, badge) => (call, length, badge),
+    };
+    let inserted = with_me(|process| insert_all(&mut process.handles.lock_under(&irq), &call, &mut transfers));
+    match inserted {
+        Ok((handles, count)) => Ok(Incoming::Message(Message {
+            badge,
+            length,
+            reply_handle: handles[0],
+            transferred: handles[1..].try_into().expect("MAX_TRANSFER handles"),
+            transferred_count: count - 1,
+        })),
+        Err(error) => {
+            let _ = call.fail(error);
+            Err(error)
+        }
     }
 }
 

@@ -165,9 +165,7 @@ fn ran(who: char) {
 fn hand_off_order(server: &Arc<Process>, serve: impl FnOnce() + Send + 'static, client: &Arc<Process>,
                   ask: impl FnOnce() + Send + 'static) -> String {
     let server_thread = in_process(server, "server", serve);
-    while sched::state_of(server_thread) != Some(sched::RunState::Blocked) {
-        sched::give_up_cpu();
-    }
+    until_blocked(server_thread);
     let client_thread = in_process(client, "client", move || {
         let no_preempt = sched::PreemptGuard::new();
         let bystander = sched::spawn("bystander", Priority::NORMAL, || ran('B')).unwrap();
@@ -336,6 +334,64 @@ kernel_test!(ipc_undeliverable_calls_fail_their_caller_only, {
     sched::join(server_thread);
 });
 
+/// Waits until thread `id` has blocked (a server, in its receive).
+fn until_blocked(id: sched::ThreadId) {
+    while sched::state_of(id) != Some(sched::RunState::Blocked) {
+        sched::give_up_cpu();
+    }
+}
+
+/// Receives into a 16-byte buffer full of 0xEE: what came, and that no byte past it changed.
+fn receive_marked(handle: Handle) -> (Message, Vec<u8>) {
+    let mut buffer = [0xEEu8; 16];
+    let Ok(super::Incoming::Message(m)) = super::receive(handle, &mut buffer, FOREVER) else { panic!("receive failed") };
+    assert!(buffer[m.length..].iter().all(|&b| b == 0xEE), "bytes past the request are untouched");
+    let data = buffer[..m.length].to_vec();
+    (m, data)
+}
+
+kernel_test!(ipc_a_request_lands_in_the_receivers_buffer_either_way, {
+    // Once copied by the caller into the buffer of a receiver already waiting (the fast path),
+    // once by the receiver from a call that was queued before it came: the same bytes.
+    let (server, receive_handle, client, call_handle) = pair(BADGE);
+    let server_thread = in_process(&server, "server", move || {
+        let (m, data) = receive_marked(receive_handle);
+        assert_eq!((data.as_slice(), m.badge), (&b"waited"[..], BADGE));
+        reply(m.reply_handle, b"1").unwrap();
+        sched::sleep_ms(20); // the second call queues meanwhile
+        let (m, data) = receive_marked(receive_handle);
+        assert_eq!((data.as_slice(), m.badge), (&b"queued"[..], BADGE));
+        reply(m.reply_handle, b"2").unwrap();
+    });
+    until_blocked(server_thread);
+    let client_thread = in_process(&client, "client", move || {
+        assert_eq!(call(call_handle, b"waited", &[], FOREVER).as_deref(), Ok(&b"1"[..]));
+        assert_eq!(call(call_handle, b"queued", &[], FOREVER).as_deref(), Ok(&b"2"[..]));
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
+});
+
+kernel_test!(ipc_a_waiting_receiver_whose_buffer_is_too_small_waits_on, {
+    // The caller gets TooBig at once; the receiver is not even woken, and takes the next call.
+    let (server, receive_handle, client, call_handle) = pair(0);
+    let server_thread = in_process(&server, "small-server", move || {
+        let Ok(Incoming::Message(m)) = receive(receive_handle, 4, FOREVER) else { panic!("receive failed") };
+        assert_eq!(m.data(), b"fit");
+        reply(m.reply_handle, b"ok").unwrap();
+    });
+    until_blocked(server_thread);
+    let client_thread = in_process(&client, "client", move || {
+        let switches = with_debug_row("small-server", |row| row.switches);
+        assert_eq!(call(call_handle, b"too long", &[], FOREVER), Err(Error::TooBig));
+        assert_eq!(sched::state_of(server_thread), Some(sched::RunState::Blocked), "the receiver still waits");
+        assert_eq!(with_debug_row("small-server", |row| row.switches), switches, "the receiver did not run");
+        assert_eq!(call(call_handle, b"fit", &[], FOREVER).as_deref(), Ok(&b"ok"[..]));
+    });
+    sched::join(client_thread);
+    sched::join(server_thread);
+});
+
 kernel_test!(ipc_reply_lands_in_the_callers_buffer_only, {
     // The reply is copied once, straight into the lent buffer: its bytes, and not one more.
     let (server, receive_handle, client, call_handle) = pair(0);
@@ -435,13 +491,17 @@ fn endpoint_of(process: &Process, handle: Handle) -> Arc<Endpoint> {
     }
 }
 
-/// The debug-state row of the thread named `name` (the test reads the block as the host does).
-fn debug_thread(name: &str) -> (sched::RunState, sched::Wait) {
+/// `f` of the debug-state row of the thread named `name` (the test reads the block as the
+/// host does).
+fn with_debug_row<R>(name: &str, f: impl FnOnce(&crate::debug::state::ThreadRow) -> R) -> R {
     // SAFETY: one CPU, and no update is in flight in this thread's own code.
     let state = unsafe { &*core::ptr::addr_of!(crate::debug::state::KWAST_DEBUG_STATE) };
     let wanted = crate::debug::state::copy_name(name);
-    let row = state.threads.iter().find(|r| r.id != 0 && r.name == wanted).expect("a row for the thread");
-    (row.state, row.wait)
+    f(state.threads.iter().find(|r| r.id != 0 && r.name == wanted).expect("a row for the thread"))
+}
+
+fn debug_thread(name: &str) -> (sched::RunState, sched::Wait) {
+    with_debug_row(name, |row| (row.state, row.wait))
 }
 
 kernel_test!(ipc_waits_and_totals_show_in_the_debug_state, {
