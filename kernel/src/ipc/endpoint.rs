@@ -144,12 +144,13 @@ impl Call {
 
     /// The receiver's answer, copied straight into the caller's reply buffer (a reply too long
     /// for it is the caller's error, not the receiver's). `PeerDied` if the caller is no longer
-    /// waiting.
-    pub fn answer(&self, irq: &InterruptGuard, data: &[u8]) -> Result<()> {
+    /// waiting. The caller, still blocked, runs next when this thread blocks again (a server's
+    /// next receive, `HandOff`), or is woken when the `HandOff` is dropped.
+    pub fn answer(&self, irq: &InterruptGuard, data: &[u8]) -> Result<sched::HandOff> {
         if data.len() > MAX_MESSAGE {
             return Err(Error::TooBig);
         }
-        let (endpoint, row) = self.finish(irq, true, |lent| {
+        let (caller, (endpoint, row)) = self.finish(irq, |lent| {
             if data.len() > lent.reply_capacity {
                 return Err(Error::TooBig);
             }
@@ -161,18 +162,20 @@ impl Call {
             Ok(data.len())
         })?;
         debug::ipc(irq, EventKind::IpcReply, sched::current_id(), endpoint, row, data.len());
+        Ok(sched::HandOff::new(caller))
+    }
+
+    /// Ends the call with `error` and wakes its caller. `PeerDied` if the caller is no longer
+    /// waiting.
+    pub fn fail(&self, error: Error) -> Result<()> {
+        let (caller, _) = self.finish(&InterruptGuard::new(), |_| Err(error))?;
+        sched::wake(caller);
         Ok(())
     }
 
-    /// Ends the call with `error`. `PeerDied` if the caller is no longer waiting.
-    pub fn fail(&self, error: Error) -> Result<()> {
-        self.finish(&InterruptGuard::new(), false, |_| Err(error)).map(drop)
-    }
-
-    /// Ends the call with what `answer` makes of the caller's buffers, and wakes the caller;
-    /// with `hand_off`, it runs next when this thread blocks again (a server's next receive).
-    /// Returns the endpoint's id and debug row.
-    fn finish(&self, irq: &InterruptGuard, hand_off: bool, answer: impl FnOnce(&Lent) -> Result<usize>) -> Result<(u32, u32)> {
+    /// Ends the call with what `answer` makes of the caller's buffers; the caller wakes to find
+    /// it. Returns the caller, and the endpoint's id and debug row.
+    fn finish(&self, irq: &InterruptGuard, answer: impl FnOnce(&Lent) -> Result<usize>) -> Result<(ThreadId, (u32, u32))> {
         let (caller, endpoint) = {
             let mut inner = self.inner.lock_under(irq);
             match inner.state {
@@ -184,12 +187,7 @@ impl Call {
             inner.state = CallState::Replied;
             (inner.caller, (inner.endpoint, inner.endpoint_row))
         };
-        if hand_off {
-            sched::wake_and_hand_off(irq, caller);
-        } else {
-            sched::wake(caller);
-        }
-        Ok(endpoint)
+        Ok((caller, endpoint))
     }
 
     /// Takes the request for a receiver: copied from the caller's memory into `buffer`, which
@@ -387,6 +385,7 @@ impl Endpoint {
                 inner.transfers.extend(transfers.drain(..));
             }
         };
+        let mut hand_off = None;
         // Taken at once, the caller waits for the reply; queued, for a receiver first.
         let wait = match endpoint.receivers.front().copied() {
             // The fast path: a receiver waits, and the call carries no handles (those go
@@ -405,7 +404,9 @@ impl Endpoint {
                 waiting.length = lent.request_length;
                 waiting.badge = badge;
                 waiting.delivered.store(Arc::into_raw(call.clone()).cast_mut(), Ordering::Release);
-                sched::wake_and_hand_off(irq, waiting.thread);
+                // Woken by this thread's block, which runs it at once: until then it stays on
+                // no list, its call delivered, where any other wake finds it.
+                hand_off = Some(sched::HandOff::new(waiting.thread));
                 WaitKind::Reply
             }
             receiver => {
@@ -428,7 +429,7 @@ impl Endpoint {
         let replied = sched::wait_for(irq, || {
             let mut inner = call.inner.lock_under(irq);
             (inner.state == CallState::Replied).then(|| leave(&mut inner, true))
-        }, deadline, Wait::on(wait, self.id, badge));
+        }, deadline, Wait::on(wait, self.id, badge), hand_off);
         let result = replied.unwrap_or_else(|| {
             leave(&mut call.inner.lock_under(irq), false)
         });
@@ -445,7 +446,9 @@ impl Endpoint {
     /// and the receiver waits on. Interrupts off (`irq`) from the look at the queue to the
     /// block: on this CPU no caller comes between; one on another CPU finds this thread on the
     /// list (and a wake that comes before the block makes the block return at once).
-    pub fn receive(&self, irq: &InterruptGuard, buffer: &mut [u8], transfers: &mut Transfers, deadline: Option<u64>) -> Result<Received> {
+    /// `hand_off` (the caller a server just answered) runs in its place at its first block.
+    pub fn receive(&self, irq: &InterruptGuard, buffer: &mut [u8], transfers: &mut Transfers, deadline: Option<u64>,
+                   mut hand_off: Option<sched::HandOff>) -> Result<Received> {
         let mut waiting = Waiting {
             buffer: buffer.as_mut_ptr(), capacity: buffer.len(), delivered: AtomicPtr::new(core::ptr::null_mut()), length: 0, badge: 0, thread: sched::current_id(),
         };
@@ -460,7 +463,12 @@ impl Endpoint {
                 None => {
                     inner.receivers.push_back(me);
                     drop(inner);
-                    if sched::block_current(Wait::on(WaitKind::Receive, self.id, 0), deadline) {
+                    let wait = Wait::on(WaitKind::Receive, self.id, 0);
+                    let woken = match hand_off.take() {
+                        Some(hand_off) => sched::block_handing_off(wait, deadline, hand_off),
+                        None => sched::block_current(wait, deadline),
+                    };
+                    if woken {
                         // SAFETY: our own record. Delivered: off the list already, no lock needed.
                         if let Some(call) = unsafe { Waiting::delivered(me) } {
                             // SAFETY: as above; filled before `delivered` was stored.

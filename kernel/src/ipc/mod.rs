@@ -107,10 +107,20 @@ pub enum Incoming {
 /// waits on, so no client can make a server's receive fail; one whose handles do not fit the
 /// receiver's table with NoSpace, which the receiver gets too (its table is full).
 pub fn receive(handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Incoming> {
+    receive_after(None, handle, buffer, timeout_ms)
+}
+
+/// A call answered (`answer`) whose caller has not run yet: it runs when the answering thread
+/// next blocks, at once (`receive_after`), or is woken when this is dropped.
+pub type Answered = crate::sched::HandOff;
+
+/// `receive`, by a server that has just `answered` a call (a server's loop): that caller runs
+/// as soon as the server waits, not after a wake, a queue and a pick.
+pub fn receive_after(answered: Option<Answered>, handle: Handle, buffer: &mut [u8], timeout_ms: u64) -> Result<Incoming> {
     let irq = InterruptGuard::new();
     let (endpoint, _) = endpoint(&irq, handle, Rights::RECEIVE)?;
     let mut transfers = endpoint::Transfers::new();
-    let (call, length, badge) = match endpoint.receive(&irq, buffer, &mut transfers, deadline(timeout_ms))? {
+    let (call, length, badge) = match endpoint.receive(&irq, buffer, &mut transfers, deadline(timeout_ms), answered)? {
         Received::Signals(bits) => return Ok(Incoming::Signals(bits)),
         Received::Call(call, length, badge) => (call, length, badge),
     };
@@ -169,7 +179,13 @@ fn take_reply(irq: &InterruptGuard, reply_handle: Handle) -> Result<Arc<endpoint
     })
 }
 
+/// Answers the call behind `reply_handle`; its caller runs when this thread next blocks.
 pub fn reply(reply_handle: Handle, data: &[u8]) -> Result<()> {
+    answer(reply_handle, data).map(drop)
+}
+
+/// `reply`, keeping the caller for the answering thread's next receive (`receive_after`).
+pub fn answer(reply_handle: Handle, data: &[u8]) -> Result<Answered> {
     if data.len() > endpoint::MAX_MESSAGE {
         return Err(Error::TooBig);
     }

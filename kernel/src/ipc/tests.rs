@@ -192,6 +192,22 @@ kernel_test!(ipc_fast_path_hands_off_to_the_server, {
     assert!(order.starts_with('S'), "the server ran first: {}", order);
 });
 
+kernel_test!(ipc_a_server_loop_hands_the_cpu_back_to_its_caller, {
+    // The server answers and waits again in one step (a server's loop): the caller it
+    // answered runs next, before the bystander that was ready all along.
+    let (server, receive_handle, client, call_handle) = pair(1);
+    let order = hand_off_order(&server, move || {
+        let Ok(Incoming::Message(m)) = receive(receive_handle, endpoint::MAX_MESSAGE, FOREVER) else { panic!() };
+        ran('S');
+        let answered = answer(m.reply_handle, b"").unwrap();
+        assert_eq!(receive_after(Some(answered), receive_handle, &mut [0; 4], 50).err(), Some(Error::TimedOut));
+    }, &client, move || {
+        call(call_handle, b"ping", &[], FOREVER).unwrap();
+        ran('C');
+    });
+    assert_eq!(order, "SCB");
+});
+
 kernel_test!(ipc_a_signal_hands_off_to_its_waiter, {
     // As a call to a waiting server: a bystander is ready before the signal, and the thread
     // waiting on the notification still runs first once the signaller waits in turn.

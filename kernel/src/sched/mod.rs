@@ -160,14 +160,49 @@ pub fn give_up_cpu() {
 struct BlockRequest {
     wait: Wait,
     deadline: Option<u64>,
+    /// A thread to run in its place (`HandOff`), or 0.
+    hand_off: ThreadId,
 }
 
 /// Blocks the calling thread until `wake` or tick `deadline`; false if the deadline woke it.
 /// The caller has interrupts off (see `WaitQueue`), so a wake cannot slip in before the block.
 pub(crate) fn block_current(wait: Wait, deadline: Option<u64>) -> bool {
-    let request = BlockRequest { wait, deadline };
+    block(BlockRequest { wait, deadline, hand_off: 0 })
+}
+
+/// `block_current`, and the thread `hand_off` names runs in the caller's place: woken and
+/// switched to in the block's one hold of the scheduler's lock (`Scheduler::hand_over`).
+pub(crate) fn block_handing_off(wait: Wait, deadline: Option<u64>, hand_off: HandOff) -> bool {
+    let id = hand_off.0;
+    core::mem::forget(hand_off); // carried out by the block
+    block(BlockRequest { wait, deadline, hand_off: id })
+}
+
+#[inline(always)]
+fn block(request: BlockRequest) -> bool {
     unsafe { core::arch::asm!("int {}", const BLOCK_VECTOR, in("rax") &request as *const BlockRequest) };
     !this_cpu().timed_out.get()
+}
+
+/// A blocked thread that IPC gave what it waited for (a request, a reply) and that is to run
+/// next on this CPU: the caller carries it to its own block (`block_handing_off`), which wakes
+/// it and switches to it at once. Dropped instead (the caller does not block), it is woken as
+/// `wake_and_hand_off` does. Until then the thread stays blocked; a deadline or kill that wakes
+/// it meanwhile finds what it was given (IPC leaves it where the woken thread looks first), and
+/// the late wake is one more the thread tolerates (its next block returns at once).
+#[must_use]
+pub struct HandOff(ThreadId);
+
+impl HandOff {
+    pub fn new(id: ThreadId) -> HandOff {
+        HandOff(id)
+    }
+}
+
+impl Drop for HandOff {
+    fn drop(&mut self) {
+        with(|s| s.wake_and_hand_off(self.0, None));
+    }
 }
 
 /// Blocks the calling thread until `ready` gives a value, its process is killed, or tick
@@ -177,12 +212,18 @@ pub(crate) fn block_current(wait: Wait, deadline: Option<u64>) -> bool {
 /// first looks: the caller has only just set up what its waker answers (a call), so the value
 /// can be there already only if another CPU made it so, and then that CPU's wake, come before
 /// the block, makes the block return at once.
-pub fn wait_for<R>(_irq: &InterruptGuard, mut ready: impl FnMut() -> Option<R>, deadline: Option<u64>, wait: Wait) -> Option<R> {
+/// `hand_off` runs in its place at its first block.
+pub fn wait_for<R>(_irq: &InterruptGuard, mut ready: impl FnMut() -> Option<R>, deadline: Option<u64>, wait: Wait,
+                   mut hand_off: Option<HandOff>) -> Option<R> {
     loop {
         if crate::process::current_killed() {
             return None;
         }
-        if !block_current(wait, deadline) {
+        let woken = match hand_off.take() {
+            Some(hand_off) => block_handing_off(wait, deadline, hand_off),
+            None => block_current(wait, deadline),
+        };
+        if !woken {
             return ready();
         }
         if let Some(value) = ready() {
@@ -339,9 +380,16 @@ pub fn on_block(frame: &mut TrapFrame) -> *mut TrapFrame {
     // SAFETY: the block trap's handler.
     let (resume, dead) = with_under(unsafe { &InterruptGuard::in_trap() }, |s| {
         if !s.block_current(request.wait, request.deadline) {
-            // A wake came first (from another CPU): the thread goes on, not timed out.
+            // A wake came first (from another CPU): the thread goes on, not timed out; the
+            // thread it was handing off to runs at its next switch.
             cpu.timed_out.set(false);
+            if request.hand_off != 0 {
+                s.wake_and_hand_off(request.hand_off, None);
+            }
             return (frame as *mut TrapFrame, None);
+        }
+        if request.hand_off != 0 {
+            return s.hand_over(frame, request.hand_off);
         }
         s.switch(frame)
     });

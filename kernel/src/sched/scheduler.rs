@@ -385,6 +385,31 @@ impl Scheduler {
         }
     }
 
+    /// The running thread, just blocked (trap `frame`), makes way for `id`, which IPC has just
+    /// given what it waited for: if `id` is blocked, may run here and is not outranked here, it
+    /// is switched to straight from blocked (no queue, no hand-off slot, its row written once,
+    /// Running); otherwise it is woken as `wake_and_hand_off` does and the switch picks.
+    pub fn hand_over(&mut self, frame: &mut TrapFrame, id: ThreadId) -> (*mut TrapFrame, Option<Box<Thread>>) {
+        let here = me();
+        let cpu = &self.cpus[here];
+        // Usually nothing else is ready here: no priorities to compare.
+        let best = if cpu.queued == 0 && cpu.hand_off.is_none() { None } else { cpu.best_ready() };
+        let Some(thread) = self.get_mut(id) else { return self.switch(frame) };
+        let direct = thread.state == RunState::Blocked && !thread.on_cpu && (!thread.pinned || thread.cpu as usize == here)
+            && best.is_none_or(|p| p <= thread.priority);
+        if !direct {
+            // Running: about to block on another CPU, whose block this wake makes return.
+            self.wake_and_hand_off(id, None);
+            return self.switch(frame);
+        }
+        thread.wait = Wait::NONE;
+        thread.cpu = here as u32;
+        if !self.sleeping.is_empty() {
+            self.sleeping.retain(|&t| t != id);
+        }
+        self.switch_to(frame, Some(id))
+    }
+
     /// The next thread for CPU `index`: the hand-off target if it is ready here and not
     /// outranked, else the first of the highest non-empty priority, else one taken from
     /// another CPU, else idle.
@@ -514,7 +539,15 @@ impl Scheduler {
     /// Switches this CPU from its running thread, whose trap is `frame`, to the next one.
     /// Returns the frame to resume, and a thread that died and is now off the CPU, for the
     /// caller to free outside this lock.
+    #[inline(always)]
     pub fn switch(&mut self, frame: &mut TrapFrame) -> (*mut TrapFrame, Option<Box<Thread>>) {
+        self.switch_to(frame, None)
+    }
+
+    /// `switch`, to `next` if given (`hand_over`), else to the thread `pick_next` picks. One
+    /// copy for both: inlined twice, the debug update's closure was outlined (switch +30).
+    #[inline(never)]
+    fn switch_to(&mut self, frame: &mut TrapFrame, next: Option<ThreadId>) -> (*mut TrapFrame, Option<Box<Thread>>) {
         let index = me();
         let (from, idle) = (self.cpus[index].current, self.cpus[index].idle);
         // SAFETY: as `current`.
@@ -533,7 +566,10 @@ impl Scheduler {
                 self.cpus[index].push(priority, from);
             }
         }
-        let to = self.pick_next(index);
+        let to = match next {
+            Some(next) => next,
+            None => self.pick_next(index),
+        };
         // Threads another CPU may take still wait here: an idle CPU takes one now rather than
         // at its next tick.
         if self.online > 1 && self.movable_on(index) {

@@ -182,7 +182,7 @@ kernel_test!(smp_a_hand_off_its_cpu_does_not_switch_to_runs_elsewhere, {
     let target = {
         let (ran, go) = (ran.clone(), go.clone());
         spawn("target", Priority::NORMAL, move || {
-            wait_for(&InterruptGuard::new(), || go.load(Ordering::SeqCst).then_some(()), None, Wait::NONE);
+            wait_for(&InterruptGuard::new(), || go.load(Ordering::SeqCst).then_some(()), None, Wait::NONE, None);
             ran.store(true, Ordering::SeqCst);
         })
         .expect("spawn")

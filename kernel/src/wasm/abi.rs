@@ -75,11 +75,12 @@ fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<arrayvec::ArrayVec<
     Ok(handles)
 }
 
-/// `kwast_receive` on the server's memory.
-fn receive(g: &mut Guest, endpoint: i32, buffer: i32, capacity: i32, info: i32, timeout: i64) -> Result<i64, Error> {
+/// `kwast_receive` on the server's memory, after the call it `answered`, if any.
+fn receive(g: &mut Guest, answered: Option<ipc::Answered>, endpoint: i32, buffer: i32, capacity: i32, info: i32, timeout: i64)
+           -> Result<i64, Error> {
     // Check the buffers before blocking, so a bad pointer cannot swallow a message.
     g.bytes(info as u32, size_of::<KwastMessage>() as u32)?;
-    let incoming = ipc::receive(endpoint as u32, g.bytes_mut(buffer as u32, capacity as u32)?, timeout as u64)?;
+    let incoming = ipc::receive_after(answered, endpoint as u32, g.bytes_mut(buffer as u32, capacity as u32)?, timeout as u64)?;
     g.write(info as u32, KwastMessage::of(&incoming).as_bytes())?;
     Ok(0)
 }
@@ -99,18 +100,21 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
     })?;
     linker.func_wrap(MODULE, "receive", |mut c: Caller<'_, ServerState>, endpoint: i32, buffer: i32, capacity: i32,
                                           info: i32, timeout: i64| {
-        blocking(&mut c, move |g| receive(g, endpoint, buffer, capacity, info, timeout)).map(|code| code as i32)
+        blocking(&mut c, move |g| receive(g, None, endpoint, buffer, capacity, info, timeout)).map(|code| code as i32)
     })?;
     linker.func_wrap(MODULE, "reply_receive", |mut c: Caller<'_, ServerState>, reply: i32, data: i32, len: i32, endpoint: i32,
                                                 buffer: i32, capacity: i32, info: i32, timeout: i64| {
         blocking(&mut c, move |g| {
-            if reply != 0 {
-                match ipc::reply(reply as u32, message(g, data as u32, len as u32)?) {
-                    Ok(()) | Err(Error::PeerDied) => {}
+            // Answered first: the reply may come from the buffer the receive fills.
+            let answered = match reply {
+                0 => None,
+                _ => match ipc::answer(reply as u32, message(g, data as u32, len as u32)?) {
+                    Ok(answered) => Some(answered),
+                    Err(Error::PeerDied) => None,
                     Err(error) => return Err(error),
-                }
-            }
-            receive(g, endpoint, buffer, capacity, info, timeout)
+                },
+            };
+            receive(g, answered, endpoint, buffer, capacity, info, timeout)
         }).map(|code| code as i32)
     })?;
     linker.func_wrap(MODULE, "reply", |mut c: Caller<'_, ServerState>, reply: i32, data: i32, len: i32| {
