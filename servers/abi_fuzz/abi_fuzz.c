@@ -102,7 +102,7 @@ static void fill_arena(void) {
 
 static void kwast_once(void) {
     uint32_t n = length(), m = length();
-    switch (below(20)) {
+    switch (below(21)) {
     case 0: {
         kwast_handle to = below(2) ? pong : handle();
         int32_t r = kwast_call(to, (void *)buffer(n), n, (void *)buffer(m), m, (kwast_handle *)buffer(16), below(7), timeout());
@@ -117,6 +117,7 @@ static void kwast_once(void) {
                                                               timeout())); break;
     case 3: count("kwast_signal", kwast_signal(handle(), next())); break;
     case 4: count("kwast_wait", kwast_wait(handle(), timeout())); break;
+    case 20: count("kwast_signal_wait", kwast_signal_wait(handle(), next(), handle(), timeout())); break;
     case 5: count("kwast_irq_ack", kwast_irq_ack(handle())); break;
     case 6: count("kwast_port_in8", kwast_port_in8(handle(), below(2) ? 0x80 : (uint32_t)next())); break;
     case 7: count("kwast_port_out8", kwast_port_out8(handle(), below(2) ? 0x80 : (uint32_t)next(), (uint32_t)next())); break;

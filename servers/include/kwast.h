@@ -113,6 +113,12 @@ int32_t kwast_signal(kwast_handle notification, uint64_t bits);
 KWAST_IMPORT(wait)
 int64_t kwast_wait(kwast_handle notification, uint64_t timeout_ms);
 
+/* kwast_signal, then kwast_wait on `wait` in the same kernel call: the signalled notification's
+ * longest waiter runs as soon as the caller waits. An error of the signal is returned, and
+ * nothing is waited for. */
+KWAST_IMPORT(signal_wait)
+int64_t kwast_signal_wait(kwast_handle notification, uint64_t bits, kwast_handle wait, uint64_t timeout_ms);
+
 /* Done with the last interrupt of an IRQ (needs KWAST_RIGHT_ACK): lets the next one in. */
 KWAST_IMPORT(irq_ack)
 int32_t kwast_irq_ack(kwast_handle irq);

@@ -49,8 +49,8 @@ static void call_with_handle(void) {
 }
 
 static void signal_wait(void) {
-    int64_t r = kwast_signal(to_pong, 1);
-    if (r < 0 || (r = kwast_wait(from_pong, KWAST_FOREVER)) < 0)
+    int64_t r = kwast_signal_wait(to_pong, 1, from_pong, KWAST_FOREVER);
+    if (r < 0)
         failed("signal+wait", r);
 }
 

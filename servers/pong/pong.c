@@ -25,9 +25,14 @@ int main(void) {
         int notify = buffer[0] == 'n' && strncmp(buffer, "notify ", 7) == 0 && info.transferred_count == 2;
         if (notify) {
             kwast_reply(info.reply, "", 0);
-            for (long n = atol(buffer + 7); n > 0; n--)
-                if (kwast_wait(info.transferred[0], KWAST_FOREVER) < 0 || kwast_signal(info.transferred[1], 1) < 0)
-                    return 1;
+            /* Waits on the first, signals the second: each signal but the last goes with the
+             * next wait, in one kernel call. */
+            long n = atol(buffer + 7);
+            int64_t r = n > 0 ? kwast_wait(info.transferred[0], KWAST_FOREVER) : 0;
+            for (; n > 1 && r >= 0; n--)
+                r = kwast_signal_wait(info.transferred[1], 1, info.transferred[0], KWAST_FOREVER);
+            if (r < 0 || (n == 1 && kwast_signal(info.transferred[1], 1) < 0))
+                return 1;
         }
         for (uint32_t i = 0; i < info.transferred_count; i++)
             kwast_close(info.transferred[i]);  /* pong keeps no handles: they would fill its table */

@@ -52,7 +52,7 @@ kernel_test!(a_signal_is_recorded_before_the_wakes_it_causes, {
     let notification = Notification::new();
     let waiting = notification.clone();
     let waiter = sched::spawn("sig-waiter", Priority::NORMAL, move || {
-        assert_eq!(waiting.wait(&crate::arch::cpu::InterruptGuard::new(), None), Ok(0b101));
+        assert_eq!(waiting.wait(&crate::arch::cpu::InterruptGuard::new(), None, None), Ok(0b101));
     })
     .unwrap();
     while sched::state_of(waiter) != Some(RunState::Blocked) {

@@ -196,13 +196,23 @@ pub fn answer(reply_handle: Handle, data: &[u8]) -> Result<Answered> {
 pub fn signal(handle: Handle, bits: u64) -> Result<()> {
     let bits = notification::signal_bits(bits)?;
     let irq = InterruptGuard::new();
-    notification(&irq, handle, Rights::SIGNAL)?.signal_handing_off(&irq, bits);
+    drop(notification(&irq, handle, Rights::SIGNAL)?.signal_handing_off(&irq, bits));
     Ok(())
 }
 
 pub fn wait(handle: Handle, timeout_ms: u64) -> Result<u64> {
     let irq = InterruptGuard::new();
-    notification(&irq, handle, Rights::WAIT)?.wait(&irq, deadline(timeout_ms))
+    notification(&irq, handle, Rights::WAIT)?.wait(&irq, deadline(timeout_ms), None)
+}
+
+/// `signal`, then `wait` on `wait_handle` in the same kernel call: the waiter the signal gave
+/// its bits runs as soon as the caller waits. An error of the signal is returned, and nothing
+/// is waited for.
+pub fn signal_wait(signal_handle: Handle, bits: u64, wait_handle: Handle, timeout_ms: u64) -> Result<u64> {
+    let bits = notification::signal_bits(bits)?;
+    let irq = InterruptGuard::new();
+    let handed = notification(&irq, signal_handle, Rights::SIGNAL)?.signal_handing_off(&irq, bits);
+    notification(&irq, wait_handle, Rights::WAIT)?.wait(&irq, deadline(timeout_ms), handed)
 }
 
 pub fn irq_acknowledge(handle: Handle) -> Result<()> {

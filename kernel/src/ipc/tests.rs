@@ -229,6 +229,39 @@ kernel_test!(ipc_a_signal_hands_off_to_its_waiter, {
     assert!(order.starts_with('S'), "the waiter ran first: {}", order);
 });
 
+kernel_test!(ipc_signal_wait_runs_the_waiter_at_once, {
+    // The signal and the wait in one kernel call: the waiter the signal gave its bits runs as
+    // soon as the signaller waits, before a ready bystander, and its Wake, recorded by the
+    // switch to it, still comes right after the Signal and names the notification.
+    let (server, _, client, _) = pair(1);
+    let (there, back) = (notification::Notification::new(), notification::Notification::new());
+    let there_id = there.id as u64;
+    let waits_there = grant(&server, Object::Notification(there.clone()), Rights::WAIT, 0).unwrap();
+    let signals_back = grant(&server, Object::Notification(back.clone()), Rights::SIGNAL, 0).unwrap();
+    let signals_there = grant(&client, Object::Notification(there), Rights::SIGNAL, 0).unwrap();
+    let waits_back = grant(&client, Object::Notification(back), Rights::WAIT, 0).unwrap();
+    let order = hand_off_order(&server, move || {
+        assert_eq!(wait(waits_there, FOREVER), Ok(1));
+        ran('S');
+        // SAFETY: one CPU, and no update is in flight in this thread's own code.
+        let state = unsafe { &*core::ptr::addr_of!(crate::debug::state::KWAST_DEBUG_STATE) };
+        let event = |n: u64| &state.events[(n % crate::debug::state::EVENT_RING as u64) as usize];
+        let newest = state.events_written;
+        let signalled = (newest.saturating_sub(8)..newest).rev().find(|&n| event(n).kind == crate::debug::state::EventKind::Signal)
+            .expect("the Signal event");
+        let next = event(signalled + 1);
+        assert_eq!((next.kind, next.thread, next.a), (crate::debug::state::EventKind::Wake, sched::current_id(), there_id));
+        signal(signals_back, 1).unwrap();
+    }, &client, move || {
+        assert_eq!(signal_wait(signals_there, 1, waits_back, FOREVER), Ok(1));
+        ran('C');
+        // An error of the signal returns at once: no wait (this one would be forever).
+        assert_eq!(signal_wait(signals_there, 1 << 63, waits_back, FOREVER), Err(Error::InvalidArgument));
+        assert_eq!(signal_wait(waits_back, 1, waits_back, FOREVER), Err(Error::NoRights));
+    });
+    assert_eq!(order, "SCB");
+});
+
 kernel_test!(ipc_handles_pass_in_messages, {
     let (server, receive_handle, client, call_handle) = pair(3);
     let notification = notification::Notification::new();

@@ -162,20 +162,22 @@ struct BlockRequest {
     deadline: Option<u64>,
     /// A thread to run in its place (`HandOff`), or 0.
     hand_off: ThreadId,
+    /// The notification whose signal that is, for its `Wake` event (`HandOff::signal`).
+    hand_off_signal: u32,
 }
 
 /// Blocks the calling thread until `wake` or tick `deadline`; false if the deadline woke it.
 /// The caller has interrupts off (see `WaitQueue`), so a wake cannot slip in before the block.
 pub(crate) fn block_current(wait: Wait, deadline: Option<u64>) -> bool {
-    block(BlockRequest { wait, deadline, hand_off: 0 })
+    block(BlockRequest { wait, deadline, hand_off: 0, hand_off_signal: 0 })
 }
 
 /// `block_current`, and the thread `hand_off` names runs in the caller's place: woken and
 /// switched to in the block's one hold of the scheduler's lock (`Scheduler::hand_over`).
 pub(crate) fn block_handing_off(wait: Wait, deadline: Option<u64>, hand_off: HandOff) -> bool {
-    let id = hand_off.0;
+    let (id, signal) = (hand_off.id, hand_off.signal);
     core::mem::forget(hand_off); // carried out by the block
-    block(BlockRequest { wait, deadline, hand_off: id })
+    block(BlockRequest { wait, deadline, hand_off: id, hand_off_signal: signal })
 }
 
 #[inline(always)]
@@ -191,17 +193,32 @@ fn block(request: BlockRequest) -> bool {
 /// it meanwhile finds what it was given (IPC leaves it where the woken thread looks first), and
 /// the late wake is one more the thread tolerates (its next block returns at once).
 #[must_use]
-pub struct HandOff(ThreadId);
+pub struct HandOff {
+    id: ThreadId,
+    /// A signal's: the notification's id, which its `Wake` event names (ids start at 1). 0: an
+    /// IPC hand-off, whose call or reply event says it. Small: it rides every IPC path.
+    signal: u32,
+}
 
 impl HandOff {
     pub fn new(id: ThreadId) -> HandOff {
-        HandOff(id)
+        HandOff { id, signal: 0 }
     }
+
+    /// The longest waiter of notification `signal`, which that signal gave its bits.
+    pub fn by_signal(id: ThreadId, signal: u32) -> HandOff {
+        HandOff { id, signal }
+    }
+}
+
+/// The `Wake` event a hand-off records (`Scheduler::ready_up`'s `event`).
+fn hand_off_event(signal: u32) -> Option<u64> {
+    (signal != 0).then_some(signal as u64)
 }
 
 impl Drop for HandOff {
     fn drop(&mut self) {
-        with(|s| s.wake_and_hand_off(self.0, None));
+        with(|s| s.wake_and_hand_off(self.id, hand_off_event(self.signal)));
     }
 }
 
@@ -276,12 +293,6 @@ pub(crate) fn wake_under(irq: &InterruptGuard, id: ThreadId, signal: u64) {
 /// No `Wake` event: the call or reply that woke it is its event.
 pub fn wake_and_hand_off(irq: &InterruptGuard, id: ThreadId) {
     with_under(irq, |s| s.wake_and_hand_off(id, None));
-}
-
-/// `wake_and_hand_off` by the signal of notification `signal`, whose event does not name the
-/// threads it wakes: each wake is recorded, naming the notification, as `wake_under` records it.
-pub(crate) fn wake_by_signal_and_hand_off(irq: &InterruptGuard, id: ThreadId, signal: u64) {
-    with_under(irq, |s| s.wake_and_hand_off(id, Some(signal)));
 }
 
 /// Yields if a thread of higher priority than the caller is ready (after a wake or spawn).
@@ -384,12 +395,12 @@ pub fn on_block(frame: &mut TrapFrame) -> *mut TrapFrame {
             // thread it was handing off to runs at its next switch.
             cpu.timed_out.set(false);
             if request.hand_off != 0 {
-                s.wake_and_hand_off(request.hand_off, None);
+                s.wake_and_hand_off(request.hand_off, hand_off_event(request.hand_off_signal));
             }
             return (frame as *mut TrapFrame, None);
         }
         if request.hand_off != 0 {
-            return s.hand_over(frame, request.hand_off);
+            return s.hand_over(frame, request.hand_off, hand_off_event(request.hand_off_signal));
         }
         s.switch(frame)
     });

@@ -25,12 +25,14 @@ impl WaitQueue {
 
     /// As `wait_until`, giving up at tick `deadline`: returns whether the condition holds.
     pub fn wait_until_deadline(&self, wait: Wait, condition: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
-        self.wait_under(&InterruptGuard::new(), wait, condition, deadline)
+        self.wait_under(&InterruptGuard::new(), wait, condition, deadline, None)
     }
 
-    /// `wait_until_deadline` by a caller that keeps interrupts off with `irq` (a kernel call).
+    /// `wait_until_deadline` by a caller that keeps interrupts off with `irq` (a kernel call);
+    /// `hand_off` runs in its place at its first block.
     #[inline]
-    pub fn wait_under(&self, irq: &InterruptGuard, wait: Wait, mut condition: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
+    pub fn wait_under(&self, irq: &InterruptGuard, wait: Wait, mut condition: impl FnMut() -> bool, deadline: Option<u64>,
+                      mut hand_off: Option<super::HandOff>) -> bool {
         loop {
             if condition() {
                 return true;
@@ -48,8 +50,12 @@ impl WaitQueue {
                 self.leave(irq, me);
                 return true;
             }
+            let woken = match hand_off.take() {
+                Some(hand_off) => super::block_handing_off(wait, deadline, hand_off),
+                None => super::block_current(wait, deadline),
+            };
             // A waker took us off the queue; a deadline did not (nor a kill: see above).
-            if !super::block_current(wait, deadline) {
+            if !woken {
                 self.leave(irq, me);
                 return condition();
             }
@@ -73,27 +79,26 @@ impl WaitQueue {
     }
 
     pub fn wake_all(&self) -> usize {
-        self.wake_all_under(&InterruptGuard::new(), 0, false)
+        let mut woken = 0;
+        self.wake_all_under(&InterruptGuard::new(), 0, false, &mut woken);
+        woken
     }
 
     /// `wake_all` by a caller that keeps interrupts off with `irq`, for the signal of
-    /// notification `signal` (0: not a signal; the `Wake` events name it); with `hand_off`, the
-    /// longest waiter runs next on this CPU when the caller blocks (a server that signals and
-    /// then waits), as an IPC hand-off does (`sched::wake_and_hand_off`).
+    /// notification `signal` (0: not a signal; the `Wake` events name it), counting the woken
+    /// in `woken`. With `hand_off`, the longest waiter is not woken but returned, to run next
+    /// on this CPU when the caller blocks (a server that signals and then waits), as an IPC
+    /// hand-off does (`sched::HandOff`).
     #[inline]
-    pub fn wake_all_under(&self, irq: &InterruptGuard, signal: u64, hand_off: bool) -> usize {
+    pub fn wake_all_under(&self, irq: &InterruptGuard, signal: u32, hand_off: bool, woken: &mut usize) -> Option<super::HandOff> {
         // One at a time, keeping the queue's buffer: a wait then never allocates. Under the
         // queue's lock throughout: the scheduler, whose lock a wake takes, never takes this one.
         let mut waiters = self.waiters.lock_under(irq);
-        let mut woken = 0;
+        let first = if hand_off { waiters.pop_front().map(|waiter| super::HandOff::by_signal(waiter, signal)) } else { None };
         while let Some(waiter) = waiters.pop_front() {
-            if hand_off && woken == 0 {
-                super::wake_by_signal_and_hand_off(irq, waiter, signal);
-            } else {
-                super::wake_under(irq, waiter, signal);
-            }
-            woken += 1;
+            super::wake_under(irq, waiter, signal as u64);
+            *woken += 1;
         }
-        woken
+        first
     }
 }
