@@ -463,12 +463,7 @@ impl Endpoint {
                 None => {
                     inner.receivers.push_back(me);
                     drop(inner);
-                    let wait = Wait::on(WaitKind::Receive, self.id, 0);
-                    let woken = match hand_off.take() {
-                        Some(hand_off) => sched::block_handing_off(wait, deadline, hand_off),
-                        None => sched::block_current(wait, deadline),
-                    };
-                    if woken {
+                    if sched::block_handing_off(Wait::on(WaitKind::Receive, self.id, 0), deadline, hand_off.take()) {
                         // SAFETY: our own record. Delivered: off the list already, no lock needed.
                         if let Some(call) = unsafe { Waiting::delivered(me) } {
                             // SAFETY: as above; filled before `delivered` was stored.

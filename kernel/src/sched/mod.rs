@@ -172,9 +172,10 @@ pub(crate) fn block_current(wait: Wait, deadline: Option<u64>) -> bool {
     block(BlockRequest { wait, deadline, hand_off: 0, hand_off_signal: 0 })
 }
 
-/// `block_current`, and the thread `hand_off` names runs in the caller's place: woken and
-/// switched to in the block's one hold of the scheduler's lock (`Scheduler::hand_over`).
-pub(crate) fn block_handing_off(wait: Wait, deadline: Option<u64>, hand_off: HandOff) -> bool {
+/// `block_current`, and the thread `hand_off` names, if any, runs in the caller's place: woken
+/// and switched to in the block's one hold of the scheduler's lock (`Scheduler::hand_over`).
+pub(crate) fn block_handing_off(wait: Wait, deadline: Option<u64>, hand_off: Option<HandOff>) -> bool {
+    let Some(hand_off) = hand_off else { return block_current(wait, deadline) };
     let (id, signal) = (hand_off.id, hand_off.signal);
     core::mem::forget(hand_off); // carried out by the block
     block(BlockRequest { wait, deadline, hand_off: id, hand_off_signal: signal })
@@ -236,11 +237,7 @@ pub fn wait_for<R>(_irq: &InterruptGuard, mut ready: impl FnMut() -> Option<R>, 
         if crate::process::current_killed() {
             return None;
         }
-        let woken = match hand_off.take() {
-            Some(hand_off) => block_handing_off(wait, deadline, hand_off),
-            None => block_current(wait, deadline),
-        };
-        if !woken {
+        if !block_handing_off(wait, deadline, hand_off.take()) {
             return ready();
         }
         if let Some(value) = ready() {

@@ -401,7 +401,8 @@ impl Scheduler {
         let direct = thread.state == RunState::Blocked && !thread.on_cpu && (!thread.pinned || thread.cpu as usize == here)
             && best.is_none_or(|p| p <= thread.priority);
         if !direct {
-            // Running: about to block on another CPU, whose block this wake makes return.
+            // Not blocked (about to block on another CPU, whose block this wake makes return;
+            // or woken meanwhile), pinned elsewhere, or outranked here: a hand-off as any.
             self.wake_and_hand_off(id, event);
             return self.switch(frame);
         }

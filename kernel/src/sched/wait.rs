@@ -50,12 +50,8 @@ impl WaitQueue {
                 self.leave(irq, me);
                 return true;
             }
-            let woken = match hand_off.take() {
-                Some(hand_off) => super::block_handing_off(wait, deadline, hand_off),
-                None => super::block_current(wait, deadline),
-            };
             // A waker took us off the queue; a deadline did not (nor a kill: see above).
-            if !woken {
+            if !super::block_handing_off(wait, deadline, hand_off.take()) {
                 self.leave(irq, me);
                 return condition();
             }
