@@ -190,6 +190,13 @@ impl Call {
         Ok((caller, endpoint))
     }
 
+    /// The handles a call delivered to a receiver carries, into `transfers`: theirs now, even if
+    /// the caller has left meanwhile (its request is already theirs too).
+    #[cold]
+    fn take_transfers(&self, irq: &InterruptGuard, transfers: &mut Transfers) {
+        transfers.extend(self.inner.lock_under(irq).transfers.drain(..));
+    }
+
     /// Takes the request for a receiver: copied from the caller's memory into `buffer`, which
     /// must hold it (TooBig), from a caller still waiting (PeerDied); the handles that came
     /// with it go to `transfers`. Returns its length and the badge.
@@ -233,6 +240,8 @@ struct Waiting {
     delivered: AtomicPtr<Call>,
     length: usize,
     badge: u64,
+    /// The delivered call carries handles, for the receiver to take from it (`Call::take_transfers`).
+    handles: bool,
     thread: ThreadId,
 }
 
@@ -245,6 +254,19 @@ impl Waiting {
         let raw = unsafe { (*me).delivered.swap(core::ptr::null_mut(), Ordering::Acquire) };
         // SAFETY: stored by `Endpoint::send` with `into_raw`, and the swap made it ours.
         (!raw.is_null()).then(|| unsafe { Arc::from_raw(raw) })
+    }
+
+    /// What the receiver `me` gets of `call`, delivered to it: the handles it carries move to
+    /// `transfers`.
+    /// # Safety
+    /// `me` is the receiver's own record, and `call` came from its `delivered`.
+    #[inline(always)]
+    unsafe fn received(me: *mut Waiting, irq: &InterruptGuard, call: Arc<Call>, transfers: &mut Transfers) -> Received {
+        let me = unsafe { &*me };
+        if me.handles {
+            call.take_transfers(irq, transfers);
+        }
+        Received::Call(call, me.length, me.badge)
     }
 }
 
@@ -388,9 +410,8 @@ impl Endpoint {
         let mut hand_off = None;
         // Taken at once, the caller waits for the reply; queued, for a receiver first.
         let wait = match endpoint.receivers.front().copied() {
-            // The fast path: a receiver waits, and the call carries no handles (those go
-            // through the queue, for the receiver to insert into its own table).
-            Some(receiver) if transfers.is_empty() => {
+            // The fast path: a receiver waits.
+            Some(receiver) => {
                 // SAFETY: on the list, so still waiting (`Waiting`), its buffer valid; it stays
                 // until the receiver takes its call, under this lock.
                 let waiting = unsafe { &mut *receiver };
@@ -399,10 +420,12 @@ impl Endpoint {
                 }
                 // SAFETY: the request is the caller's own, here; the buffer the receiver's.
                 unsafe { copy_request(self.id, lent.request, core::slice::from_raw_parts_mut(waiting.buffer, lent.request_length)) };
+                let carries_handles = !transfers.is_empty(); // moved into the call by `fill`
                 fill(CallState::Received, transfers);
                 endpoint.receivers.pop_front();
                 waiting.length = lent.request_length;
                 waiting.badge = badge;
+                waiting.handles = carries_handles;
                 waiting.delivered.store(Arc::into_raw(call.clone()).cast_mut(), Ordering::Release);
                 // Woken by this thread's block, which runs it at once: until then it stays on
                 // no list, its call delivered, where any other wake finds it.
@@ -450,7 +473,7 @@ impl Endpoint {
     pub fn receive(&self, irq: &InterruptGuard, buffer: &mut [u8], transfers: &mut Transfers, deadline: Option<u64>,
                    mut hand_off: Option<sched::HandOff>) -> Result<Received> {
         let mut waiting = Waiting {
-            buffer: buffer.as_mut_ptr(), capacity: buffer.len(), delivered: AtomicPtr::new(core::ptr::null_mut()), length: 0, badge: 0, thread: sched::current_id(),
+            buffer: buffer.as_mut_ptr(), capacity: buffer.len(), delivered: AtomicPtr::new(core::ptr::null_mut()), length: 0, badge: 0, handles: false, thread: sched::current_id(),
         };
         // From here on used through this pointer only: callers on other CPUs use it too.
         let me: *mut Waiting = &mut waiting;
@@ -467,7 +490,7 @@ impl Endpoint {
                         // SAFETY: our own record. Delivered: off the list already, no lock needed.
                         if let Some(call) = unsafe { Waiting::delivered(me) } {
                             // SAFETY: as above; filled before `delivered` was stored.
-                            return Ok(unsafe { Received::Call(call, (*me).length, (*me).badge) });
+                            return Ok(unsafe { Waiting::received(me, irq, call, transfers) });
                         }
                         continue;
                     }
@@ -477,7 +500,7 @@ impl Endpoint {
             };
             match taken? {
                 // SAFETY: the receiver's own record, filled by the caller that took it off the list.
-                Taken::Delivered(call) => return Ok(unsafe { Received::Call(call, (*me).length, (*me).badge) }),
+                Taken::Delivered(call) => return Ok(unsafe { Waiting::received(me, irq, call, transfers) }),
                 Taken::Signals(bits) => return Ok(Received::Signals(bits)),
                 Taken::Queued(call, caller_row, caller) => {
                     debug::reply_pending(irq, caller_row, caller);

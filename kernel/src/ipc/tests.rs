@@ -401,21 +401,29 @@ fn receive_marked(handle: Handle) -> (Message, Vec<u8>) {
 
 kernel_test!(ipc_a_request_lands_in_the_receivers_buffer_either_way, {
     // Once copied by the caller into the buffer of a receiver already waiting (the fast path),
-    // once by the receiver from a call that was queued before it came: the same bytes.
+    // once by the receiver from a call that was queued before it came: the same bytes, and the
+    // handle each carries, which the server can use.
     let (server, receive_handle, client, call_handle) = pair(BADGE);
+    let notification = notification::Notification::new();
+    let waits = grant(&client, Object::Notification(notification.clone()), Rights::WAIT, 0).unwrap();
+    let given = grant(&client, Object::Notification(notification), Rights::SIGNAL.union(Rights::GRANT), 0).unwrap();
+    let serve = move |expected: &[u8], answer: &[u8], bits: u64| {
+        let (m, data) = receive_marked(receive_handle);
+        assert_eq!((data.as_slice(), m.badge, m.transferred().len()), (expected, BADGE, 1));
+        signal(m.transferred()[0], bits).unwrap();
+        reply(m.reply_handle, answer).unwrap();
+    };
     let server_thread = in_process(&server, "server", move || {
-        let (m, data) = receive_marked(receive_handle);
-        assert_eq!((data.as_slice(), m.badge), (&b"waited"[..], BADGE));
-        reply(m.reply_handle, b"1").unwrap();
+        serve(b"waited", b"1", 0b01);
         sched::sleep_ms(20); // the second call queues meanwhile
-        let (m, data) = receive_marked(receive_handle);
-        assert_eq!((data.as_slice(), m.badge), (&b"queued"[..], BADGE));
-        reply(m.reply_handle, b"2").unwrap();
+        serve(b"queued", b"2", 0b10);
     });
     until_blocked(server_thread);
     let client_thread = in_process(&client, "client", move || {
-        assert_eq!(call(call_handle, b"waited", &[], FOREVER).as_deref(), Ok(&b"1"[..]));
-        assert_eq!(call(call_handle, b"queued", &[], FOREVER).as_deref(), Ok(&b"2"[..]));
+        assert_eq!(call(call_handle, b"waited", &[given], FOREVER).as_deref(), Ok(&b"1"[..]));
+        assert_eq!(wait(waits, 100), Ok(0b01));
+        assert_eq!(call(call_handle, b"queued", &[given], FOREVER).as_deref(), Ok(&b"2"[..]));
+        assert_eq!(wait(waits, 100), Ok(0b10));
     });
     sched::join(client_thread);
     sched::join(server_thread);
