@@ -164,18 +164,27 @@ fn ran(who: char) {
 /// own progress with `ran`. A hand-off runs the server before the bystander.
 fn hand_off_order(server: &Arc<Process>, serve: impl FnOnce() + Send + 'static, client: &Arc<Process>,
                   ask: impl FnOnce() + Send + 'static) -> String {
-    let server_thread = in_process(server, "server", serve);
-    until_blocked(server_thread);
-    let client_thread = in_process(client, "client", move || {
+    ask_a_waiting_server(server, "server", serve, client, move |_| {
         let no_preempt = sched::PreemptGuard::new();
         let bystander = sched::spawn("bystander", Priority::NORMAL, || ran('B')).unwrap();
         ask();
         drop(no_preempt);
         sched::join(bystander);
     });
+    ORDER.lock().clone()
+}
+
+/// Runs `serve` as thread `name` of `server` and, once that has blocked (in its first kernel
+/// call), `ask` as a thread of `client`, given the server's thread; returns when both have.
+fn ask_a_waiting_server(server: &Arc<Process>, name: &str, serve: impl FnOnce() + Send + 'static, client: &Arc<Process>,
+                        ask: impl FnOnce(sched::ThreadId) + Send + 'static) {
+    let server_thread = in_process(server, name, serve);
+    while sched::state_of(server_thread) != Some(sched::RunState::Blocked) {
+        sched::give_up_cpu();
+    }
+    let client_thread = in_process(client, "client", move || ask(server_thread));
     sched::join(client_thread);
     sched::join(server_thread);
-    ORDER.lock().clone()
 }
 
 kernel_test!(ipc_fast_path_hands_off_to_the_server, {
@@ -383,13 +392,6 @@ kernel_test!(ipc_undeliverable_calls_fail_their_caller_only, {
     sched::join(server_thread);
 });
 
-/// Waits until thread `id` has blocked (a server, in its receive).
-fn until_blocked(id: sched::ThreadId) {
-    while sched::state_of(id) != Some(sched::RunState::Blocked) {
-        sched::give_up_cpu();
-    }
-}
-
 /// Receives into a 16-byte buffer full of 0xEE: what came, and that no byte past it changed.
 fn receive_marked(handle: Handle) -> (Message, Vec<u8>) {
     let mut buffer = [0xEEu8; 16];
@@ -413,40 +415,32 @@ kernel_test!(ipc_a_request_lands_in_the_receivers_buffer_either_way, {
         signal(m.transferred()[0], bits).unwrap();
         reply(m.reply_handle, answer).unwrap();
     };
-    let server_thread = in_process(&server, "server", move || {
+    ask_a_waiting_server(&server, "server", move || {
         serve(b"waited", b"1", 0b01);
         sched::sleep_ms(20); // the second call queues meanwhile
         serve(b"queued", b"2", 0b10);
-    });
-    until_blocked(server_thread);
-    let client_thread = in_process(&client, "client", move || {
+    }, &client, move |_| {
         assert_eq!(call(call_handle, b"waited", &[given], FOREVER).as_deref(), Ok(&b"1"[..]));
         assert_eq!(wait(waits, 100), Ok(0b01));
         assert_eq!(call(call_handle, b"queued", &[given], FOREVER).as_deref(), Ok(&b"2"[..]));
         assert_eq!(wait(waits, 100), Ok(0b10));
     });
-    sched::join(client_thread);
-    sched::join(server_thread);
 });
 
 kernel_test!(ipc_a_waiting_receiver_whose_buffer_is_too_small_waits_on, {
     // The caller gets TooBig at once; the receiver is not even woken, and takes the next call.
     let (server, receive_handle, client, call_handle) = pair(0);
-    let server_thread = in_process(&server, "small-server", move || {
+    ask_a_waiting_server(&server, "small-server", move || {
         let Ok(Incoming::Message(m)) = receive(receive_handle, 4, FOREVER) else { panic!("receive failed") };
         assert_eq!(m.data(), b"fit");
         reply(m.reply_handle, b"ok").unwrap();
-    });
-    until_blocked(server_thread);
-    let client_thread = in_process(&client, "client", move || {
+    }, &client, move |server_thread| {
         let switches = with_debug_row("small-server", |row| row.switches);
         assert_eq!(call(call_handle, b"too long", &[], FOREVER), Err(Error::TooBig));
         assert_eq!(sched::state_of(server_thread), Some(sched::RunState::Blocked), "the receiver still waits");
         assert_eq!(with_debug_row("small-server", |row| row.switches), switches, "the receiver did not run");
         assert_eq!(call(call_handle, b"fit", &[], FOREVER).as_deref(), Ok(&b"ok"[..]));
     });
-    sched::join(client_thread);
-    sched::join(server_thread);
 });
 
 kernel_test!(ipc_reply_lands_in_the_callers_buffer_only, {
