@@ -63,8 +63,7 @@ impl Notification {
         // takes the `Wake` events right after a `Signal` as the threads it woke.
         let bound = self.bound.lock_under(irq);
         crate::debug::record_holding(&bound, EventKind::Signal, by, self.id as u64, bits);
-        let mut woken = 0;
-        let handed = self.waiters.wake_all_under(irq, self.id, hand_off, &mut woken);
+        let (_, handed) = self.waiters.wake_all_under(irq, self.id, hand_off);
         if let Some(endpoint) = bound.upgrade() {
             endpoint.wake_receivers(irq, self.id as u64);
         }

@@ -75,26 +75,25 @@ impl WaitQueue {
     }
 
     pub fn wake_all(&self) -> usize {
-        let mut woken = 0;
-        self.wake_all_under(&InterruptGuard::new(), 0, false, &mut woken);
-        woken
+        self.wake_all_under(&InterruptGuard::new(), 0, false).0
     }
 
     /// `wake_all` by a caller that keeps interrupts off with `irq`, for the signal of
-    /// notification `signal` (0: not a signal; the `Wake` events name it), counting the woken
-    /// in `woken`. With `hand_off`, the longest waiter is not woken but returned, to run next
-    /// on this CPU when the caller blocks (a server that signals and then waits), as an IPC
-    /// hand-off does (`sched::HandOff`).
+    /// notification `signal` (0: not a signal; the `Wake` events name it): how many it woke.
+    /// With `hand_off`, the longest waiter is not woken but returned, to run next on this CPU
+    /// when the caller blocks (a server that signals and then waits), as an IPC hand-off does
+    /// (`sched::HandOff`).
     #[inline]
-    pub fn wake_all_under(&self, irq: &InterruptGuard, signal: u32, hand_off: bool, woken: &mut usize) -> Option<super::HandOff> {
+    pub fn wake_all_under(&self, irq: &InterruptGuard, signal: u32, hand_off: bool) -> (usize, Option<super::HandOff>) {
         // One at a time, keeping the queue's buffer: a wait then never allocates. Under the
         // queue's lock throughout: the scheduler, whose lock a wake takes, never takes this one.
         let mut waiters = self.waiters.lock_under(irq);
         let first = if hand_off { waiters.pop_front().map(|waiter| super::HandOff::by_signal(waiter, signal)) } else { None };
+        let mut woken = 0;
         while let Some(waiter) = waiters.pop_front() {
             super::wake_under(irq, waiter, signal as u64);
-            *woken += 1;
+            woken += 1;
         }
-        first
+        (woken, first)
     }
 }
