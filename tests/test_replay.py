@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench import replay
+from workbench import debug_port, dwarf, replay
 from workbench.gdb import Gdb, TargetGone
+from workbench.qemu import Machine
 from workbench.scenario import model, runner
 from workbench.yamlmodel import ConfigError
 
@@ -41,10 +42,10 @@ def test_keys_and_a_kill_replay_byte_for_byte_and_pass_again(settings, tmp_path)
     assert recorded.passed, recorded.report()
     assert recorded.recording == folder / "recording"
     assert {p.name for p in recorded.recording.iterdir()} == {"recording.json", "replay.bin", "serial.bin", "scenario.yaml"}
-    steps = json.loads((recorded.recording / "recording.json").read_text())["steps"]
-    [kill] = steps[5]["writes"]  # the kill request, written through the gdbstub, kept to be made again
-    # Made with the guest stopped on the kernel's request poll, which reads it next.
-    assert steps[4]["end"] < kill["icount"] < steps[5]["end"]
+    recording = json.loads((recorded.recording / "recording.json").read_text())
+    # The kill went to the kernel's debug port, COM2, whose input QEMU's log keeps.
+    assert recording["steps"][5]["said"] == "asked the kernel to kill console (process 2)"
+    assert "chardev:debugport" in recording["argv"]
 
     done = kwast_bench(settings, "replay", str(folder))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -53,6 +54,43 @@ def test_keys_and_a_kill_replay_byte_for_byte_and_pass_again(settings, tmp_path)
     assert "judgement: the same as the recording: PASS" in done.stdout
     assert "server console killed: killed on request" in (folder / "replay" / "serial.log").read_text()
     assert (folder / "replay" / "serial.log").read_bytes() == (folder / "serial.log").read_bytes()
+
+
+def test_the_debug_port_writes_only_into_the_kernels_data(settings, kernel_image, default_config, tmp_path):
+    # Frames a recording machine's debug port gets that the kernel must refuse (a write outside
+    # its data, one longer than it takes, one cut short) are named on the console, and the
+    # kernel takes the next one.
+    port = debug_port.of(kernel_image.path)
+    control = dwarf.variable(kernel_image.path, "KWAST_DEBUG_CONTROL")
+    field = control.address + control.type.member("corrupt_next_message").offset
+    outside = port.frames(0x1000, b"\xff")[0]
+    too_long = bytearray(port.frames(field, b"\0")[0])
+    length = port.header.member("length")
+    too_long[length.offset:length.offset + 2] = (port.max_write + 1).to_bytes(2, "little")
+    cut_short = port.frames(field, bytes(4))[0][:-2]
+
+    async def line(machine: Machine, text: str) -> None:
+        deadline = time.monotonic() + 60
+        while not any(text in line for line in machine.serial_lines):
+            assert time.monotonic() < deadline, f"no line with {text!r}:\n{machine.serial_text}"
+            await asyncio.sleep(0.05)
+
+    async def run() -> list[str]:
+        async with Machine(settings, default_config, kernel_image, "hold", rr="record", rr_file=tmp_path / "replay.bin") as machine:
+            await machine.resume()
+            await line(machine, "server hello exited")
+            await machine.debug_port_send(outside + bytes(too_long) + bytes(port.max_write + 1) + cut_short)
+            await line(machine, "debug port: an incomplete frame")
+            await machine.debug_port_write(field, (1).to_bytes(4, "little"))  # no message is sent now to take it
+            assert await machine.read_memory(field, 4) == (1).to_bytes(4, "little")
+            assert await machine.status() == "running"
+            return machine.serial_lines
+
+    refused = [line for line in asyncio.run(run()) if line.startswith("debug port:")]
+    assert len(refused) == 3, refused
+    assert refused[0].startswith("debug port: a write of 1 bytes at 0x1000 refused: outside the kernel's data")
+    assert refused[1] == f"debug port: a write of {port.max_write + 1} bytes refused (at most {port.max_write})"
+    assert refused[2] == f"debug port: an incomplete frame of {port.header.size + 2} bytes dropped"
 
 
 def test_a_failure_replays_to_the_same_step_with_the_same_report(settings, tmp_path):
@@ -100,16 +138,6 @@ def test_steps_that_cannot_be_recorded_are_named_when_loaded(settings, tmp_path)
     two.write_text("name: two\nconfig: configs/default.yaml\noverrides:\n  cpu: {count: 2}\nsteps:\n  - boot\n")
     done = kwast_bench(settings, "run", "--record", str(two), "--artifacts", str(tmp_path / "art"))
     assert done.returncode == 2 and f"{two}:1: two-cpus: its machine has more than one CPU" in done.stderr
-
-    # A recording holds the gdbstub until its last debugger write: GDB, or a pause, before it is refused.
-    gdb_first = scenarios / "gdb-first.yaml"
-    gdb_first.write_text("name: gdb first\nconfig: configs/default.yaml\nappend: hold\nsteps:\n  - boot\n"
-                         "  - gdb: {print: \"1\"}\n  - inject: {action: kill, server: hello}\n  - gdb: {print: \"2\"}\n")
-    done = kwast_bench(settings, "run", "--record", str(gdb_first), "--artifacts", str(tmp_path / "art"))
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert (f"{gdb_first}:6: gdb-first: step 2 (gdb print='1') cannot be recorded: it comes before step 3's write "
-            "into guest memory") in done.stderr
-    assert "step 4" not in done.stderr  # after the last write, GDB has the gdbstub again
 
     path.write_text(path.read_text().replace("append: hold\n", "append: hold\nrecord: true\n"))
     with pytest.raises(ConfigError, match="record: true, but line 8: step 3 .*restore"):

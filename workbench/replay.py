@@ -4,14 +4,16 @@ A recording is the folder `recording/` in the scenario's artifact folder: QEMU's
 input the guest saw (`replay.bin`), the console's bytes (`serial.bin`), the scenario file as it
 was (`scenario.yaml`) and `recording.json`: the exact QEMU command line, the hardware config,
 the SHA-256 of the kernel ELF and every server artifact, and for each step the guest
-instruction count at which it ended, what it said, and the guest-memory writes it made.
+instruction count at which it ended and what it said.
 
-QEMU's log holds what devices give the guest (keys, clocks, interrupts), not what a debugger
-writes into guest memory; the kill and corruption steps write through GDB, so their writes are
-kept here and made again on the replay at the same instruction. Recording, they are made with
-the guest stopped on a breakpoint at the kernel's request poll (`WriteStops` says why). Each
-step of the replay is judged with the guest held at the instruction where the recorded step
-ended: the judgement depends on what the guest did, not on how fast the replay runs.
+QEMU's log holds what devices give the guest (keys, clocks, interrupts, a UART's input), not
+what a debugger writes into guest memory. So a recorded run's kill and corruption steps do not
+write through GDB: they send their write to the kernel's debug port (a UART; workbench/
+debug_port.py), whose bytes the replay receives at the same instruction. (Stopping the guest to
+write at a known instruction was tried: QEMU 7.2 cannot replay every stop of a guest that
+idles; on a loaded host some recordings then stalled part way, see README.) Each step of the
+replay is judged with the guest held at the instruction where the recorded step ended: the
+judgement depends on what the guest did, not on how fast the replay runs.
 """
 
 from __future__ import annotations
@@ -33,18 +35,15 @@ from qemu.qmp import ExecInterruptedError, StateError
 
 from .kernel_image import KernelImage
 from .qemu import Machine, QemuError
-from .qemu.gdbstub import Stub, at_breakpoint
 from .qemu.monitor import SNAPSHOT_NODE
 from .scenario import model
 from .yamlmodel import ConfigError
 
 FOLDER = "recording"
 REPLAY_FOLDER = "replay"
-FORMAT = 1
+FORMAT = 2
 # A replay stalled this long without the guest moving is stuck (a log that does not fit).
 STALL_SECONDS = 60
-# The kernel's request poll (kernel/src/debug/control.rs), every 10 ms of guest time.
-POLL_SYMBOL = "kwast_debug_poll"
 # A replay under a debugger whose QEMU answers no QMP command this long, and runs nothing
 # meanwhile, is hung: QEMU 7.2 can deadlock going back (`_end_if_hung`).
 HUNG_SECONDS = 20
@@ -62,7 +61,6 @@ QEMU_GONE = (QemuError, asyncio.TimeoutError, ConnectionError, StateError, ExecI
 class StepMark:
     end: int | None                    # guest instructions when the step ended; None: QEMU had ended
     said: str = ""
-    writes: list[dict] = field(default_factory=list)   # {icount, address, bytes (hex)}
 
 
 @dataclass
@@ -124,129 +122,6 @@ def _portable(argv: list[str], socket_dir: str) -> list[str]:
             for a in argv]
 
 
-def _write_ram(machine: Machine, address: int, data: bytes) -> None:
-    """Guest physical memory through the machine's RAM file (its offsets are physical addresses
-    in low memory), which QEMU maps shared: the guest sees the bytes at once."""
-    fd = os.open(machine.ram_path, os.O_WRONLY)
-    try:
-        os.pwrite(fd, data, address)
-    finally:
-        os.close(fd)
-
-
-class WriteStops:
-    """Recording: the guest stopped for a debugger's writes on a breakpoint at the kernel's
-    request poll, kept from the first instruction until the last write, never by GDB attaching
-    or a QMP stop wherever the guest happens to be.
-
-    Why: QEMU 7.2 cannot replay every stop. While the guest idles in `hlt`, its clock is moved
-    on by QEMU's icount warp timer, on host time (-icount sleep=on, which shift=auto needs). A
-    stop that lands as that timer falls due has it fire while the guest is stopped, and a
-    stopped guest's warp is dropped; the log does not say so. The replay, running there,
-    warps, and its guest parts from the recorded one: QEMU stalled some thousands of
-    instructions after the write (issue 18; more often on a loaded host, whose main loop is
-    late). On the breakpoint the CPU was running kernel code: the warp QEMU starts as it stops
-    there falls due a timer period later, long after the stop is made. (sleep=off has no warp
-    timer, but then QEMU 7.2 records no input: keys never reach the guest.)
-
-    A replay held at an instruction where the recording stopped meets that warp the other way
-    round (held, it drops what the recording, running on, did not), so it is never held there:
-    a write is kept with the instruction before the breakpoint's (the call to the poll, which
-    touches only the stack), and a step's end is never read at a stop (`replay_position`).
-    Each poll costs two stops (hit, and GDB's way over the breakpoint: remove, step, insert),
-    a hundred times a second of guest time, only until the last write."""
-
-    def __init__(self, machine: Machine, poll: int):
-        self._machine = machine
-        self._poll = poll
-        self._stub: Stub | None = None
-        self._task: asyncio.Task | None = None
-        self._pending: list[tuple[int, bytes, asyncio.Future]] = []
-        self._release: bool | None = None    # set: leave at the next poll, resuming the guest or not
-        self._stopped_at: set[int] = set()   # the instruction counts of these stops so far
-
-    async def start(self) -> None:
-        """Connects while QEMU holds the guest at reset, where connecting stops nothing."""
-        try:
-            self._stub = await Stub.connect(self._machine.gdb_socket)
-            await self._stub.command(f"Z0,{self._poll:x},1", expect="OK")
-        except (QemuError, OSError) as error:
-            raise ReplayError(f"cannot keep a breakpoint at the kernel's request poll: {error}") from None
-        self._task = asyncio.create_task(self._serve())
-
-    async def replay_position(self) -> int:
-        """The guest instruction count now, never that of one of these stops. QEMU answers
-        "running" for a moment after the CPU stopped on the breakpoint, so a stop is known only
-        once the guest has moved on from it (or idled there a second: no stop)."""
-        machine = self._machine
-        while True:
-            position = await machine.replay_position()
-            idle = time.monotonic() + 1
-            while await machine.replay_position() == position and time.monotonic() < idle:
-                await asyncio.sleep(0.001)
-            if position not in self._stopped_at:
-                return position
-
-    async def write(self, address: int, data: bytes) -> int:
-        """Writes at the next poll; returns the guest instruction count for a replay to make it
-        at: the one before the breakpoint's."""
-        assert self._task is not None
-        if self._task.done():
-            self._task.result()  # its error, if it ended by one
-            raise QemuError("the write stops have ended")
-        status = await self._machine.status()
-        if status not in ("running", "debug"):  # debug: on the breakpoint this moment
-            raise QemuError(f"a recorded write is made at the kernel's next request poll, and the guest is {status}")
-        made = asyncio.get_running_loop().create_future()
-        self._pending.append((address, data, made))
-        try:
-            return await asyncio.wait_for(asyncio.shield(made), STALL_SECONDS)
-        except asyncio.TimeoutError:
-            raise ReplayError(f"the kernel did not poll for requests within {STALL_SECONDS} s") from None
-
-    async def release(self, resume: bool) -> None:
-        """Leaves at the next poll (so every QEMU stop of the recording was one on a breakpoint):
-        the guest running on, or held there."""
-        if self._task is None:
-            return
-        self._release = resume
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), STALL_SECONDS)
-        except (QemuError, ConnectionError):  # QEMU ended meanwhile
-            pass
-        except asyncio.TimeoutError:
-            raise ReplayError(f"the kernel did not poll for requests within {STALL_SECONDS} s") from None
-        finally:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-            assert self._stub is not None
-            await self._stub.close()
-
-    async def _serve(self) -> None:
-        stub, poll = self._stub, f"{self._poll:x},1"
-        assert stub is not None
-        while True:
-            if not at_breakpoint(await stub.stopped()):
-                continue  # a QMP stop (the run's end): resumed through QMP, if at all
-            position = await self._machine.replay_position()
-            self._stopped_at.update((position, position + 1))  # the poll's, and the step's over it
-            for address, data, made in self._pending:
-                await stub.command(f"M{address:x},{len(data)}:{data.hex()}", expect="OK")
-                made.set_result(position - 1)
-            self._pending.clear()
-            await stub.command(f"z0,{poll}", expect="OK")
-            if self._release is not None:
-                if self._release:
-                    await stub.send("c")
-                return
-            await stub.send("s")
-            while not at_breakpoint(await stub.stopped()):
-                pass
-            await stub.command(f"Z0,{poll}", expect="OK")
-            await stub.send("c")
-
-
 class Tape:
     """The runner's side of recording or replaying one scenario run (`runner.run`)."""
 
@@ -257,8 +132,7 @@ class Tape:
         self.current = 0                   # the step running (1-based)
         self.started = time.monotonic()
         self._machine: dict | None = None  # recording: the machine's part, once it has ended
-        self.writing: list[int] = []       # recording: the steps that write guest memory (1-based)
-        self._stops: WriteStops | None = None
+        self._progress: tuple[int, float] | None = None  # replaying: a position, and since when
 
     @property
     def replaying(self) -> bool:
@@ -293,7 +167,7 @@ class Tape:
 
     def replays(self, step: Any) -> bool:
         """On a replay, steps that only give the guest input are not run again: their input is
-        in QEMU's log (keys, interrupts) or made again by `step_begins` (memory writes)."""
+        in QEMU's log (keys, interrupts, what the debug port received)."""
         if not self.replaying:
             return False
         return isinstance(step, (model.SendKeys, model.Inject))
@@ -312,20 +186,10 @@ class Tape:
         self.current = index
         if not self.replaying:
             self.marks.append(StepMark(None))
-            if index == 1 and self.writing:  # QEMU still holds the guest at reset
-                poll = ctx.image.symbols.get(POLL_SYMBOL)
-                if poll is None:
-                    raise ReplayError(f"{ctx.image.path} has no {POLL_SYMBOL}, where a recording makes debugger writes")
-                self._stops = WriteStops(ctx.machine, poll)
-                await self._stops.start()
             return
         machine, mark = ctx.machine, self._mark(index)
         if not ctx.qemu_running():
             return
-        for write in mark.writes:
-            if ctx.gdb is None:  # under GDB the guest is stopped where it was when recorded
-                await self._run_to(machine, write["icount"])
-            _write_ram(machine, write["address"], bytes.fromhex(write["bytes"]))
         if ctx.gdb is not None:
             if isinstance(step, model.Gdb) and step.detach:
                 await self._hold_at_next(machine, index)  # GDB leaves the guest running
@@ -359,21 +223,11 @@ class Tape:
             mark.said = said or ""
             if ctx.qemu_running():
                 with contextlib.suppress(*QEMU_GONE):  # else it ended by itself meanwhile: end None
-                    mark.end = await (machine if self._stops is None else self._stops).replay_position()
-            if self._stops is not None and index >= max(self.writing):
-                await self._stops.release(resume=True)
-                self._stops = None
+                    mark.end = await machine.replay_position()
             return
         end = self._mark(index).end
         if said is not None and end is not None and ctx.gdb is None and ctx.qemu_running():
             await self._run_to(machine, end)
-
-    async def write(self, ctx, address: int, data: bytes) -> None:
-        """Recording: a debugger's write into guest memory, made at the kernel's next request
-        poll, and kept to be made again there (one instruction before, `WriteStops`)."""
-        assert not self.replaying and self._stops is not None
-        position = await self._stops.write(address, data)
-        self.marks[-1].writes.append({"icount": position, "address": address, "bytes": data.hex()})
 
     async def reached(self, ctx) -> bool:
         """Replaying: the guest is where the running step ended when recorded (and every byte
@@ -383,12 +237,29 @@ class Tape:
         if end is None or not ctx.qemu_running():
             return False
         try:
-            if await machine.status() != "paused" or await machine.replay_position() < end:
-                return False
+            status, position = await machine.status(), await machine.replay_position()
         except QEMU_GONE:  # ended by itself meanwhile: the step sees that
+            return False
+        if status != "paused" or position < end:
+            if status == "running":
+                self._check_moving(position, end, status)
             return False
         await machine.serial_settled()
         return True
+
+    def _check_moving(self, position: int, target: int, status: str) -> None:
+        """Raises once the replay has stayed at `position` for STALL_SECONDS."""
+        now = time.monotonic()
+        if self._progress is None or self._progress[0] != position:
+            self._progress = (position, now)
+        elif now - self._progress[1] > STALL_SECONDS:
+            # Paused short of it: the log does not fit; "running" without a step forward:
+            # QEMU's replay is stuck, as after a recorded stop that dropped a warp.
+            raise ReplayError(f"the replay stopped at instruction {position} short of {target} "
+                              f"({status}, no progress for {STALL_SECONDS} s): "
+                              "the log does not fit this run, or QEMU's replay is stuck (QEMU 7.2 cannot "
+                              "always replay a recording stopped while its guest idled: by a GDB step or "
+                              "a pause; see README, Recording a run)")
 
     async def _run_to(self, machine: Machine, icount: int) -> None:
         """Lets the replaying guest run to instruction `icount` and holds it there."""
@@ -399,22 +270,13 @@ class Tape:
         # Resumed only if held short of the break: a guest that reached it meanwhile stays.
         if await machine.status() == "paused" and await machine.replay_position() < icount:
             await machine.resume()
-        moved = time.monotonic()
+        self._progress = None
         while position < icount or await machine.status() == "running":
             if machine.process is None or machine.process.returncode is not None:
                 return
             await asyncio.sleep(0.02)
-            now = await machine.replay_position()
-            if now != position:
-                position, moved = now, time.monotonic()
-            elif time.monotonic() - moved > STALL_SECONDS:
-                # Paused short of it: the log does not fit; "running" without a step forward:
-                # QEMU's replay is stuck, as after a recorded stop that dropped a warp (WriteStops).
-                raise ReplayError(f"the replay stopped at instruction {position} short of {icount} "
-                                  f"({await machine.status()}, no progress for {STALL_SECONDS} s): "
-                                  "the log does not fit this run, or QEMU's replay is stuck (QEMU 7.2 cannot "
-                                  "always replay a recording stopped while its guest idled: by a GDB step or "
-                                  "a pause; see README, Recording a run)")
+            position = await machine.replay_position()
+            self._check_moving(position, icount, await machine.status())
         await machine.serial_settled()
 
     # --- the end --------------------------------------------------------------------------
@@ -426,9 +288,6 @@ class Tape:
         machine = ctx.machine
         if not self.replaying:
             end = None
-            if self._stops is not None:  # the run ended before its last write: held at a poll
-                await self._stops.release(resume=False)
-                self._stops = None
             if ctx.qemu_running():
                 try:
                     if await machine.status() == "running":
@@ -560,25 +419,11 @@ def check_recordable(scenario: model.Scenario, settings) -> None:
 
 # --- under a debugger ----------------------------------------------------------------------
 
-def reverse_refusal(scenario: model.Scenario, recording: Recording) -> str | None:
-    """Why this recording cannot be replayed backwards; None when it can."""
-    writes = [(index, write) for index, mark in enumerate(recording.steps, 1) for write in mark.writes]
-    if not writes:
-        return None
-    # Going back replays forward from a snapshot; from one before a write the replay would
-    # miss it, and QEMU 7.2 hung loading a snapshot taken at one (tried).
-    index, write = writes[0]
-    return (f"step {index} ({model.describe(scenario.steps[index - 1])}) wrote guest memory through GDB at "
-            f"instruction {write['icount']}, which a reverse replay cannot make again; reverse debugging needs "
-            f"a recording without such steps")
-
-
 @contextlib.asynccontextmanager
 async def debugged(folder: Path, settings, reverse: bool = False, on_note=print, on_serial=None):
     """A recorded run replayed for a debugger, held at its first instruction: yields the
-    machine (GDB attaches to `machine.gdb_socket`). The scenario's steps are not run; the
-    recorded memory writes are made at their instructions, where the replay stops (a debugger
-    sees a stop there). With `reverse`, the machine gets a qcow2 disk (in its private dir) for
+    machine (GDB attaches to `machine.gdb_socket`). The scenario's steps are not run: what
+    they gave the guest (keys, the debug port's requests) is in QEMU's log. With `reverse`, the machine gets a qcow2 disk (in its private dir) for
     QEMU's snapshots: one at the start, and QEMU's own when GDB attaches, from which GDB's
     reverse-stepi and reverse-continue replay forward. `on_serial` gets the console's text as
     the replay writes it: again from the start at each step back (`rewound_console`), as long as
@@ -588,9 +433,6 @@ async def debugged(folder: Path, settings, reverse: bool = False, on_note=print,
     scenario, recording = scenario_of(folder)
     hardware = hardware_for(scenario, settings)
     if reverse:
-        refusal = reverse_refusal(scenario, recording)
-        if refusal is not None:
-            raise ReplayError(f"--reverse: {refusal}")
         hardware = dataclasses.replace(hardware, snapshots=True)
     tape = Tape(folder, recording)
     with KernelImage(settings.kernel_elf) as image:
@@ -598,14 +440,12 @@ async def debugged(folder: Path, settings, reverse: bool = False, on_note=print,
             tape.check_machine(machine)
             if reverse:
                 await machine.save_snapshot("start")
-            maker = asyncio.create_task(_make_writes(machine, recording, scenario, on_note))
             watcher = asyncio.create_task(_end_if_hung(machine, on_note))
             try:
                 yield machine
             finally:
-                for task in (maker, watcher):
-                    task.cancel()
-                await asyncio.gather(maker, watcher, return_exceptions=True)
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -636,23 +476,3 @@ async def _end_if_hung(machine: Machine, on_note) -> None:
             await asyncio.sleep(1)
     except (OSError, *QEMU_GONE):
         return  # QEMU ended by itself
-
-
-async def _make_writes(machine: Machine, recording: Recording, scenario: model.Scenario, on_note) -> None:
-    """Each recorded write, at its instruction: a replay break there (armed again whenever the
-    guest is stopped short of it: reverse execution sets breaks of its own), then the bytes."""
-    pending = [(write, index) for index, mark in enumerate(recording.steps, 1) for write in mark.writes]
-    for write, index in pending:
-        icount = write["icount"]
-        while True:
-            if machine.process is None or machine.process.returncode is not None:
-                return
-            status, position = await machine.status(), await machine.replay_position()
-            if status != "running" and position == icount:
-                break
-            if status != "running" and position < icount:
-                await machine.replay_break(icount)
-            await asyncio.sleep(0.05)
-        _write_ram(machine, write["address"], bytes.fromhex(write["bytes"]))
-        on_note(f"kwast-bench: the replay stopped at instruction {icount} for the recorded write of step {index} "
-                f"({model.describe(scenario.steps[index - 1])}): made it; continue")

@@ -36,6 +36,7 @@ fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
 #[no_mangle]
 extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
     console::init();
+    debug::port::init();
     kprintln!("Kwast {} booting", env!("CARGO_PKG_VERSION"));
     let Some(boot) = (unsafe { BootInfo::new(magic, info_addr) }) else {
         panic!("not started by a Multiboot loader (magic {:#x})", magic);

@@ -25,12 +25,15 @@ from typing import Callable, Literal
 from qemu.qmp import QMPClient
 from qemu.qmp.protocol import ConnectError
 
+from .. import debug_port
 from ..config import HardwareConfig
 from ..kernel_image import KernelImage
 from ..settings import Settings
 from .monitor import SNAPSHOT_NODE, Feature, Monitor, QemuError
 
 QEMU = "qemu-system-x86_64"
+# Where the pc machine puts the UART of the second -serial (COM2).
+SECOND_SERIAL_PORT = 0x2f8
 _PR_SET_PDEATHSIG = 1
 
 # qemu.qmp logs a traceback for every refused connect, which our start-up retries expect;
@@ -100,6 +103,7 @@ class Machine(Monitor):
         self._shutdown_reason: str | None = None
         self._stderr = bytearray()
         self.serial_writer: asyncio.StreamWriter | None = None
+        self._debug_port: asyncio.StreamWriter | None = None
         # The console's bytes as QEMU sent them (a replay is compared with its recording byte for byte).
         self.serial_bytes = bytearray()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -139,6 +143,18 @@ class Machine(Monitor):
         elif c.serial:
             argv += ["-chardev", f"socket,id=com1,path={self.socket_dir / 'serial.sock'},server=on,wait=off",
                      "-serial", "chardev:com1"]
+        if self.rr is not None:
+            # The kernel's debug port (kernel/src/debug/port.rs), COM2: what a UART receives is in
+            # QEMU's log, so a recording's requests reach the replay at the same instruction.
+            # QEMU 7.2 logs a chardev's input only when `-serial` names it, and the second
+            # `-serial` is COM2.
+            if debug_port.of(self.image.path).base != SECOND_SERIAL_PORT:
+                raise QemuError(f"the kernel's debug port is at {debug_port.of(self.image.path).base:#x}; "
+                                f"QEMU's second -serial is at {SECOND_SERIAL_PORT:#x}")
+            if not c.serial:
+                argv += ["-serial", "null"]
+            argv += ["-chardev", f"socket,id=debugport,path={self.debug_port_socket},server=on,wait=off",
+                     "-serial", "chardev:debugport"]
         if c.isa_debug_exit:
             argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
         modules = self.modules()
@@ -189,6 +205,11 @@ class Machine(Monitor):
         return self.socket_dir / "ram"
 
     @property
+    def debug_port_socket(self) -> Path:
+        assert self.socket_dir is not None
+        return self.socket_dir / "debug-port.sock"
+
+    @property
     def gdb_socket(self) -> Path:
         assert self.socket_dir is not None
         return self.socket_dir / "gdb.sock"
@@ -229,6 +250,8 @@ class Machine(Monitor):
             # Keep the writer: dropping it closes the connection.
             reader, self.serial_writer = await asyncio.open_unix_connection(str(self.socket_dir / "serial.sock"))
             self._stream_tasks.append(asyncio.create_task(self._read_serial(reader)))
+        if self.rr == "record":  # connected with the guest held at reset, as every recording
+            _, self._debug_port = await asyncio.open_unix_connection(str(self.debug_port_socket))
 
     async def _create_snapshot_disk(self) -> None:
         assert self.socket_dir is not None
@@ -326,8 +349,9 @@ class Machine(Monitor):
                 await process.wait()
         with contextlib.suppress(Exception):
             await self.qmp.disconnect()
-        if self.serial_writer is not None:
-            self.serial_writer.close()
+        for writer in (self.serial_writer, self._debug_port):
+            if writer is not None:
+                writer.close()
         tasks = self._tasks + self._stream_tasks
         for task in tasks:
             task.cancel()
@@ -337,6 +361,37 @@ class Machine(Monitor):
         if self.socket_dir is not None:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
             self.socket_dir = None
+
+    # --- the debug port -----------------------------------------------------------------
+
+    async def debug_port_write(self, address: int, data: bytes, timeout: float = 30) -> None:
+        """Has the kernel write `data` at `address` (in its own data) through the debug port a
+        recording machine has; returns once the kernel has made the write, at a request poll."""
+        await self.debug_port_send(b"".join(debug_port.of(self.image.path).frames(address, data)), timeout)
+
+    async def debug_port_send(self, data: bytes, timeout: float = 30) -> None:
+        """Bytes to the kernel's debug port, as they are, a window at a time: returns once the
+        kernel has taken them all (it polls the port every 10 ms of guest time)."""
+        if self._debug_port is None:
+            raise QemuError("only a recording machine has the kernel's debug port")
+        port = debug_port.of(self.image.path)
+
+        async def taken() -> int:
+            return int.from_bytes(await self.read_memory(port.bytes_taken, 4), "little")
+
+        first = goal = await taken()
+        deadline = time.monotonic() + timeout
+        for start in range(0, len(data), port.window):
+            chunk = data[start:start + port.window]
+            self._debug_port.write(chunk)
+            await self._debug_port.drain()
+            goal += len(chunk)
+            while await taken() < goal:
+                if time.monotonic() > deadline:
+                    raise QemuError(f"the kernel took {await taken() - first} of {len(data)} bytes from "
+                                    f"its debug port in {timeout:g} s (it polls the port every 10 ms of guest time; "
+                                    "is the guest running?)")
+                await asyncio.sleep(0.005)
 
     # --- readers ------------------------------------------------------------------------
 

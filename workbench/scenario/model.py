@@ -330,7 +330,6 @@ class Scenario:
         """(line, what and why) for each step a replay could not reproduce: named when a
         scenario is loaded to be recorded, before any QEMU starts."""
         found = []
-        writes = self.debugger_writes()
         for index, step in enumerate(self.steps, 1):
             why = None
             if isinstance(step, Restore):
@@ -339,19 +338,9 @@ class Scenario:
                 why = "an NMI from QMP reaches the CPU without passing through QEMU's log"
             elif isinstance(step, Call):
                 why = "a Python step cannot be run again from a recording"
-            elif writes and index < writes[-1] and (
-                    isinstance(step, Gdb) or isinstance(step, Inject) and step.action in ("pause", "resume")):
-                why = (f"it comes before step {writes[-1]}'s write into guest memory; until then a recording holds "
-                       "QEMU's gdbstub and stops the guest at each request poll of the kernel, which GDB and a pause "
-                       "cannot share (workbench/replay.py: WriteStops)")
             if why:
                 found.append((step.line, f"step {index} ({describe(step)}) cannot be recorded: {why}"))
         return found
-
-    def debugger_writes(self) -> list[int]:
-        """The steps (1-based) that write guest memory through the debugger."""
-        return [index for index, step in enumerate(self.steps, 1)
-                if isinstance(step, Inject) and step.action in ("corrupt", "kill", "corrupt_message")]
 
     @property
     def needs_snapshots(self) -> bool:

@@ -109,7 +109,6 @@ async def run(scenario: Run, settings: Settings, artifacts: Path,
             raise scenario.error
         if tape is not None and not tape.replaying:
             replay_module.check_recordable(scenario, settings)
-            tape.writing = scenario.debugger_writes()
             tape.folder.mkdir()
         await _run(scenario, settings, result, on_step, tape)
     except (ConfigError, KernelImageError, QemuError) as error:  # before any step ran

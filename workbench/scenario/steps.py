@@ -451,12 +451,12 @@ async def _control(ctx: Context, field: str, value: int) -> None:
 
 
 async def _write(ctx: Context, address: int, data: bytes, stay_attached: bool) -> None:
-    """Guest memory written as a debugger does. In a recording the tape makes the write (at the
-    kernel's next poll, through QEMU's gdbstub) and keeps it, as QEMU's own log has no
-    debugger's writes; else GDB, attached for it if it was not, and detached again unless
-    `stay_attached` (attaching stopped the guest: leave as we came)."""
+    """Guest memory written as a debugger does. In a recording the kernel makes the write,
+    asked through its debug port, as QEMU's log has no debugger's writes (workbench/replay.py);
+    else GDB, attached for it if it was not, and detached again unless `stay_attached`
+    (attaching stopped the guest: leave as we came)."""
     if ctx.tape is not None:
-        await ctx.tape.write(ctx, address, data)
+        await ctx.machine.debug_port_write(address, data)
         return
     attached = ctx.gdb is not None
     session = await ctx.attach_gdb()

@@ -27,7 +27,7 @@ from ..config import HardwareConfig
 from ..kernel_image import KernelImage, KernelImageError
 from ..qemu import Machine, QemuError
 from ..qemu.keys import for_line
-from ..replay import (FOLDER, ReplayError, debugged, recording_folder, reverse_refusal, rewound_console,
+from ..replay import (FOLDER, ReplayError, debugged, recording_folder, rewound_console,
                       scenario_of)
 from ..settings import Settings
 from ..yamlmodel import ConfigError
@@ -112,20 +112,19 @@ class VmStatus(Static):
 
     async def replay(self, folder: Path) -> None:
         """Replays the recording in `folder` (an artifact folder or its recording/), held at its
-        first instruction for GDB, with snapshots to go backwards when the recording allows it."""
+        first instruction for GDB, with snapshots to go backwards."""
         self._refuse_second()
         recorded = recording_folder(folder)
         try:
-            scenario, recording = scenario_of(recorded)
+            scenario_of(recorded)
         except (ReplayError, ConfigError) as error:
             raise VmError(f"cannot replay {folder}: {error}") from None
-        no_reverse = reverse_refusal(scenario, recording)
-        opening = debugged(recorded, self.settings, reverse=no_reverse is None, on_note=self._note, on_serial=self._serial)
+        opening = debugged(recorded, self.settings, reverse=True, on_note=self._note, on_serial=self._serial)
         machine = await self._start(opening, f"cannot replay {folder}: ")
         self._recorded = (recorded / "serial.bin").read_bytes()
         self.replaying = (recorded.parent if recorded.name == FOLDER else recorded).name
         self.status = "paused at the replay's first instruction"
-        self.post_message(self.Booted(machine, machine.image.path, recorded, no_reverse))
+        self.post_message(self.Booted(machine, machine.image.path, recorded, no_reverse=None))
 
     def _refuse_second(self) -> None:
         if self.machine is not None:

@@ -1,6 +1,6 @@
-//! Requests the workbench makes of a running kernel by writing guest memory (through GDB or
-//! the RAM file): declared once here, found by the host through the symbol and DWARF, like the
-//! state block. The timer polls it.
+//! Requests the workbench makes of a running kernel by writing guest memory (through GDB, or
+//! the debug port in a recorded run): declared once here, found by the host through the symbol
+//! and DWARF, like the state block. The timer polls it.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -27,12 +27,10 @@ pub fn corrupt_if_requested(message: &mut [u8]) -> bool {
     true
 }
 
-/// From the timer: carries out what the workbench asked for. A call under a name of its own: a
-/// recording workbench keeps a breakpoint here and writes its requests while the guest is
-/// stopped on it (workbench/replay.py says why there).
-#[inline(never)]
-#[export_name = "kwast_debug_poll"]
+/// From the timer: carries out what the workbench asked for, written by a debugger or arrived
+/// on the debug port.
 pub fn poll() {
+    super::port::poll();
     let process = KWAST_DEBUG_CONTROL.kill_process.swap(0, Ordering::AcqRel);
     if process != 0 {
         // Thread 0: no thread's doing, the workbench's.

@@ -6,10 +6,12 @@
 //! - `record`: events (each stamped here) and the CPU and IRQ counters.
 //! - `servers`: a row per server name, kept after it ends (restarts, last exit).
 //! - `control`: requests from the workbench (`KWAST_DEBUG_CONTROL`).
+//! - `port`: the same requests on COM2, for a run QEMU records.
 //!
 //! The rest of the kernel writes the block only through `rows` and `record`.
 
 pub mod control;
+pub mod port;
 mod record;
 mod rows;
 mod servers;
