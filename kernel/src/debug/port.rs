@@ -7,7 +7,7 @@
 //! the next poll, as a debugger would make it. Receive only: QEMU replays a UART's output only
 //! into a file.
 
-use crate::arch::serial::{Serial, COM2};
+use crate::arch::serial::{Receiver, COM2};
 use crate::sync::IrqMutex;
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -58,7 +58,7 @@ const MAX_WRITE: usize = 64;
 const PATIENCE: u32 = 10;
 
 struct Port {
-    uart: Option<Serial>,
+    uart: Option<Receiver>,
     frame: [u8; HEADER + MAX_WRITE],
     filled: usize,
     idle_polls: u32,
@@ -69,7 +69,7 @@ static PORT: IrqMutex<Port> =
 
 /// At boot, before the workbench can have sent anything: setting the UART up empties it.
 pub fn init() {
-    PORT.lock().uart = Serial::probe(KWAST_DEBUG_PORT.base);
+    PORT.lock().uart = Receiver::init_if_present(KWAST_DEBUG_PORT.base);
 }
 
 /// From the poll: takes what the port received and makes each complete frame's write.
@@ -82,7 +82,7 @@ pub fn poll() {
             port.filled = 0;
         }
     }
-    while let Some(byte) = port.uart.as_mut().and_then(Serial::read_byte) {
+    while let Some(byte) = port.uart.as_mut().and_then(Receiver::read_byte) {
         port.idle_polls = 0;
         take(&mut port, byte);
         KWAST_DEBUG_PORT.bytes_taken.fetch_add(1, Ordering::Release);
