@@ -163,7 +163,7 @@ class Machine(Monitor):
         if self.rr is not None:
             # Record/replay needs icount. Not sleep=off: recorded, no typed key then reaches the
             # guest (QEMU 7.2: no IRQ 1 at all), though it would have no warp timer, the one
-            # that makes stops hard to replay (replay.WriteStops). Without the config's own shift,
+            # that makes stops hard to replay (workbench/replay.py). Without the config's own shift,
             # QEMU's adaptive one keeps guest time near real time, as an unrecorded run has it.
             shift = c.icount_shift if c.icount else "auto"
             argv += ["-icount", f"shift={shift},rr={self.rr},rrfile={self.rr_file}"]

@@ -36,7 +36,7 @@ from ..yamlmodel import ConfigError
 BANNER = " booting\n"
 REBOOT_TIMEOUT = 30
 
-# Why a booted machine cannot go backwards (a replay says its own reason, if any).
+# Why a booted machine cannot go backwards (a replay can).
 LIVE_NO_REVERSE = "going back needs a replay: open a recording in the Scenarios pane"
 
 # What each QMP event says about the guest.
