@@ -152,7 +152,7 @@ pub fn state_of(id: ThreadId) -> Option<RunState> {
 /// Enters the scheduler through the yield trap, as sleeping and exiting do: the calling thread
 /// runs again when the scheduler picks it, at once if nothing else is ready.
 pub fn give_up_cpu() {
-    unsafe { core::arch::asm!("int {}", const YIELD_VECTOR) };
+    unsafe { core::arch::asm!("int {}", const YIELD_VECTOR, clobber_abi("C")) };
 }
 
 /// What a thread that blocks hands the block trap (its address in rax): the trap blocks it and
@@ -183,7 +183,7 @@ pub(crate) fn block_handing_off(wait: Wait, deadline: Option<u64>, hand_off: Opt
 
 #[inline(always)]
 fn block(request: BlockRequest) -> bool {
-    unsafe { core::arch::asm!("int {}", const BLOCK_VECTOR, in("rax") &request as *const BlockRequest) };
+    unsafe { core::arch::asm!("int {}", const BLOCK_VECTOR, in("rax") &request as *const BlockRequest, clobber_abi("C")) };
     !this_cpu().timed_out.get()
 }
 

@@ -42,7 +42,9 @@ core::arch::global_asm!(
 // u64 register_survival(u64 pattern, u64 mode): loads every general register but rsp and
 // every XMM register with values derived from `pattern`, gives up the CPU (mode 0: int 0x81;
 // mode 1: spins until another thread, run by preemption, sets CLOBBERED), then counts the
-// registers that changed.
+// registers that changed: after `int 0x81`, which Rust raises declaring the caller-saved
+// general registers clobbered, rax (what the trap was asked), the callee-saved ones and every
+// XMM register; after preemption, all.
 .global register_survival
 register_survival:
     save_callee_saved
@@ -71,15 +73,20 @@ register_survival:
     test r15, r15
     jnz 2f
     int 0x81
+    mov r15, rax
+    xor eax, eax
+    .irp pair, "rbx,1","rbp,6","r12,11","r13,12","r14,13"
+        register_check \pair
+    .endr
     jmp 3f
 2:  cmp byte ptr [rip + {clobbered}], 0
     je 2b
-3:  mov r15, rax
+    mov r15, rax
     xor eax, eax
     .irp pair, "rbx,1","rcx,2","rdx,3","rsi,4","rdi,5","rbp,6","r8,7","r9,8","r10,9","r11,10","r12,11","r13,12","r14,13"
         register_check \pair
     .endr
-    sub rsp, 16
+3:  sub rsp, 16
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
         movdqu [rsp], xmm\n
         mov r14, [rsp]

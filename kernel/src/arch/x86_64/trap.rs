@@ -1,6 +1,8 @@
 //! Interrupt and exception entry. Every vector has a 16-byte stub that pushes its number (and a
 //! zero where the CPU pushes no error code) and joins `trap_common`, which saves the full
-//! register file and the SSE state into a `TrapFrame` before any Rust code runs. The IST slot
+//! register file and the SSE state into a `TrapFrame` before any Rust code runs (the block and
+//! yield traps, which only the kernel raises, join `trap_voluntary`, which skips the registers
+//! their caller gave up). The IST slot
 //! the CPU pushes to points just past the running thread's own frame (`use_frame`), so the
 //! trap is saved where the thread keeps its context: a switch copies nothing, it returns the
 //! next thread's frame for `trap_return` to restore.
@@ -118,6 +120,8 @@ trap_stubs:
     push vector
     .if (vector == 2) || (vector == 8) || (vector == 18)
         jmp trap_critical
+    .elseif (vector == 0x81) || (vector == 0x82)
+        jmp trap_voluntary
     .else
         jmp trap_common
     .endif
@@ -149,6 +153,28 @@ trap_stubs:
 // NMI, #DF, #MC: saved on, and handled on, their own IST stack.
 trap_critical:
     save_frame
+    call {dispatch}
+    mov rsp, rax
+    jmp trap_return
+
+// `int` YIELD_VECTOR or BLOCK_VECTOR from kernel code that declares the caller-saved registers
+// clobbered (sched: `clobber_abi("C")`): only rax (the request) and the callee-saved ones are
+// kept; the other slots keep what this thread's last trap left there.
+trap_voluntary:
+    push rax
+    push rbx
+    sub rsp, 32
+    push rbp
+    sub rsp, 32
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 512
+    fxsave64 [rsp]
+    mov rdi, rsp
+    cld
+    mov rsp, gs:[{trap_stack}]
     call {dispatch}
     mov rsp, rax
     jmp trap_return
