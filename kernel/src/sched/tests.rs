@@ -27,12 +27,13 @@ core::arch::global_asm!(
     pop rbp
     pop rbx
 .endm
+// Adds 1 to rax unless `reg` holds r15 + offset; `reg` itself is the scratch (no register is
+// free, and a shared scratch would overwrite a register not checked yet).
 .macro register_check reg, offset
-    lea r14, [r15 + \offset]
-    cmp \reg, r14
-    setne r14b
-    movzx r14, r14b
-    add rax, r14
+    sub \reg, r15
+    xor \reg, \offset
+    neg \reg
+    adc rax, 0
 .endm
 "#
 );
