@@ -148,9 +148,9 @@ class Machine(Monitor):
             # QEMU's log, so a recording's requests reach the replay at the same instruction.
             # QEMU 7.2 logs a chardev's input only when `-serial` names it, and the second
             # `-serial` is COM2.
-            if debug_port.of(self.image.path).base != SECOND_SERIAL_PORT:
-                raise QemuError(f"the kernel's debug port is at {debug_port.of(self.image.path).base:#x}; "
-                                f"QEMU's second -serial is at {SECOND_SERIAL_PORT:#x}")
+            base = debug_port.of(self.image.path).base
+            if base != SECOND_SERIAL_PORT:
+                raise QemuError(f"the kernel's debug port is at {base:#x}; QEMU's second -serial is at {SECOND_SERIAL_PORT:#x}")
             if not c.serial:
                 argv += ["-serial", "null"]
             argv += ["-chardev", f"socket,id=debugport,path={self.debug_port_socket},server=on,wait=off",

@@ -217,15 +217,26 @@ kernel_test!(ipc_a_server_loop_hands_the_cpu_back_to_its_caller, {
     assert_eq!(order, "SCB");
 });
 
+/// Two notifications: "there", which the client signals and the server waits on, and "back",
+/// the other way. The id of "there", and the handles: the server's wait there and signal back,
+/// the client's signal there and wait back.
+fn notifications_both_ways(server: &Arc<Process>, client: &Arc<Process>) -> (u64, [Handle; 4]) {
+    let (there, back) = (notification::Notification::new(), notification::Notification::new());
+    let there_id = there.id as u64;
+    let handles = [
+        grant(server, Object::Notification(there.clone()), Rights::WAIT, 0).unwrap(),
+        grant(server, Object::Notification(back.clone()), Rights::SIGNAL, 0).unwrap(),
+        grant(client, Object::Notification(there), Rights::SIGNAL, 0).unwrap(),
+        grant(client, Object::Notification(back), Rights::WAIT, 0).unwrap(),
+    ];
+    (there_id, handles)
+}
+
 kernel_test!(ipc_a_signal_hands_off_to_its_waiter, {
     // As a call to a waiting server: a bystander is ready before the signal, and the thread
     // waiting on the notification still runs first once the signaller waits in turn.
     let (server, _, client, _) = pair(1);
-    let (there, back) = (notification::Notification::new(), notification::Notification::new());
-    let waits_there = grant(&server, Object::Notification(there.clone()), Rights::WAIT, 0).unwrap();
-    let signals_back = grant(&server, Object::Notification(back.clone()), Rights::SIGNAL, 0).unwrap();
-    let signals_there = grant(&client, Object::Notification(there), Rights::SIGNAL, 0).unwrap();
-    let waits_back = grant(&client, Object::Notification(back), Rights::WAIT, 0).unwrap();
+    let (_, [waits_there, signals_back, signals_there, waits_back]) = notifications_both_ways(&server, &client);
     let order = hand_off_order(&server, move || {
         assert_eq!(wait(waits_there, FOREVER), Ok(1));
         ran('S');
@@ -243,12 +254,7 @@ kernel_test!(ipc_signal_wait_runs_the_waiter_at_once, {
     // soon as the signaller waits, before a ready bystander, and its Wake, recorded by the
     // switch to it, still comes right after the Signal and names the notification.
     let (server, _, client, _) = pair(1);
-    let (there, back) = (notification::Notification::new(), notification::Notification::new());
-    let there_id = there.id as u64;
-    let waits_there = grant(&server, Object::Notification(there.clone()), Rights::WAIT, 0).unwrap();
-    let signals_back = grant(&server, Object::Notification(back.clone()), Rights::SIGNAL, 0).unwrap();
-    let signals_there = grant(&client, Object::Notification(there), Rights::SIGNAL, 0).unwrap();
-    let waits_back = grant(&client, Object::Notification(back), Rights::WAIT, 0).unwrap();
+    let (there_id, [waits_there, signals_back, signals_there, waits_back]) = notifications_both_ways(&server, &client);
     let order = hand_off_order(&server, move || {
         assert_eq!(wait(waits_there, FOREVER), Ok(1));
         ran('S');

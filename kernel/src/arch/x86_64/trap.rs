@@ -128,6 +128,14 @@ trap_stubs:
     .set vector, vector + 1
 .endr
 
+// The SSE state below the general registers; rdi points at the whole frame for `dispatch`.
+.macro save_sse
+    sub rsp, 512
+    fxsave64 [rsp]
+    mov rdi, rsp
+    cld
+.endm
+
 .macro save_frame
     push rax
     push rbx
@@ -144,10 +152,14 @@ trap_stubs:
     push r13
     push r14
     push r15
-    sub rsp, 512
-    fxsave64 [rsp]
-    mov rdi, rsp
-    cld
+    save_sse
+.endm
+
+// `dispatch` on this CPU's trap stack; the frame it returns is the one resumed.
+.macro dispatch_on_trap_stack
+    mov rsp, gs:[{trap_stack}]
+    call {dispatch}
+    mov rsp, rax
 .endm
 
 // NMI, #DF, #MC: saved on, and handled on, their own IST stack.
@@ -170,21 +182,14 @@ trap_voluntary:
     push r13
     push r14
     push r15
-    sub rsp, 512
-    fxsave64 [rsp]
-    mov rdi, rsp
-    cld
-    mov rsp, gs:[{trap_stack}]
-    call {dispatch}
-    mov rsp, rax
+    save_sse
+    dispatch_on_trap_stack
     jmp trap_return
 
 // The frame is the running thread's own: the handler runs on the trap stack.
 trap_common:
     save_frame
-    mov rsp, gs:[{trap_stack}]
-    call {dispatch}
-    mov rsp, rax
+    dispatch_on_trap_stack
 .global trap_return
 trap_return:
     fxrstor64 [rsp]
