@@ -243,6 +243,8 @@ struct Waiting {
     /// The delivered call carries handles, for the receiver to take from it (`Call::take_transfers`).
     handles: bool,
     thread: ThreadId,
+    /// The receiver after it on the endpoint's list (`Receivers`).
+    next: *mut Waiting,
 }
 
 impl Waiting {
@@ -287,12 +289,86 @@ impl Drop for Pooled {
     }
 }
 
+/// Threads blocked in `receive`, longest first: their `Waiting` records, linked through
+/// `next`, so joining and leaving touch a pointer or two rather than a ring buffer's indices
+/// (a call takes the first receiver, and the receiver joins again, every round trip).
+struct Receivers {
+    head: *mut Waiting,
+    tail: *mut Waiting,
+}
+
+impl Receivers {
+    const EMPTY: Receivers = Receivers { head: core::ptr::null_mut(), tail: core::ptr::null_mut() };
+
+    fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    fn front(&self) -> Option<*mut Waiting> {
+        (!self.head.is_null()).then_some(self.head)
+    }
+
+    /// # Safety
+    /// `waiting` stays valid until it is taken off the list, and is on no list now.
+    unsafe fn push_back(&mut self, waiting: *mut Waiting) {
+        unsafe { (*waiting).next = core::ptr::null_mut() };
+        match self.tail.is_null() {
+            true => self.head = waiting,
+            // SAFETY: on the list, so valid (the caller's promise when it joined).
+            false => unsafe { (*self.tail).next = waiting },
+        }
+        self.tail = waiting;
+    }
+
+    fn pop_front(&mut self) -> Option<*mut Waiting> {
+        let first = self.front()?;
+        // SAFETY: on the list, so valid.
+        self.head = unsafe { (*first).next };
+        if self.head.is_null() {
+            self.tail = core::ptr::null_mut();
+        }
+        Some(first)
+    }
+
+    /// Wakes every receiver (by the signal of notification `signal`, or 0), taking it off the
+    /// list. Under the endpoint's lock: off it, a receiver woken by something else could
+    /// leave, its record with it.
+    fn wake_all(&mut self, irq: &InterruptGuard, signal: u64) {
+        while let Some(receiver) = self.pop_front() {
+            // SAFETY: on the list until just now, so still waiting (`Waiting`).
+            sched::wake_under(irq, unsafe { (*receiver).thread }, signal);
+        }
+    }
+
+    /// Takes `waiting` off the list if it is on it.
+    fn remove(&mut self, waiting: *mut Waiting) {
+        let mut before: *mut Waiting = core::ptr::null_mut();
+        let mut at = self.head;
+        while !at.is_null() && at != waiting {
+            before = at;
+            // SAFETY: on the list, so valid.
+            at = unsafe { (*at).next };
+        }
+        if at.is_null() {
+            return;
+        }
+        // SAFETY: `at` and `before` are on the list.
+        let next = unsafe { (*at).next };
+        match before.is_null() {
+            true => self.head = next,
+            false => unsafe { (*before).next = next },
+        }
+        if self.tail == at {
+            self.tail = before;
+        }
+    }
+}
+
 struct Inner {
     queue: VecDeque<Arc<Call>>,
-    /// Threads blocked in `receive`, longest first. Under the queue's lock, not a wait queue of
-    /// their own: a call queues itself and takes its receiver in one lock, a receiver finds the
-    /// queue empty and waits in one.
-    receivers: VecDeque<*mut Waiting>,
+    /// Under the queue's lock, not a wait queue of their own: a call queues itself and takes
+    /// its receiver in one lock, a receiver finds the queue empty and waits in one.
+    receivers: Receivers,
     closed: bool,
     /// Its signals are received here too; under the queue's lock, as receive checks both.
     notification: Option<Arc<Notification>>,
@@ -338,7 +414,7 @@ impl Endpoint {
         let row = debug_row.as_ref().map_or(debug::NO_ROW, Slot::index);
         Arc::new(Endpoint {
             id, owner, row,
-            inner: IrqMutex::new(Inner { queue: VecDeque::new(), receivers: VecDeque::new(), closed: false, notification: None }),
+            inner: IrqMutex::new(Inner { queue: VecDeque::new(), receivers: Receivers::EMPTY, closed: false, notification: None }),
             debug_row,
         })
     }
@@ -351,11 +427,7 @@ impl Endpoint {
 
     /// Its bound notification was signalled: every receiver looks again.
     pub(super) fn wake_receivers(&self, irq: &InterruptGuard, signal: u64) {
-        let mut inner = self.inner.lock_under(irq);
-        while let Some(receiver) = inner.receivers.pop_front() {
-            // SAFETY: on the list, so still waiting (`Waiting`).
-            sched::wake_under(irq, unsafe { (*receiver).thread }, signal);
-        }
+        self.inner.lock_under(irq).receivers.wake_all(irq, signal);
     }
 
     /// Names it in the debug-state block (what init's manifest calls it).
@@ -409,7 +481,7 @@ impl Endpoint {
         };
         let mut hand_off = None;
         // Taken at once, the caller waits for the reply; queued, for a receiver first.
-        let wait = match endpoint.receivers.front().copied() {
+        let wait = match endpoint.receivers.front() {
             // The fast path: a receiver waits.
             Some(receiver) => {
                 // SAFETY: on the list, so still waiting (`Waiting`), its buffer valid; it stays
@@ -474,6 +546,7 @@ impl Endpoint {
                    mut hand_off: Option<sched::HandOff>) -> Result<Received> {
         let mut waiting = Waiting {
             buffer: buffer.as_mut_ptr(), capacity: buffer.len(), delivered: AtomicPtr::new(core::ptr::null_mut()), length: 0, badge: 0, handles: false, thread: sched::current_id(),
+            next: core::ptr::null_mut(),
         };
         // From here on used through this pointer only: callers on other CPUs use it too.
         let me: *mut Waiting = &mut waiting;
@@ -484,7 +557,9 @@ impl Endpoint {
                 // A thread whose process is being killed does not wait any more.
                 None if crate::process::current_killed() => return Err(Error::TimedOut),
                 None => {
-                    inner.receivers.push_back(me);
+                    // SAFETY: this thread's own record, which it takes off the list before it
+                    // leaves (`take`), unless a caller did.
+                    unsafe { inner.receivers.push_back(me) };
                     drop(inner);
                     if sched::block_handing_off(Wait::on(WaitKind::Receive, self.id, 0), deadline, hand_off.take()) {
                         // SAFETY: our own record. Delivered: off the list already, no lock needed.
@@ -527,7 +602,7 @@ impl Endpoint {
             return Some(Ok(Taken::Delivered(call)));
         }
         if !inner.receivers.is_empty() {
-            inner.receivers.retain(|&w| w != me);
+            inner.receivers.remove(me);
         }
         if inner.closed {
             return Some(Err(Error::PeerDied));
@@ -546,17 +621,16 @@ impl Endpoint {
     /// The owner died: every queued caller gets `PeerDied` (a call being served ends when its
     /// reply capability goes, with the process that holds it).
     pub fn close(&self) {
-        let (queued, receivers) = {
-            let mut inner = self.inner.lock();
+        let irq = InterruptGuard::new();
+        let queued = {
+            let mut inner = self.inner.lock_under(&irq);
             inner.closed = true;
-            (core::mem::take(&mut inner.queue), core::mem::take(&mut inner.receivers))
+            inner.receivers.wake_all(&irq, 0);
+            core::mem::take(&mut inner.queue)
         };
+        drop(irq);
         for call in queued.iter() {
             let _ = call.fail(Error::PeerDied);
-        }
-        for receiver in receivers {
-            // SAFETY: taken off the list under the lock just now, so still waiting.
-            sched::wake(unsafe { (*receiver).thread });
         }
     }
 }

@@ -589,3 +589,43 @@ kernel_test!(ipc_waits_and_totals_show_in_the_debug_state, {
     assert_eq!(row.name, crate::debug::state::copy_name("shown"));
     assert_eq!((row.calls, row.replies, row.bytes, row.errors, row.peer_died), (1, 1, 6, 0, 0));
 });
+
+kernel_test!(ipc_receivers_are_served_longest_first_and_leave_from_anywhere, {
+    // Four receivers wait on one endpoint, in order; the second and the last give up (their
+    // deadline), leaving from the middle and the end of the list, and a fifth joins after them.
+    // Calls then reach the other three, longest waiting first; a receiver on the emptied list
+    // is woken by its endpoint's close with PeerDied.
+    let server = process::create("server", vec![]);
+    let (endpoint, receive_handle) = create_endpoint(&server).unwrap();
+    let client = process::create("client", vec![]);
+    let call_handle = grant(&client, Object::Endpoint(endpoint.clone()), Rights::CALL, 0).unwrap();
+    let waiting = |name: &'static str, timeout_ms: u64, expect: Option<Error>| {
+        let thread = in_process(&server, name, move || match receive(receive_handle, 16, timeout_ms) {
+            Ok(Incoming::Message(m)) if expect.is_none() => reply(m.reply_handle, name.as_bytes()).unwrap(),
+            Err(error) if Some(error) == expect => {}
+            _ => panic!("{} did not get {:?}", name, expect),
+        });
+        while sched::state_of(thread) != Some(sched::RunState::Blocked) {
+            sched::give_up_cpu();
+        }
+        thread
+    };
+    let first = waiting("first", FOREVER, None);
+    let middle = waiting("middle", 20, Some(Error::TimedOut));
+    let second = waiting("second", FOREVER, None);
+    let end = waiting("end", 20, Some(Error::TimedOut));
+    sched::join(middle);
+    sched::join(end);
+    let third = waiting("third", FOREVER, None);
+    let client_thread = in_process(&client, "client", move || {
+        for expected in ["first", "second", "third"] {
+            assert_eq!(call(call_handle, b"?", &[], 1000).as_deref(), Ok(expected.as_bytes()));
+        }
+    });
+    for thread in [client_thread, first, second, third] {
+        sched::join(thread);
+    }
+    let last = waiting("last", FOREVER, Some(Error::PeerDied));
+    endpoint.close();
+    sched::join(last);
+});
