@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import SETTINGS
 from workbench import dwarf, profile
 
@@ -214,7 +215,7 @@ def test_a_kernel_routine_of_known_length_is_attributed_exactly(tmp_path):
 
 def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "profile", "--from", r"^\[hello\] hello from hello$",
-                           "--to", r"^\[hello\] realtime", "--out", str(tmp_path)],
+                           "--to", r"^\[hello\] realtime", "--out", str(tmp_path), "--tree", "kwast_kernel::sched::thread_start"],
                           cwd=SETTINGS.root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     stacks = [line.rsplit(" ", 1) for line in (tmp_path / "profile.folded").read_text().splitlines()]
@@ -232,3 +233,29 @@ def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
         frames = stack.split(";")
         assert all(i > 0 and "!" not in frames[i - 1] for i, frame in enumerate(frames) if frame.endswith("_[inlined]"))
     assert sum(int(count) for _, count in stacks) == int(done.stdout.split()[0])
+    # The tree under every thread's first frame: the server's own functions are in it.
+    tree = done.stdout.split("per 1: kwast_kernel::sched::thread_start and what it called\n")[1]
+    assert re.search(r"^\s+[\d.]+\s+[\d.]+\s+hello!", tree, re.MULTILINE), tree[:2000]
+
+
+def test_the_tree_under_a_function_merges_its_stacks_and_divides_per_operation():
+    # `call` ran from two places; its tree merges both. Figures per operation (per=2); `rare`
+    # is under the 1 % floor; a chain of single children keeps its depth.
+    result = profile.Profile(total=1000, stacks={
+        ("main", "call"): 20,
+        ("main", "call", "copy"): 300,
+        ("other", "call", "block", "trap", "switch"): 500,
+        ("other", "call", "block", "trap"): 100,
+        ("main", "call", "rare"): 4,
+        ("main", "elsewhere"): 76,
+    })
+    assert result.tree("call", per=2).splitlines() == [
+        " inclusive       self  per 2: call and what it called",
+        "     462.0       10.0  call",
+        "     300.0        0.0    block",
+        "     300.0       50.0    trap",
+        "     250.0      250.0    switch",
+        "     150.0      150.0    copy",
+    ]
+    with pytest.raises(profile.ProfileError, match="'cal' did not run in the window; did you mean call?"):
+        result.tree("cal")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import difflib
 import json
 import math
 import re
@@ -511,6 +512,41 @@ class Profile:
             lines += ["", f"stacks: {self.unknown_base} instructions under '[stack unknown]' (a thread resumed "
                           f"and not interrupted again before the log ended); {self.unmatched_returns} returns "
                           f"to no address on the shadow stack"]
+        return "\n".join(lines)
+
+    def tree(self, root: str, per: float = 1, least: float = 0.01) -> str:
+        """The calls under `root`, wherever it ran (its stacks merged at its outermost frame):
+        each node's instructions with what it called, and its own, divided by `per` (the
+        operations the window holds, for figures per operation). Children heaviest first;
+        nodes under `least` of the root's instructions are left out. A node's only child is
+        printed at the node's depth, so a chain of calls reads as a column."""
+        nodes: dict[tuple[str, ...], list[int]] = collections.defaultdict(lambda: [0, 0])  # path -> [inclusive, self]
+        for stack, count in self.stacks.items():
+            if root not in stack:
+                continue
+            path = stack[stack.index(root):]
+            for depth in range(1, len(path) + 1):
+                nodes[path[:depth]][0] += count
+            nodes[path][1] += count
+        if not nodes:
+            ran = {function for stack in self.stacks for function in stack}
+            like = sorted(name for name in ran if root in name)[:3] or difflib.get_close_matches(root, ran, 3)
+            raise ProfileError(f"{root!r} did not run in the window" + (f"; did you mean {', '.join(like)}?" if like else ""))
+        floor = least * nodes[(root,)][0]
+        children: dict[tuple[str, ...], list[tuple[str, ...]]] = collections.defaultdict(list)
+        for path, (inclusive, _) in nodes.items():
+            if len(path) > 1 and inclusive >= floor:
+                children[path[:-1]].append(path)
+        lines = [f"{'inclusive':>10} {'self':>10}  per {per:g}: {root} and what it called"]
+
+        def show(path: tuple[str, ...], indent: int) -> None:
+            inclusive, own = nodes[path]
+            lines.append(f"{inclusive / per:>10.1f} {own / per:>10.1f}  {' ' * indent}{path[-1]}")
+            below = sorted(children[path], key=lambda p: -nodes[p][0])
+            for child in below:
+                show(child, indent + (2 if len(below) > 1 else 0))
+
+        show((root,), 0)
         return "\n".join(lines)
 
     def folded(self) -> str:

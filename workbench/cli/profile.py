@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import config, profile
 from ..kernel_image import KernelImage
 from ..qemu import Machine
-from .status import EXIT_KERNEL_FAILED
+from .status import EXIT_KERNEL_FAILED, EXIT_USAGE
 
 
 def add_parsers(commands) -> None:
@@ -23,6 +23,11 @@ def add_parsers(commands) -> None:
     command.add_argument("--out", type=Path, help="where to write profile.txt, .folded, .speedscope.json and .svg "
                                                  "(the flame graph; default: build/profile)")
     command.add_argument("--top", type=int, default=25, help="functions in the printed table")
+    command.add_argument("--tree", metavar="FUNCTION", action="append", default=[],
+                         help="also print the calls under this function (its full name, as in the table), "
+                              "heaviest first (repeatable)")
+    command.add_argument("--per", type=float, default=1, metavar="N",
+                         help="divide the tree's figures by N: the operations the window holds (round trips, say)")
     command.add_argument("--timeout", type=float, default=600, help="seconds the profiled boot may take")
 
 
@@ -53,13 +58,20 @@ def cmd_profile(args: argparse.Namespace, settings) -> int:
         print(f"kwast-bench: warning: the log shows {counts.console_bytes} console bytes written, the console "
               f"has {console} to the window's end: the window may be misplaced", file=sys.stderr)
     print(result.table(args.top))
+    unknown = 0
+    for root in args.tree:
+        try:
+            print("\n" + result.tree(root, args.per))
+        except profile.ProfileError as error:
+            print(f"kwast-bench: --tree: {error}", file=sys.stderr)
+            unknown += 1
     title = str(args.config or settings.default_config) + (f" from /{args.start}/" if args.start else "") + \
         (f" to /{args.end}/" if args.end else "")
     written = profile.write(result, out, title)
     (out / "serial.log").write_text(outcome.serial)
     written.append(out / "serial.log")
     print(f"\nboot {booted - started:.1f} s, log read {time.monotonic() - booted:.1f} s; wrote {', '.join(map(str, written))}")
-    return 0
+    return EXIT_USAGE if unknown else 0
 
 
 COMMANDS = {"profile": cmd_profile}
