@@ -63,6 +63,16 @@ fn blocking(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> 
     Ok(code(result))
 }
 
+/// Runs a blocking kernel call `f` that needs no memory (a wait), then stops the server if it
+/// was killed meanwhile, as `blocking` does.
+#[inline(always)]
+fn waiting(caller: &mut Caller<'_, ServerState>, f: impl FnOnce() -> Result<i64, Error>) -> wasmtime::Result<i64> {
+    enter(caller)?;
+    let result = f();
+    caller.data().check_killed()?;
+    Ok(code(result))
+}
+
 /// A loop rather than a collect: collecting no handles cost every call about 70 instructions more.
 fn handles_in(guest: &Guest, ptr: u32, count: u32) -> Result<arrayvec::ArrayVec<u32, { ipc::endpoint::MAX_TRANSFER }>, Error> {
     if count as usize > ipc::endpoint::MAX_TRANSFER {
@@ -127,14 +137,10 @@ pub fn define(linker: &mut Linker<ServerState>) -> wasmtime::Result<()> {
         Ok(code(ipc::signal(notification as u32, bits as u64).map(|()| 0)) as i32)
     })?;
     linker.func_wrap(MODULE, "wait", |mut c: Caller<'_, ServerState>, notification: i32, timeout: i64| {
-        enter(&mut c)?;
-        Ok(code(ipc::wait(notification as u32, timeout as u64).map(|bits| bits as i64)))
+        waiting(&mut c, || ipc::wait(notification as u32, timeout as u64).map(|bits| bits as i64))
     })?;
     linker.func_wrap(MODULE, "signal_wait", |mut c: Caller<'_, ServerState>, notification: i32, bits: i64, wait: i32, timeout: i64| {
-        enter(&mut c)?;
-        let result = code(ipc::signal_wait(notification as u32, bits as u64, wait as u32, timeout as u64).map(|bits| bits as i64));
-        c.data().check_killed()?;
-        Ok(result)
+        waiting(&mut c, || ipc::signal_wait(notification as u32, bits as u64, wait as u32, timeout as u64).map(|bits| bits as i64))
     })?;
     linker.func_wrap(MODULE, "irq_ack", |mut c: Caller<'_, ServerState>, irq: i32| {
         enter(&mut c)?;
