@@ -411,10 +411,11 @@ impl Scheduler {
         }
         thread.wait = Wait::NONE;
         thread.cpu = here as u32;
+        let thread: *mut Thread = thread;
         if !self.sleeping.is_empty() {
             self.sleeping.retain(|&t| t != id);
         }
-        self.switch_to(frame, id)
+        self.switch_to(frame, thread)
     }
 
     /// The next thread for CPU `index`: the hand-off target if it is ready here and not
@@ -548,13 +549,14 @@ impl Scheduler {
     /// caller to free outside this lock.
     #[inline(always)]
     pub fn switch(&mut self, frame: &mut TrapFrame) -> (*mut TrapFrame, Option<Box<Thread>>) {
-        self.switch_to(frame, 0)
+        self.switch_to(frame, core::ptr::null_mut())
     }
 
-    /// `switch`, to `next` if not 0 (`hand_over`), else to the thread `pick_next` picks. One
-    /// copy for both: inlined twice, the debug update's closure was outlined (switch +30).
+    /// `switch`, to `next` if not null (`hand_over`, which has found it already), else to the
+    /// thread `pick_next` picks. One copy for both: inlined twice, the debug update's closure
+    /// was outlined (switch +30).
     #[inline(never)]
-    fn switch_to(&mut self, frame: &mut TrapFrame, next: ThreadId) -> (*mut TrapFrame, Option<Box<Thread>>) {
+    fn switch_to(&mut self, frame: &mut TrapFrame, next: *mut Thread) -> (*mut TrapFrame, Option<Box<Thread>>) {
         let index = me();
         let (from, idle) = (self.cpus[index].current, self.cpus[index].idle);
         // SAFETY: as `current`.
@@ -573,7 +575,15 @@ impl Scheduler {
                 self.cpus[index].push(priority, from);
             }
         }
-        let to = if next != 0 { next } else { self.pick_next(index) };
+        let next: *mut Thread = if next.is_null() {
+            let picked = self.pick_next(index);
+            self.get_mut(picked).expect("next thread missing")
+        } else {
+            next
+        };
+        // SAFETY: a thread's box in `threads`, which `hand_over` found or `pick_next` picked: not
+        // the one that died (a dead thread is not queued), whose removal below moves no box.
+        let to = unsafe { (*next).id };
         // Threads another CPU may take still wait here: an idle CPU takes one now rather than
         // at its next tick.
         if self.online > 1 && self.movable_on(index) {
@@ -589,7 +599,8 @@ impl Scheduler {
         } else {
             (None, self.cpus[index].running)
         };
-        let next = self.get_mut(to).expect("next thread missing");
+        // SAFETY: as above; nothing else holds it.
+        let next = unsafe { &mut *next };
         next.state = RunState::Running;
         next.on_cpu = true;
         next.quantum_left = QUANTUM_TICKS;
