@@ -26,9 +26,16 @@ def add_parsers(commands) -> None:
     command.add_argument("--tree", metavar="FUNCTION", action="append", default=[],
                          help="also print the calls under this function (its full name, as in the table), "
                               "heaviest first (repeatable)")
-    command.add_argument("--per", type=float, default=1, metavar="N",
+    command.add_argument("--per", type=_positive, default=1, metavar="N",
                          help="divide the tree's figures by N: the operations the window holds (round trips, say)")
     command.add_argument("--timeout", type=float, default=600, help="seconds the profiled boot may take")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: the operations in the window, a number above 0")
+    return value
 
 
 def cmd_profile(args: argparse.Namespace, settings) -> int:

@@ -310,6 +310,7 @@ impl Receivers {
     /// # Safety
     /// `waiting` stays valid until it is taken off the list, and is on no list now.
     unsafe fn push_back(&mut self, waiting: *mut Waiting) {
+        // SAFETY: valid (the caller's promise).
         unsafe { (*waiting).next = core::ptr::null_mut() };
         match self.tail.is_null() {
             true => self.head = waiting,
