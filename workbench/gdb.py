@@ -31,8 +31,15 @@ class TargetGone(GdbError):
     """The target went away (QEMU ended) while GDB waited for it to stop."""
 
 
+# How long one MI command may take. Milliseconds as a rule; but attaching stops every vCPU,
+# and on a host starved by other work (two busy loops beside the two test workers on two
+# cores) a kill's attach and write to a 4-CPU guest took over 10 s, the guest otherwise fine.
+# Only a stuck GDB or QEMU waits this long.
+COMMAND_TIMEOUT = 30
+
+
 class Gdb:
-    def __init__(self, elf: Path | str, socket: Path | str, timeout: float = 10):
+    def __init__(self, elf: Path | str, socket: Path | str, timeout: float = COMMAND_TIMEOUT):
         self.elf, self.socket, self.timeout = Path(elf), Path(socket), timeout
         self.events: collections.deque[dict] = collections.deque(maxlen=10_000)
         self._token = 0
