@@ -13,6 +13,7 @@ import codecs
 import collections
 import contextlib
 import ctypes
+import functools
 import logging
 import shutil
 import signal
@@ -25,7 +26,7 @@ from typing import Callable, Literal
 from qemu.qmp import QMPClient
 from qemu.qmp.protocol import ConnectError
 
-from .. import debug_port
+from ..debug_port import DebugPort, of as debug_port_of
 from ..config import HardwareConfig
 from ..kernel_image import KernelImage
 from ..settings import Settings
@@ -103,7 +104,7 @@ class Machine(Monitor):
         self._shutdown_reason: str | None = None
         self._stderr = bytearray()
         self.serial_writer: asyncio.StreamWriter | None = None
-        self._debug_port: asyncio.StreamWriter | None = None
+        self._debug_port_writer: asyncio.StreamWriter | None = None
         # The console's bytes as QEMU sent them (a replay is compared with its recording byte for byte).
         self.serial_bytes = bytearray()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -148,7 +149,7 @@ class Machine(Monitor):
             # QEMU's log, so a recording's requests reach the replay at the same instruction.
             # QEMU 7.2 logs a chardev's input only when `-serial` names it, and the second
             # `-serial` is COM2.
-            base = debug_port.of(self.image.path).base
+            base = self.debug_port.base
             if base != SECOND_SERIAL_PORT:
                 raise QemuError(f"the kernel's debug port is at {base:#x}; QEMU's second -serial is at {SECOND_SERIAL_PORT:#x}")
             if not c.serial:
@@ -204,6 +205,11 @@ class Machine(Monitor):
         assert self.socket_dir is not None
         return self.socket_dir / "ram"
 
+    @functools.cached_property
+    def debug_port(self) -> DebugPort:
+        """Where the kernel's debug port is and how its frames are laid out, from the ELF."""
+        return debug_port_of(self.image.path)
+
     @property
     def debug_port_socket(self) -> Path:
         assert self.socket_dir is not None
@@ -251,7 +257,7 @@ class Machine(Monitor):
             reader, self.serial_writer = await asyncio.open_unix_connection(str(self.socket_dir / "serial.sock"))
             self._stream_tasks.append(asyncio.create_task(self._read_serial(reader)))
         if self.rr == "record":  # connected with the guest held at reset, as every recording
-            _, self._debug_port = await asyncio.open_unix_connection(str(self.debug_port_socket))
+            _, self._debug_port_writer = await asyncio.open_unix_connection(str(self.debug_port_socket))
 
     async def _create_snapshot_disk(self) -> None:
         assert self.socket_dir is not None
@@ -349,7 +355,7 @@ class Machine(Monitor):
                 await process.wait()
         with contextlib.suppress(Exception):
             await self.qmp.disconnect()
-        for writer in (self.serial_writer, self._debug_port):
+        for writer in (self.serial_writer, self._debug_port_writer):
             if writer is not None:
                 writer.close()
         tasks = self._tasks + self._stream_tasks
@@ -367,14 +373,14 @@ class Machine(Monitor):
     async def debug_port_write(self, address: int, data: bytes, timeout: float = 30) -> None:
         """Has the kernel write `data` at `address` (in its own data) through the debug port a
         recording machine has; returns once the kernel has made the write, at a request poll."""
-        await self.debug_port_send(b"".join(debug_port.of(self.image.path).frames(address, data)), timeout)
+        await self.debug_port_send(b"".join(self.debug_port.frames(address, data)), timeout)
 
     async def debug_port_send(self, data: bytes, timeout: float = 30) -> None:
         """Bytes to the kernel's debug port, as they are, a window at a time: returns once the
         kernel has taken them all (it polls the port every 10 ms of guest time)."""
-        if self._debug_port is None:
+        if self._debug_port_writer is None:
             raise QemuError("only a recording machine has the kernel's debug port")
-        port = debug_port.of(self.image.path)
+        port = self.debug_port
 
         async def taken() -> int:
             return int.from_bytes(await self.read_memory(port.bytes_taken, 4), "little")
@@ -383,8 +389,8 @@ class Machine(Monitor):
         deadline = time.monotonic() + timeout
         for start in range(0, len(data), port.window):
             chunk = data[start:start + port.window]
-            self._debug_port.write(chunk)
-            await self._debug_port.drain()
+            self._debug_port_writer.write(chunk)
+            await self._debug_port_writer.drain()
             goal += len(chunk)
             while await taken() < goal:
                 if time.monotonic() > deadline:
