@@ -2,8 +2,9 @@
 //! timer, blocking and waking, sleeping, exit and reaping.
 //!
 //! Every switch happens in an interrupt (the timer, `int 0x81` for a thread giving up the CPU,
-//! `int 0x82` for one that blocks): the trap entry has saved the whole register file and SSE
-//! state in a `TrapFrame`, and switching is replacing that frame with the next thread's saved one.
+//! `int 0x82` for one that blocks): the trap entry has saved the thread's registers in a
+//! `TrapFrame` (an interrupt's, all of them and the SSE state; a thread's own trap, the
+//! callee-saved ones), and switching is replacing that frame with the next thread's saved one.
 //!
 //! A thread's `RunState` is the scheduler's own; the debug-state block shows it in a row the
 //! thread holds (`debug::Slot`), freed with the thread.

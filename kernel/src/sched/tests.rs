@@ -44,8 +44,8 @@ core::arch::global_asm!(
 // every XMM register with values derived from `pattern`, gives up the CPU (mode 0: int 0x81;
 // mode 1: spins until another thread, run by preemption, sets CLOBBERED), then counts the
 // registers that changed: after `int 0x81`, which Rust raises declaring the caller-saved
-// general registers clobbered, rax (what the trap was asked), the callee-saved ones and every
-// XMM register; after preemption, all.
+// registers clobbered (rax and every XMM register among them), the callee-saved ones; after
+// preemption, all.
 .global register_survival
 register_survival:
     save_callee_saved
@@ -73,13 +73,14 @@ register_survival:
     add rsp, 16
     test r15, r15
     jnz 2f
+    push rax
     int 0x81
-    mov r15, rax
+    pop r15
     xor eax, eax
     .irp pair, "rbx,1","rbp,6","r12,11","r13,12","r14,13"
         register_check \pair
     .endr
-    jmp 3f
+    jmp 4f
 2:  cmp byte ptr [rip + {clobbered}], 0
     je 2b
     mov r15, rax
@@ -103,7 +104,7 @@ register_survival:
         add rax, r14
     .endr
     add rsp, 16
-    restore_callee_saved
+4:  restore_callee_saved
     ret
 
 // u64 clobber_registers(u64 pattern): overwrites every general and XMM register.

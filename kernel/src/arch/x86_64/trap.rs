@@ -170,8 +170,11 @@ trap_critical:
     jmp trap_return
 
 // `int` YIELD_VECTOR or BLOCK_VECTOR from kernel code that declares the caller-saved registers
-// clobbered (sched: `clobber_abi("C")`): only rax (the request) and the callee-saved ones are
-// kept; the other slots keep what this thread's last trap left there.
+// clobbered (sched: `clobber_abi("C")`), the SSE registers among them: only rax (the request)
+// and the callee-saved ones are kept; the other slots, the SSE area too, keep what this
+// thread's last trap left there, and `trap_return` restores none of them (`voluntary_return`).
+// MXCSR and the x87 control word are callee-saved but never changed from their start values
+// (neither Rust nor Cranelift's wasm code sets them), so every thread's are the CPU's.
 trap_voluntary:
     push rax
     push rbx
@@ -182,7 +185,9 @@ trap_voluntary:
     push r13
     push r14
     push r15
-    save_sse
+    sub rsp, 512
+    mov rdi, rsp
+    cld
     dispatch_on_trap_stack
     jmp trap_return
 
@@ -192,6 +197,10 @@ trap_common:
     dispatch_on_trap_stack
 .global trap_return
 trap_return:
+    cmp qword ptr [rsp + {vector}], {block}
+    je voluntary_return
+    cmp qword ptr [rsp + {vector}], {yield_}
+    je voluntary_return
     fxrstor64 [rsp]
     add rsp, 512
     pop r15
@@ -211,8 +220,25 @@ trap_return:
     pop rax
     add rsp, 16
     iretq
+
+// A frame `trap_voluntary` saved: the callee-saved registers only.
+voluntary_return:
+    add rsp, 512
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    add rsp, 32
+    pop rbp
+    add rsp, 32
+    pop rbx
+    add rsp, 24
+    iretq
 "#,
     dispatch = sym dispatch,
+    vector = const core::mem::offset_of!(TrapFrame, vector),
+    block = const BLOCK_VECTOR,
+    yield_ = const YIELD_VECTOR,
     trap_stack = const super::percpu::TRAP_STACK_OFFSET,
 );
 
