@@ -215,7 +215,8 @@ def test_a_kernel_routine_of_known_length_is_attributed_exactly(tmp_path):
 
 def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "profile", "--from", r"^\[hello\] hello from hello$",
-                           "--to", r"^\[hello\] realtime", "--out", str(tmp_path), "--tree", "kwast_kernel::sched::thread_start"],
+                           "--to", r"^\[hello\] realtime", "--out", str(tmp_path), "--tree", "kwast_kernel::sched::thread_start",
+                           "--annotate", "hello!printf_core"],
                           cwd=SETTINGS.root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     stacks = [line.rsplit(" ", 1) for line in (tmp_path / "profile.folded").read_text().splitlines()]
@@ -236,6 +237,12 @@ def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
     # The tree under every thread's first frame: the server's own functions are in it.
     tree = done.stdout.split("per 1: kwast_kernel::sched::thread_start and what it called\n")[1]
     assert re.search(r"^\s+[\d.]+\s+[\d.]+\s+hello!", tree, re.MULTILINE), tree[:2000]
+    # A server function, instruction by instruction (nothing is inlined into wasm): its counts
+    # add up to its own instructions in the stacks.
+    annotation = done.stdout.split("the instructions of hello!printf_core")[1].split("\n\n")[0].splitlines()[1:]
+    own = sum(int(count) for stack, count in stacks if stack.endswith(";hello!printf_core"))
+    assert annotation and sum(float(line.split()[0]) for line in annotation) == own > 0
+    assert all(re.match(r"\s+[\d.]+  0x[0-9a-f]+  [a-z]", line) for line in annotation), annotation[:5]
 
 
 def test_the_tree_under_a_function_merges_its_stacks_and_divides_per_operation():
@@ -259,3 +266,32 @@ def test_the_tree_under_a_function_merges_its_stacks_and_divides_per_operation()
     ]
     with pytest.raises(profile.ProfileError, match="'cal' did not run in the window; did you mean call?"):
         result.tree("cal")
+
+
+def test_an_annotation_counts_each_instruction_of_a_function_and_what_was_inlined_into_it():
+    inlined = {0x3003: ("helper [inlined]",), 0x3005: ("helper [inlined]",),
+               0x3010: ("outer [inlined]",), 0x301a: ("outer [inlined]", "inner [inlined]")}
+    counts = profile.read_log(FIXTURES / "profile-two-threads.log", TWO_THREADS)
+    result = profile.attribute(counts, TWO_THREADS, lambda addresses: {a: inlined[a] for a in addresses if a in inlined})
+    # `work` ran once in each thread; `trap`, which it called, is not its own.
+    assert result.annotate("work").splitlines() == [
+        "     count  per 1: the instructions of work (5.0), one by one",
+        "       1.0  0x3000  incq     %rax",
+        "       1.0  0x3003  int      $0x81                               helper [inlined]",
+        "       1.0  0x3005  retq                                         helper [inlined]",
+        "       1.0  0x3010  movabsq  $0, %rax                            outer [inlined]",
+        "       1.0  0x301a  retq                                         inner [inlined]",
+    ]
+    assert result.annotate("outer [inlined]").splitlines()[1:] == [
+        "       1.0  0x3010  movabsq  $0, %rax",
+        "       1.0  0x301a  retq                                         inner [inlined]",
+    ]
+    log_result = profile.attribute(profile.read_log(FIXTURES / "profile-two-threads.log", TWO_THREADS), TWO_THREADS)
+    # Every instruction run is in exactly one annotation: the functions' add up to the total.
+    assert sum(float(line.split()[0]) for f in ("main_a", "main_b", "work", "trap", "switch")
+               for line in log_result.annotate(f).splitlines()[1:]) == log_result.total
+    with pytest.raises(profile.ProfileError, match="'wrk' did not run in the window; did you mean work?"):
+        result.annotate("wrk", per=2)
+    only_called = profile.Profile(total=20, stacks={("main", "call"): 20}, instructions={0x10: (20, "nop", ("call",))})
+    with pytest.raises(profile.ProfileError, match="'main' ran none of its own instructions in the window, only calls"):
+        only_called.annotate("main")

@@ -479,6 +479,8 @@ class Profile:
     stacks: dict[tuple[str, ...], int]  # callers outermost first, then the function that ran: instructions
     unmatched_returns: int = 0
     unknown_base: int = 0               # instructions whose stack below a thread's resume point stayed unknown
+    # Each instruction run: its address -> (times run, its text, its function and the calls inlined there)
+    instructions: dict[int, tuple[int, str, tuple[str, ...]]] = field(default_factory=dict)
 
     def self_counts(self) -> list[tuple[str, int]]:
         counts: collections.Counter = collections.Counter()
@@ -529,9 +531,7 @@ class Profile:
                 nodes[path[:depth]][0] += count
             nodes[path][1] += count
         if not nodes:
-            ran = {function for stack in self.stacks for function in stack}
-            like = sorted(name for name in ran if root in name)[:3] or difflib.get_close_matches(root, ran, 3)
-            raise ProfileError(f"{root!r} did not run in the window" + (f"; did you mean {', '.join(like)}?" if like else ""))
+            raise ProfileError(self._unknown(root))
         floor = least * nodes[(root,)][0]
         children: dict[tuple[str, ...], list[tuple[str, ...]]] = collections.defaultdict(list)
         for path, (inclusive, _) in nodes.items():
@@ -548,6 +548,29 @@ class Profile:
 
         show((root,), 0)
         return "\n".join(lines)
+
+    def annotate(self, function: str, per: float = 1) -> str:
+        """Every instruction of `function` that ran (its own, and those of calls inlined into
+        it; or, for an inlined call, the instructions inlined), in address order, with how
+        often it ran divided by `per`, its text, and the inlined call it belongs to."""
+        rows = sorted((address, times, text, frames) for address, (times, text, frames) in self.instructions.items()
+                      if function in frames)
+        if not rows:
+            if any(function in stack for stack in self.stacks):
+                raise ProfileError(f"{function!r} ran none of its own instructions in the window, only calls it made")
+            raise ProfileError(self._unknown(function))
+        total = sum(times for _, times, _, _ in rows)
+        lines = [f"{'count':>10}  per {per:g}: the instructions of {function} ({total / per:.1f}), one by one"]
+        for address, times, text, frames in rows:
+            inner = frames[-1] if frames[-1] != function else ""
+            lines.append(f"{times / per:>10.1f}  {address:#x}  {text:<44} {inner}".rstrip())
+        return "\n".join(lines)
+
+    def _unknown(self, function: str) -> str:
+        """Why `function` has no figures: it did not run, and the names that did like it."""
+        ran = {f for stack in self.stacks for f in stack}
+        like = sorted(name for name in ran if function in name)[:3] or difflib.get_close_matches(function, ran, 3)
+        return f"{function!r} did not run in the window" + (f"; did you mean {', '.join(like)}?" if like else "")
 
     def folded(self) -> str:
         """`caller;...;function count` per stack: what flame-graph tools read."""
@@ -614,13 +637,22 @@ def attribute(counts: Counts, names: Symbols,
 
     stacks: collections.Counter = collections.Counter()
     unknown = 0
+    runs_of: collections.Counter = collections.Counter()  # (block, ran) -> times, for the instructions
     for node, block, ran, times in executions:
         prefix = stack(node)
         for leaf, instructions in leaves(block, ran):
             stacks[(*prefix, *leaf)] += times * instructions
             if prefix[:1] == (_UNKNOWN_BASE,):
                 unknown += times * instructions
-    return Profile(sum(stacks.values()), dict(stacks), counts.unmatched_returns, unknown)
+        runs_of[(block, ran)] += times
+    instructions: dict[int, list] = {}
+    for (block, ran), times in runs_of.items():
+        translated = counts.blocks[block]
+        for address, text in zip(translated.addresses[:ran], translated.texts[:ran]):
+            entry = instructions.setdefault(address, [0, text, name(address)])
+            entry[0] += times
+    return Profile(sum(stacks.values()), dict(stacks), counts.unmatched_returns, unknown,
+                   {address: tuple(entry) for address, entry in instructions.items()})
 
 
 def flame_graph(profile: Profile, title: str, width: int = 1200) -> str:

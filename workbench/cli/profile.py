@@ -26,8 +26,12 @@ def add_parsers(commands) -> None:
     command.add_argument("--tree", metavar="FUNCTION", action="append", default=[],
                          help="also print the calls under this function (its full name, as in the table), "
                               "heaviest first (repeatable)")
+    command.add_argument("--annotate", metavar="FUNCTION", action="append", default=[],
+                         help="also print each instruction of this function that ran (a kernel or wasm function, "
+                              "or a call inlined, as in the table) with how often it ran (repeatable)")
     command.add_argument("--per", type=_positive, default=1, metavar="N",
-                         help="divide the tree's figures by N: the operations the window holds (round trips, say)")
+                         help="divide the tree's and the annotation's figures by N: the operations the window "
+                              "holds (round trips, say)")
     command.add_argument("--timeout", type=float, default=600, help="seconds the profiled boot may take")
 
 
@@ -66,12 +70,13 @@ def cmd_profile(args: argparse.Namespace, settings) -> int:
               f"has {console} to the window's end: the window may be misplaced", file=sys.stderr)
     print(result.table(args.top))
     unknown = 0
-    for root in args.tree:
-        try:
-            print("\n" + result.tree(root, args.per))
-        except profile.ProfileError as error:
-            print(f"kwast-bench: --tree: {error}", file=sys.stderr)
-            unknown += 1
+    for option, names, show in (("--tree", args.tree, result.tree), ("--annotate", args.annotate, result.annotate)):
+        for name in names:
+            try:
+                print("\n" + show(name, args.per))
+            except profile.ProfileError as error:
+                print(f"kwast-bench: {option}: {error}", file=sys.stderr)
+                unknown += 1
     title = str(args.config or settings.default_config) + (f" from /{args.start}/" if args.start else "") + \
         (f" to /{args.end}/" if args.end else "")
     written = profile.write(result, out, title)
