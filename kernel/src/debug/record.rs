@@ -58,7 +58,8 @@ pub fn set_current(thread: u32) {
 pub fn switched(from: u32, to: u32, rows: impl FnOnce(&mut DebugState)) {
     let cpu = this_cpu();
     debug_assert!(!x86_64::instructions::interrupts::are_enabled());
-    update_interrupts_off(|s| {
+    // Always inlined, as the closure below: the scheduler inlines a switch in two places.
+    update_interrupts_off(#[inline(always)] |s| {
         append(s, EventKind::Switch, from, to as u64, 0);
         s.cpus[cpu].current_thread = to;
         rows(s);
