@@ -9,7 +9,8 @@ the kernel is identity-mapped, so its addresses are physical.
 Consistency (the kernel's seqlock): a read is: read the sequence S1, read the
 block (which holds the sequence S2), read the sequence S3. It is consistent when
 S1 == S2 == S3 and they are even (no update in flight, none completed in between). Otherwise
-read again, reusing S3 as the next S1, for up to `patience` seconds. The bound is in time, not
+read again, reusing S3 as the next S1, for up to `patience` seconds. Through QMP the three
+reads go to QEMU together (`read_in_order`): it runs them in that order, one round trip. The bound is in time, not
 reads: an update is a few hundred guest instructions with interrupts off, but on a busy host
 QEMU's vCPU thread can be descheduled in the middle of one for several milliseconds (a host
 scheduler tick), and a tight loop of reads would give up long before it runs again.
@@ -58,6 +59,9 @@ class QmpMemory:
     async def read(self, address: int, size: int) -> bytes:
         return await self._machine.read_memory(address, size)
 
+    async def read_in_order(self, reads: list[tuple[int, int]]) -> list[bytes]:
+        return await self._machine.read_memory_in_order(reads)
+
 
 class MmapMemory:
     """Guest physical memory through the machine's RAM file (`Machine(ram_file=True)`), mapped
@@ -75,6 +79,9 @@ class MmapMemory:
 
     async def read(self, address: int, size: int) -> bytes:
         return self.read_now(address, size)
+
+    async def read_in_order(self, reads: list[tuple[int, int]]) -> list[bytes]:
+        return [self.read_now(address, size) for address, size in reads]
 
     def read_now(self, address: int, size: int) -> bytes:
         """The same, for a thread that polls (`trace.drain_while`)."""
@@ -155,13 +162,12 @@ class StateReader:
         started = time.perf_counter()
         deadline = started + self.patience
         seq_address = self.address + self._seq_offset
-        before = self._seq.unpack(await memory.read(seq_address, 8))[0]
+        block, sequence = (self.address, self.size), (seq_address, 8)
+        first, data, last = await memory.read_in_order([sequence, block, sequence])
+        before, after = self._seq.unpack(first)[0], self._seq.unpack(last)[0]
         optimistic = getattr(memory, "optimistic_attempts", None)
-        reads = 0
+        reads = 1
         while True:
-            data = await memory.read(self.address, self.size)
-            after = self._seq.unpack(await memory.read(seq_address, 8))[0]
-            reads += 1
             self.check(data)
             inside = self._seq.unpack_from(data, self._seq_offset)[0]
             if before % 2 == 0 and before == inside == after:
@@ -173,6 +179,9 @@ class StateReader:
                 break
             if reads >= self.SPIN_READS:
                 await asyncio.sleep(self.RETRY_INTERVAL)
+            data, last = await memory.read_in_order([block, sequence])
+            after = self._seq.unpack(last)[0]
+            reads += 1
         raise DebugStateError(
             f"kernel debug-state sequence was odd or changing for {self.patience:g} s ({reads} reads, "
             f"last {before:#x}): the kernel may have stopped inside an update (a fault?) or updates "
