@@ -13,7 +13,7 @@ pub const NO_ROW: u32 = u32::MAX;
 /// outlined it once signals recorded events (signal+wait 1018 -> 1088, call+reply 2849 -> 2900).
 #[inline(always)]
 pub fn record(kind: EventKind, thread: u32, a: u64, b: u64) {
-    update(|s| append(s, kind, thread, a, b));
+    update(#[inline(always)] |s| append(s, kind, thread, a, b));
 }
 
 /// `record` by a caller holding `_held`, an interrupt-safe lock: interrupts are off, so the
@@ -21,14 +21,14 @@ pub fn record(kind: EventKind, thread: u32, a: u64, b: u64) {
 /// signal+wait path).
 #[inline(always)]
 pub fn record_holding<T>(_held: &IrqMutexGuard<'_, T>, kind: EventKind, thread: u32, a: u64, b: u64) {
-    update_interrupts_off(|s| append(s, kind, thread, a, b));
+    update_interrupts_off(#[inline(always)] |s| append(s, kind, thread, a, b));
 }
 
 /// `record` from the scheduler, under its lock (interrupts off).
 #[inline(always)]
 pub fn record_interrupts_off(kind: EventKind, thread: u32, a: u64, b: u64) {
     debug_assert!(!x86_64::instructions::interrupts::are_enabled());
-    update_interrupts_off(|s| append(s, kind, thread, a, b));
+    update_interrupts_off(#[inline(always)] |s| append(s, kind, thread, a, b));
 }
 
 /// Always inlined: every event is one, and an outlined copy cost each a call (signal+wait +30).
@@ -126,13 +126,13 @@ pub fn irq_acknowledged(line: usize) {
 /// a kernel call that keeps interrupts off with `_irq`, as IPC does.
 #[inline(always)]
 pub fn ipc(_irq: &InterruptGuard, kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
-    update_interrupts_off(|s| account_ipc(s, kind, thread, endpoint, row, bytes));
+    update_interrupts_off(#[inline(always)] |s| account_ipc(s, kind, thread, endpoint, row, bytes));
 }
 
 /// `ipc` by a caller that holds a lock (the endpoint's), so interrupts are off already.
 #[inline(always)]
 pub fn ipc_holding<T>(_held: &IrqMutexGuard<'_, T>, kind: EventKind, thread: u32, endpoint: u32, row: u32, bytes: usize) {
-    update_interrupts_off(|s| account_ipc(s, kind, thread, endpoint, row, bytes));
+    update_interrupts_off(#[inline(always)] |s| account_ipc(s, kind, thread, endpoint, row, bytes));
 }
 
 #[inline(always)]
