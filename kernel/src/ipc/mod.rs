@@ -209,7 +209,8 @@ pub fn wait(handle: Handle, timeout_ms: u64) -> Result<u64> {
 
 /// `signal`, then `wait` on `wait_handle` in the same kernel call: the waiter the signal gave
 /// its bits runs as soon as the caller waits. An error of the signal is returned, and nothing
-/// is waited for.
+/// is waited for. Always inlined into its kernel call: outlined, signal+wait +17.
+#[inline(always)]
 pub fn signal_wait(signal_handle: Handle, bits: u64, wait_handle: Handle, timeout_ms: u64) -> Result<u64> {
     let bits = notification::signal_bits(bits)?;
     let irq = InterruptGuard::new();

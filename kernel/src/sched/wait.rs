@@ -29,8 +29,8 @@ impl WaitQueue {
     }
 
     /// `wait_until_deadline` by a caller that keeps interrupts off with `irq` (a kernel call);
-    /// `hand_off` runs in its place at its first block.
-    #[inline]
+    /// `hand_off` runs in its place at its first block. Always inlined: outlined, signal+wait +41.
+    #[inline(always)]
     pub fn wait_under(&self, irq: &InterruptGuard, wait: Wait, mut condition: impl FnMut() -> bool, deadline: Option<u64>,
                       mut hand_off: Option<super::HandOff>) -> bool {
         loop {
