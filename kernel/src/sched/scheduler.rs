@@ -415,7 +415,7 @@ impl Scheduler {
         if !self.sleeping.is_empty() {
             self.sleeping.retain(|&t| t != id);
         }
-        // The running thread has just blocked: not to be queued, not dead. So not `switch_to`,
+        // The running thread has just blocked: not to be queued, not dead. So not `switch`,
         // whose checks for those cost each IPC switch about 20 instructions and its call 15.
         let from = self.cpus[here].current;
         self.leave(here, frame);
@@ -551,17 +551,12 @@ impl Scheduler {
         competition.is_some_and(|p| p > own || (p == own && expired) || idle) || (idle && self.stealable(index))
     }
 
-    /// Switches this CPU from its running thread, whose trap is `frame`, to the next one.
-    /// Returns the frame to resume, and a thread that died and is now off the CPU, for the
-    /// caller to free outside this lock.
-    #[inline(always)]
-    pub fn switch(&mut self, frame: &mut TrapFrame) -> (*mut TrapFrame, Option<Box<Thread>>) {
-        self.switch_to(frame, core::ptr::null_mut())
-    }
-
-    /// `switch`, to `next` if not null, else to the thread `pick_next` picks.
+    /// Switches this CPU from its running thread, whose trap is `frame`, to the thread
+    /// `pick_next` picks. Returns the frame to resume, and a thread that died and is now off the
+    /// CPU, for the caller to free outside this lock. Never inlined: one copy serves the yield,
+    /// timer and block traps (inlined into them, call+reply +72).
     #[inline(never)]
-    fn switch_to(&mut self, frame: &mut TrapFrame, next: *mut Thread) -> (*mut TrapFrame, Option<Box<Thread>>) {
+    pub fn switch(&mut self, frame: &mut TrapFrame) -> (*mut TrapFrame, Option<Box<Thread>>) {
         let index = me();
         let (from, idle) = (self.cpus[index].current, self.cpus[index].idle);
         let thread = self.leave(index, frame);
@@ -574,12 +569,8 @@ impl Scheduler {
                 self.cpus[index].push(priority, from);
             }
         }
-        let next: *mut Thread = if next.is_null() {
-            let picked = self.pick_next(index);
-            self.get_mut(picked).expect("next thread missing")
-        } else {
-            next
-        };
+        let picked = self.pick_next(index);
+        let next: *mut Thread = self.get_mut(picked).expect("next thread missing");
         self.offer_queued(index);
         // A dead thread's row is freed with it, by the caller; a live one's is published with
         // the switch.
@@ -589,8 +580,8 @@ impl Scheduler {
         } else {
             (None, self.cpus[index].running)
         };
-        // SAFETY: a thread's box in `threads`, which `hand_over` found or `pick_next` picked: not
-        // the one that died (a dead thread is not queued), whose removal moved no box.
+        // SAFETY: a thread's box in `threads`, which `pick_next` picked: not the one that died (a
+        // dead thread is not queued), whose removal moved no box.
         (unsafe { self.enter(index, from, left, next) }, dead)
     }
 
