@@ -418,9 +418,8 @@ impl Scheduler {
         // The running thread has just blocked: not to be queued, not dead. So not `switch`,
         // whose checks for those cost each IPC switch about 20 instructions and its call 15.
         let from = self.cpus[here].current;
-        self.leave(here, frame);
+        let left: *const Thread = self.leave(here, frame);
         self.offer_queued(here);
-        let left = self.cpus[here].running;
         // SAFETY: `thread` is `id`'s box in `threads`; `left` the running thread's.
         (unsafe { self.enter(here, from, left, thread) }, None)
     }
