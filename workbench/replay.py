@@ -424,10 +424,11 @@ async def debugged(folder: Path, settings, reverse: bool = False, on_note=print,
     """A recorded run replayed for a debugger, held at its first instruction: yields the
     machine (GDB attaches to `machine.gdb_socket`). The scenario's steps are not run: what
     they gave the guest (keys, the debug port's requests) is in QEMU's log. With `reverse`, the
-    machine gets a qcow2 disk (in its private dir) for QEMU's snapshots: one at the start, and QEMU's own when GDB attaches, from which GDB's
-    reverse-stepi and reverse-continue replay forward. `on_serial` gets the console's text as
-    the replay writes it: again from the start at each step back (`rewound_console`), as long as
-    GDB attaches at the first instruction, where QEMU takes its snapshot."""
+    machine gets a qcow2 disk (in its private dir) for QEMU's snapshots: one at the start, and
+    QEMU's own when GDB attaches, from which GDB's reverse-stepi and reverse-continue replay
+    forward. `on_serial` gets the console's text as the replay writes it: again from the start
+    at each step back (`rewound_console`), as long as GDB attaches at the first instruction,
+    where QEMU takes its snapshot."""
     from .scenario.runner import hardware_for  # the runner uses this module
 
     scenario, recording = scenario_of(folder)

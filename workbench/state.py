@@ -10,10 +10,11 @@ Consistency (the kernel's seqlock): a read is: read the sequence S1, read the
 block (which holds the sequence S2), read the sequence S3. It is consistent when
 S1 == S2 == S3 and they are even (no update in flight, none completed in between). Otherwise
 read again, reusing S3 as the next S1, for up to `patience` seconds. Through QMP the three
-reads go to QEMU together (`read_in_order`): it runs them in that order, one round trip. The bound is in time, not
-reads: an update is a few hundred guest instructions with interrupts off, but on a busy host
-QEMU's vCPU thread can be descheduled in the middle of one for several milliseconds (a host
-scheduler tick), and a tight loop of reads would give up long before it runs again.
+reads go to QEMU together (`read_in_order`): it runs them in that order, one round trip. The
+bound is in time, not reads: an update is a few hundred guest instructions with interrupts
+off, but on a busy host QEMU's vCPU thread can be descheduled in the middle of one for several
+milliseconds (a host scheduler tick), and a tight loop of reads would give up long before it
+runs again.
 """
 
 from __future__ import annotations
