@@ -370,6 +370,7 @@ fn free(dead: Option<Box<thread::Thread>>) {
 }
 
 /// The running thread gave up the CPU (`give_up_cpu`); returns the frame to resume.
+#[inline(always)]
 pub fn on_yield(frame: &mut TrapFrame) -> *mut TrapFrame {
     this_cpu().switch_deferred.set(false);
     // SAFETY: the yield trap's handler.
@@ -381,6 +382,7 @@ pub fn on_yield(frame: &mut TrapFrame) -> *mut TrapFrame {
 
 /// The running thread blocks (`block_current`, rax pointing at its request); returns the frame
 /// to resume: its own if a wake came first.
+#[inline(always)]
 pub fn on_block(frame: &mut TrapFrame) -> *mut TrapFrame {
     let cpu = this_cpu();
     cpu.switch_deferred.set(false);

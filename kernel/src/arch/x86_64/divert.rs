@@ -1,7 +1,7 @@
 //! Diverting an interrupted thread: it goes on in a function on its own stack, with interrupts
 //! as they were, instead of where it was interrupted, and that function may send it back there
-//! (`resume`). For work that must happen on the thread and not on the interrupt's IST stack with
-//! interrupts off: wasmtime unwinding a wasm trap (exception.rs) or a stop (trap.rs).
+//! (`trap::resume`). For work that must happen on the thread and not on the interrupt's IST
+//! stack with interrupts off: wasmtime unwinding a wasm trap (exception.rs) or a stop (trap.rs).
 
 use super::trap::TrapFrame;
 
@@ -22,12 +22,4 @@ pub fn divert(frame: &mut TrapFrame, to: Diverted, arg: u64) {
     frame.rsi = arg;
     frame.rsp = return_slot;
     frame.rip = to as *const () as u64;
-}
-
-/// Goes on exactly where `saved` was interrupted (registers, SSE state, flags, stack), through
-/// the trap entry's own return path.
-pub fn resume(saved: &TrapFrame) -> ! {
-    // SAFETY: `saved` is a whole frame as the trap entry lays it out, 16-byte aligned, on this
-    // thread's stack below what it restores; interrupts use IST stacks and never write here.
-    unsafe { core::arch::asm!("mov rsp, {frame}", "jmp trap_return", frame = in(reg) saved, options(noreturn)) }
 }

@@ -1,11 +1,11 @@
 //! Interrupt and exception entry. Every vector has a 16-byte stub that pushes its number (and a
 //! zero where the CPU pushes no error code) and joins `trap_common`, which saves the full
 //! register file and the SSE state into a `TrapFrame` before any Rust code runs (the block and
-//! yield traps, which only the kernel raises, join `trap_voluntary`, which skips the registers
-//! their caller gave up). The IST slot
-//! the CPU pushes to points just past the running thread's own frame (`use_frame`), so the
-//! trap is saved where the thread keeps its context: a switch copies nothing, it returns the
-//! next thread's frame for `trap_return` to restore.
+//! yield traps, which only the kernel raises, save only the registers their caller keeps, and
+//! go straight to their own handlers). The IST slot the CPU pushes to points just past the
+//! running thread's own frame (`use_frame`), so the trap is saved where the thread keeps its
+//! context: a switch copies nothing, it returns the next thread's frame for `trap_return` to
+//! restore.
 
 use core::arch::global_asm;
 
@@ -120,8 +120,10 @@ trap_stubs:
     push vector
     .if (vector == 2) || (vector == 8) || (vector == 18)
         jmp trap_critical
-    .elseif (vector == 0x81) || (vector == 0x82)
-        jmp trap_voluntary
+    .elseif vector == 0x81
+        jmp trap_yield
+    .elseif vector == 0x82
+        jmp trap_block
     .else
         jmp trap_common
     .endif
@@ -175,7 +177,7 @@ trap_critical:
 // thread's last trap left there, and `trap_return` restores none of them (`voluntary_return`).
 // MXCSR and the x87 control word are callee-saved but never changed from their start values
 // (neither Rust nor Cranelift's wasm code sets them), so every thread's are the CPU's.
-trap_voluntary:
+.macro save_voluntary
     push rax
     push rbx
     sub rsp, 32
@@ -188,8 +190,19 @@ trap_voluntary:
     sub rsp, 512
     mov rdi, rsp
     cld
-    dispatch_on_trap_stack
-    jmp trap_return
+.endm
+
+// The voluntary traps go straight to their handlers, which never return: each resumes the
+// frame it chose itself (`resume`), so it need not keep the registers the frame holds.
+trap_yield:
+    save_voluntary
+    mov rsp, gs:[{trap_stack}]
+    call {yield_trap}
+
+trap_block:
+    save_voluntary
+    mov rsp, gs:[{trap_stack}]
+    call {block_trap}
 
 // The frame is the running thread's own: the handler runs on the trap stack.
 trap_common:
@@ -197,7 +210,7 @@ trap_common:
     dispatch_on_trap_stack
 .global trap_return
 trap_return:
-    cmp qword ptr [rsp + {vector}], {block}
+    cmp qword ptr [rsp + {vector}], {block_vector}
     je voluntary_return
     cmp qword ptr [rsp + {vector}], {yield_}
     je voluntary_return
@@ -221,7 +234,7 @@ trap_return:
     add rsp, 16
     iretq
 
-// A frame `trap_voluntary` saved: the callee-saved registers only.
+// A frame `save_voluntary` saved: the callee-saved registers only.
 voluntary_return:
     add rsp, 512
     pop r15
@@ -236,8 +249,10 @@ voluntary_return:
     iretq
 "#,
     dispatch = sym dispatch,
+    yield_trap = sym yield_trap,
+    block_trap = sym block_trap,
     vector = const core::mem::offset_of!(TrapFrame, vector),
-    block = const BLOCK_VECTOR,
+    block_vector = const BLOCK_VECTOR,
     yield_ = const YIELD_VECTOR,
     trap_stack = const super::percpu::TRAP_STACK_OFFSET,
 );
@@ -246,16 +261,31 @@ voluntary_return:
 /// its own thread; if it cannot from here, the thread goes on and the next tick tries again.
 extern "C" fn stop_wasm(saved: &TrapFrame, _: u64) -> ! {
     crate::wasm::stop::deliver(saved.rip, saved.rbp);
-    super::divert::resume(saved)
+    resume(saved)
+}
+
+/// A thread gives up the CPU: yield, sleep, exit.
+extern "C" fn yield_trap(frame: &mut TrapFrame) -> ! {
+    resume(crate::sched::on_yield(frame))
+}
+
+/// IPC's trap, twice a round trip.
+extern "C" fn block_trap(frame: &mut TrapFrame) -> ! {
+    resume(crate::sched::on_block(frame))
+}
+
+/// Goes on where `frame` was saved (registers, SSE state as its trap kept them, flags, stack),
+/// through `trap_return`: a thread's own frame after a voluntary trap, or a diverted thread's
+/// copy on its own stack (`divert`).
+pub fn resume(frame: *const TrapFrame) -> ! {
+    // SAFETY: a whole frame as a trap entry lays it out, 16-byte aligned, that nothing else
+    // writes while it is restored: interrupts use the IST stacks.
+    unsafe { core::arch::asm!("mov rsp, {frame}", "jmp trap_return", frame = in(reg) frame, options(noreturn)) }
 }
 
 /// Handles the trap saved in `frame`; returns the frame to resume: `frame`, or another
 /// thread's after a switch.
 extern "C" fn dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
-    // First, and out of the match: the traps of every IPC round trip.
-    if frame.vector == BLOCK_VECTOR {
-        return crate::sched::on_block(frame);
-    }
     match frame.vector {
         0..=31 => super::exception::handle(frame),
         TIMER_VECTOR => {
@@ -282,7 +312,6 @@ extern "C" fn dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
             crate::mm::tlb::serve();
             super::apic::end_of_interrupt();
         }
-        YIELD_VECTOR => return crate::sched::on_yield(frame),
         v if (IRQ_BASE..IRQ_BASE + IRQ_COUNT).contains(&v) => {
             crate::debug::count_irq((v - IRQ_BASE) as usize);
             crate::ipc::irq::on_interrupt((v - IRQ_BASE) as u8);
