@@ -160,7 +160,7 @@ impl Call {
                 return Err(Error::BadAddress);
             }
             // SAFETY: the caller is still in the call (`finish` checked, under the lock).
-            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), lent.reply, data.len()) };
+            unsafe { crate::rt::copy(lent.reply, data.as_ptr(), data.len()) };
             Ok(data.len())
         })?;
         debug::ipc(irq, EventKind::IpcReply, sched::current_id(), endpoint, row, data.len());
@@ -223,7 +223,7 @@ impl Call {
 /// # Safety
 /// `request` holds `target.len()` bytes.
 unsafe fn copy_request(endpoint: u32, request: *const u8, target: &mut [u8]) {
-    unsafe { core::ptr::copy_nonoverlapping(request, target.as_mut_ptr(), target.len()) };
+    unsafe { crate::rt::copy(target.as_mut_ptr(), request, target.len()) };
     if crate::debug::control::corrupt_if_requested(target) {
         crate::kprintln!("endpoint {}: a message corrupted on request", endpoint);
     }
