@@ -2,6 +2,7 @@
 //! points at itself, so `mov rax, gs:[0]` finds it. The boot CPU's is static; `smp` makes one
 //! for each other CPU.
 
+use crate::debug::state::MAX_CPUS;
 use core::cell::Cell;
 use x86_64::registers::model_specific::GsBase;
 use x86_64::VirtAddr;
@@ -44,6 +45,7 @@ static mut BOOT_CPU: PerCpu = PerCpu {
 impl PerCpu {
     /// Another CPU's block; `install` it on that CPU.
     pub fn new(index: u32) -> PerCpu {
+        assert!((index as usize) < MAX_CPUS, "CPU index {index} past MAX_CPUS");
         let trap_stack = crate::mm::stacks::allocate(32 << 10).expect("no trap stack for a CPU");
         let top = trap_stack.top();
         core::mem::forget(trap_stack); // the CPU's for good
@@ -75,13 +77,17 @@ pub fn init_boot_cpu() {
 pub const TRAP_STACK_OFFSET: usize = core::mem::offset_of!(PerCpu, trap_stack);
 
 /// This CPU's index: one GS-relative load, as hot paths (every event, every switch) ask for it.
+/// Below `MAX_CPUS`, which the compiler is told: the per-CPU arrays it indexes need no bounds
+/// checks (a switch made three).
 #[inline(always)]
 pub fn index() -> u32 {
     let index: u32;
     unsafe {
         core::arch::asm!("mov {:e}, gs:[{offset}]", out(reg) index, offset = const core::mem::offset_of!(PerCpu, index),
-                         options(nostack, readonly, preserves_flags, pure))
-    };
+                         options(nostack, readonly, preserves_flags, pure));
+        // SAFETY: the boot CPU's is 0, and `PerCpu::new` refuses any other at or above it.
+        core::hint::assert_unchecked((index as usize) < MAX_CPUS);
+    }
     index
 }
 
