@@ -176,7 +176,8 @@ trap_critical:
 // and the callee-saved ones are kept; the other slots, the SSE area too, keep what this
 // thread's last trap left there, and `trap_return` restores none of them (`voluntary_return`).
 // MXCSR and the x87 control word are callee-saved but never changed from their start values
-// (neither Rust nor Cranelift's wasm code sets them), so every thread's are the CPU's.
+// (neither Rust nor Cranelift's wasm code sets them), so every thread's are the CPU's. The
+// direction flag is clear: Rust's `asm!` raises these traps, and it keeps the flag so.
 .macro save_voluntary
     push rax
     push rbx
@@ -189,7 +190,6 @@ trap_critical:
     push r15
     sub rsp, 512
     mov rdi, rsp
-    cld
 .endm
 
 // The voluntary traps go straight to their handlers, which never return: each resumes the
