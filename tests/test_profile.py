@@ -214,9 +214,12 @@ def test_a_kernel_routine_of_known_length_is_attributed_exactly(tmp_path):
 
 
 def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
+    # An earlier profile to compare against, in which one function ran that this boot has not.
+    profile.write(profile.Profile(total=10**9, stacks={("kwast_kernel::sched::thread_start", "gone"): 10**9}),
+                  tmp_path / "before", "before")
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "profile", "--from", r"^\[hello\] hello from hello$",
                            "--to", r"^\[hello\] realtime", "--out", str(tmp_path), "--tree", "kwast_kernel::sched::thread_start",
-                           "--annotate", "hello!printf_core"],
+                           "--annotate", "hello!printf_core", "--against", str(tmp_path / "before")],
                           cwd=SETTINGS.root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     stacks = [line.rsplit(" ", 1) for line in (tmp_path / "profile.folded").read_text().splitlines()]
@@ -243,6 +246,13 @@ def test_a_profiled_boot_names_kernel_and_wasm_functions(tmp_path):
     own = sum(int(count) for stack, count in stacks if stack.endswith(";hello!printf_core"))
     assert annotation and sum(float(line.split()[0]) for line in annotation) == own > 0
     assert all(re.match(r"\s+[\d.]+  0x[0-9a-f]+  [a-z]", line) for line in annotation), annotation[:5]
+    # The comparison: the totals, and what went largest first.
+    total = int(done.stdout.split()[0])
+    comparison = done.stdout.split("\nper 1: ")[1].splitlines()
+    assert comparison[0] == f"1000000000.0 instructions before, {total:.1f} now, {total - 10**9:+.1f} " \
+                            f"({100 * (total - 10**9) / 10**9:+.1f} %)"
+    assert comparison[3].split() == ["1000000000.0", "0.0", "-1000000000.0", "gone"]
+    assert any(line.split()[-1].startswith("hello!") for line in comparison[4:]), comparison[:30]
 
 
 def test_the_tree_under_a_function_merges_its_stacks_and_divides_per_operation():
@@ -295,3 +305,42 @@ def test_an_annotation_counts_each_instruction_of_a_function_and_what_was_inline
     only_called = profile.Profile(total=20, stacks={("main", "call"): 20}, instructions={0x10: (20, "nop", ("call",))})
     with pytest.raises(profile.ProfileError, match="'main' ran none of its own instructions in the window, only calls"):
         only_called.annotate("main")
+
+
+def test_a_comparison_shows_what_changed_since_a_profile_written_earlier(tmp_path):
+    # Written and read back whole: names with spaces and `;`, as Rust's are. `copy` shrank,
+    # `gone` went, `new [inlined]` came; `call`'s own count is the same (not listed as self).
+    before = profile.Profile(total=1000, stacks={
+        ("main", "call"): 100, ("main", "call", "copy<[u8; 4]>"): 600, ("main", "gone"): 300})
+    now = profile.Profile(total=800, stacks={
+        ("main", "call"): 100, ("main", "call", "copy<[u8; 4]>"): 500, ("main", "call", "new [inlined]"): 200})
+    profile.write(before, tmp_path, "before")
+    loaded = profile.Profile.load(tmp_path)
+    assert (loaded.total, loaded.stacks) == (before.total, before.stacks)
+    assert now.compare(loaded, per=2).splitlines() == [
+        "per 2: 500.0 instructions before, 400.0 now, -100.0 (-20.0 %)",
+        "",
+        "    before        now     change  function (its own instructions), largest changes first",
+        "     150.0        0.0     -150.0  gone",
+        "       0.0      100.0     +100.0  new [inlined]",
+        "     300.0      250.0      -50.0  copy<[u8; 4]>",
+        "",
+        "    before        now     change  function (with what it called), largest changes first",
+        "     150.0        0.0     -150.0  gone",
+        "     500.0      400.0     -100.0  main",
+        "       0.0      100.0     +100.0  new [inlined]",
+        "     350.0      400.0      +50.0  call",
+        "     300.0      250.0      -50.0  copy<[u8; 4]>",
+    ]
+    assert now.compare(now).splitlines()[3] == "  (no function changed)"
+
+
+def test_a_comparison_against_no_profile_says_what_is_missing(tmp_path):
+    with pytest.raises(profile.ProfileError, match=r"profile.speedscope.json: no profile there \(`kwast-bench profile --out"):
+        profile.Profile.load(tmp_path)
+    (tmp_path / "profile.speedscope.json").write_text('{"profiles": []}')
+    with pytest.raises(profile.ProfileError, match="not a profile kwast-bench wrote"):
+        profile.Profile.load(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "profile", "--against", str(tmp_path / "nowhere")],
+                          cwd=SETTINGS.root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--against" in done.stderr and "no profile there" in done.stderr, done.stderr

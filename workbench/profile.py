@@ -566,6 +566,42 @@ class Profile:
             lines.append(f"{times / per:>10.1f}  {address:#x}  {text:<44} {inner}".rstrip())
         return "\n".join(lines)
 
+    @classmethod
+    def load(cls, folder: Path) -> Profile:
+        """The profile an earlier run wrote to `folder` (`write`): its stacks and total, exactly,
+        from the speedscope file, whose names are whole (the folded file's are not)."""
+        path = folder / "profile.speedscope.json"
+        try:
+            data = json.loads(path.read_text())
+            frames = [frame["name"] for frame in data["shared"]["frames"]]
+            [recorded] = data["profiles"]
+            stacks: collections.Counter = collections.Counter()
+            for sample, weight in zip(recorded["samples"], recorded["weights"], strict=True):
+                stacks[tuple(frames[i] for i in sample)] += weight
+            return cls(total=recorded["endValue"], stacks=dict(stacks))
+        except FileNotFoundError:
+            raise ProfileError(f"{path}: no profile there (`kwast-bench profile --out {folder}` writes one)") from None
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+            raise ProfileError(f"{path}: not a profile kwast-bench wrote ({type(error).__name__}: {error})") from None
+
+    def compare(self, before: Profile, per: float = 1, top: int = 25) -> str:
+        """What changed since `before` (the same window run on an earlier kernel, say): the
+        totals, then the `top` functions whose own instructions changed most, then those whose
+        inclusive ones did; each before and after, divided by `per`."""
+        change = self.total - before.total
+        lines = [f"per {per:g}: {before.total / per:.1f} instructions before, {self.total / per:.1f} now, "
+                 f"{change / per:+.1f} ({100 * change / max(before.total, 1):+.1f} %)"]
+        for what, old, new in (("its own instructions", dict(before.self_counts()), dict(self.self_counts())),
+                               ("with what it called", before.inclusive_counts(), self.inclusive_counts())):
+            changed = sorted((name for name in old.keys() | new.keys() if old.get(name, 0) != new.get(name, 0)),
+                             key=lambda name: (-abs(new.get(name, 0) - old.get(name, 0)), name))
+            lines += ["", f"{'before':>10} {'now':>10} {'change':>10}  function ({what}), largest changes first"]
+            lines += [f"{old.get(name, 0) / per:>10.1f} {new.get(name, 0) / per:>10.1f} "
+                      f"{(new.get(name, 0) - old.get(name, 0)) / per:>+10.1f}  {name}" for name in changed[:top]]
+            if not changed:
+                lines.append("  (no function changed)")
+        return "\n".join(lines)
+
     def _unknown(self, function: str) -> str:
         """Why `function` has no figures: it did not run, and the names that did like it."""
         ran = {f for stack in self.stacks for f in stack}

@@ -1,4 +1,5 @@
-"""`kwast-bench profile --config FILE [--from RE --to RE] [--out DIR]`: an exact profile with call stacks."""
+"""`kwast-bench profile --config FILE [--from RE --to RE] [--out DIR] [--against DIR]`: an exact profile with call
+stacks, and what changed since an earlier one."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ def add_parsers(commands) -> None:
                          help="also print each instruction of this function that ran (a kernel or wasm function, "
                               "or a call inlined, as in the table) with how often it ran (repeatable)")
     command.add_argument("--per", type=_positive, default=1, metavar="N",
-                         help="divide the tree's and the annotation's figures by N: the operations the window "
-                              "holds (round trips, say)")
+                         help="divide the tree's, the annotation's and the comparison's figures by N: the "
+                              "operations the window holds (round trips, say)")
+    command.add_argument("--against", type=Path, metavar="DIR",
+                         help="also print what changed since the profile an earlier run wrote to DIR (its --out): "
+                              "the totals and the functions that changed most, divided by --per")
     command.add_argument("--timeout", type=float, default=600, help="seconds the profiled boot may take")
 
 
@@ -45,6 +49,11 @@ def _positive(text: str) -> float:
 def cmd_profile(args: argparse.Namespace, settings) -> int:
     hardware = config.load(args.config or settings.default_config)
     out = args.out or settings.build_dir / "profile"
+    try:  # before the boot: a wrong folder should not cost one, and `out` may be this one
+        before = profile.Profile.load(args.against) if args.against else None
+    except profile.ProfileError as error:
+        print(f"kwast-bench: --against: {error}", file=sys.stderr)
+        return EXIT_USAGE
     with KernelImage(settings.kernel_elf) as image:
         started = time.monotonic()
 
@@ -77,6 +86,8 @@ def cmd_profile(args: argparse.Namespace, settings) -> int:
             except profile.ProfileError as error:
                 print(f"kwast-bench: {option}: {error}", file=sys.stderr)
                 unknown += 1
+    if before is not None:
+        print("\n" + result.compare(before, args.per, args.top))
     title = str(args.config or settings.default_config) + (f" from /{args.start}/" if args.start else "") + \
         (f" to /{args.end}/" if args.end else "")
     written = profile.write(result, out, title)
