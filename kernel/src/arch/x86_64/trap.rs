@@ -193,7 +193,7 @@ trap_critical:
 .endm
 
 // The voluntary traps go straight to their handlers, which never return: each resumes the
-// frame it chose itself (`resume`), so it need not keep the registers the frame holds.
+// frame the scheduler chose (`resume`), and what its prologue saved is never popped.
 trap_yield:
     save_voluntary
     mov rsp, gs:[{trap_stack}]
