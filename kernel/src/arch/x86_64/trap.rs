@@ -178,7 +178,7 @@ trap_critical:
 // MXCSR and the x87 control word are callee-saved but never changed from their start values
 // (neither Rust nor Cranelift's wasm code sets them), so every thread's are the CPU's. The
 // direction flag is clear: Rust's `asm!` raises these traps, and it keeps the flag so.
-.macro save_voluntary
+.macro voluntary handler
     push rax
     push rbx
     sub rsp, 32
@@ -190,19 +190,17 @@ trap_critical:
     push r15
     sub rsp, 512
     mov rdi, rsp
+    // Straight to `handler`, on the trap stack; it never returns: it resumes the frame the
+    // scheduler chose (`resume`), and what its prologue saved is never popped.
+    mov rsp, gs:[{trap_stack}]
+    call \handler
 .endm
 
-// The voluntary traps go straight to their handlers, which never return: each resumes the
-// frame the scheduler chose (`resume`), and what its prologue saved is never popped.
 trap_yield:
-    save_voluntary
-    mov rsp, gs:[{trap_stack}]
-    call {yield_trap}
+    voluntary {yield_trap}
 
 trap_block:
-    save_voluntary
-    mov rsp, gs:[{trap_stack}]
-    call {block_trap}
+    voluntary {block_trap}
 
 // The frame is the running thread's own: the handler runs on the trap stack.
 trap_common:
@@ -234,7 +232,7 @@ trap_return:
     add rsp, 16
     iretq
 
-// A frame `save_voluntary` saved: the callee-saved registers only.
+// A frame `voluntary` saved: the callee-saved registers only.
 voluntary_return:
     add rsp, 512
     pop r15
