@@ -642,9 +642,9 @@ impl Scheduler {
             debug::switched(from, to, #[inline(always)] |s| {
                 // SAFETY: `left` is in `threads` or null; `next` is (the caller's promise).
                 if let Some(left) = unsafe { left.as_ref() } {
-                    left.publish_in(s);
+                    left.publish_left_in(s);
                 }
-                unsafe { (*next).publish_in(s) };
+                unsafe { (*next).publish_entered_in(s) };
             });
         }
         resume

@@ -142,11 +142,31 @@ impl Thread {
         }
     }
 
-    /// `publish` inside an update the caller makes (a switch's, which shows both threads).
+    /// What a switch changes of the thread leaving the CPU (its state and wait, and the CPU
+    /// time it has just had), inside the switch's update: its switches and CPU were shown when
+    /// it entered, and have not changed since.
     #[inline(always)]
-    pub fn publish_in(&self, s: &mut crate::debug::state::DebugState) {
+    pub fn publish_left_in(&self, s: &mut crate::debug::state::DebugState) {
         if let Some(row) = &self.debug_row {
-            row.write_in(s, |r| self.show(r));
+            row.write_in(s, |r| {
+                r.state = self.state;
+                r.wait = self.wait;
+                r.run_ticks = self.run_ticks;
+            });
+        }
+    }
+
+    /// What a switch changes of the thread entering the CPU (its state, wait, switches and
+    /// CPU), inside the switch's update: its CPU time was shown when it last left.
+    #[inline(always)]
+    pub fn publish_entered_in(&self, s: &mut crate::debug::state::DebugState) {
+        if let Some(row) = &self.debug_row {
+            row.write_in(s, |r| {
+                r.state = self.state;
+                r.wait = self.wait;
+                r.switches = self.switches;
+                r.cpu = self.cpu as u8;
+            });
         }
     }
 
