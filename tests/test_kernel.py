@@ -33,3 +33,14 @@ def test_kernel(kernel_test, boot, default_config):
         assert outcome.status == "failure", f"{outcome.describe()}\n{outcome.serial}"
         assert expected.group(1) in report, outcome.serial
         assert f"ktest {kernel_test}: ok" not in outcome.serial
+
+
+def test_ipc_copies_use_avx_where_the_cpu_has_it(boot, default_config):
+    """ktest wide_copy runs above on the default CPU model (qemu64, no AVX: `rep movs` only);
+    here on one with AVX, where messages of 128 bytes and more go in 32-byte moves, checked
+    against their source at every length and alignment the test tries."""
+    outcome = boot(append="test=wide_copy", timeout=60, icount=True,
+                   cpu=dataclasses.replace(default_config.cpu, model="Haswell"))
+    assert_clean_exit(outcome)
+    assert "ktest wide_copy: 32-byte moves from 128 bytes" in outcome.serial, outcome.serial
+    assert "ktest wide_copy: ok" in outcome.serial

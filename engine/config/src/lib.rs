@@ -21,8 +21,9 @@ pub const MEMORY_GUARD: u64 = 32 << 20;
 
 /// CPU features to compile for, per QEMU CPU model (configs' `cpu.model`); None if unknown.
 /// The kernel accepts an artifact only if the CPU it runs on has every feature named here.
-/// Nothing VEX-encoded (AVX, AVX2, FMA, BMI): the kernel neither enables XSAVE nor saves YMM
-/// state per thread, so those instructions would fault or corrupt other threads.
+/// Nothing VEX-encoded (AVX, AVX2, FMA, BMI): a thread's context holds only the SSE state (the
+/// kernel turns AVX on only for its own copies, with interrupts off), and the kernel reports
+/// these features absent.
 pub fn cpu_features(model: &str) -> Option<&'static [&'static str]> {
     const NEHALEM: &[&str] = &["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt"];
     const HASWELL: &[&str] = &["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "lzcnt"];

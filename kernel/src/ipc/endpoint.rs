@@ -160,7 +160,7 @@ impl Call {
                 return Err(Error::BadAddress);
             }
             // SAFETY: the caller is still in the call (`finish` checked, under the lock).
-            unsafe { crate::rt::copy(lent.reply, data.as_ptr(), data.len()) };
+            unsafe { crate::rt::copy_wide(irq, lent.reply, data.as_ptr(), data.len()) };
             Ok(data.len())
         })?;
         debug::ipc(irq, EventKind::IpcReply, sched::current_id(), endpoint, row, data.len());
@@ -210,7 +210,7 @@ impl Call {
         let length = inner.lent.request_length;
         let target = buffer.get_mut(..length).ok_or(Error::TooBig)?;
         // SAFETY: the caller is still in the call (checked above, under the lock).
-        unsafe { copy_request(inner.endpoint, inner.lent.request, target) };
+        unsafe { copy_request(irq, inner.endpoint, inner.lent.request, target) };
         // Moved only when there are any: the inline array is large for a call that has none.
         if !inner.transfers.is_empty() {
             transfers.extend(inner.transfers.drain(..));
@@ -219,11 +219,12 @@ impl Call {
     }
 }
 
-/// Copies a request into the receiver's `target`, corrupting it if the workbench asked.
+/// Copies a request into the receiver's `target`, with interrupts off (`irq`), corrupting it
+/// if the workbench asked.
 /// # Safety
 /// `request` holds `target.len()` bytes.
-unsafe fn copy_request(endpoint: u32, request: *const u8, target: &mut [u8]) {
-    unsafe { crate::rt::copy(target.as_mut_ptr(), request, target.len()) };
+unsafe fn copy_request(irq: &InterruptGuard, endpoint: u32, request: *const u8, target: &mut [u8]) {
+    unsafe { crate::rt::copy_wide(irq, target.as_mut_ptr(), request, target.len()) };
     if crate::debug::control::corrupt_if_requested(target) {
         crate::kprintln!("endpoint {}: a message corrupted on request", endpoint);
     }
@@ -480,7 +481,7 @@ impl Endpoint {
                     return Err(Error::TooBig); // the receiver waits on
                 }
                 // SAFETY: the request is the caller's own, here; the buffer the receiver's.
-                unsafe { copy_request(self.id, lent.request, core::slice::from_raw_parts_mut(waiting.buffer, lent.request_length)) };
+                unsafe { copy_request(irq, self.id, lent.request, core::slice::from_raw_parts_mut(waiting.buffer, lent.request_length)) };
                 let carries_handles = !transfers.is_empty(); // moved into the call by `fill`
                 fill(CallState::Received, transfers);
                 endpoint.receivers.pop_front();

@@ -7,7 +7,8 @@ use wasmtime::{Config, Engine};
 static ENGINE: Once<Engine> = Once::new();
 
 /// What this CPU offers, by wasmtime's feature names. AVX, FMA and BMI (VEX-encoded) are
-/// reported absent: the kernel does not enable XSAVE, and saves only SSE state per thread.
+/// reported absent: a thread's context holds only the SSE state (the kernel uses AVX only for
+/// its own copies with interrupts off, `rt::copy_wide`).
 fn detect(feature: &str) -> Option<bool> {
     use core::arch::x86_64::__cpuid;
     let basic = __cpuid(1);

@@ -24,6 +24,7 @@ pub fn init() -> u64 {
     percpu::init_boot_cpu(); // first: the trap entry finds its stack through GS
     gdt::init();
     idt::init();
+    cpu::enable_wide_copies(false);
     pic::disable();
     ioapic::init();
     apic::init()

@@ -202,6 +202,7 @@ extern "C" fn ap_main(index: u64) -> ! {
     percpu::install(cpu);
     gdt::init_other_cpu();
     idt::init();
+    super::cpu::enable_wide_copies(true);
     apic::enable();
     // Online first: from here it answers TLB shootdowns, before anything can run on it.
     ONLINE.fetch_add(1, Ordering::Release);
