@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import subprocess
 import sys
 import time
@@ -90,6 +91,16 @@ def test_starts_are_read_in_order_and_a_second_first_start_is_an_error():
     assert bench.starts(serial, "s") == (40000, [2000])
     with pytest.raises(bench.BenchError, match="expected one first start of s"):
         bench.starts(serial + line.format(40, 40000, "first start"), "s")
+
+
+def test_a_failing_server_ends_a_benchmark_run_with_its_line(kernel_image, tmp_path):
+    # One server exits with code 3 while the other computes forever: the run ends on the exit's
+    # line, not at its timeout (whose error would say "timed out").
+    (tmp_path / "failing.yaml").write_text("memory: 64M\nservers:\n  - name: fault_infinite_loop\n  - name: wasi_exit\n")
+    settings = dataclasses.replace(SETTINGS, configs_dir=tmp_path)
+    fatal = re.compile(r"^server wasi_exit exited with code [1-9]", re.M)
+    with pytest.raises(bench.BenchError, match=r"^the failing run failed \(server wasi_exit exited with code 3\):"):
+        asyncio.run(bench._console(settings, kernel_image, "failing", timeout=120, fatal=fatal))
 
 
 def test_ping_figures_carry_their_targets_and_minima():

@@ -113,12 +113,36 @@ CALL_TARGET, SWITCH_TARGET, BIG_CALL_EXTRA, CALL_PER_SWITCH, HANDLE_PER_CALL, SI
     1000, 500, 1000, 2.2, 1.3, 1.2
 
 
-async def _console(settings, image, name: str, timeout: float = 300) -> str:
-    """Boots configs/NAME.yaml to its end: its console, or a BenchError if it ended otherwise."""
-    outcome = await boot(settings, config.load(settings.configs_dir / f"{name}.yaml"), image, timeout=timeout)
+async def _console(settings, image, name: str, timeout: float = 300, fatal: re.Pattern | None = None) -> str:
+    """Boots configs/NAME.yaml to its end: its console, or a BenchError if it ended otherwise,
+    or at once when a console line matches `fatal` (a server of the benchmark that failed,
+    whose restarts would run on until the timeout)."""
+    hardware = config.load(settings.configs_dir / f"{name}.yaml")
+    failed = asyncio.Event()
+
+    def watch(_: str) -> None:
+        # The whole console, not the chunk: a line may arrive in pieces.
+        if fatal is not None and fatal.search(machine.serial_text):
+            failed.set()
+
+    async with Machine(settings, hardware, image, on_serial=watch) as machine:
+        await machine.resume()
+        ended = asyncio.ensure_future(machine.wait_exit(timeout))
+        failing = asyncio.ensure_future(failed.wait())
+        await asyncio.wait([ended, failing], return_when=asyncio.FIRST_COMPLETED)
+        failing.cancel()
+        if not ended.done():
+            ended.cancel()
+            line = fatal.search(machine.serial_text)[0]  # type: ignore[union-attr]
+            raise BenchError(f"the {name} run failed ({line}):\n{machine.serial_text[-2000:]}")
+        outcome = ended.result()
     if not outcome.ok:
         raise BenchError(f"the {name} run failed ({outcome.describe()}):\n{outcome.serial[-2000:]}")
     return outcome.serial
+
+
+# A server of the ping/pong runs that did not end well: ping exits 0 after its last figure.
+_PING_FAILED = re.compile(r"^server (ping|pong) (killed|exited with code [1-9])", re.M)
 
 
 def ping_figures(serial: str) -> list[Count]:
@@ -141,7 +165,7 @@ def ping_figures(serial: str) -> list[Count]:
 
 async def ipc(settings, image) -> list[Count]:
     """Boots configs/pingpong.yaml and reports ping's figures, measured in one run."""
-    return ping_figures(await _console(settings, image, "pingpong"))
+    return ping_figures(await _console(settings, image, "pingpong", fatal=_PING_FAILED))
 
 
 # What the kernel (natively) and the bench server (as wasm) print for each compute kernel.
@@ -342,8 +366,8 @@ async def smp(settings, image) -> list[Count]:
         serial = await _console(settings, image, "parallel")
     host.measure()
     faster = speedup(serial, load.cores, host.speedup)
-    same = {c.name: c for c in ping_figures(await _console(settings, image, "pingpong"))}["IPC 64-byte call+reply"]
-    across = _PING.finditer(await _console(settings, image, "pingpong-cross"))
+    same = {c.name: c for c in ping_figures(await _console(settings, image, "pingpong", fatal=_PING_FAILED))}["IPC 64-byte call+reply"]
+    across = _PING.finditer(await _console(settings, image, "pingpong-cross", fatal=_PING_FAILED))
     call = next((int(m["median"]) for m in across if m["what"] == "64-byte call+reply"), None)
     if call is None:
         raise BenchError("ping did not report its call+reply across CPUs")
