@@ -86,12 +86,14 @@ steps:
 
 @pytest.mark.parametrize("steps,line,message", [
     ("  - bot\n", 4, "steps[0]: expected one of: boot, expect"),
-    ("  - wait: 3\n", 4, "steps[0]: unknown kind 'wait' (known: boot, expect, reject, send_keys"),
+    ("  - wait: 3\n", 4, "steps[0]: unknown kind 'wait' (known: boot, expect, expect_all, reject, send_keys"),
     ("  - expect: x\n    timeout: 3\n", 4, "steps[0]: expected one key naming the kind (boot, expect, "),
     ("  - boot\n  - expect: {pattern: '(', timeout: 3}\n", 5, "steps[1].expect.pattern: not a valid regular expression"),
     ("  - expect: {pattern: x, timeout: -1}\n", 4, "steps[0].expect.timeout: must be more than 0"),
     ("  - expect: {patern: x}\n", 4, "steps[0].expect.patern: unknown key (known keys: pattern, timeout)"),
     ("  - expect\n", 4, "steps[0].expect: missing required key: pattern"),
+    ("  - expect_all: [a, '(']\n", 4, "steps[0].expect_all.patterns: must be a list of valid regular expressions"),
+    ("  - expect_all: []\n", 4, "steps[0].expect_all.patterns: must be a list of valid regular expressions, at least one"),
     ("  - gdb: {break: kmain, continue: true}\n", 4, "steps[0].gdb: give exactly one of break, continue"),
     ("  - gdb: {break: kmain, equals: 1}\n", 4, "equals, matches and save_as need `print` or `command`"),
     ("  - inject: explode\n", 4, "steps[0].inject.action: 'explode' is not one of 'pause' or 'resume'"),

@@ -80,6 +80,20 @@ def test_reject_fails_on_a_console_line_that_must_not_be_there(tmp_path):
     assert f"why: console line {line} matches /^holding: .*up$/: 'holding: the machine stays up'" in report
 
 
+def test_expect_all_matches_in_any_order_and_names_what_is_missing(tmp_path):
+    # The console prints the boot line before the holding line; listed the other way round they
+    # still match, and the next search starts after the later of the two, so the boot line is
+    # not found again.
+    path = scenario_file(tmp_path, "unordered", "append: hold\nsteps:\n  - boot\n"
+                                                "  - expect_all: ['^holding: the machine stays up$', '^Kwast (?P<v>\\S+) booting$']\n"
+                                                "  - expect_all: {patterns: ['^Kwast ${v} booting$', 'no such line'], timeout: 1}\n")
+    result = run_one(path, tmp_path)
+    report = result.report()
+    assert not result.passed
+    assert re.search(r"ok   2 expect_all .*: matched 'holding: the machine stays up', 'Kwast \S+ booting', captured \{'v': ", report), report
+    assert re.search(r"why: the console did not match /\^Kwast \S+ booting\$/ and /no such line/ within 1 s", report), report
+
+
 def test_hung_guest_fails_on_the_timeout_with_console_and_state(tmp_path):
     path = scenario_file(tmp_path, "hung", "append: hold\ntimeout: 4\nsteps:\n  - boot\n"
                                            "  - expect: {pattern: 'never printed', timeout: 300}\n")

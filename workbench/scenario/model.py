@@ -32,6 +32,8 @@ def _regex(text: str) -> bool:
 
 
 _REGEX = check(_regex, "not a valid regular expression")
+_REGEXES = check(lambda patterns: len(patterns) > 0 and all(_regex(p) for p in patterns),
+                 "must be a list of valid regular expressions, at least one")
 _POSITIVE = check(lambda n: n > 0, "must be more than 0")
 # Numbers compared after ${name} substitution: written as numbers or strings in YAML.
 _TEXT = parser(str)
@@ -56,6 +58,18 @@ class Expect:
     TAG: ClassVar[str] = "expect"
     SHORTHAND: ClassVar[str] = "pattern"
     pattern: str = field(metadata=_REGEX)
+    timeout: float = field(default=10.0, metadata=_POSITIVE)
+    line: int = _at(0)
+
+
+@dataclass(frozen=True)
+class ExpectAll:
+    """Waits until each pattern matches after the previous match, in any order: lines whose order
+    the scheduler decides (two servers reacting to one event). The next match is searched after
+    the last of them; named groups become variables."""
+    TAG: ClassVar[str] = "expect_all"
+    SHORTHAND: ClassVar[str] = "patterns"
+    patterns: list[str] = field(metadata=_REGEXES)
     timeout: float = field(default=10.0, metadata=_POSITIVE)
     line: int = _at(0)
 
@@ -293,9 +307,9 @@ class Call:
     line: int = _at(0)
 
 
-Step = (Boot | Expect | Reject | SendKeys | State | Compare | Gdb | Inject | Screendump | Snapshot | Restore
+Step = (Boot | Expect | ExpectAll | Reject | SendKeys | State | Compare | Gdb | Inject | Screendump | Snapshot | Restore
         | ExpectExit | Trace | Profile)
-STEP_KINDS = [Boot, Expect, Reject, SendKeys, State, Compare, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit,
+STEP_KINDS = [Boot, Expect, ExpectAll, Reject, SendKeys, State, Compare, Gdb, Inject, Screendump, Snapshot, Restore, ExpectExit,
               Trace, Profile]
 
 
@@ -405,7 +419,8 @@ def _check_variables(path: Path, scenario: Scenario, combination: matrix.Combina
                     raise ConfigError(path, step.line, f"steps[{index}].{step.TAG}.{field_name.rstrip('_')}",
                                       f"unknown variable ${{{name}}} (known here: {listed}; names come from "
                                       f"matrix:, a named group of an earlier expect, or an earlier save_as)")
-        saved = set(re.compile(step.pattern).groupindex) if isinstance(step, Expect) else set()
+        patterns = [step.pattern] if isinstance(step, Expect) else step.patterns if isinstance(step, ExpectAll) else []
+        saved = {name for pattern in patterns for name in re.compile(pattern).groupindex}
         saved |= {getattr(step, "save_as", None)} - {None}
         clash = saved & set(combination.values)
         if clash:

@@ -152,8 +152,17 @@ async def boot(ctx: Context, step: model.Boot) -> str:
 
 
 async def expect(ctx: Context, step: model.Expect) -> str:
-    regex = re.compile(step.pattern, re.MULTILINE)
-    deadline = time.monotonic() + step.timeout
+    return await _expect(ctx, [step.pattern], step.timeout)
+
+
+async def expect_all(ctx: Context, step: model.ExpectAll) -> str:
+    return await _expect(ctx, step.patterns, step.timeout)
+
+
+async def _expect(ctx: Context, patterns: list[str], timeout: float) -> str:
+    """Waits until every pattern matches after the cursor, then moves it past the last match."""
+    regexes = [re.compile(pattern, re.MULTILINE) for pattern in patterns]
+    deadline = time.monotonic() + timeout
     while True:
         ctx.serial_changed.clear()
         over = await ctx.out_of_time(deadline)  # first: on a replay, it waits for the console's last bytes
@@ -161,16 +170,18 @@ async def expect(ctx: Context, step: model.Expect) -> str:
         if ended:  # its last bytes may still be on their way to us
             await ctx.machine.serial_settled()
         text = ctx.machine.serial_text
-        found = regex.search(text, ctx.cursor)
-        if found:
-            ctx.cursor = found.end()
-            captured = {k: v for k, v in found.groupdict().items() if v is not None}
+        found = [regex.search(text, ctx.cursor) for regex in regexes]
+        if all(found):
+            ctx.cursor = max(match.end() for match in found)  # type: ignore[union-attr]
+            captured = {k: v for match in found for k, v in match.groupdict().items() if v is not None}  # type: ignore[union-attr]
             ctx.variables.update(captured)
-            return f"matched {found.group(0)!r}" + (f", captured {captured}" if captured else "")
+            matched = ", ".join(repr(match.group(0)) for match in found)  # type: ignore[union-attr]
+            return f"matched {matched}" + (f", captured {captured}" if captured else "")
+        missing = " and ".join(f"/{p}/" for p, match in zip(patterns, found) if match is None)
         if ended:
-            raise StepFailed(f"QEMU ended before the console matched /{step.pattern}/")
+            raise StepFailed(f"QEMU ended before the console matched {missing}")
         if over:
-            raise StepFailed(f"the console did not match /{step.pattern}/ within {step.timeout:g} s")
+            raise StepFailed(f"the console did not match {missing} within {timeout:g} s")
         try:
             await asyncio.wait_for(ctx.serial_changed.wait(), max(0.01, min(deadline - time.monotonic(), 0.1)))
         except asyncio.TimeoutError:
@@ -544,7 +555,7 @@ async def call(ctx: Context, step: model.Call) -> str:
     return "" if result is None else str(result)
 
 
-RUN = {model.Boot: boot, model.Expect: expect, model.Reject: reject, model.SendKeys: send_keys,
+RUN = {model.Boot: boot, model.Expect: expect, model.ExpectAll: expect_all, model.Reject: reject, model.SendKeys: send_keys,
        model.State: state, model.Gdb: gdb, model.Inject: inject, model.Screendump: screendump,
        model.Compare: compare, model.Snapshot: snapshot, model.Restore: restore, model.ExpectExit: expect_exit,
        model.Trace: trace_step, model.Profile: profile_step, model.Call: call}
