@@ -71,7 +71,10 @@ extern "C" fn kmain(magic: u32, info_addr: usize) -> ! {
             // firmware that names a CPU that is not there: the boot CPU must go on without it.
             let phantoms = cmdline_value(boot.cmdline(), "cpu.phantom").into_iter().flat_map(|ids| ids.split(','));
             let cpus: alloc::vec::Vec<u32> = phantoms.filter_map(|id| id.parse().ok()).chain(platform.cpus.iter().copied()).collect();
-            arch::smp::start_others(&cpus);
+            // `smp.hold_heap_ms=N`: the heap is locked from before each CPU's STARTUP until N ms
+            // after it, so that CPU meets a held lock on its way up (tests/test_kernel.py).
+            let hold_heap_ms = cmdline_value(boot.cmdline(), "smp.hold_heap_ms").and_then(|ms| ms.parse().ok()).unwrap_or(0);
+            arch::smp::start_others(&cpus, hold_heap_ms);
         }
         Err(why) => kprintln!("cpus: 1 online ({}: the boot CPU alone, ISA IRQs as numbered)", why),
     }

@@ -36,6 +36,11 @@ pub fn init() -> u64 {
     size
 }
 
+/// The heap, locked until the guard goes: for a test that has another CPU meet it held.
+pub fn hold() -> crate::sync::IrqMutexGuard<'static, Heap> {
+    HEAP.0.lock()
+}
+
 /// Bytes in use.
 pub fn used() -> usize {
     HEAP.0.lock().used()

@@ -53,7 +53,7 @@ extern "C" {
     static ap_trampoline_end: u8;
     static ap_cr3: u8;
     static ap_stack: u8;
-    static ap_index: u8;
+    static ap_percpu: u8;
     static ap_entry: u8;
 }
 
@@ -61,7 +61,7 @@ core::arch::global_asm!(
     r#"
 .section .rodata
 .balign 16
-.global ap_trampoline, ap_trampoline_end, ap_cr3, ap_stack, ap_index, ap_entry
+.global ap_trampoline, ap_trampoline_end, ap_cr3, ap_stack, ap_percpu, ap_entry
 .set TRAMPOLINE, 0x8000
 ap_trampoline:
 .code16
@@ -101,7 +101,7 @@ ap_long:
     mov %ax, %es
     mov %ax, %ss
     mov ap_stack - ap_trampoline + TRAMPOLINE, %rsp
-    mov ap_index - ap_trampoline + TRAMPOLINE, %rdi
+    mov ap_percpu - ap_trampoline + TRAMPOLINE, %rdi
     mov ap_entry - ap_trampoline + TRAMPOLINE, %rax
     call *%rax
 .balign 8
@@ -116,7 +116,7 @@ ap_gdt_pointer:
 .balign 8
 ap_cr3:   .quad 0
 ap_stack: .quad 0
-ap_index: .quad 0
+ap_percpu: .quad 0
 ap_entry: .quad 0
 ap_trampoline_end:
 .text
@@ -136,8 +136,10 @@ fn delay_us(us: u64) {
     }
 }
 
-/// Starts every other CPU of `cpus` (local APIC ids), one after the other; says which did not answer.
-pub fn start_others(cpus: &[u32]) {
+/// Starts every other CPU of `cpus` (local APIC ids), one after the other; says which did not
+/// answer. `hold_heap_ms`: how long to keep the heap locked after each STARTUP, held from
+/// before it (a test's).
+pub fn start_others(cpus: &[u32], hold_heap_ms: u64) {
     let me = apic::id();
     APIC_IDS[0].store(me, Ordering::Relaxed);
     // SAFETY: the trampoline page is identity-mapped, below the frames the allocator hands out.
@@ -157,19 +159,28 @@ pub fn start_others(cpus: &[u32]) {
             crate::kprintln!("cpu with APIC id {}: no stack for it, left off", apic_id);
             continue;
         };
+        // Made here, not by the CPU: until it has its per-CPU block it must take no lock (a
+        // contended lock's spin serves TLB shootdowns through that block, and a fault there,
+        // before its IDT, resets the machine), and allocating takes the heap's.
+        let cpu = Box::into_raw(Box::new(percpu::PerCpu::new(index)));
         // SAFETY: no CPU runs the trampoline now: the previous one has answered or given up.
         unsafe {
             field(&raw const ap_stack).write(stack.top());
-            field(&raw const ap_index).write(index as u64);
+            field(&raw const ap_percpu).write(cpu as u64);
         }
-        core::mem::forget(stack); // the CPU's for good
+        core::mem::forget(stack); // the CPU's for good, as its block
         APIC_IDS[index as usize].store(apic_id, Ordering::Relaxed);
         STARTING.store(index, Ordering::Release);
+        let held = (hold_heap_ms > 0).then(crate::mm::heap::hold);
         apic::send_init(apic_id);
         delay_us(10_000);
         for _ in 0..2 {
             apic::send_startup(apic_id, (TRAMPOLINE >> 12) as u8);
             delay_us(200);
+        }
+        if held.is_some() {
+            delay_us(hold_heap_ms * 1000);
+            drop(held);
         }
         let deadline = super::cpu::rdtsc() + ANSWER_US * crate::time::tsc_per_us();
         while ONLINE.load(Ordering::Acquire) == index && super::cpu::rdtsc() < deadline {
@@ -177,6 +188,9 @@ pub fn start_others(cpus: &[u32]) {
         }
         // Taken back unless the CPU took it: then it is past the trampoline, about to be online.
         if STARTING.swap(NONE, Ordering::AcqRel) == index {
+            // Back to waiting for a STARTUP: a CPU that is merely slow must not run the
+            // trampoline while the next CPU's stack and block are written into it.
+            apic::send_init(apic_id);
             crate::kprintln!("cpu {} (APIC id {}) did not answer in {} ms: running without it", index, apic_id, ANSWER_US / 1000);
             continue;
         }
@@ -190,16 +204,17 @@ pub fn start_others(cpus: &[u32]) {
 }
 
 /// Where each started CPU arrives from the trampoline, on its own stack.
-extern "C" fn ap_main(index: u64) -> ! {
-    let index = index as u32;
+extern "C" fn ap_main(cpu: *mut percpu::PerCpu) -> ! {
+    // SAFETY: the block `start_others` made for this CPU and left to it.
+    let cpu = unsafe { &mut *cpu };
+    let index = cpu.index;
     if STARTING.compare_exchange(index, NONE, Ordering::AcqRel, Ordering::Acquire).is_err() {
         loop {
             // Too late: the boot CPU went on without this one.
             unsafe { core::arch::asm!("cli", "hlt") };
         }
     }
-    let cpu = Box::leak(Box::new(percpu::PerCpu::new(index)));
-    percpu::install(cpu);
+    percpu::install(cpu); // first: any lock's spin reaches it
     gdt::init_other_cpu();
     idt::init();
     super::cpu::enable_wide_copies(true);
