@@ -61,11 +61,11 @@ pub fn wait_for_interrupt() {
 static WIDE_FROM: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Turns on AVX's 32-byte registers on this CPU if it has them (CPUID: XSAVE and AVX), for
-/// the kernel's copies with interrupts off, and says whether it did. A thread's context still
+/// the kernel's copies with interrupts off. A thread's context still
 /// holds only the SSE state: wasm code is compiled without AVX (`wasm/engine.rs`), the kernel's
 /// own code too, and a copy with interrupts off is never interrupted half-way, so no thread
-/// ever leaves anything in these registers. The boot CPU decides for all: `other` CPUs must
-/// match it.
+/// ever leaves anything in these registers. The boot CPU decides for all (`wide_from`): the
+/// `other` CPUs must match it.
 pub fn enable_wide_copies(other: bool) {
     let features = core::arch::x86_64::__cpuid(1).ecx;
     let has = features & (1 << 26) != 0 && features & (1 << 28) != 0; // XSAVE, AVX
