@@ -125,7 +125,8 @@ async def _console(settings, image, name: str, timeout: float = 300, fatal: re.P
         if fatal is not None and fatal.search(machine.serial_text):
             failed.set()
 
-    async with Machine(settings, hardware, image, on_serial=watch) as machine:
+    machine = Machine(settings, hardware, image, on_serial=watch)  # named before it can call `watch`
+    async with machine:
         await machine.resume()
         ended = asyncio.ensure_future(machine.wait_exit(timeout))
         failing = asyncio.ensure_future(failed.wait())
