@@ -33,10 +33,11 @@ pub unsafe fn copy(dest: *mut u8, src: *const u8, n: usize) {
 /// As `copy`.
 #[inline(always)]
 pub unsafe fn copy_wide(_irq: &crate::arch::cpu::InterruptGuard, dest: *mut u8, src: *const u8, n: usize) {
-    // One block of assembly for both ways, so that the short copies' way costs one compare
-    // more than `copy`. The upper halves are cleared after (`vzeroupper`): SSE code that
+    // One block of assembly for both ways, comparing with the threshold where it lies in
+    // memory: the short copies' way costs one compare more than `copy`, and no register (with
+    // the threshold loaded into one, the IPC path's register allocation cost +9). The upper halves are cleared after (`vzeroupper`): SSE code that
     // follows pays no transition on real CPUs, and no thread finds anything there.
-    asm!("cmp rcx, {from}", "jb 3f",
+    asm!("cmp rcx, qword ptr [rip + {from}]", "jb 3f",
          "mov {blocks}, rcx", "shr {blocks}, 7", "and rcx, 127",
          "2:",
          "vmovdqu ymm0, [rsi]", "vmovdqu ymm1, [rsi + 32]", "vmovdqu ymm2, [rsi + 64]", "vmovdqu ymm3, [rsi + 96]",
@@ -45,7 +46,7 @@ pub unsafe fn copy_wide(_irq: &crate::arch::cpu::InterruptGuard, dest: *mut u8, 
          "vzeroupper",
          "3:",
          "mov {blocks}, rcx", "and {blocks}, 7", "shr rcx, 3", "rep movsq", "mov rcx, {blocks}", "rep movsb",
-         from = in(reg) crate::arch::cpu::wide_from(), blocks = out(reg) _,
+         from = sym crate::arch::cpu::WIDE_FROM, blocks = out(reg) _,
          inout("rcx") n => _, inout("rdi") dest => _, inout("rsi") src => _,
          out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
          options(nostack));

@@ -57,8 +57,8 @@ pub fn wait_for_interrupt() {
 }
 
 /// The shortest copy `rt::copy_wide` makes with AVX's 32-byte registers: a 128-byte block
-/// when every CPU has them on, else never. One compare decides a copy's way.
-static WIDE_FROM: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// when every CPU has them on, else never. One compare with it in memory decides a copy's way.
+pub(crate) static WIDE_FROM: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Turns on AVX's 32-byte registers on this CPU if it has them (CPUID: XSAVE and AVX), for
 /// the kernel's copies with interrupts off. A thread's context still
