@@ -49,7 +49,7 @@ def test_ipc_copies_use_avx_where_the_cpu_has_it(boot, default_config):
 def test_a_cpu_coming_up_waits_for_a_held_heap(boot, default_config):
     """A starting CPU that meets a lock held (here the heap, kept locked 5 ms after each STARTUP
     by `smp.hold_heap_ms`) spins on it like any CPU. It used to spin before it had its per-CPU
-    block, fault on it before it had an IDT and reset the machine (1 boot in 50 on 4 CPUs)."""
+    block, fault on it before it had an IDT and reset the machine (1 four-CPU boot in 413)."""
     outcome = boot(append="smp.hold_heap_ms=5 test=heap", timeout=60, icount=True,
                    cpu=dataclasses.replace(default_config.cpu, count=2))
     assert_clean_exit(outcome)
