@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SETTINGS, assert_clean_exit
+from workbench.qemu import machine
 
 KWAST_BENCH = [sys.executable, "-m", "workbench.cli"]
 
@@ -164,3 +168,38 @@ def test_killed_workbench_takes_qemu_with_it(tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.communicate(timeout=60)
     assert wait_gone(marker) == []
+
+
+def test_a_killed_workbenchs_dir_is_swept_at_the_next_start(boot):
+    # A dir whose workbench process is gone (it was killed: no shutdown removed it) goes, guest
+    # RAM file and all, when the next machine starts; a live process's dir, and a dir too new
+    # to have its owner written yet, stay.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dirs = {name: Path(tempfile.mkdtemp(prefix=machine.DIR_PREFIX)) for name in ("stale", "live", "new")}
+    (dirs["stale"] / machine.OWNER_FILE).write_text(str(gone.pid))
+    (dirs["stale"] / "ram").write_bytes(bytes(1 << 20))
+    (dirs["live"] / machine.OWNER_FILE).write_text(str(os.getpid()))
+    try:
+        assert_clean_exit(boot(append="test=heap", timeout=60))
+        assert not dirs["stale"].exists()
+        assert dirs["live"].exists() and dirs["new"].exists()
+    finally:
+        for folder in dirs.values():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_dir_without_an_owner_goes_when_old_and_no_qemu_answers(tmp_path):
+    # Made by a workbench older than owner files: swept once an hour old with nothing listening
+    # on its QMP socket; kept while young, or while something answers there.
+    old = time.time() - 2 * 3600
+    quiet, answering, young = (tmp_path / f"{machine.DIR_PREFIX}{n}" for n in ("quiet", "answering", "young"))
+    for folder in (quiet, answering, young):
+        folder.mkdir()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(answering / "qmp.sock"))
+        listener.listen()
+        for folder in (quiet, answering):
+            os.utime(folder, (old, old))
+        assert machine.sweep_stale_dirs(tmp_path) == [quiet]
+    assert not quiet.exists() and answering.exists() and young.exists()

@@ -15,8 +15,10 @@ import contextlib
 import ctypes
 import functools
 import logging
+import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,6 +46,55 @@ logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+# A machine's private dir names the workbench process that made it (`owner.pid`): a dir whose
+# process is gone (killed before `shutdown` ran) is removed at the next machine's start, with
+# its guest RAM file. A dir without the file (an older workbench's) goes once it is an hour old
+# and no QEMU answers on its QMP socket.
+DIR_PREFIX = "kwast-"
+OWNER_FILE = "owner.pid"
+_UNOWNED_AGE_S = 3600
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(socket_path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
+
+
+def sweep_stale_dirs(root: Path | None = None) -> list[Path]:
+    """Removes the private dirs of machines whose workbench is gone; returns them."""
+    swept = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+            stale = not _alive(owner)
+        except FileNotFoundError:
+            try:
+                old = time.time() - folder.stat().st_mtime > _UNOWNED_AGE_S
+            except OSError:
+                continue
+            stale = old and not _answers(folder / "qmp.sock")
+        except (OSError, ValueError):
+            continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            swept.append(folder)
+    return swept
 
 
 @dataclass
@@ -235,7 +286,9 @@ class Machine(Monitor):
 
     async def start(self) -> None:
         """Starts QEMU with the CPU held (-S); `resume()` lets the kernel run."""
-        self.socket_dir = Path(tempfile.mkdtemp(prefix="kwast-"))
+        sweep_stale_dirs()
+        self.socket_dir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+        (self.socket_dir / OWNER_FILE).write_text(str(os.getpid()))
         if self.config.snapshots:
             await self._create_snapshot_disk()
         argv = self.argv()
