@@ -192,14 +192,16 @@ def test_a_killed_workbenchs_dir_is_swept_at_the_next_start(boot):
 def test_a_dir_without_an_owner_goes_when_old_and_no_qemu_answers(tmp_path):
     # Made by a workbench older than owner files: swept once an hour old with nothing listening
     # on its QMP socket; kept while young, or while something answers there.
+    # Nothing else named kwast-* (the sessions' registry) is taken for a machine's dir.
     old = time.time() - 2 * 3600
-    quiet, answering, young = (tmp_path / f"{machine.DIR_PREFIX}{n}" for n in ("quiet", "answering", "young"))
-    for folder in (quiet, answering, young):
+    quiet, answering, young = (tmp_path / f"{machine.DIR_PREFIX}{n}" for n in ("quiet123", "answerin", "young123"))
+    registry = tmp_path / f"{machine.DIR_PREFIX}sessions-0"
+    for folder in (quiet, answering, young, registry):
         folder.mkdir()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(str(answering / "qmp.sock"))
         listener.listen()
-        for folder in (quiet, answering):
+        for folder in (quiet, answering, registry):
             os.utime(folder, (old, old))
         assert machine.sweep_stale_dirs(tmp_path) == [quiet]
-    assert not quiet.exists() and answering.exists() and young.exists()
+    assert not quiet.exists() and answering.exists() and young.exists() and registry.exists()

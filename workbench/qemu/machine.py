@@ -16,6 +16,7 @@ import ctypes
 import functools
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -53,11 +54,15 @@ def _die_with_parent() -> None:
 # its guest RAM file. A dir without the file (an older workbench's) goes once it is an hour old
 # and no QEMU answers on its QMP socket.
 DIR_PREFIX = "kwast-"
+# What `mkdtemp` makes of the prefix: eight of its random characters, so that nothing else
+# named kwast-* there (the sessions' registry, `session.registry_dir`) is taken for one.
+_MACHINE_DIR = re.compile(re.escape(DIR_PREFIX) + r"[a-z0-9_]{8}")
 OWNER_FILE = "owner.pid"
 _UNOWNED_AGE_S = 3600
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (a machine's or a session's workbench)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -80,9 +85,11 @@ def sweep_stale_dirs(root: Path | None = None) -> list[Path]:
     """Removes the private dirs of machines whose workbench is gone; returns them."""
     swept = []
     for folder in Path(root or tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
+        if not _MACHINE_DIR.fullmatch(folder.name):
+            continue
         try:
             owner = int((folder / OWNER_FILE).read_text())
-            stale = not _alive(owner)
+            stale = not process_alive(owner)
         except FileNotFoundError:
             try:
                 old = time.time() - folder.stat().st_mtime > _UNOWNED_AGE_S
