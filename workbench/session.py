@@ -18,7 +18,7 @@ from pathlib import Path
 from qemu.qmp import QMPClient
 from qemu.qmp.protocol import ConnectError
 
-from .qemu import BootOutcome, Machine, Monitor
+from .qemu import BootOutcome, Machine, Monitor, process_alive
 
 
 class SessionError(Exception):
@@ -53,16 +53,6 @@ class Session:
         return Path(self.socket_dir) / "ram"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def running() -> list[Session]:
     sessions = []
     for path in sorted(registry_dir().glob("*.json")):
@@ -70,7 +60,7 @@ def running() -> list[Session]:
             session = Session(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             continue
-        if _alive(session.pid) and Path(session.socket_dir).is_dir():
+        if process_alive(session.pid) and Path(session.socket_dir).is_dir():
             sessions.append(session)
         else:  # its boot was killed before it could clean up
             path.unlink(missing_ok=True)

@@ -5,12 +5,13 @@ command name appears outside this package.
   inject_nmi, send_keys, tap_key, screendump, screen_text, save_snapshot, load_snapshot,
   replay_position, replay_break, read_memory), shared by `Machine` and `session.Attached`.
 - `machine`: `Machine`, one QEMU process with its private sockets, serial console and events,
-  and `reboots_allowed`; `boot` runs one to its end.
+  and `reboots_allowed`; `boot` runs one to its end; `process_alive`, whether a workbench that
+  made a machine's dir or a session is still there.
 - `keys`: the US keyboard: text and key names to QEMU's qcodes.
 - `screen`: a screendump as a picture, the VGA text buffer, and whether one shows the other.
 """
 
-from .machine import BootOutcome, Machine, boot
+from .machine import BootOutcome, Machine, boot, process_alive
 from .monitor import Monitor, QemuError
 
-__all__ = ["BootOutcome", "Machine", "Monitor", "QemuError", "boot"]
+__all__ = ["BootOutcome", "Machine", "Monitor", "QemuError", "boot", "process_alive"]
