@@ -94,6 +94,7 @@ steps:
     ("  - expect\n", 4, "steps[0].expect: missing required key: pattern"),
     ("  - expect_all: [a, '(']\n", 4, "steps[0].expect_all.patterns: must be a list of valid regular expressions"),
     ("  - expect_all: []\n", 4, "steps[0].expect_all.patterns: must be a list of valid regular expressions, at least one"),
+    ("  - expect_all: ['(?P<n>a)', '(?P<n>b)']\n", 4, "steps[0].expect_all.patterns: must be a list of valid regular expressions, at least one, no group name in two"),
     ("  - gdb: {break: kmain, continue: true}\n", 4, "steps[0].gdb: give exactly one of break, continue"),
     ("  - gdb: {break: kmain, equals: 1}\n", 4, "equals, matches and save_as need `print` or `command`"),
     ("  - inject: explode\n", 4, "steps[0].inject.action: 'explode' is not one of 'pause' or 'resume'"),

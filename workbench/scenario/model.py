@@ -32,8 +32,18 @@ def _regex(text: str) -> bool:
 
 
 _REGEX = check(_regex, "not a valid regular expression")
-_REGEXES = check(lambda patterns: len(patterns) > 0 and all(_regex(p) for p in patterns),
-                 "must be a list of valid regular expressions, at least one")
+
+
+def _regexes(patterns: list[str]) -> bool:
+    """At least one, each valid, and no group name in two of them: each match's groups become
+    variables, so a name in two would silently keep the later match's value."""
+    if not patterns or not all(_regex(p) for p in patterns):
+        return False
+    names = [name for p in patterns for name in re.compile(p).groupindex]
+    return len(names) == len(set(names))
+
+
+_REGEXES = check(_regexes, "must be a list of valid regular expressions, at least one, no group name in two of them")
 _POSITIVE = check(lambda n: n > 0, "must be more than 0")
 # Numbers compared after ${name} substitution: written as numbers or strings in YAML.
 _TEXT = parser(str)
