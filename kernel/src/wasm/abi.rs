@@ -54,23 +54,34 @@ fn message<'g>(guest: &'g Guest, ptr: u32, len: u32) -> Result<&'g [u8], Error> 
 }
 
 /// Runs a blocking kernel call `f` with the server's memory (a server's linear memory never
-/// moves, and only its own thread touches it), then stops the server if it was killed meanwhile.
+/// moves, and only its own thread touches it), then stops the server if it failed because it
+/// was killed meanwhile (a kill ends every wait with an error).
 #[inline(always)]
 fn blocking(caller: &mut Caller<'_, ServerState>, f: impl FnOnce(&mut Guest) -> Result<i64, Error>) -> wasmtime::Result<i64> {
     enter(caller)?;
     let (memory, state) = memory_and_state(caller)?;
-    let result = f(&mut Guest::new(memory));
-    state.check_killed()?;
-    Ok(code(result))
+    ended(state, f(&mut Guest::new(memory)))
 }
 
 /// Runs a blocking kernel call `f` that needs no memory (a wait), then stops the server if it
-/// was killed meanwhile, as `blocking` does.
+/// was killed meanwhile. (Checked on success too: on signal+wait's path, `ended` measured +9.)
 #[inline(always)]
 fn waiting(caller: &mut Caller<'_, ServerState>, f: impl FnOnce() -> Result<i64, Error>) -> wasmtime::Result<i64> {
     enter(caller)?;
     let result = f();
     caller.data().check_killed()?;
+    Ok(code(result))
+}
+
+/// A blocking call's result for the server, or its stop if it failed for a kill. A call that
+/// succeeded as the kill came returns: the server stops at its next kernel call, or the timer
+/// stops it in wasm code, as a computing server's kill does. Checked on failure only: the
+/// check on every success cost each round trip about 10 instructions.
+#[inline(always)]
+fn ended(state: &ServerState, result: Result<i64, Error>) -> wasmtime::Result<i64> {
+    if result.is_err() {
+        state.check_killed()?;
+    }
     Ok(code(result))
 }
 
