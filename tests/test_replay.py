@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from workbench import debug_port, dwarf, replay
-from workbench.gdb import Gdb, TargetGone
+from workbench.gdb import Gdb, GdbError, TargetGone
 from workbench.qemu import Machine
 from workbench.scenario import model, runner
 from workbench.yamlmodel import ConfigError
@@ -171,8 +172,65 @@ def test_gdb_on_a_replay_goes_back_and_forward_to_the_same_state(settings, tmp_p
     asyncio.run(debug())
 
 
+def test_reverse_continue_goes_back_to_each_earlier_breakpoint_hit_without_qemus_own(settings, tmp_path):
+    # The workbench's reverse-continue (workbench/gdb_reverse.py; QEMU's deadlocks on a loaded
+    # host): back to the hit before, with the registers it had, forward again over it, and with
+    # no breakpoint back to the replay's first instruction.
+    folder = tmp_path / "fault"
+    assert record(settings, "fault-killed", folder).passed
+
+    async def debug() -> None:
+        async with replay.debugged(folder / "recording", settings, reverse=True) as machine:
+            gdb = Gdb(machine.image.path, machine.gdb_socket, timeout=300, setup=replay.gdb_commands(machine))
+            await asyncio.to_thread(gdb.start)
+            try:
+                run = lambda command: asyncio.to_thread(gdb.console, command)  # noqa: E731
+                back = lambda: asyncio.to_thread(gdb.reverse_continue)  # noqa: E731
+                await run("break kwast_kernel::sched::scheduler::Scheduler::switch")  # every switch
+                hits = []
+                for _ in range(3):
+                    assert "Breakpoint 1, kwast_kernel::sched::scheduler::Scheduler::switch" in await run("continue")
+                    hits.append((await machine.replay_position(), await asyncio.to_thread(gdb.registers)))
+                assert hits[0][0] < hits[1][0] < hits[2][0]
+
+                stop = await back()
+                assert (stop["reason"], stop["bkptno"]) == ("breakpoint-hit", "1")
+                assert (await machine.replay_position(), await asyncio.to_thread(gdb.registers)) == hits[1]
+                assert "Breakpoint 1, " in await run("reverse-continue")  # as typed, the same command
+                assert (await machine.replay_position(), await asyncio.to_thread(gdb.registers)) == hits[0]
+                # Forward from a hit gone back to: GDB steps over that breakpoint to the next hit.
+                assert "Breakpoint 1, " in await run("continue")
+                assert (await machine.replay_position(), await asyncio.to_thread(gdb.registers)) == hits[1]
+
+                await run("delete")
+                assert (await back())["reason"] == "no-history"
+                assert await machine.replay_position() == 0
+
+                # One that cannot reach QEMU says so, and the guest stays where it was.
+                await run(f"python install({str(tmp_path / 'gone.sock')!r}, '')")
+                with pytest.raises(GdbError, match="No such file or directory"):
+                    await back()
+                assert await machine.replay_position() == 0
+            finally:
+                await asyncio.to_thread(gdb.close)
+
+    asyncio.run(debug())
+
+
+def test_the_replay_command_gives_gdb_the_workbenchs_reverse_continue(settings, tmp_path):
+    folder = tmp_path / "fault"
+    assert record(settings, "fault-killed", folder).passed
+    commands = ["break kwast_kernel::wasm::server::finish", "continue", "monitor info replay", "continue",
+                "reverse-continue", "monitor info replay"]
+    done = kwast_bench(settings, "replay", str(folder), "--gdb", "--reverse", *(a for c in commands for a in ("--ex", c)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("Breakpoint 1, kwast_kernel::wasm::server::finish") == 3, done.stdout
+    first, back = re.findall(r"instruction count = (\d+)", done.stdout)
+    assert first == back, done.stdout
+
+
 def test_a_replay_whose_qemu_hangs_is_ended_and_named(settings, tmp_path, monkeypatch):
-    # QEMU 7.2 can deadlock going back (README): no QMP answers, no CPU used. A stopped QEMU
+    # QEMU 7.2 can deadlock in its own reverse-continue (README): no QMP answers, no CPU used. A stopped QEMU
     # (SIGSTOP) is that to the watcher; it is ended, so GDB's wait fails instead of never returning.
     folder = tmp_path / "fault"
     assert record(settings, "fault-killed", folder).passed

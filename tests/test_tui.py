@@ -524,8 +524,13 @@ def test_a_recording_opened_in_the_scenarios_pane_replays_in_the_console_and_gdb
 
             await run_to_stop(app, pilot, "f5", "breakpoint 1 hit", "forward to the kill again")
             assert registers_shown(app) == there and await vm.machine.replay_position() == at
-            # Not tried here: reverse-continue (shift+F5). It works on an idle host (8 of 8 here),
-            # but QEMU 7.2 stopped answering in 2 of 2 runs with tests beside it (README).
+
+            # On to the next kill, and back to this one (the workbench's reverse-continue).
+            await run_to_stop(app, pilot, "f5", "breakpoint 1 hit", "the next kill")
+            assert await vm.machine.replay_position() > at
+            await run_to_stop(app, pilot, "shift+f5", "breakpoint 1 hit", "back to the kill before")
+            assert registers_shown(app) == there and await vm.machine.replay_position() == at
+            await until(pilot, lambda: console.text == shown, "the console as it was at that kill")
             await pilot.press("ctrl+q")
         # no_gdb_left_behind and no_qemu_left_behind (conftest) check both ended.
 

@@ -17,6 +17,7 @@ import select
 import subprocess
 import time
 from pathlib import Path
+from typing import Sequence
 
 from pygdbmi.gdbcontroller import GdbController
 
@@ -36,11 +37,15 @@ class TargetGone(GdbError):
 # cores) a kill's attach and write to a 4-CPU guest took over 10 s, the guest otherwise fine.
 # Only a stuck GDB or QEMU waits this long.
 COMMAND_TIMEOUT = 30
+# The workbench's reverse-continue replays from the first instruction twice: as long as the
+# recording took, twice (seconds for a scenario's, on a loaded host).
+REVERSE_CONTINUE_TIMEOUT = 600
 
 
 class Gdb:
-    def __init__(self, elf: Path | str, socket: Path | str, timeout: float = COMMAND_TIMEOUT):
-        self.elf, self.socket, self.timeout = Path(elf), Path(socket), timeout
+    def __init__(self, elf: Path | str, socket: Path | str, timeout: float = COMMAND_TIMEOUT, setup: Sequence[str] = ()):
+        """`setup`: GDB commands run once attached (`replay.gdb_commands`, say)."""
+        self.elf, self.socket, self.timeout, self.setup = Path(elf), Path(socket), timeout, list(setup)
         self.events: collections.deque[dict] = collections.deque(maxlen=10_000)
         self._token = 0
         self._controller: GdbController | None = None
@@ -71,6 +76,8 @@ class Gdb:
         if not self.socket.exists():
             raise GdbError(f"no gdbstub socket at {self.socket}: is that QEMU session still running?")
         self.command(f"-target-select remote {self.socket}")
+        for command in self.setup:
+            self.command(f"-interpreter-exec console {_quote(command)}")
 
     @property
     def pid(self) -> int | None:
@@ -143,12 +150,39 @@ class Gdb:
 
     def console(self, cli: str, stop_timeout: float | None = None) -> str:
         """A GDB CLI command (as typed at the (gdb) prompt); returns what it printed. A command
-        that resumes the target (continue, step) returns once it has stopped again."""
+        that resumes the target (continue, step) returns once it has stopped again; the
+        workbench's reverse-continue, which stops several times, once it is over."""
         before = len(self.events)
-        if self.record(f"-interpreter-exec console {_quote(cli)}")["message"] == "running":
+        if cli.split()[:1] in (["reverse-continue"], ["rc"]):
+            self.reverse_continue(stop_timeout)
+            # What it printed once its search was over: the search's stops printed (MI's
+            # console prints every stop), the last of them QEMU's pause where it began.
+            pauses = [i for i, e in enumerate(list(self.events)[before:], before)
+                      if e.get("message") == "stopped" and (e.get("payload") or {}).get("signal-name") == "SIGINT"]
+            before = pauses[-1] + 1 if pauses else before
+        elif self.record(f"-interpreter-exec console {_quote(cli)}")["message"] == "running":
             self.wait_stopped(stop_timeout, after=before)
         return "".join(e["payload"] for e in list(self.events)[before:]
                        if e.get("type") in ("console", "output", "target") and isinstance(e.get("payload"), str))
+
+    def reverse_continue(self, timeout: float | None = None) -> dict:
+        """Back to the last breakpoint hit, by the workbench's `reverse-continue` (a replay's GDB
+        has it: `replay.gdb_commands`); returns the stop's payload, reason `no-history` if it
+        went back to the replay's first instruction. That command first runs the guest forward
+        from the start, so the first stops are not the one: the wait is for the command's end
+        (GDB answers a command after it only then), and the stop is the last one before."""
+        before = len(self.events)
+        timeout = timeout or REVERSE_CONTINUE_TIMEOUT
+        self.record('-interpreter-exec console "reverse-continue"', timeout)
+        hit = self.command("-data-evaluate-expression $_kwast_reverse_hit", timeout)["value"]
+        if not hit.isdigit():  # -1: it failed part way, and said why; void: it is not there
+            said = "".join(e["payload"] for e in list(self.events)[before:]
+                           if e.get("type") in ("console", "log") and isinstance(e.get("payload"), str))
+            raise GdbError(f"reverse-continue failed: {said.strip() or 'not the workbench one (replay.gdb_commands)'}")
+        if hit == "0":
+            return {"reason": "no-history", "frame": self.command("-stack-info-frame")["frame"]}
+        stops = [e for e in list(self.events)[before:] if e.get("type") == "notify" and e.get("message") == "stopped"]
+        return stops[-1]["payload"]
 
     # --- execution ----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import sysconfig
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ FORMAT = 2
 # A replay stalled this long without the guest moving is stuck (a log that does not fit).
 STALL_SECONDS = 60
 # A replay under a debugger whose QEMU answers no QMP command this long, and runs nothing
-# meanwhile, is hung: QEMU 7.2 can deadlock going back (`_end_if_hung`).
+# meanwhile, is hung: QEMU 7.2 can deadlock in its own reverse-continue (`_end_if_hung`).
 HUNG_SECONDS = 20
 
 
@@ -426,7 +427,8 @@ async def debugged(folder: Path, settings, reverse: bool = False, on_note=print,
     they gave the guest (keys, the debug port's requests) is in QEMU's log. With `reverse`, the
     machine gets a qcow2 disk (in its private dir) for QEMU's snapshots: one at the start, and
     QEMU's own when GDB attaches, from which GDB's reverse-stepi and reverse-continue replay
-    forward. `on_serial` gets the console's text as the replay writes it: again from the start
+    forward (reverse-continue as `gdb_commands` gives it, not QEMU's own). `on_serial` gets the
+    console's text as the replay writes it: again from the start
     at each step back (`rewound_console`), as long as GDB attaches at the first instruction,
     where QEMU takes its snapshot."""
     from .scenario.runner import hardware_for  # the runner uses this module
@@ -449,6 +451,15 @@ async def debugged(folder: Path, settings, reverse: bool = False, on_note=print,
                 await asyncio.gather(watcher, return_exceptions=True)
 
 
+def gdb_commands(machine: Machine) -> list[str]:
+    """GDB commands that give a GDB on `machine`, a replay with snapshots, the workbench's
+    `reverse-continue` (workbench/gdb_reverse.py) in place of QEMU's, which deadlocks on a
+    loaded host. It speaks QMP on the machine's second monitor, with this environment's qemu.qmp."""
+    script = Path(__file__).with_name("gdb_reverse.py")
+    return [f"source {script}",
+            f"python install({str(machine.attach_socket)!r}, {sysconfig.get_paths()['purelib']!r})"]
+
+
 def _cpu_seconds(pid: int) -> float:
     """CPU time process `pid` has used, from /proc/PID/stat (utime + stime)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -457,9 +468,10 @@ def _cpu_seconds(pid: int) -> float:
 
 async def _end_if_hung(machine: Machine, on_note) -> None:
     """Ends QEMU once it has answered no QMP command for HUNG_SECONDS and used no CPU meanwhile.
-    QEMU 7.2 does that going back on a loaded host: loading its snapshot, the main thread
-    resets the CPU and waits for the vCPU thread, which waits for the replay lock the main
-    thread holds. GDB would wait for a stop forever; with QEMU ended, its wait fails at once
+    QEMU 7.2 does that in its own reverse-continue on a loaded host (loading its snapshot, the
+    main thread resets the CPU and waits for the vCPU thread, which waits for the replay lock the
+    main thread holds): the workbench's GDBs use their own (`gdb_commands`), but a GDB attached
+    by hand may not. GDB would wait for a stop forever; with QEMU ended, its wait fails at once
     (`gdb.TargetGone`) and the note says why. A QEMU busy loading a snapshot is not hung."""
     process = machine.process
     try:
@@ -470,7 +482,8 @@ async def _end_if_hung(machine: Machine, on_note) -> None:
             except asyncio.TimeoutError:
                 if process.returncode is None and _cpu_seconds(process.pid) - ran < 0.5:
                     on_note(f"kwast-bench: QEMU answered nothing for {HUNG_SECONDS} s and ran nothing: hung "
-                            "(QEMU 7.2 can deadlock going back on a loaded host; see README, Recording a run). "
+                            "(QEMU 7.2 can deadlock in its own reverse-continue on a loaded host; "
+                            "see README, Recording a run). "
                             "Ended it: open the recording again")
                     process.kill()
                     return

@@ -13,6 +13,7 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from .. import config, session
 from ..dwarf import LayoutError
@@ -103,9 +104,10 @@ def cmd_gdb(args: argparse.Namespace, settings) -> int:
     return asyncio.run(run())
 
 
-async def interactive_gdb(elf: Path, socket: Path) -> int:
-    """The real GDB CLI on the terminal; the machine lives until it quits."""
-    gdb = await asyncio.create_subprocess_exec(GDB, "--nx", "-q", str(elf), "-ex", f"target remote {socket}")
+async def interactive_gdb(elf: Path, socket: Path, setup: Sequence[str] = ()) -> int:
+    """The real GDB CLI on the terminal, running `setup` once attached; the machine lives until it quits."""
+    extra = [arg for command in setup for arg in ("-ex", command)]
+    gdb = await asyncio.create_subprocess_exec(GDB, "--nx", "-q", str(elf), "-ex", f"target remote {socket}", *extra)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is GDB's: it stops the guest
     try:
         return await gdb.wait()
@@ -116,8 +118,8 @@ async def interactive_gdb(elf: Path, socket: Path) -> int:
             await gdb.wait()
 
 
-def scripted_gdb(elf: Path, socket: Path, commands: list[str]) -> int:
-    with Gdb(elf, socket) as gdb:
+def scripted_gdb(elf: Path, socket: Path, commands: list[str], setup: Sequence[str] = ()) -> int:
+    with Gdb(elf, socket, setup=setup) as gdb:
         for command in commands:
             print(f"(gdb) {command}")
             try:

@@ -112,9 +112,10 @@ async def _replay_under_gdb(recorded: Path, settings, args: argparse.Namespace) 
     from ..cli.inspect import interactive_gdb, scripted_gdb  # the GDB commands' own ways to run it
 
     async with replay.debugged(recorded, settings, reverse=args.reverse) as machine:
+        setup = replay.gdb_commands(machine) if args.reverse else []
         if args.ex:
-            return await asyncio.to_thread(scripted_gdb, machine.image.path, machine.gdb_socket, args.ex)
-        return await interactive_gdb(machine.image.path, machine.gdb_socket)
+            return await asyncio.to_thread(scripted_gdb, machine.image.path, machine.gdb_socket, args.ex, setup)
+        return await interactive_gdb(machine.image.path, machine.gdb_socket, setup)
 
 
 def chosen(path: Path) -> list[Run]:

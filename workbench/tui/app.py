@@ -232,7 +232,8 @@ class KwastApp(App):
 
     def on_vm_status_booted(self, event: VmStatus.Booted) -> None:
         debugger = self.query_one(DebuggerPane)
-        debugger.set_target(event.elf, event.machine.gdb_socket, event.no_reverse, replay=event.replay is not None)
+        debugger.set_target(event.elf, event.machine.gdb_socket, event.no_reverse, replay=event.replay is not None,
+                            setup=event.gdb_setup)
         if event.replay is not None:
             debugger.toggle_attach()  # at the first instruction, where QEMU snapshots for going back
             self.notify("replay held at its first instruction, GDB attached: set breakpoints (ctrl+g), F5 runs it"

@@ -24,9 +24,10 @@ REGISTERS = ["rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
 _WAIT_SLICE = 0.2  # seconds a waiting continue holds GDB before letting other commands in
 
 
-# What each way of running does, as a GDB/MI command.
+# What each way of running does, as a GDB/MI command; reverse-continue is the workbench's own
+# (`Gdb.reverse_continue`): QEMU's deadlocks on a loaded host.
 RUNS = {"continue": "-exec-continue", "step": "-exec-step", "next": "-exec-next", "finish": "-exec-finish",
-        "reverse-stepi": "-exec-step-instruction --reverse", "reverse-continue": "-exec-continue --reverse"}
+        "reverse-stepi": "-exec-step-instruction --reverse"}
 BACKWARDS = ("reverse-stepi", "reverse-continue")
 
 
@@ -39,8 +40,9 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
 - breakpoint: type `kmain` or `main.rs:40` in the box, **enter**
 - **F5** continue, **F6** interrupt, **F7** step, **F8** next, **F9** finish
 - on a replay (opened in the Scenarios pane): **shift+F7** one instruction back (reverse-stepi),
-  **shift+F5** back to the previous breakpoint hit (reverse-continue). Each replays from the
-  first instruction, so the console is written again from its start. A replay keeps GDB attached.
+  **shift+F5** back to the previous breakpoint hit (reverse-continue; it cannot be interrupted).
+  Each replays from the first instruction, so the console is written again from its start. A
+  replay keeps GDB attached.
 """
 
     class AttachChanged(Message):
@@ -56,6 +58,7 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._target: tuple[Path, Path] | None = None  # (kernel ELF, gdbstub socket)
+        self._setup: list[str] = []  # GDB commands to run once attached
         self._gdb: Gdb | None = None
         self._lock = threading.Lock()
         self._waiting = threading.Event()  # set while a continue waits for the stop
@@ -87,9 +90,11 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
 
     # --- target -------------------------------------------------------------------------
 
-    def set_target(self, elf: Path, socket: Path, no_reverse: str | None, replay: bool = False) -> None:
-        """The machine GDB attaches to; `no_reverse` says why it cannot go backwards (None: it can)."""
-        self._target, self._no_reverse, self._replay = (elf, socket), no_reverse, replay
+    def set_target(self, elf: Path, socket: Path, no_reverse: str | None, replay: bool = False,
+                   setup: list[str] | None = None) -> None:
+        """The machine GDB attaches to; `no_reverse` says why it cannot go backwards (None: it
+        can); `setup`: GDB commands to run once attached."""
+        self._target, self._no_reverse, self._replay, self._setup = (elf, socket), no_reverse, replay, setup or []
         self._status("replay held at its first instruction: attaching..." if replay else "machine up: attach GDB with ctrl+g")
 
     def machine_ended(self) -> None:
@@ -155,7 +160,7 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
 
     @work(thread=True, group="gdb")
     def _start_gdb(self, elf: Path, socket: Path) -> None:
-        gdb = Gdb(elf, socket)
+        gdb = Gdb(elf, socket, setup=self._setup)
         try:
             with self._lock:
                 gdb.start()
@@ -209,6 +214,9 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
     def _resume(self, how: str) -> None:
         gdb = self._gdb
         try:
+            if how == "reverse-continue":
+                self._go_back(gdb)
+                return
             with self._lock:
                 mark = len(gdb.events)
                 gdb.command(RUNS[how])
@@ -231,6 +239,14 @@ GDB attached to QEMU's gdbstub (attaching stops the guest).
             self._waiting.clear()
             self.app.call_from_thread(self._status, f"{how} failed: {error}")
             self.app.call_from_thread(self.post_message, self.RunEnded(False))
+
+    def _go_back(self, gdb: Gdb) -> None:
+        """reverse-continue, the workbench's: one GDB command that returns at its stop, after
+        replaying from the first instruction twice (so no interrupt gets in)."""
+        self.app.call_from_thread(self._status, "reverse-continue: replaying from the first instruction")
+        with self._lock:
+            payload = gdb.reverse_continue()
+        self._after_stop(payload)
 
     @work(thread=True, group="gdb")
     def _interrupt(self) -> None:

@@ -27,7 +27,7 @@ from ..config import HardwareConfig
 from ..kernel_image import KernelImage, KernelImageError
 from ..qemu import Machine, QemuError
 from ..qemu.keys import for_line
-from ..replay import (FOLDER, ReplayError, debugged, recording_folder, rewound_console,
+from ..replay import (FOLDER, ReplayError, debugged, gdb_commands, recording_folder, rewound_console,
                       scenario_of)
 from ..settings import Settings
 from ..yamlmodel import ConfigError
@@ -59,9 +59,10 @@ class VmStatus(Static):
         `no_reverse`: why GDB cannot go backwards on it, None when it can."""
 
         def __init__(self, machine: Machine, elf: Path, replay: Path | None = None,
-                     no_reverse: str | None = LIVE_NO_REVERSE) -> None:
+                     no_reverse: str | None = LIVE_NO_REVERSE, gdb_setup: list[str] | None = None) -> None:
             super().__init__()
             self.machine, self.elf, self.replay, self.no_reverse = machine, elf, replay, no_reverse
+            self.gdb_setup = gdb_setup or []  # GDB commands to run once attached (`replay.gdb_commands`)
 
     class Serial(Message):
         """Console text to add, or with `replace` the whole console (a replay taken back)."""
@@ -124,7 +125,7 @@ class VmStatus(Static):
         self._recorded = (recorded / "serial.bin").read_bytes()
         self.replaying = (recorded.parent if recorded.name == FOLDER else recorded).name
         self.status = "paused at the replay's first instruction"
-        self.post_message(self.Booted(machine, machine.image.path, recorded, no_reverse=None))
+        self.post_message(self.Booted(machine, machine.image.path, recorded, no_reverse=None, gdb_setup=gdb_commands(machine)))
 
     def _refuse_second(self) -> None:
         if self.machine is not None:
