@@ -151,10 +151,10 @@ class Gdb:
     def console(self, cli: str, stop_timeout: float | None = None) -> str:
         """A GDB CLI command (as typed at the (gdb) prompt); returns what it printed. A command
         that resumes the target (continue, step) returns once it has stopped again; the
-        workbench's reverse-continue, which stops several times, once it is over."""
+        workbench's reverse-continue and reverse-finish, which stop several times, once over."""
         before = len(self.events)
-        if cli.split()[:1] in (["reverse-continue"], ["rc"]):
-            self.reverse_continue(stop_timeout)
+        if cli.split()[:1] in (["reverse-continue"], ["rc"], ["reverse-finish"]):
+            self._search_back(cli, stop_timeout)
             # What it printed once its search was over: the search's stops printed (MI's
             # console prints every stop), the last of them QEMU's pause where it began.
             pauses = [i for i, e in enumerate(list(self.events)[before:], before)
@@ -172,17 +172,23 @@ class Gdb:
         from the start, so the first stops are not the one: the wait is for the command's end
         (GDB answers a command after it only then), and the stop is the last one before."""
         before = len(self.events)
+        if self._search_back("reverse-continue", timeout) == 0:
+            return {"reason": "no-history", "frame": self.command("-stack-info-frame")["frame"]}
+        stops = [e for e in list(self.events)[before:] if e.get("type") == "notify" and e.get("message") == "stopped"]
+        return stops[-1]["payload"]
+
+    def _search_back(self, cli: str, timeout: float | None) -> int:
+        """Runs the workbench's reverse-continue or reverse-finish (`cli`) to its end; returns the
+        instruction count it went back to (0: the first)."""
+        before = len(self.events)
         timeout = timeout or REVERSE_CONTINUE_TIMEOUT
-        self.record('-interpreter-exec console "reverse-continue"', timeout)
+        self.record(f"-interpreter-exec console {_quote(cli)}", timeout)
         hit = self.command("-data-evaluate-expression $_kwast_reverse_hit", timeout)["value"]
         if not hit.isdigit():  # -1: it failed part way, and said why; void: it is not there
             said = "".join(e["payload"] for e in list(self.events)[before:]
                            if e.get("type") in ("console", "log") and isinstance(e.get("payload"), str))
-            raise GdbError(f"reverse-continue failed: {said.strip() or 'not the workbench one (replay.gdb_commands)'}")
-        if hit == "0":
-            return {"reason": "no-history", "frame": self.command("-stack-info-frame")["frame"]}
-        stops = [e for e in list(self.events)[before:] if e.get("type") == "notify" and e.get("message") == "stopped"]
-        return stops[-1]["payload"]
+            raise GdbError(f"{cli} failed: {said.strip() or 'not the workbench one (replay.gdb_commands)'}")
+        return int(hit)
 
     # --- execution ----------------------------------------------------------------------
 
