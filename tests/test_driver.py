@@ -15,9 +15,10 @@ from workbench.qemu import Monitor, QemuError, keys, screen
 
 
 def test_no_qmp_command_is_sent_outside_the_driver():
-    # QMP command names start with a letter; GDB/MI commands, also sent by `command`, with '-'.
+    # QMP command names start with a letter; GDB/MI commands, also sent by `command`, with '-';
+    # `gdb.execute` runs a GDB command in GDB's Python (gdb_reverse.py).
     root = Path(workbench.__file__).parent
-    call = re.compile(r"""\.(command|execute)\(\s*["'][a-z]""")
+    call = re.compile(r"""(?<!gdb)\.(command|execute)\(\s*["'][a-z]""")
     found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
              for path in sorted(root.rglob("*.py")) if path.relative_to(root).parts[0] != "qemu"
              for number, line in enumerate(path.read_text().splitlines(), 1) if call.search(line)]

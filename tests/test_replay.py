@@ -207,7 +207,7 @@ def test_reverse_continue_goes_back_to_each_earlier_breakpoint_hit_without_qemus
                 assert await machine.replay_position() == 0
 
                 # One that cannot reach QEMU says so, and the guest stays where it was.
-                await run(f"python install({str(tmp_path / 'gone.sock')!r}, '')")
+                await run(f"python install({str(tmp_path / 'gone.sock')!r})")
                 with pytest.raises(GdbError, match="No such file or directory"):
                     await back()
                 assert await machine.replay_position() == 0

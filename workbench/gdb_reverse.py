@@ -1,6 +1,6 @@
 """Going back on a replay by seeking while the guest is stopped, not by QEMU's reverse-continue:
-`reverse-continue` and `reverse-finish` for GDB. Sourced into GDB (`replay.gdb_commands`),
-whose Python runs it; not imported by the workbench.
+`reverse-continue` and `reverse-finish` for GDB. Imported by GDB's Python (`replay.gdb_commands`),
+not by the workbench's.
 
 QEMU's reverse-continue (GDB's `bc` packet, which GDB's reverse-finish, reverse-step and
 reverse-next use too) searches for the last breakpoint hit by loading snapshots from a timer
@@ -15,19 +15,21 @@ QEMU's own search makes.
 
 from __future__ import annotations
 
-import sys
-import time
+import asyncio
+from pathlib import Path
 
 import gdb  # type: ignore[import-not-found]  # GDB's own module: this runs inside GDB
 
-SEEK_SECONDS = 600  # a seek replays from the start: as long as the recording took, at most
+from .qemu.monitor import QemuError, Visitor
+
 # Where the last command went back to, for a caller over GDB/MI (`Gdb.reverse_continue`): the
 # instruction count, 0 for the replay's first instruction, -1 if it failed.
 RESULT = "_kwast_reverse_hit"
 
 
 class Search:
-    """The breakpoint hits before where the guest is, and going back to one of them."""
+    """The breakpoint hits before where the guest is, and going back to one of them, through the
+    machine's second monitor."""
 
     def __init__(self, qmp_socket: str):
         self.qmp_socket = qmp_socket
@@ -36,34 +38,45 @@ class Search:
         """Back to the last breakpoint hit before here, or to the first instruction if there is
         none; `landing(breakpoints)` says how many instructions before the hit to stop, given
         the breakpoints hit there."""
-        from qemu.qmp.legacy import QEMUMonitorProtocol
-
         gdb.set_convenience_variable(RESULT, -1)
-        with QEMUMonitorProtocol(self.qmp_socket) as qmp:
-            qmp.connect()
-            here = position(qmp)
+        loop = asyncio.new_event_loop()  # each QMP verb runs on it; GDB's commands between them
+        try:
+            target = loop.run_until_complete(self._back(landing))
+        except QemuError as error:
+            raise gdb.GdbError(str(error)) from None
+        finally:
+            loop.close()
+        if target == 0:
+            gdb.set_convenience_variable(RESULT, 0)
+            print("\nNo more reverse-execution history: back at the replay's first instruction.")
+            gdb.execute("frame")
+            return
+        gdb.execute("stepi")
+        gdb.set_convenience_variable(RESULT, target)
+
+    async def _back(self, landing) -> int:
+        """Seeks to where `back` goes: the first instruction (returns 0), or one short of the
+        target (returns the target)."""
+        async with Visitor(Path(self.qmp_socket)) as machine:
+            here = await machine.replay_position()
             print("Replaying from the first instruction to here, for the breakpoint hits on the way.")
-            hits = self.hits_before(qmp, here) if here > 0 else []
+            hits = await self.hits_before(machine, here) if here > 0 else []
             target = hits[-1][0] - landing(hits[-1][1]) if hits else 0
             if target < 1:
-                seek(qmp, 0)
-                gdb.set_convenience_variable(RESULT, 0)
-                print("\nNo more reverse-execution history: back at the replay's first instruction.")
-                gdb.execute("frame")
-                return
+                await seek(machine, 0)
+                return 0
             # One instruction short, then a step onto it: GDB sees the guest stop there itself,
             # so it reports where (a breakpoint, if one is there) and, going on, steps over a
             # breakpoint there. Seeking straight to it would leave GDB thinking the guest still
             # where it last saw it stop.
-            seek(qmp, target - 1)
-        gdb.execute("stepi")
-        gdb.set_convenience_variable(RESULT, target)
+            await seek(machine, target - 1)
+            return target
 
-    def hits_before(self, qmp, here: int) -> list[tuple[int, list]]:
+    async def hits_before(self, machine, here: int) -> list[tuple[int, list]]:
         """(instruction count, breakpoints hit) of each breakpoint hit before `here`, found by
         replaying from the start to `here` (QMP `replay-break`: the guest stops there again)."""
-        seek(qmp, 0)
-        qmp.cmd("replay-break", icount=here)
+        await seek(machine, 0)
+        await machine.replay_break(here)
         stops: list = []
         gdb.events.stop.connect(stops.append)
         hits = []
@@ -75,7 +88,7 @@ class Search:
         try:
             while True:
                 gdb.execute("continue", to_string=True)  # from a command, GDB waits for the stop
-                now = position(qmp)
+                now = await machine.replay_position()
                 if now >= here:
                     return hits
                 if stops and isinstance(stops[-1], gdb.BreakpointEvent):
@@ -134,27 +147,15 @@ class Refused(gdb.Command):
                            "host. Use reverse-stepi [N], reverse-finish, or a breakpoint and reverse-continue.")
 
 
-def position(qmp) -> int:
-    return int(qmp.cmd("query-replay")["icount"])
-
-
-def seek(qmp, icount: int) -> None:
+async def seek(machine, icount: int) -> None:
     """The guest at instruction `icount`, stopped, and GDB's idea of its registers dropped."""
-    qmp.cmd("replay-seek", icount=icount)
-    deadline = time.monotonic() + SEEK_SECONDS
-    while qmp.cmd("query-status")["running"] or position(qmp) != icount:
-        if time.monotonic() > deadline:
-            raise gdb.GdbError(f"the replay did not get to instruction {icount} in {SEEK_SECONDS} s")
-        time.sleep(0.02)
+    await machine.replay_seek(icount)
     gdb.execute("maint flush register-cache", to_string=True)
 
 
-def install(qmp_socket: str, site_packages: str) -> None:
-    """`reverse-continue` (alias `rc`) and `reverse-finish` for this GDB, speaking QMP on
-    `qmp_socket` (the machine's second monitor) with the workbench's qemu.qmp from
-    `site_packages`; reverse-step, reverse-next and reverse-nexti refused, with why."""
-    if site_packages not in sys.path:
-        sys.path.append(site_packages)
+def install(qmp_socket: str) -> None:
+    """`reverse-continue` (alias `rc`) and `reverse-finish` for this GDB, through the machine's
+    second monitor at `qmp_socket`; reverse-step, reverse-next and reverse-nexti refused, with why."""
     search = Search(qmp_socket)
     ReverseContinue(search)
     ReverseFinish(search)

@@ -454,10 +454,10 @@ async def debugged(folder: Path, settings, reverse: bool = False, on_note=print,
 def gdb_commands(machine: Machine) -> list[str]:
     """GDB commands that give a GDB on `machine`, a replay with snapshots, the workbench's
     `reverse-continue` (workbench/gdb_reverse.py) in place of QEMU's, which deadlocks on a
-    loaded host. It speaks QMP on the machine's second monitor, with this environment's qemu.qmp."""
-    script = Path(__file__).with_name("gdb_reverse.py")
-    return [f"source {script}",
-            f"python install({str(machine.attach_socket)!r}, {sysconfig.get_paths()['purelib']!r})"]
+    loaded host. It speaks QMP on the machine's second monitor, through this workbench's driver."""
+    paths = [str(Path(__file__).parent.parent), sysconfig.get_paths()["purelib"]]  # this package, its environment
+    return [f"python import sys; sys.path += {paths!r}; from workbench.gdb_reverse import install; "
+            f"install({str(machine.attach_socket)!r})"]
 
 
 def _cpu_seconds(pid: int) -> float:

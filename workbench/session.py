@@ -8,17 +8,13 @@ removed when the boot ends; a file whose workbench process is gone is stale and 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from qemu.qmp import QMPClient
-from qemu.qmp.protocol import ConnectError
-
-from .qemu import BootOutcome, Machine, Monitor, process_alive
+from .qemu import BootOutcome, Machine, QemuError, process_alive
+from .qemu.monitor import Visitor
 
 
 class SessionError(Exception):
@@ -101,29 +97,18 @@ def lookup(name: str) -> Session:
                        f"`kwast-bench boot --name {name} --append hold`")
 
 
-class Attached(Monitor):
+class Attached(Visitor):
     """A QMP connection to a named session's second monitor: the verbs of a Machine."""
 
     def __init__(self, session: Session):
+        super().__init__(session.attach_socket, Path(session.socket_dir))
         self.session = session
-        self.socket_dir = Path(session.socket_dir)
         self.ram_file, self.ram_path = session.ram_file, session.ram_path
         self.gdb_socket = session.gdb_socket
-        self.qmp = QMPClient("kwast-bench-attach")
 
     async def __aenter__(self) -> Attached:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                await self.qmp.connect(str(self.session.attach_socket))
-                return self
-            except (ConnectionError, OSError, ConnectError) as error:  # qemu.qmp's ConnectError is no OSError
-                if time.monotonic() > deadline:
-                    raise SessionError(f"cannot attach to session {self.session.name!r}: {error}") from None
-                await asyncio.sleep(0.05)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.qmp.disconnect()
-
-    async def command(self, name: str, arguments: dict | None = None, timeout: float = 10) -> object:
-        return await asyncio.wait_for(self.qmp.execute(name, arguments), timeout)
+        try:
+            await super().__aenter__()
+        except QemuError as error:
+            raise SessionError(f"cannot attach to session {self.session.name!r}: {error}") from None
+        return self

@@ -3,7 +3,8 @@ command name appears outside this package.
 
 - `monitor`: `Monitor`, the verbs over QMP (status, pause, resume, paused, reset, power_off,
   inject_nmi, send_keys, tap_key, screendump, screen_text, save_snapshot, load_snapshot,
-  replay_position, replay_break, read_memory), shared by `Machine` and `session.Attached`.
+  replay_position, replay_break, replay_seek, read_memory), shared by `Machine` and `Visitor` (a
+  client on another process's QEMU: `session.Attached`, a replay's GDB).
 - `machine`: `Machine`, one QEMU process with its private sockets, serial console and events,
   and `reboots_allowed`; `boot` runs one to its end; `process_alive`, whether a workbench that
   made a machine's dir or a session is still there.

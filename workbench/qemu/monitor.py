@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Literal
 
-from qemu.qmp import ExecuteError
+from qemu.qmp import ExecuteError, QMPClient
+from qemu.qmp.protocol import ConnectError
 
 from . import keys as keyboard
 from . import screen
@@ -198,6 +199,18 @@ class Monitor(abc.ABC):
         newer one replaces it; it must lie ahead)."""
         await self.command("replay-break", {"icount": icount})
 
+    async def replay_seek(self, icount: int, timeout: float = 600) -> None:
+        """A replaying machine with snapshots goes to instruction `icount` (from the nearest
+        snapshot before it, or on from here) and is paused there once this returns. Seek with
+        the guest stopped: QEMU's own reverse-continue, which seeks while it runs, deadlocks on
+        a loaded host (workbench/gdb_reverse.py). `timeout`: a seek back replays from the start."""
+        await self.command("replay-seek", {"icount": icount})
+        deadline = time.monotonic() + timeout
+        while await self.running() or await self.replay_position() != icount:
+            if time.monotonic() > deadline:
+                raise QemuError(f"the replay did not get to instruction {icount} in {timeout:g} s")
+            await asyncio.sleep(0.02)
+
     # --- memory -------------------------------------------------------------------------
 
     async def read_memory(self, address: int, size: int) -> bytes:
@@ -222,3 +235,30 @@ class Monitor(abc.ABC):
         runs a monitor's commands in the order they arrive, each to its end, so they are sent
         together and the round trips between them are saved."""
         return list(await asyncio.gather(*(self.read_memory(address, size) for address, size in reads)))
+
+
+class Visitor(Monitor):
+    """The verbs on a QEMU another process started, through its second monitor (`Machine`'s
+    `attach_socket`): for `session.Attached` and the reverse-continue a replay's GDB runs
+    (workbench/gdb_reverse.py). `async with` connects, and disconnects."""
+
+    def __init__(self, socket: Path, socket_dir: Path | None = None):
+        self.socket, self.socket_dir = Path(socket), socket_dir
+        self.qmp = QMPClient("kwast-bench-visitor")
+
+    async def __aenter__(self) -> Visitor:
+        deadline = time.monotonic() + 5  # a QEMU just started may not listen yet
+        while True:
+            try:
+                await self.qmp.connect(str(self.socket))
+                return self
+            except (ConnectionError, OSError, ConnectError) as error:  # qemu.qmp's ConnectError is no OSError
+                if time.monotonic() > deadline:
+                    raise QemuError(f"cannot connect to QEMU's monitor at {self.socket}: {error}") from None
+                await asyncio.sleep(0.05)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.qmp.disconnect()
+
+    async def command(self, name: str, arguments: dict | None = None, timeout: float = 10) -> object:
+        return await asyncio.wait_for(self.qmp.execute(name, arguments), timeout)
