@@ -7,6 +7,7 @@ replay goes back and forward to the same state."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -150,26 +151,34 @@ def test_gdb_on_a_replay_goes_back_and_forward_to_the_same_state(settings, tmp_p
     assert record(settings, "fault-killed", folder).passed
 
     async def debug() -> None:
-        async with replay.debugged(folder / "recording", settings, reverse=True) as machine:
-            gdb = Gdb(machine.image.path, machine.gdb_socket, timeout=120)
-            await asyncio.to_thread(gdb.start)
-            try:
-                run = lambda command: asyncio.to_thread(gdb.console, command)  # noqa: E731
-                await run("break kwast_kernel::wasm::server::finish")  # where a killed server is reported
-                assert "Breakpoint 1, kwast_kernel::wasm::server::finish" in await run("continue")
-                there, at = await asyncio.to_thread(gdb.registers), await machine.replay_position()
-                for _ in range(3):
-                    await run("reverse-stepi")
-                back = await asyncio.to_thread(gdb.registers)
-                assert await machine.replay_position() == at - 3
-                assert back["rip"] != there["rip"]
-                assert "Breakpoint 1, kwast_kernel::wasm::server::finish" in await run("continue")
-                assert await machine.replay_position() == at
-                assert await asyncio.to_thread(gdb.registers) == there
-            finally:
-                await asyncio.to_thread(gdb.close)
+        async with gdb_on_replay(folder, settings) as (machine, gdb):
+            run = lambda command: asyncio.to_thread(gdb.console, command)  # noqa: E731
+            await run("break kwast_kernel::wasm::server::finish")  # where a killed server is reported
+            assert "Breakpoint 1, kwast_kernel::wasm::server::finish" in await run("continue")
+            there, at = await asyncio.to_thread(gdb.registers), await machine.replay_position()
+            for _ in range(3):
+                await run("reverse-stepi")
+            back = await asyncio.to_thread(gdb.registers)
+            assert await machine.replay_position() == at - 3
+            assert back["rip"] != there["rip"]
+            assert "Breakpoint 1, kwast_kernel::wasm::server::finish" in await run("continue")
+            assert await machine.replay_position() == at
+            assert await asyncio.to_thread(gdb.registers) == there
 
     asyncio.run(debug())
+
+
+@contextlib.asynccontextmanager
+async def gdb_on_replay(folder: Path, settings):
+    """The recording in `folder` replayed with snapshots, and a GDB on it as the workbench gives
+    one (its ways back, `replay.gdb_commands`): (machine, gdb)."""
+    async with replay.debugged(folder / "recording", settings, reverse=True) as machine:
+        gdb = Gdb(machine.image.path, machine.gdb_socket, timeout=300, setup=replay.gdb_commands(machine))
+        await asyncio.to_thread(gdb.start)
+        try:
+            yield machine, gdb
+        finally:
+            await asyncio.to_thread(gdb.close)
 
 
 def test_reverse_continue_goes_back_to_each_earlier_breakpoint_hit_without_qemus_own(settings, tmp_path):
@@ -180,39 +189,34 @@ def test_reverse_continue_goes_back_to_each_earlier_breakpoint_hit_without_qemus
     assert record(settings, "fault-killed", folder).passed
 
     async def debug() -> None:
-        async with replay.debugged(folder / "recording", settings, reverse=True) as machine:
-            gdb = Gdb(machine.image.path, machine.gdb_socket, timeout=300, setup=replay.gdb_commands(machine))
-            await asyncio.to_thread(gdb.start)
-            try:
-                run = lambda command: asyncio.to_thread(gdb.console, command)  # noqa: E731
-                back = lambda: asyncio.to_thread(gdb.reverse_continue)  # noqa: E731
-                await run("break kwast_kernel::sched::scheduler::Scheduler::switch")  # every switch
-                hits = []
-                for _ in range(3):
-                    assert "Breakpoint 1, kwast_kernel::sched::scheduler::Scheduler::switch" in await run("continue")
-                    hits.append((await machine.replay_position(), await asyncio.to_thread(gdb.registers)))
-                assert hits[0][0] < hits[1][0] < hits[2][0]
+        async with gdb_on_replay(folder, settings) as (machine, gdb):
+            run = lambda command: asyncio.to_thread(gdb.console, command)  # noqa: E731
+            back = lambda: asyncio.to_thread(gdb.reverse_continue)  # noqa: E731
+            await run("break kwast_kernel::sched::scheduler::Scheduler::switch")  # every switch
+            hits = []
+            for _ in range(3):
+                assert "Breakpoint 1, kwast_kernel::sched::scheduler::Scheduler::switch" in await run("continue")
+                hits.append((await machine.replay_position(), await asyncio.to_thread(gdb.registers)))
+            assert hits[0][0] < hits[1][0] < hits[2][0]
 
-                stop = await back()
-                assert (stop["reason"], stop["bkptno"]) == ("breakpoint-hit", "1")
-                assert (await machine.replay_position(), await asyncio.to_thread(gdb.registers)) == hits[1]
-                assert "Breakpoint 1, " in await run("reverse-continue")  # as typed, the same command
-                assert (await machine.replay_position(), await asyncio.to_thread(gdb.registers)) == hits[0]
-                # Forward from a hit gone back to: GDB steps over that breakpoint to the next hit.
-                assert "Breakpoint 1, " in await run("continue")
-                assert (await machine.replay_position(), await asyncio.to_thread(gdb.registers)) == hits[1]
+            stop = await back()
+            assert (stop["reason"], stop["bkptno"]) == ("breakpoint-hit", "1")
+            assert (await machine.replay_position(), await asyncio.to_thread(gdb.registers)) == hits[1]
+            assert "Breakpoint 1, " in await run("reverse-continue")  # as typed, the same command
+            assert (await machine.replay_position(), await asyncio.to_thread(gdb.registers)) == hits[0]
+            # Forward from a hit gone back to: GDB steps over that breakpoint to the next hit.
+            assert "Breakpoint 1, " in await run("continue")
+            assert (await machine.replay_position(), await asyncio.to_thread(gdb.registers)) == hits[1]
 
-                await run("delete")
-                assert (await back())["reason"] == "no-history"
-                assert await machine.replay_position() == 0
+            await run("delete")
+            assert (await back())["reason"] == "no-history"
+            assert await machine.replay_position() == 0
 
-                # One that cannot reach QEMU says so, and the guest stays where it was.
-                await run(f"python install({str(tmp_path / 'gone.sock')!r})")
-                with pytest.raises(GdbError, match="No such file or directory"):
-                    await back()
-                assert await machine.replay_position() == 0
-            finally:
-                await asyncio.to_thread(gdb.close)
+            # One that cannot reach QEMU says so, and the guest stays where it was.
+            await run(f"python install({str(tmp_path / 'gone.sock')!r})")
+            with pytest.raises(GdbError, match="No such file or directory"):
+                await back()
+            assert await machine.replay_position() == 0
 
     asyncio.run(debug())
 
