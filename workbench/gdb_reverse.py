@@ -39,7 +39,9 @@ class Search:
         none; `landing(breakpoints)` says how many instructions before the hit to stop, given
         the breakpoints hit there."""
         gdb.set_convenience_variable(RESULT, -1)
-        loop = asyncio.new_event_loop()  # each QMP verb runs on it; GDB's commands between them
+        # The search's QMP verbs run on this loop; GDB's `continue`s block it meanwhile, with
+        # nothing else on it to wait.
+        loop = asyncio.new_event_loop()
         try:
             target = loop.run_until_complete(self._back(landing))
         except QemuError as error:
