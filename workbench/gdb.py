@@ -40,6 +40,9 @@ COMMAND_TIMEOUT = 30
 # The workbench's reverse-continue replays from the first instruction twice: as long as the
 # recording took, twice (seconds for a scenario's, on a loaded host).
 REVERSE_CONTINUE_TIMEOUT = 600
+# The GDB convenience variable where the workbench's reverse-continue and reverse-finish
+# (gdb_reverse.py) leave the instruction count they went back to: 0 the first, -1 failed.
+REVERSE_RESULT = "_kwast_reverse_hit"
 
 
 class Gdb:
@@ -157,13 +160,11 @@ class Gdb:
             self._search_back(cli, stop_timeout)
             # What it printed once its search was over: the search's stops printed (MI's
             # console prints every stop), the last of them QEMU's pause where it began.
-            pauses = [i for i, e in enumerate(list(self.events)[before:], before)
-                      if e.get("message") == "stopped" and (e.get("payload") or {}).get("signal-name") == "SIGINT"]
+            pauses = [i for i, payload in self._stops(before) if payload.get("signal-name") == "SIGINT"]
             before = pauses[-1] + 1 if pauses else before
         elif self.record(f"-interpreter-exec console {_quote(cli)}")["message"] == "running":
             self.wait_stopped(stop_timeout, after=before)
-        return "".join(e["payload"] for e in list(self.events)[before:]
-                       if e.get("type") in ("console", "output", "target") and isinstance(e.get("payload"), str))
+        return self._printed(before, ("console", "output", "target"))
 
     def reverse_continue(self, timeout: float | None = None) -> dict:
         """Back to the last breakpoint hit, by the workbench's `reverse-continue` (a replay's GDB
@@ -174,8 +175,7 @@ class Gdb:
         before = len(self.events)
         if self._search_back("reverse-continue", timeout) == 0:
             return {"reason": "no-history", "frame": self.command("-stack-info-frame")["frame"]}
-        stops = [e for e in list(self.events)[before:] if e.get("type") == "notify" and e.get("message") == "stopped"]
-        return stops[-1]["payload"]
+        return self._stops(before)[-1][1]
 
     def _search_back(self, cli: str, timeout: float | None) -> int:
         """Runs the workbench's reverse-continue or reverse-finish (`cli`) to its end; returns the
@@ -183,12 +183,21 @@ class Gdb:
         before = len(self.events)
         timeout = timeout or REVERSE_CONTINUE_TIMEOUT
         self.record(f"-interpreter-exec console {_quote(cli)}", timeout)
-        hit = self.command("-data-evaluate-expression $_kwast_reverse_hit", timeout)["value"]
+        hit = self.command(f"-data-evaluate-expression ${REVERSE_RESULT}", timeout)["value"]
         if not hit.isdigit():  # -1: it failed part way, and said why; void: it is not there
-            said = "".join(e["payload"] for e in list(self.events)[before:]
-                           if e.get("type") in ("console", "log") and isinstance(e.get("payload"), str))
-            raise GdbError(f"{cli} failed: {said.strip() or 'not the workbench one (replay.gdb_commands)'}")
+            said = self._printed(before, ("console", "log")).strip()
+            raise GdbError(f"{cli} failed: {said or 'not the workbench one (replay.gdb_commands)'}")
         return int(hit)
+
+    def _printed(self, since: int, streams: tuple[str, ...]) -> str:
+        """The text GDB wrote on `streams` from event index `since` on."""
+        return "".join(e["payload"] for e in list(self.events)[since:]
+                       if e.get("type") in streams and isinstance(e.get("payload"), str))
+
+    def _stops(self, since: int) -> list[tuple[int, dict]]:
+        """(event index, payload) of each `*stopped` record from event index `since` on."""
+        return [(i, e.get("payload") or {}) for i, e in enumerate(list(self.events)[since:], since)
+                if e.get("type") == "notify" and e.get("message") == "stopped"]
 
     # --- execution ----------------------------------------------------------------------
 

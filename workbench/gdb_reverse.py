@@ -20,11 +20,8 @@ from pathlib import Path
 
 import gdb  # type: ignore[import-not-found]  # GDB's own module: this runs inside GDB
 
+from .gdb import REVERSE_RESULT as RESULT  # read back over GDB/MI by `Gdb.reverse_continue`
 from .qemu.monitor import QemuError, Visitor
-
-# Where the last command went back to, for a caller over GDB/MI (`Gdb.reverse_continue`): the
-# instruction count, 0 for the replay's first instruction, -1 if it failed.
-RESULT = "_kwast_reverse_hit"
 
 
 class Search:
